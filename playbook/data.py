@@ -1,0 +1,194 @@
+"""Data access: open a source, load it once, validate it, cut it at the end of a week.
+
+A source is a folder of ``<table>.csv``, ``<table>.csv.gz`` or ``<table>.parquet`` files, or
+a database URL that ``ibis.connect`` understands (``postgres://user@host/db``,
+``duckdb:///file.db``...). All further work happens in the engine through ibis, so the same
+code runs on DuckDB (embedded default), PostgreSQL and warehouses; pandas only ever sees
+aggregates.
+
+A database password never travels as a parameter (it would be printed into the rendered
+notebook): it is read from the environment variable ``PLAYBOOK_DB_PASSWORD``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import ibis
+
+from playbook import contract
+from playbook.validation import DataQualityWarning, validate
+from playbook.weeks import IsoWeek, latest_complete_week
+
+PASSWORD_ENV = "PLAYBOOK_DB_PASSWORD"
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_FILE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+class SourceError(ValueError):
+    """The source itself cannot be opened (missing folder, ambiguous files, bad URL)."""
+
+
+def is_url(source: str) -> bool:
+    return bool(_URL_RE.match(str(source)))
+
+
+def redact(source: str | os.PathLike) -> str:
+    """The source as it may appear in a report: a URL loses its password and secret-looking query values."""
+    text = str(source)
+    if not is_url(text):
+        return text
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}" if user else host
+    query = re.sub(
+        r"(?i)\b(password|passwd|pwd|secret|token|key)=[^&]*", lambda m: f"{m.group(1)}=***", parts.query
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _url_with_password(url: str) -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    parts = urlsplit(url)
+    if not password or "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" in userinfo:  # a password written in the URL itself wins (but is redacted in reports)
+        return url
+    return urlunsplit((parts.scheme, f"{userinfo}:{quote(password, safe='')}@{host}", *parts[2:]))
+
+
+def _table_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for name in contract.ALL_TABLES:
+        candidates = [folder / f"{name}{suffix}" for suffix in _FILE_SUFFIXES]
+        present = [p for p in candidates if p.is_file()]
+        if len(present) > 1:
+            raise SourceError(
+                f"table {name}: several files in {folder} ({', '.join(p.name for p in present)}); keep one"
+            )
+        if present:
+            found[name] = present[0]
+    return found
+
+
+def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
+    """Open ``source`` and return the connection and its raw contract tables (not yet validated).
+
+    CSV files are loaded once into temporary tables (a CSV view would be re-parsed by every
+    query); Parquet files are scanned in place.
+    """
+    text = str(source)
+    if is_url(text):
+        try:
+            con = ibis.connect(_url_with_password(text))
+        except Exception as exc:  # the message may echo the URL: never let the password through
+            raise SourceError(f"cannot open {redact(text)}: {type(exc).__name__}") from None
+        present = set(con.list_tables())
+        return con, {name: con.table(name) for name in contract.ALL_TABLES if name in present}
+    folder = Path(text)
+    if not folder.is_dir():
+        raise SourceError(f"data source {text!r} is neither a folder nor a database URL")
+    con = ibis.duckdb.connect()
+    tables: dict[str, ibis.Table] = {}
+    for name, path in _table_files(folder).items():
+        if path.suffix == ".parquet":
+            tables[name] = con.read_parquet(path, table_name=name)
+        else:
+            raw = con.read_csv(path, table_name=f"_csv_{name}")
+            tables[name] = con.create_table(name, raw, temp=True)
+    return con, tables
+
+
+@dataclass
+class Dataset:
+    """A validated source: contract tables typed and cleaned, plus its data-quality warnings."""
+
+    con: ibis.BaseBackend
+    tables: dict[str, ibis.Table]
+    warnings: list[DataQualityWarning]
+    missing_tables: list[str]
+    source_label: str
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def last_timestamp(self) -> dt.datetime:
+        return self.tables["orders"].order_ts.max().to_pyarrow().as_py()
+
+    def latest_complete_week(self) -> IsoWeek:
+        return latest_complete_week(self.last_timestamp())
+
+    def as_of(self, week: IsoWeek | str) -> "Snapshot":
+        return Snapshot.cut(self, IsoWeek.parse(week))
+
+
+def open_dataset(source: str | os.PathLike) -> Dataset:
+    """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract."""
+    con, raw = load_tables(source)
+    checked = validate(raw)
+    return Dataset(con, checked.tables, checked.warnings, checked.missing_tables, redact(source))
+
+
+@dataclass
+class Snapshot:
+    """The dataset as it was known at the end of ``week``.
+
+    Rows time-stamped after the cut are dropped; a delivery or an action closure after the
+    cut is treated as not happened yet.
+    """
+
+    dataset: Dataset
+    week: IsoWeek
+    tables: dict[str, ibis.Table] = field(default_factory=dict)
+
+    @property
+    def cutoff(self) -> dt.datetime:
+        return self.week.end
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def missing(self, table: str) -> str:
+        return f"not available (no {table} table)"
+
+    @classmethod
+    def cut(cls, dataset: Dataset, week: IsoWeek) -> "Snapshot":
+        end = ibis.literal(week.end)
+        last_day = ibis.literal(week.sunday)
+        src = dataset.tables
+        out: dict[str, ibis.Table] = {}
+
+        orders = src["orders"].filter(src["orders"].order_ts <= end)
+        orders = orders.mutate(
+            delivered_ts=ibis.ifelse(orders.delivered_ts <= end, orders.delivered_ts, ibis.null("timestamp"))
+        )
+        out["orders"] = orders
+        lines = src["order_lines"]
+        out["order_lines"] = lines.semi_join(orders, lines.order_id == orders.order_id)
+        returns = src["returns"].filter(src["returns"].requested_ts <= end)
+        out["returns"] = returns.semi_join(out["order_lines"], returns.line_id == out["order_lines"].line_id)
+        for name, column in (("sessions", "date"), ("marketing_spend", "date"), ("experiments", "start_date")):
+            if name in src:
+                out[name] = src[name].filter(src[name][column] <= last_day)
+        if "contacts" in src:
+            out["contacts"] = src["contacts"].filter(src["contacts"].contact_ts <= end)
+        if "assignments" in src:
+            out["assignments"] = src["assignments"].filter(src["assignments"].assigned_ts <= end)
+        if "actions" in src:
+            actions = src["actions"].filter(src["actions"].week <= str(week))
+            # An action closed after the cut was still open at the end of the week; a closed
+            # action with no closure time cannot be dated and keeps its status.
+            late = actions.closed_ts.notnull() & (actions.closed_ts > end)
+            out["actions"] = actions.mutate(
+                closed_ts=ibis.ifelse(late, ibis.null("timestamp"), actions.closed_ts),
+                status=ibis.ifelse((actions.status == "closed") & late, ibis.literal("open"), actions.status),
+            )
+        return cls(dataset, week, out)
