@@ -198,7 +198,8 @@ def _by_week(table: ibis.Table, week: str, slice_col: str | None, **aggs: ibis.V
     keys = [table[week].name("week_start")]
     if slice_col:
         keys.append(table[slice_col].cast("string").name("slice_value"))
-    df = table.filter(table[week].notnull()).group_by(keys).agg(**aggs).to_pandas()
+    df = table.group_by(keys).agg(**aggs).to_pandas()
+    df = df[df["week_start"].notna()].copy()  # e.g. orders not delivered yet have no delivery week
     if not slice_col:
         df["slice_value"] = SHOP
     df["week_start"] = pd.to_datetime(df["week_start"]).dt.date

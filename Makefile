@@ -1,0 +1,50 @@
+# The returns playbook. `make weekly` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+WEEK ?=
+DATA ?= data_samples
+OUT ?= reports
+JOURNAL ?= journal
+CONFIG ?=
+
+.PHONY: weekly test test-slow sample-data bench lab environment.yml clean help
+
+help:
+	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml]"
+	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
+
+# The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+weekly: $(VENV)/.installed
+	$(PY) -m playbook.weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+# The calibration simulations with many more replications (minutes, not seconds).
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -m slow
+
+sample-data: $(VENV)/.installed
+	$(PY) -m playbook.sample_data --out data_samples
+
+bench: $(VENV)/.installed
+	$(PY) -m playbook.bench
+
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab notebooks/
+
+environment.yml: pyproject.toml $(VENV)/.installed
+	$(PY) -m playbook.envfile > environment.yml.tmp && mv environment.yml.tmp environment.yml
+
+clean:
+	rm -rf reports .pytest_cache

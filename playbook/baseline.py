@@ -1,0 +1,66 @@
+"""Step 1 of the loop: the week's baseline, its statuses and red triggers, as a summary section."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from playbook.decisions import MetricStatus, format_value, metric_statuses, triggers
+from playbook.metrics import MetricResults, compute_metrics
+from playbook.session import Run
+
+
+def capture_baseline(run: Run) -> tuple[MetricResults, list[MetricStatus]]:
+    """Compute every metric of the dictionary and its status for the run's week."""
+    results = compute_metrics(run.snapshot, run.config.metrics)
+    return results, metric_statuses(results, run.config)
+
+
+def status_table(statuses: list[MetricStatus]) -> pd.DataFrame:
+    """The statuses as a table a person reads: value and baseline formatted in the metric's unit."""
+    rows = []
+    for s in statuses:
+        if s.metric == "reason_mix":
+            value = baseline = "see the chart"
+        else:
+            value, baseline = format_value(s.value, s.format), format_value(s.baseline, s.format)
+        rows.append({"metric": s.metric, "week": s.week or "", "value": value,
+                     f"baseline": baseline, "status": s.status, "why": s.why, "action": s.action or ""})
+    return pd.DataFrame(rows)
+
+
+def baseline_section(statuses: list[MetricStatus]) -> dict[str, Any]:
+    """The ``baseline`` section of summary.json."""
+    metrics = {}
+    for s in statuses:
+        metrics[s.metric] = {"value": s.value, "baseline": s.baseline, "status": s.status, "why": s.why,
+                             "week": s.week, "zone": s.zone, "action": s.action}
+    return {"metrics": metrics, "triggers": triggers(statuses)}
+
+
+def data_quality_section(run: Run) -> dict[str, Any]:
+    return {
+        "warnings": [w.to_dict() for w in run.dataset.warnings],
+        "missing_tables": list(run.dataset.missing_tables),
+    }
+
+
+def conclusion(statuses: list[MetricStatus]) -> str:
+    """One sentence the data fill in."""
+    red = [s for s in statuses if s.status == "red"]
+    amber = [s for s in statuses if s.status == "amber"]
+    if not red:
+        return (f"No red trigger this week; {len(amber)} metric(s) amber "
+                f"({', '.join(s.metric for s in amber) or 'none'}), so the weak-cohort step looks for the largest money at stake.")
+    items = "; ".join(f"{s.metric} ({s.zone}: {s.action})" for s in red)
+    return f"{len(red)} red trigger(s) this week: {items}."
+
+
+def warnings_html(run: Run) -> str:
+    """The data-quality warnings as an escaped HTML table (or a sentence when there are none)."""
+    from playbook.rendering import html_table
+
+    if not run.dataset.warnings:
+        return "<p>No data-quality warning.</p>"
+    rows = [{"table": w.table, "rule": w.rule, "rows": w.n_rows, "message": w.message} for w in run.dataset.warnings]
+    return html_table(pd.DataFrame(rows), max_rows=100)

@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny shop whose metric values are computed by hand in the tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail.csv.xz"
+
+TINY_SHOP = {
+    "orders": [
+        # order_id, order_ts, customer_id, channel, region, promised_delivery_date, delivered_ts, shipping_cost
+        ("O1", "2026-11-02 10:00:00", "C1", "web", "north", "2026-11-05", "2026-11-04 09:00:00", 5.0),
+        ("O2", "2026-11-03 12:00:00", "C2", "app", "south", "2026-11-06", "2026-11-08 12:00:00", 4.0),
+        ("O3", "2026-11-10 09:00:00", "C1", "web", "north", "2026-11-13", "2026-11-12 10:00:00", 5.0),
+        ("O4", "2026-11-20 09:00:00", "C3", "web", "south", "2026-11-23", "", 3.0),
+    ],
+    "order_lines": [
+        # line_id, order_id, sku, category, quantity, unit_price, discount_amount, unit_cost
+        ("L1", "O1", "A", "knitwear", 2, 50.0, 10.0, 20.0),
+        ("L2", "O1", "B", "shoes", 1, 80.0, 0.0, 30.0),
+        ("L3", "O2", "C", "knitwear", 1, 40.0, 4.0, 15.0),
+        ("L4", "O3", "A", "knitwear", 1, 50.0, 5.0, 20.0),
+        ("L5", "O4", "B", "shoes", 1, 80.0, 8.0, 30.0),
+    ],
+    "returns": [
+        # return_id, line_id, requested_ts, quantity, reason_code, reason_text, refund, ship, processing, resolution
+        ("R1", "L1", "2026-11-10 10:00:00", 1, "size_too_small", "<b>tiny</b>", 20.0, 5.0, 2.0, "refund"),
+        ("R2", "L3", "2026-11-25 10:00:00", 1, "quality", "", 36.0, 5.0, 2.0, "refund"),
+        ("R3", "L2", "2026-11-20 12:00:00", 1, "changed_mind", "meh", 80.0, 5.0, 2.0, "store_credit"),
+        ("R4", "L4", "2026-11-14 08:00:00", 1, "TOO_BIG", "too big", 45.0, 5.0, 2.0, "exchange"),
+    ],
+    "sessions": [
+        ("2026-11-03", "web", "knitwear", 100), ("2026-11-03", "app", "knitwear", 50),
+        ("2026-11-11", "web", "knitwear", 80), ("2026-11-19", "web", "shoes", 40),
+    ],
+    "contacts": [
+        ("K1", "2026-11-05 10:00:00", "O1", "wismo", ""),
+        ("K2", "2026-11-09 10:00:00", "O2", "return", 3.0),
+    ],
+    "actions": [
+        ("A1", "2026-W45", "ana", "fix size chart", "closed", "2026-11-06 10:00:00"),
+        ("A2", "2026-W45", "bo", "new photos", "closed", "2026-11-10 10:00:00"),
+        ("A3", "2026-W45", "cy", "carrier review", "open", ""),
+        ("A4", "2026-W47", "ana", "promo rules", "closed", "2026-11-25 10:00:00"),
+    ],
+    "marketing_spend": [("2026-11-03", "web", 100.0), ("2026-11-03", "app", 50.0), ("2026-11-11", "web", 60.0)],
+}
+
+
+def write_shop(folder: Path, tables: dict[str, list[tuple]] | None = None, drop: tuple[str, ...] = ()) -> Path:
+    """Write the tiny shop (or a variant) as CSV files following the contract's column order."""
+    from playbook.contract import TABLES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (tables or TINY_SHOP).items():
+        if name in drop:
+            continue
+        pd.DataFrame(rows, columns=list(TABLES[name].column_names)).to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
+@pytest.fixture
+def tiny_shop(tmp_path: Path) -> Path:
+    return write_shop(tmp_path / "shop")
+
+
+@pytest.fixture(scope="session")
+def online_retail_path() -> Path:
+    if not ONLINE_RETAIL.is_file():
+        pytest.skip(f"real data absent: {ONLINE_RETAIL} (the shared/ folder beside the repository)")
+    return ONLINE_RETAIL

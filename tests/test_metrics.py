@@ -1,0 +1,122 @@
+"""Metric values on the tiny shop, each checked against a value computed by hand."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from playbook.config import MetricSettings
+from playbook.data import open_dataset
+from playbook.metrics import compute_metrics
+
+W45, W46, W47 = dt.date(2026, 11, 2), dt.date(2026, 11, 9), dt.date(2026, 11, 16)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    from conftest import write_shop
+
+    shop = write_shop(tmp_path_factory.mktemp("tiny") / "shop")
+    return compute_metrics(open_dataset(shop).as_of("2026-W47"), MetricSettings())
+
+
+def value(results, metric, week, slice_col="all", slice_value="all"):
+    s = results.series(metric, slice_col, slice_value)
+    row = s[s.week_start == week]
+    assert len(row) == 1, f"{metric} {week} {slice_col}={slice_value}: {len(row)} rows"
+    return row.iloc[0]
+
+
+def test_return_rate_counts_units_returned_within_k_days_of_delivery(results):
+    # W45 deliveries: L1 (2 units), L2 (1), L3 (1); only R1 (1 unit, 6 days after delivery) is within 14 days;
+    # R3 comes 16 days after delivery and R2 after the cut.
+    row = value(results, "return_rate_14d", W45)
+    assert (row.numerator, row.denominator) == (1, 4)
+    assert row.value == pytest.approx(0.25)
+    assert row.mature
+
+
+def test_return_rate_of_a_week_without_full_follow_up_is_marked_not_mature(results):
+    row = value(results, "return_rate_14d", W46)
+    assert row.value == pytest.approx(1.0)  # R4 within 2 days of delivery; the rate is shown as not mature
+    assert not row.mature
+
+
+def test_return_rate_by_category_slices_the_same_units(results):
+    row = value(results, "return_rate_14d", W45, "category", "knitwear")
+    assert (row.numerator, row.denominator) == (1, 3)
+
+
+def test_return_cost_ratio_divides_return_costs_by_net_revenue_of_the_same_units(results):
+    # costs of R1: 20 + 5 + 2; net revenue of W45 deliveries: (100-10) + 80 + (40-4)
+    assert value(results, "return_cost_ratio", W45).value == pytest.approx(27 / 206)
+
+
+def test_discount_depth_is_in_points_of_gross_value(results):
+    assert value(results, "discount_depth", W45).value == pytest.approx(100 * 14 / 220)
+    assert value(results, "discount_depth", W46).value == pytest.approx(10.0)
+
+
+def test_delivery_promise_kept_is_the_share_of_delivered_orders_on_time(results):
+    assert value(results, "delivery_promise_kept", W45).value == pytest.approx(0.5)
+
+
+def test_click_to_possession_is_the_median_days_from_order_to_delivery(results):
+    o1 = (dt.datetime(2026, 11, 4, 9) - dt.datetime(2026, 11, 2, 10)).total_seconds() / 86400
+    assert value(results, "click_to_possession_days", W45).value == pytest.approx((o1 + 5.0) / 2)
+
+
+def test_conversion_rate_is_orders_over_sessions(results):
+    assert value(results, "conversion_rate", W45).value == pytest.approx(2 / 150)
+
+
+def test_contacts_use_the_default_cost_when_empty(results):
+    assert value(results, "contact_rate", W45).value == pytest.approx(1 / 2)
+    assert value(results, "wismo_share", W45).value == pytest.approx(1.0)
+    assert value(results, "contact_cost", W45).value == pytest.approx(4.5)
+
+
+def test_closure_rate_counts_only_actions_closed_by_the_end_of_their_week(results):
+    # A1 closed in W45; A2 closed the week after; A3 open
+    assert value(results, "closure_rate", W45).value == pytest.approx(1 / 3)
+
+
+def test_an_action_closed_after_the_cut_is_still_open(results):
+    assert value(results, "closure_rate", W47).value == pytest.approx(0.0)
+
+
+def test_customer_type_separates_first_orders_from_repeat_orders(results):
+    assert value(results, "discount_depth", W46, "customer_type", "repeat").value == pytest.approx(10.0)
+    s = results.series("discount_depth", "customer_type", "first_time")
+    assert W46 not in set(s.week_start)
+
+
+def test_net_cac_divides_spend_by_new_customers_not_fully_returned(results):
+    assert value(results, "net_cac", W45).value == pytest.approx(150 / 2)
+
+
+def test_reason_mix_maps_unknown_codes_to_other(results):
+    mix = results.reason_mix
+    w46 = mix[(mix.slice == "all") & (mix.week_start == W46)]
+    assert set(w46.reason_code) == {"other"}
+
+
+def test_a_missing_optional_table_makes_its_metrics_not_available(tmp_path):
+    from conftest import write_shop
+
+    folder = write_shop(tmp_path / "nosessions", drop=("sessions",))
+    r = compute_metrics(open_dataset(folder).as_of("2026-W47"), MetricSettings())
+    assert r.unavailable["conversion_rate"] == "not available (no sessions table)"
+    assert "conversion_rate" not in set(r.frame.metric)
+
+
+def test_a_past_week_gives_the_same_numbers_whatever_was_added_since(tiny_shop, tmp_path):
+    from conftest import TINY_SHOP, write_shop
+
+    before = compute_metrics(open_dataset(tiny_shop).as_of("2026-W46"), MetricSettings()).frame
+    more = {k: list(v) for k, v in TINY_SHOP.items()}
+    more["orders"].append(("O5", "2026-11-30 09:00:00", "C4", "web", "north", "2026-12-03", "", 3.0))
+    more["order_lines"].append(("L6", "O5", "A", "knitwear", 1, 50.0, 0.0, 20.0))
+    more["returns"].append(("R5", "L1", "2026-11-28 10:00:00", 1, "quality", "", 20.0, 5.0, 2.0, "refund"))
+    after = compute_metrics(open_dataset(write_shop(tmp_path / "more", more)).as_of("2026-W46"), MetricSettings()).frame
+    assert before.equals(after)

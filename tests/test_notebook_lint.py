@@ -1,0 +1,66 @@
+"""Notebook hygiene (after bob-emploi's lint): one parameters cell, clean outputs, thin cells, package imports."""
+from __future__ import annotations
+
+import ast
+
+import nbformat
+import pytest
+
+from playbook.weekly import COMMON_PARAMETERS, cycle_notebooks
+
+NOTEBOOKS = cycle_notebooks()
+MAX_LOGIC_LINES = 15
+
+
+def _logic_lines(source: str) -> int:
+    return sum(1 for line in source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_has_exactly_one_parameters_cell_declaring_the_common_parameters(path):
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    declared = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign) for t in node.targets}
+    assert set(COMMON_PARAMETERS) <= declared
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_is_committed_without_outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: a code cell carries outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_cells_are_thin(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert _logic_lines(cell.source) <= MAX_LOGIC_LINES, f"{path.name}: move this cell's logic to playbook/:\n{cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_defines_no_function_or_class_and_imports_only_from_the_package_or_display(path):
+    nb = nbformat.read(str(path), as_version=4)
+    allowed = ("playbook", "IPython")
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), f"{path.name}: logic belongs in playbook/"
+            if isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] in allowed, f"{path.name}: imports {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] in allowed, f"{path.name}: imports {alias.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_an_explanation_and_closes_with_a_conclusion(path):
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "Why this step exists" in nb.cells[0].source and "How to read it" in nb.cells[0].source
+    assert "Conclusion" in nb.cells[-1].source
