@@ -1,0 +1,124 @@
+"""The weekly runner closes the known traps of papermill and nbconvert."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from playbook.validation import ContractError
+from playbook.weekly import RunError, check_kernel, check_parameters, run_week
+
+PARAMS = 'week = ""\ndata = ""\nconfig = ""\nrun_dir = ""\njournal = ""\n'
+
+
+def make_notebook(path: Path, body: str, params: str | None = PARAMS, title: str = "Test step") -> Path:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = [new_markdown_cell(f"# {title}")]
+    if params is not None:
+        p = new_code_cell(params)
+        p.metadata["tags"] = ["parameters"]
+        cells.append(p)
+    cells.append(new_code_cell(body))
+    nb.cells = cells
+    nbformat.write(nb, str(path))
+    return path
+
+
+WRITE_SUMMARY = (
+    "from playbook.summary import update_summary\n"
+    "update_summary(run_dir, week=week, marker='SECRET-FREE-OUTPUT')\n"
+    "print('data is', data)"
+)
+
+
+def test_a_notebook_without_a_parameters_cell_is_refused(tmp_path):
+    nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)", params=None)
+    with pytest.raises(RunError, match="no cell tagged 'parameters'"):
+        check_parameters(nb, {"week": "2026-W47"})
+
+
+def test_a_parameter_the_notebook_does_not_declare_is_refused(tmp_path):
+    nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)")
+    with pytest.raises(RunError, match=r"\['wek'\] are not declared"):
+        check_parameters(nb, {"wek": "2026-W47"})
+
+
+def test_a_notebook_missing_a_common_parameter_is_refused(tmp_path):
+    nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)", params='week = ""\n')
+    with pytest.raises(RunError, match="lacks"):
+        check_parameters(nb, {"week": "2026-W47"})
+
+
+def test_a_successful_run_writes_html_without_the_injected_parameters(tiny_shop, tmp_path):
+    nb = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
+    report = run_week("2026-W47", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    html = (report / "01_ok.html").read_text(encoding="utf-8")
+    assert "injected-parameters" not in html
+    assert 'run_dir = "' not in html  # the injected cell would print every parameter
+    assert json.loads((report / "summary.json").read_text())["week"] == "2026-W47"
+    assert (report / "brief" / "01_ok.html").is_file() and (report / "index.html").is_file()
+
+
+def test_parameters_keep_their_type_and_paths_do_not_depend_on_the_working_directory(tiny_shop, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "01_types.ipynb", "assert isinstance(week, str) and week == '2026-W47'\n"
+                       "import os; assert os.path.isabs(run_dir) and os.path.isabs(data)")
+    run_week("2026-W47", tiny_shop, "reports-rel", journal=tmp_path / "j", notebooks=[nb])
+    from playbook.paths import REPO_ROOT
+
+    assert (REPO_ROOT / "reports-rel" / "2026-W47" / "index.html").is_file()
+    import shutil
+
+    shutil.rmtree(REPO_ROOT / "reports-rel")
+
+
+def test_a_failing_notebook_names_the_cell_and_leaves_the_previous_report_untouched(tiny_shop, tmp_path):
+    out = tmp_path / "reports"
+    good = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
+    report = run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
+    before = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    bad = make_notebook(tmp_path / "02_bad.ipynb", "raise ValueError('planted failure')")
+    with pytest.raises(RunError, match=r"02_bad.ipynb failed at cell .*ValueError: planted failure"):
+        run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good, bad])
+    after = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".2026-W47.staging")]
+    assert (out / ".failed" / "2026-W47" / "02_bad.ipynb").is_file()
+
+
+def test_a_timeout_is_a_failure_and_exports_nothing(tiny_shop, tmp_path):
+    slow = make_notebook(tmp_path / "01_slow.ipynb", "import time; time.sleep(30)")
+    with pytest.raises(RunError, match="01_slow.ipynb"):
+        run_week("2026-W47", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[slow], timeout=3)
+    assert not (tmp_path / "reports" / "2026-W47").exists()
+
+
+def test_broken_input_stops_the_run_before_anything_is_written(tmp_path):
+    from conftest import TINY_SHOP, write_shop
+
+    broken = {k: list(v) for k, v in TINY_SHOP.items()}
+    broken["order_lines"].append(("L9", "O-unknown", "A", "knitwear", 1, 50.0, 0.0, 20.0))
+    folder = write_shop(tmp_path / "broken", broken)
+    nb = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
+    with pytest.raises(ContractError, match="order_lines.order_id"):
+        run_week("2026-W47", folder, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_user_kernel_spec_that_shadows_the_environment_is_refused(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": ["/usr/bin/some-other-python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "Python 3", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    with pytest.raises(RunError, match="some-other-python"):
+        check_kernel()
+
+
+def test_the_environment_kernel_is_accepted():
+    check_kernel()
