@@ -134,7 +134,10 @@ def open_dataset(source: str | os.PathLike) -> Dataset:
     """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract."""
     con, raw = load_tables(source)
     checked = validate(raw)
-    return Dataset(con, checked.tables, checked.warnings, checked.missing_tables, redact(source))
+    # The validated tables are cast and cleaned views over the raw ones; materialize them once in
+    # the engine so that every metric query does not redo the casts.
+    tables = {name: table.cache() for name, table in checked.tables.items()}
+    return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source))
 
 
 @dataclass
