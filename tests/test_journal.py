@@ -1,0 +1,292 @@
+"""The decision journal: replace-by-week, byte-for-byte history, quoting, track record, crashes, locks."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import multiprocessing
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from playbook import journal
+from playbook.journal import (
+    COLUMNS,
+    JournalEntry,
+    JournalError,
+    read_journal,
+    record_week,
+    track_record,
+)
+
+NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.timezone.utc)
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def plan(week: str, exp: str, low: float = -0.02, high: float = -0.005, **kw) -> JournalEntry:
+    return JournalEntry(week, "plan", exp, lever=kw.pop("lever", f"lever {exp}"), cohort="knitwear",
+                        primary_metric=kw.pop("metric", "return_rate"), design="A/B 50/50",
+                        expected_low=low, expected_high=high, why=kw.pop("why", "size chart fix"), **kw)
+
+
+def verdict(week: str, exp: str, decision: str, estimate: float | None = -0.01, **kw) -> JournalEntry:
+    return JournalEntry(week, "verdict", exp, lever=f"lever {exp}", cohort="knitwear",
+                        primary_metric=kw.pop("metric", "return_rate"), design="A/B 50/50",
+                        estimate=estimate, ci_low=kw.pop("ci_low", None), ci_high=kw.pop("ci_high", None),
+                        decision=decision, why=kw.pop("why", "J+7 review"), **kw)
+
+
+def rows_of(path: Path, week: str) -> list[bytes]:
+    """The raw lines of one week (tests whose `why` has no newline)."""
+    return [line for line in path.read_bytes().splitlines(keepends=True) if line.startswith(week.encode())]
+
+
+def keys(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    return list(zip(frame["week"], frame["kind"], frame["experiment_id"]))
+
+
+# --- replace by (week, kind) ---------------------------------------------------------------
+
+def test_rerecording_a_week_replaces_its_entries_and_leaves_the_other_week_byte_identical(tmp_path):
+    record_week(tmp_path, "2026-W45", [plan("2026-W45", "E1"), plan("2026-W45", "E2")], "plan", now=NOW)
+    path = record_week(tmp_path, "2026-W46", [plan("2026-W46", "E3", why="second, week")], "plan", now=NOW)
+    w46_before = rows_of(path, "2026-W46")
+    assert len(w46_before) == 1
+
+    record_week(tmp_path, "2026-W45", [plan("2026-W45", "E9")], "plan",
+                now=NOW + dt.timedelta(days=1))
+
+    assert rows_of(path, "2026-W46") == w46_before
+    assert keys(read_journal(tmp_path)) == [("2026-W45", "plan", "E9"), ("2026-W46", "plan", "E3")]
+
+
+def test_plans_and_verdicts_of_the_same_week_coexist(tmp_path):
+    record_week(tmp_path, "2026-W47", [plan("2026-W47", "E5")], "plan", now=NOW)
+    record_week(tmp_path, "2026-W47", [verdict("2026-W47", "E1", "keep")], "verdict", now=NOW)
+    record_week(tmp_path, "2026-W47", [plan("2026-W47", "E6")], "plan", now=NOW)  # re-run of notebook 03
+
+    assert keys(read_journal(tmp_path)) == [("2026-W47", "plan", "E6"), ("2026-W47", "verdict", "E1")]
+
+
+def test_rerunning_the_same_week_twice_gives_no_duplicates(tmp_path):
+    entries = [verdict("2026-W47", "E1", "keep"), verdict("2026-W47", "E2", "stop", estimate=0.01)]
+    record_week(tmp_path, "2026-W47", entries, "verdict", now=NOW)
+    first = read_journal(tmp_path)
+    record_week(tmp_path, "2026-W47", entries, "verdict", now=NOW)
+    second = read_journal(tmp_path)
+
+    assert len(second) == 2
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_an_empty_rerun_removes_that_week_and_kind_only(tmp_path):
+    record_week(tmp_path, "2026-W47", [plan("2026-W47", "E5")], "plan", now=NOW)
+    record_week(tmp_path, "2026-W47", [verdict("2026-W47", "E1", "adjust")], "verdict", now=NOW)
+    record_week(tmp_path, "2026-W47", [], "plan", now=NOW)
+
+    assert keys(read_journal(tmp_path)) == [("2026-W47", "verdict", "E1")]
+
+
+def test_a_backfilled_week_is_inserted_in_chronological_order(tmp_path):
+    record_week(tmp_path, "2026-W44", [plan("2026-W44", "E1")], "plan", now=NOW)
+    record_week(tmp_path, "2026-W46", [plan("2026-W46", "E3")], "plan", now=NOW)
+    record_week(tmp_path, "2026-W45", [verdict("2026-W45", "E1", "keep")], "verdict", now=NOW)
+
+    assert list(read_journal(tmp_path)["week"]) == ["2026-W44", "2026-W45", "2026-W46"]
+
+
+def test_hand_edited_rows_of_other_weeks_are_kept_byte_for_byte(tmp_path):
+    # quoted everywhere, CRLF line ends, a number written "-1.0E-2" and no final line end:
+    # a re-format (pandas or csv writer) would change every one of those bytes
+    hand = ('"2026-W40","verdict","E0","old lever","all","return_rate","before/after",,,"-1.0E-2",,,'
+            '"keep","kept, by hand",\r\n'
+            '2026-W41,plan,E7,x,all,return_rate,A/B,-0.01,0,,,,,"why ""quoted""",2026-10-06T08:00:00Z')
+    path = tmp_path / journal.JOURNAL_FILE
+    path.write_bytes((HEADER + hand).encode())
+
+    record_week(tmp_path, "2026-W47", [plan("2026-W47", "E8")], "plan", now=NOW)
+
+    text = path.read_bytes().decode()
+    assert text.startswith(HEADER + hand + "\n")
+    assert keys(read_journal(tmp_path)) == [("2026-W40", "verdict", "E0"), ("2026-W41", "plan", "E7"),
+                                            ("2026-W47", "plan", "E8")]
+    assert read_journal(tmp_path)["estimate"].iloc[0] == -0.01
+
+
+# --- validation of entries -----------------------------------------------------------------
+
+def test_an_entry_of_another_week_is_refused_naming_the_week(tmp_path):
+    with pytest.raises(ValueError, match="week is 2026-W46, but this run records 2026-W47"):
+        record_week(tmp_path, "2026-W47", [plan("2026-W46", "E1")], "plan", now=NOW)
+    assert not (tmp_path / journal.JOURNAL_FILE).exists()
+
+
+def test_an_entry_of_another_kind_is_refused_naming_the_kind(tmp_path):
+    with pytest.raises(ValueError, match="kind is 'plan', but this call records 'verdict'"):
+        record_week(tmp_path, "2026-W47", [plan("2026-W47", "E1")], "verdict", now=NOW)
+
+
+def test_a_verdict_without_keep_adjust_or_stop_is_refused_naming_the_decision():
+    with pytest.raises(ValueError, match="decision of a verdict must be one of keep, adjust, stop, got 'pause'"):
+        verdict("2026-W47", "E1", "pause")
+    with pytest.raises(ValueError, match="decision"):
+        verdict("2026-W47", "E1", "")
+
+
+def test_two_entries_with_the_same_experiment_in_one_call_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="experiment_id 'E1' appears twice"):
+        record_week(tmp_path, "2026-W47", [plan("2026-W47", "E1"), plan("2026-W47", "E1")], "plan", now=NOW)
+
+
+def test_a_journal_inside_the_reports_folder_is_refused(monkeypatch, tmp_path):
+    import playbook.paths
+
+    monkeypatch.setattr(playbook.paths, "REPORTS_DIR", tmp_path / "reports")
+    with pytest.raises(ValueError, match="inside the reports folder"):
+        record_week(tmp_path / "reports" / "2026-W47" / "journal", "2026-W47", [], "plan", now=NOW)
+
+
+# --- the CSV text --------------------------------------------------------------------------
+
+def test_a_why_with_comma_quote_and_newline_round_trips(tmp_path):
+    why = 'size "runs small", per reviews;\nsecond line,\r\nthird "line"'
+    path = record_week(tmp_path, "2026-W47", [plan("2026-W47", "E1", why=why)], "plan", now=NOW)
+
+    assert read_journal(tmp_path)["why"].tolist() == [why]
+    # an ordinary CSV reader (not only ours) reads the same text back
+    with open(path, newline="", encoding="utf-8") as fh:
+        assert [row["why"] for row in csv.DictReader(fh)] == [why]
+    # and so does pandas with everything as text
+    assert pd.read_csv(path, dtype=str, keep_default_na=False)["why"].tolist() == [why]
+
+
+def test_read_journal_types_numbers_as_floats_and_empty_numbers_as_nan(tmp_path):
+    record_week(tmp_path, "2026-W47", [plan("2026-W47", "E1", low=-0.03, high=0.0)], "plan", now=NOW)
+    row = read_journal(tmp_path).iloc[0]
+
+    assert row["expected_low"] == -0.03 and row["expected_high"] == 0.0
+    assert math.isnan(row["estimate"]) and math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert row["decision"] == ""
+    assert row["recorded_at"] == pd.Timestamp("2026-11-23 09:30:00", tz="UTC")
+
+
+def test_reading_a_journal_that_does_not_exist_gives_an_empty_table_with_the_columns(tmp_path):
+    frame = read_journal(tmp_path / "nowhere")
+    assert frame.empty and list(frame.columns) == list(COLUMNS)
+
+
+# --- track record --------------------------------------------------------------------------
+
+HAND_BUILT = HEADER + "\n".join([
+    # week, kind, experiment, lever, cohort, metric, design, exp_low, exp_high, estimate, ci_low, ci_high, decision, why, at
+    "2026-W40,plan,E1,size chart,knitwear,return_rate,A/B,-0.02,-0.005,,,,,,2026-10-02T10:00:00Z",
+    "2026-W41,verdict,E1,size chart,knitwear,return_rate,A/B,,,-0.012,-0.02,-0.004,keep,,2026-10-09T10:00:00Z",
+    "2026-W42,verdict,E2,photos,shoes,return_rate,A/B,,,-0.004,-0.01,0.002,adjust,,2026-10-16T10:00:00Z",
+    "2026-W44,verdict,E2,photos,shoes,return_rate,A/B,,,-0.008,-0.012,-0.003,keep,re-run,2026-10-30T10:00:00Z",
+    "2026-W44,verdict,E3,free returns off,all,cost_per_order,A/B,,,-1.5,-2.5,-0.5,keep,,2026-10-30T10:00:00Z",
+    "2026-W45,verdict,E4,carrier swap,south,return_rate,A/B,,,0.01,0.002,0.018,stop,worse,2026-11-06T10:00:00Z",
+    "2026-W46,verdict,E5,fit quiz,knitwear,cost_per_order,A/B,,,-0.5,-1.2,0.2,adjust,,2026-11-13T10:00:00Z",
+    "2026-W47,plan,E6,bundle,all,return_rate,A/B,-0.01,0,,,,,,2026-11-20T10:00:00Z",
+]) + "\n"
+
+
+def test_track_record_counts_latest_verdicts_and_sums_kept_estimates_per_metric(tmp_path):
+    (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
+    record = track_record(tmp_path, "2026-W47")
+
+    # E2 was reviewed twice: its latest verdict (keep, W44) counts, not the adjust of W42
+    assert record.counts == {"keep": 3, "adjust": 1, "stop": 1}
+    assert record.cumulative_effect.keys() == {"return_rate", "cost_per_order"}
+    assert record.cumulative_effect["return_rate"] == pytest.approx(-0.012 + -0.008)
+    assert record.cumulative_effect["cost_per_order"] == pytest.approx(-1.5)
+    assert list(record.table()["experiment_id"]) == ["E5", "E4", "E3", "E2", "E1"]  # newest first
+    payload = record.to_dict()
+    assert payload["n_reviewed"] == 5 and payload["first_week"] == "2026-W40"
+    assert "3 kept, 1 adjusted, 1 stopped" in record.summary()
+
+
+def test_track_record_counts_only_the_last_8_weeks(tmp_path):
+    (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
+    # up to W49, the 8 weeks are W42..W49: E1's keep (W41) falls out, E2's W42 adjust is superseded
+    record = track_record(tmp_path, "2026-W49")
+    assert record.first_week == "2026-W42"
+    assert record.counts == {"keep": 2, "adjust": 1, "stop": 1}
+    assert record.cumulative_effect["return_rate"] == pytest.approx(-0.008)
+    # a window of 2 weeks up to W46 holds only W45 and W46
+    assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1}
+
+
+def test_track_record_ignores_verdicts_after_the_week(tmp_path):
+    (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
+    record = track_record(tmp_path, "2026-W43")  # W36..W43: E1 keep (W41), E2 adjust (W42)
+    assert record.counts == {"keep": 1, "adjust": 1, "stop": 0}
+    assert record.cumulative_effect == {"return_rate": pytest.approx(-0.012)}
+
+
+def test_track_record_of_an_empty_journal_is_zero_everywhere(tmp_path):
+    record = track_record(tmp_path, "2026-W47")
+    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0} and record.cumulative_effect == {}
+    assert record.table().empty and "No lever reviewed" in record.summary()
+
+
+# --- crashes, corruption, concurrency ------------------------------------------------------
+
+def test_a_crash_during_replace_leaves_the_previous_file_intact_and_no_temp_file(tmp_path, monkeypatch):
+    path = record_week(tmp_path, "2026-W46", [plan("2026-W46", "E1")], "plan", now=NOW)
+    before = path.read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        record_week(tmp_path, "2026-W47", [plan("2026-W47", "E2")], "plan", now=NOW)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [journal.JOURNAL_FILE, journal.LOCK_FILE]
+
+
+@pytest.mark.parametrize("text, problem", [
+    (HEADER + '2026-W46,plan,E1,"unterminated,x\n', "not a valid CSV file"),
+    ("week,kind,experiment_id,lever\n2026-W46,plan,E1,x\n", "lacks the column(s) cohort, primary_metric"),
+    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 15"),
+    (HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
+    (HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
+])
+def test_a_corrupt_journal_raises_a_clear_error_and_is_never_overwritten(tmp_path, text, problem):
+    path = tmp_path / journal.JOURNAL_FILE
+    path.write_bytes(text.encode())
+
+    with pytest.raises(JournalError) as read_error:
+        read_journal(tmp_path)
+    assert str(path) in str(read_error.value) and problem in str(read_error.value)
+
+    with pytest.raises(JournalError, match="left untouched"):
+        record_week(tmp_path, "2026-W47", [plan("2026-W47", "E2")], "plan", now=NOW)
+    assert path.read_bytes() == text.encode()
+
+
+def _record_many(folder: str, weeks: list[str], start) -> None:
+    start.wait()
+    for week in weeks:
+        record_week(folder, week, [JournalEntry(week, "plan", f"E-{week}", why=f"plan of {week}")], "plan")
+
+
+def test_two_processes_recording_different_weeks_at_the_same_time_both_land(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    first = [f"2026-W{w:02d}" for w in range(1, 16)]
+    second = [f"2026-W{w:02d}" for w in range(16, 31)]
+    workers = [ctx.Process(target=_record_many, args=(str(tmp_path), weeks, start)) for weeks in (first, second)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=60)
+    assert [p.exitcode for p in workers] == [0, 0]
+
+    frame = read_journal(tmp_path)
+    assert sorted(frame["week"]) == sorted(first + second)  # no row lost, none duplicated
+    assert list(frame["experiment_id"]) == [f"E-{w}" for w in sorted(first + second)]
