@@ -47,13 +47,16 @@ def data_quality_section(run: Run) -> dict[str, Any]:
 
 def conclusion(statuses: list[MetricStatus]) -> str:
     """One sentence the data fill in."""
-    red = [s for s in statuses if s.status == "red"]
-    amber = [s for s in statuses if s.status == "amber"]
-    if not red:
-        return (f"No red trigger this week; {len(amber)} metric(s) amber "
-                f"({', '.join(s.metric for s in amber) or 'none'}), so the weak-cohort step looks for the largest money at stake.")
-    items = "; ".join(f"{s.metric} ({s.zone}: {s.action})" for s in red)
-    return f"{len(red)} red trigger(s) this week: {items}."
+    triggered = [s for s in statuses if s.status == "red" and s.zone]
+    drifting = [s.metric for s in statuses if s.status == "red" and not s.zone]
+    amber = [s.metric for s in statuses if s.status == "amber"]
+    text = (f"{len(triggered)} red trigger(s) of the decision table this week"
+            + (": " + "; ".join(f"{s.metric} ({s.zone}: {s.action})" for s in triggered) if triggered else ""))
+    if drifting:
+        text += f"; far from their own baseline: {', '.join(drifting)}"
+    if amber:
+        text += f"; amber: {', '.join(amber)}"
+    return text + "."
 
 
 def warnings_html(run: Run) -> str:

@@ -74,3 +74,125 @@ def reason_mix_by(results: MetricResults, slice_col: str = "category", weeks: in
     ax.legend(fontsize=7, ncol=3, bbox_to_anchor=(0, 1.02, 1, 0.2), loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def funnel_plot(analysis, label_top: int = 4):
+    """Observed / expected returns of every slice x reason against its expected count (log scale).
+
+    Each point is a slice compared with its own baseline; the curves are the 95 % and 99.8 %
+    limits (overdispersion-adjusted when the analysis applied it) for a typical window/baseline
+    ratio. Small slices sit on the left, where the funnel is wide: a high ratio there is noise.
+    """
+    from scipy import stats
+
+    t = analysis.table[analysis.table.expected_events > 0]
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    other = t[~t.flagged]
+    ax.scatter(other.expected_events, other.ratio, s=14, color="#a0aec0", label="within its usual range")
+    flagged = t[t.flagged]
+    ax.scatter(flagged.expected_events, flagged.ratio, s=40, color="#c53030", label="flagged (q < 5 %, above 95 % limit)")
+    e = np.geomspace(max(t.expected_events.min(), 0.1), t.expected_events.max() * 1.5, 200)
+    phi = analysis.phi if analysis.phi_applied else 1.0
+    ratio = float(np.nanmedian(t.units / t.baseline_units.where(t.baseline_units > 0)))
+    for level, style in ((0.95, "--"), (0.998, ":")):
+        half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(phi * (1 + ratio) / e)
+        ax.plot(e, 1 + half, color="#2d3748", ls=style, lw=1, label=f"{level:.1%} limit")
+        ax.plot(e, np.maximum(1 - half, 0), color="#2d3748", ls=style, lw=1)
+    ax.axhline(1, color="#2d3748", lw=0.8)
+    for _, r in t.sort_values("excess_cost", ascending=False).head(label_top).iterrows():
+        ax.annotate(f"{r.slice_value} x {r.reason_code}", (r.expected_events, r.ratio), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("returns expected from the slice's own baseline (window)")
+    ax.set_ylabel("observed / expected")
+    ax.set_ylim(0, max(3.0, float(np.nanmax(t.ratio.clip(upper=6))) * 1.05))
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def cohort_trend_chart(trend: pd.DataFrame, title: str):
+    """Weekly rate of the weak cohort; weeks still collecting returns drawn hollow."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    m, y = trend[trend.mature], trend[~trend.mature]
+    ax.plot(m.week_start, m.rate * 100, marker="o", ms=3, color="#c53030")
+    ax.plot(y.week_start, y.rate * 100, marker="o", ms=4, ls="none", mfc="white", color="#a0aec0", label="not mature yet")
+    ax.set_ylabel("% of units")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def forest_plot(comparisons):
+    """Primary and guardrail metrics of each experiment with their intervals.
+
+    The pre-registered expected range is drawn as a green band beside the primary metric; a
+    guardrail's tolerance as a red tick on its harmful side. Each row has its own scale (metrics
+    have different units), so the rows are separate panels.
+    """
+    rows = [(c, m) for c in comparisons for m in [c.primary, *c.guardrails]]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.9 * len(rows) + 0.6), squeeze=False)
+    for ax, (c, m) in zip(axes[:, 0], rows):
+        e = m.estimate
+        ax.axvline(e.null_value, color="#2d3748", lw=0.8)
+        if m.role == "primary":
+            ax.axvspan(min(m.expected_low, m.expected_high), max(m.expected_low, m.expected_high), color="#c6f6d5",
+                       label="expected range")
+        elif m.tolerance:
+            harm = e.null_value + (m.tolerance if m.good_direction == "lower" else -m.tolerance)
+            ax.axvline(harm, color="#c53030", ls="--", lw=1, label="tolerance")
+        if e.ok:
+            colour = "#c53030" if m.breached else "#2b6cb0"
+            ax.errorbar([e.estimate], [0], xerr=[[e.estimate - e.ci_low], [e.ci_high - e.estimate]], fmt="o",
+                        color=colour, capsize=4)
+        else:
+            ax.text(0.5, 0.5, f"no interval: {e.error}", transform=ax.transAxes, ha="center", va="center", fontsize=7)
+        ax.set_yticks([])
+        ax.set_ylabel(f"{c.experiment_id}\n{m.role}: {m.metric}", rotation=0, ha="right", va="center", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def kaplan_meier_chart(comparison):
+    """Share of units returned by day since delivery, per arm (censored at the end of the week)."""
+    km = comparison.views.get("kaplan_meier")
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if km is None or km.curves.empty:
+        ax.text(0.5, 0.5, "no return curve for this experiment", ha="center", transform=ax.transAxes)
+        return fig
+    for arm, g in km.curves.groupby("arm"):
+        ax.step(g["days"], g["return_share"] * 100, where="post", label=str(arm))
+        ax.fill_between(g["days"], g["ci_low"] * 100, g["ci_high"] * 100, step="post", alpha=0.15)
+    if comparison.follow_up_days:
+        ax.axvline(comparison.follow_up_days, color="#718096", ls=":", lw=1, label=f"k = {comparison.follow_up_days:g} days")
+    ax.set_xlabel("days since delivery")
+    ax.set_ylabel("% of units returned")
+    ax.set_title(f"{comparison.experiment_id}: returns by day since delivery (Kaplan-Meier)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def event_study_chart(comparison):
+    """Treated-minus-control difference per week relative to the start, with intervals."""
+    es = comparison.views.get("event_study")
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if es is None or not isinstance(es, pd.DataFrame) or es.empty:
+        ax.text(0.5, 0.5, "no event study for this experiment", ha="center", transform=ax.transAxes)
+        return fig
+    colours = es["period"].map({"pre": "#718096", "reference": "#2d3748", "post": "#2b6cb0"}).fillna("#2b6cb0")
+    ax.axhline(0, color="#2d3748", lw=0.8)
+    ax.axvline(-0.5, color="#a0aec0", ls=":", lw=1)
+    for (_, r), colour in zip(es.iterrows(), colours):
+        if pd.notna(r.get("ci_low")) and pd.notna(r.get("ci_high")):
+            ax.plot([r.relative_week, r.relative_week], [r.ci_low, r.ci_high], color=colour, lw=1.5)
+        ax.plot(r.relative_week, r.estimate, "o", color=colour, ms=4)
+    ax.set_xlabel("weeks since the change (pre-period in grey: should hover around 0)")
+    ax.set_ylabel(f"{comparison.primary.metric}\ncohort - control")
+    ax.set_title(f"{comparison.experiment_id}: event study", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -212,8 +212,8 @@ def parse_cohort(text: str | None) -> dict[str, str]:
 
     An empty text is the empty filter (everything). Raises ValueError on a malformed part.
     """
-    if text is None or str(text).strip() == "":
-        return {}
+    if text is None or (isinstance(text, float) and text != text) or str(text).strip() == "":
+        return {}  # None, NaN (an empty CSV field read by pandas) or blank: the empty filter
     out: dict[str, str] = {}
     for part in str(text).split(";"):
         part = part.strip()

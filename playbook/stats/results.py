@@ -7,6 +7,7 @@ its own explanation in ``error`` instead of raising or passing NaN on silently.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ def clean_number(x: Any) -> Any:
     """float NaN/inf -> None, numpy scalars -> Python scalars, so JSON stays strict."""
     if x is None:
         return None
+    if isinstance(x, (dt.date, dt.datetime)):  # also pandas.Timestamp, a datetime subclass
+        return x.isoformat()
     if hasattr(x, "item") and not isinstance(x, (list, dict, str)):
         try:
             x = x.item()

@@ -1,0 +1,429 @@
+"""Step 4 of the loop: compare treatment and control for every experiment due for review this week.
+
+Randomized experiments (A/B by customer): the exposure is the cohort's order lines placed by
+assigned customers from ``start_date`` to ``review_date`` (after their assignment), followed up to
+the end of the analysed week. The assignment split is checked first (sample ratio mismatch). A
+return-rate primary metric is compared on units with k days of follow-up in both arms (returns
+arrive days after delivery; a unit not yet mature is never counted as "not returned"), with
+Kaplan-Meier, log-rank and Cox views beside it; ratio metrics use the delta method on
+per-customer sums, because customers, not lines, were randomized.
+
+Pre/post changes (not randomized): weekly slice-level data (channel x region cells of the cohort
+and of its control cohort), two-way fixed-effects difference-in-differences with cluster-robust
+errors by slice, an event study of the pre-period and a pre-trend warning.
+
+The engine does the joins and the sums; pandas receives per-line rows of one experiment's
+exposure (bounded by the experiment's size) or per-slice weekly aggregates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from playbook.config import Config
+from playbook.contract import parse_cohort
+from playbook.data import Snapshot
+from playbook.levers import DEFAULT_GUARDRAILS, Guardrail
+from playbook.metrics import definitions, line_facts, order_facts
+from playbook.stats import did, lag
+from playbook.stats.means import mean_difference
+from playbook.stats.ratio import ratio_difference
+from playbook.stats.results import Estimate, _clean
+from playbook.stats.srm import SrmResult, sample_ratio_mismatch
+from playbook.weeks import IsoWeek
+
+PLANNED_SPLIT = {"control": 0.5, "treatment": 0.5}
+PRE_WEEKS = 8
+
+
+@dataclass
+class MetricComparison:
+    """One metric compared between arms: the estimate and what it means."""
+
+    metric: str
+    estimate: Estimate
+    good_direction: str
+    role: str  # primary | guardrail
+    tolerance: float | None = None
+    expected_low: float | None = None
+    expected_high: float | None = None
+
+    @property
+    def breached(self) -> bool:
+        """A guardrail is breached when its interval lies entirely on the bad side and beyond tolerance."""
+        e = self.estimate
+        if self.role != "guardrail" or not e.ok:
+            return False
+        tol = self.tolerance or 0.0
+        if self.good_direction == "lower":  # harm is an increase
+            return e.ci_low > e.null_value and e.estimate > e.null_value + tol
+        return e.ci_high < e.null_value and e.estimate < e.null_value - tol
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.estimate
+        d = {"metric": self.metric, "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high,
+             "null_value": e.null_value, "good_direction": self.good_direction, "p_value": e.p_value,
+             "method": e.method, "n": e.n, "error": e.error}
+        if self.role == "guardrail":
+            d.update(tolerance=self.tolerance, breached=self.breached)
+        else:
+            d.update(expected_low=self.expected_low, expected_high=self.expected_high)
+        return _clean(d)
+
+
+@dataclass
+class Comparison:
+    """Everything step 4 knows about one experiment."""
+
+    experiment: dict[str, Any]
+    design: str
+    primary: MetricComparison
+    guardrails: list[MetricComparison]
+    srm: SrmResult | None = None
+    follow_up_days: float | None = None
+    views: dict[str, Any] = field(default_factory=dict)  # secondary estimates (KM, log-rank, Cox, event study)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def experiment_id(self) -> str:
+        return str(self.experiment["experiment_id"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({
+            "experiment_id": self.experiment_id, "design": self.design, "lever": self.experiment.get("lever"),
+            "cohort": self.experiment.get("cohort"),
+            "srm_p_value": self.srm.p_value if self.srm is not None else None,
+            "srm_mismatch": bool(self.srm.mismatch) if self.srm is not None else False,
+            "follow_up_days": self.follow_up_days,
+            "primary": self.primary.to_dict(),
+            "guardrails": [g.to_dict() for g in self.guardrails],
+            "warnings": self.warnings,
+            "views": {k: _compact(v) for k, v in self.views.items()},
+        })
+
+
+def _compact(view: Any) -> Any:
+    """A view as it goes into summary.json: curves stay in the notebook, their difference goes in."""
+    if hasattr(view, "difference"):
+        return view.difference.to_dict()
+    if isinstance(view, pd.DataFrame):
+        return _clean(view.to_dict("records"))
+    if hasattr(view, "to_dict"):
+        d = view.to_dict()
+        d.pop("table", None)
+        d.pop("coefficients", None)
+        return d
+    return view
+
+
+def due_for_review(snap: Snapshot) -> pd.DataFrame:
+    """Experiments whose review date falls in the analysed week (empty without an experiments table)."""
+    if not snap.has("experiments"):
+        return pd.DataFrame()
+    e = snap.tables["experiments"]
+    e = e.filter((e.review_date >= snap.week.monday) & (e.review_date <= snap.week.sunday))
+    out = e.order_by("experiment_id").to_pandas()
+    for col in ("start_date", "review_date"):
+        out[col] = pd.to_datetime(out[col]).dt.date
+    out["control_cohort"] = out["control_cohort"].fillna("").astype(str)
+    return out
+
+
+def _filter(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
+    cond = ibis.literal(True)
+    for col, value in filters.items():
+        cond &= table[col].cast("string") == value
+    return cond
+
+
+def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(exp["start_date"], dt.time.min)
+    end = dt.datetime.combine(exp["review_date"], dt.time.max)
+    return start, end
+
+
+# --- randomized ---------------------------------------------------------------------------
+
+def _assignments(snap: Snapshot, experiment_id: str) -> ibis.Table:
+    a = snap.tables["assignments"]
+    return a.filter(a.experiment_id == experiment_id).select("customer_id", "variant", "assigned_ts")
+
+
+def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
+    """One row per exposed order line with its arm, delivery and first return request."""
+    start, end = _window(exp)
+    lf = line_facts(snap, k)
+    lf = lf.filter(_filter(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
+    a = _assignments(snap, exp["experiment_id"])
+    x = lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts)
+    r = snap.tables["returns"]
+    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
+    x = x.left_join(first, "line_id").drop("line_id_right")
+    cols = ["line_id", "order_id", "customer_id", "variant", "delivered_ts", "returned_ts", "units",
+            "returned_units", "discount_amount", "gross", "net", "return_cost_k"]
+    df = x.select(*cols).to_pandas()
+    df["returned_units"] = df["returned_units"].fillna(0).clip(upper=df["units"])
+    return df.rename(columns={"variant": "arm"})
+
+
+def _as_units(lines: pd.DataFrame) -> pd.DataFrame:
+    """Split each line into its returned units and its kept units (a line of 2 with 1 returned is both)."""
+    returned = lines[lines.returned_units > 0].assign(quantity=lambda d: d.returned_units)
+    kept = lines[lines.units > lines.returned_units].assign(
+        quantity=lambda d: d.units - d.returned_units, returned_ts=pd.NaT)
+    return pd.concat([returned, kept], ignore_index=True)
+
+
+def _per_customer(df: pd.DataFrame, num: str, den: str) -> tuple[np.ndarray, ...]:
+    g = df.groupby(["arm", "customer_id"])[[num, den]].sum()
+    t, c = g.loc["treatment"] if "treatment" in g.index.get_level_values(0) else g.iloc[:0], \
+        g.loc["control"] if "control" in g.index.get_level_values(0) else g.iloc[:0]
+    return t[num].to_numpy(float), t[den].to_numpy(float), c[num].to_numpy(float), c[den].to_numpy(float)
+
+
+def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int, defs) -> tuple[MetricComparison, float | None, dict, list[str]]:
+    metric = str(exp["primary_metric"])
+    views: dict[str, Any] = {}
+    warnings: list[str] = []
+    follow_up = None
+    good = defs[metric].good_direction if metric in defs else "lower"
+    mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+                                      expected_high=float(exp["expected_high"]))
+    if metric.startswith("return_rate_"):
+        units = _as_units(lines)
+        choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
+        follow_up = getattr(choice, "k", None)
+        if follow_up is None:
+            return mc(Estimate.unavailable("return-within-k", len(units), getattr(choice, "error", None) or
+                                           "no follow-up window with enough mature units in both arms")), None, views, warnings
+        if follow_up < k_default:
+            warnings.append(f"{metric} is read at k = {follow_up:g} days (the longest follow-up both arms have at "
+                            f"J+7), not {k_default} days: a lever that delays returns rather than preventing them "
+                            "would look better here than it is")
+        est = lag.return_within_k_difference(units, as_of, follow_up, quantity="quantity")
+        views["follow_up"] = choice
+        views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, follow_up, quantity="quantity")
+        views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
+        views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
+        return mc(est), follow_up, views, warnings
+    if metric == "discount_depth":
+        lines = lines.assign(discount_points=lines.discount_amount * 100)
+        return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, views, warnings
+    if metric == "return_cost_ratio":
+        return mc(ratio_difference(*_per_customer(lines, "return_cost_k", "net"))), None, views, warnings
+    return mc(Estimate.unavailable("none", 0, f"primary metric {metric!r} is not supported for randomized designs "
+                                   "(supported: return_rate_<k>d, discount_depth, return_cost_ratio)")), None, views, warnings
+
+
+def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guardrails: list[Guardrail]) -> list[MetricComparison]:
+    out = []
+    for g in guardrails:
+        if g.metric == "contact_rate":
+            if not snap.has("contacts"):
+                est = Estimate.unavailable("delta", 0, "not available (no contacts table)")
+            else:
+                c = snap.tables["contacts"]
+                orders = lines[["order_id", "customer_id", "arm"]].drop_duplicates("order_id")
+                ids = ibis.memtable(orders[["order_id"]])
+                n = c.semi_join(ids, "order_id").group_by("order_id").agg(contacts=ibis._.count()).to_pandas()
+                per = orders.merge(n, on="order_id", how="left").fillna({"contacts": 0}).assign(orders=1)
+                est = ratio_difference(*_per_customer(per, "contacts", "orders"))
+        elif g.metric == "net_revenue_per_customer":
+            assigned = _assignments(snap, exp["experiment_id"]).to_pandas()
+            revenue = lines.groupby("customer_id")["net"].sum()
+            assigned["net"] = assigned["customer_id"].map(revenue).fillna(0.0)
+            est = mean_difference(assigned.loc[assigned.variant == "treatment", "net"],
+                                  assigned.loc[assigned.variant == "control", "net"])
+        else:
+            est = Estimate.unavailable("none", 0, f"guardrail {g.metric!r} is not computable per arm")
+        good = "lower" if g.bad_direction == "higher" else "higher"
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance))
+    return out
+
+
+def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    k = config.metrics.return_window_days
+    if not snap.has("assignments"):
+        est = Estimate.unavailable("none", 0, "not available (no assignments table)")
+        return Comparison(exp, "randomized", MetricComparison(str(exp["primary_metric"]), est, "lower", "primary"), [])
+    counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
+    srm = sample_ratio_mismatch(dict(zip(counts.variant, counts.n.astype(int))), PLANNED_SPLIT)
+    lines = exposure_lines(snap, exp, k)
+    primary, follow_up, views, warnings = _primary_randomized(lines, exp, snap.cutoff, k, definitions(config.metrics))
+    guards = _guardrails_randomized(snap, exp, lines, DEFAULT_GUARDRAILS["randomized"])
+    if srm.mismatch:
+        warnings.append(f"sample ratio mismatch (p = {srm.p_value:.2g}): the split differs from 50/50; no 'keep' is possible")
+    return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings)
+
+
+# --- pre/post -----------------------------------------------------------------------------
+
+def _cell(lf: ibis.Table) -> ibis.Value:
+    return lf.channel.cast("string").concat("/", lf.region.cast("string"))
+
+
+def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, k: int) -> pd.DataFrame:
+    """Weekly (order week) slice-level values of ``metric`` for the cohort and its control cohort."""
+    cohort = parse_cohort(exp["cohort"])
+    control = parse_cohort(exp.get("control_cohort") or "")
+    first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
+    lf = line_facts(snap, k)
+    lf = lf.filter(lf.order_week >= first)
+    in_cohort = _filter(lf, cohort)
+    in_control = _filter(lf, control) & ~in_cohort if control else ~in_cohort
+    lf = lf.mutate(treated=in_cohort, cell=_cell(lf)).filter(in_cohort | in_control)
+    if metric == "discount_depth":
+        num, den = lf.discount_amount.sum() * 100, lf.gross.sum()
+    elif metric.startswith("return_rate_") or metric == "return_cost_ratio":
+        num = lf.returned_units_k.sum() if metric != "return_cost_ratio" else lf.return_cost_k.sum()
+        den = lf.units.sum() if metric != "return_cost_ratio" else lf.net.sum()
+    else:
+        raise ValueError(f"metric {metric!r} is not supported for pre/post designs "
+                         "(supported: discount_depth, return_rate_<k>d, return_cost_ratio)")
+    g = lf.group_by(["treated", "cell", lf.order_week.name("week")]).agg(num=num, weight=den).to_pandas()
+    g["week"] = pd.to_datetime(g["week"]).dt.date
+    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
+    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"]
+    return g.dropna(subset=["value"])
+
+
+def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    k = config.metrics.return_window_days
+    metric = str(exp["primary_metric"])
+    defs = definitions(config.metrics)
+    good = defs[metric].good_direction if metric in defs else "lower"
+    start = IsoWeek.of(exp["start_date"]).monday
+    warnings: list[str] = []
+    views: dict[str, Any] = {}
+    try:
+        panel = pre_post_panel(snap, exp, metric, k)
+    except ValueError as exc:
+        est = Estimate.unavailable("did-twfe-cluster", 0, str(exc))
+    else:
+        if metric.startswith("return_rate_") or metric == "return_cost_ratio":
+            warnings.append("return metrics of the post weeks are not mature at J+7; read this estimate as provisional")
+        est = did.difference_in_differences(panel, start)
+        views["event_study"] = did.event_study(panel, start)
+        trend = did.pre_trend_check(panel, start)
+        views["pre_trend"] = trend
+        if getattr(trend, "warning", None):
+            warnings.append(str(trend.warning))
+        if est.details.get("warning"):
+            warnings.append(str(est.details["warning"]))
+    primary = MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+                               expected_high=float(exp["expected_high"]))
+    guards = _guardrails_pre_post(snap, exp, config, start)
+    return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings)
+
+
+def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.date) -> list[MetricComparison]:
+    out = []
+    for g in DEFAULT_GUARDRAILS["pre_post"]:
+        good = "lower" if g.bad_direction == "higher" else "higher"
+        panel, error = _guardrail_panel(snap, exp, g.metric, config)
+        est = did.difference_in_differences(panel, start) if error is None else Estimate.unavailable("did-twfe-cluster", 0, error)
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance))
+    return out
+
+
+def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
+    cohort = parse_cohort(exp["cohort"])
+    first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
+    k = config.metrics.return_window_days
+    lf = line_facts(snap, k)
+    lf = lf.filter(lf.order_week >= first).mutate(treated=_filter(lf, cohort))
+    orders = lf.group_by(["order_id", "channel", "region", "order_week"]).agg(treated=lf.treated.max())
+    if metric == "contact_rate":
+        if not snap.has("contacts"):
+            return None, "not available (no contacts table)"
+        c = snap.tables["contacts"]
+        per_order = c.group_by("order_id").agg(contacts=c.count())
+        o = orders.left_join(per_order, "order_id").drop("order_id_right")
+        g = o.group_by(["treated", o.channel.cast("string").concat("/", o.region.cast("string")).name("cell"),
+                        o.order_week.name("week")]).agg(num=o.contacts.fill_null(0).sum(), weight=o.count()).to_pandas()
+    elif metric == "conversion_rate":
+        if not snap.has("sessions"):
+            return None, "not available (no sessions table)"
+        if set(cohort) - {"category", "channel"}:
+            return None, "conversion needs a cohort defined by category or channel (the sessions table's columns)"
+        s = snap.tables["sessions"]
+        s = s.mutate(week=s.date.cast("timestamp").truncate("W").cast("date"), treated=_filter(s, cohort))
+        s = s.filter(s.week >= first)
+        sess = s.group_by(["treated", s.channel.cast("string").name("cell"), "week"]).agg(weight=s.sessions.sum()).to_pandas()
+        n = lf.group_by(["treated", lf.channel.cast("string").name("cell"), lf.order_week.name("week")]).agg(
+            num=lf.order_id.nunique()).to_pandas()
+        g = sess.merge(n, on=["treated", "cell", "week"], how="left").fillna({"num": 0})
+    else:
+        return None, f"guardrail {metric!r} is not computable for pre/post designs"
+    g["week"] = pd.to_datetime(g["week"]).dt.date
+    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
+    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"].astype(str)
+    return g.dropna(subset=["value"]), None
+
+
+# --- entry point --------------------------------------------------------------------------
+
+def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    if exp["design"] == "randomized":
+        return compare_randomized(snap, exp, config)
+    return compare_pre_post(snap, exp, config)
+
+
+def compare_due(snap: Snapshot, config: Config) -> list[Comparison]:
+    """A comparison for every experiment due for review in the week."""
+    return [compare_experiment(snap, row, config) for row in due_for_review(snap).to_dict("records")]
+
+
+def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
+    rows = []
+    for c in comparisons:
+        for m in [c.primary, *c.guardrails]:
+            e = m.estimate
+            rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
+                         "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
+                         "n": e.n, "expected / tolerance": (f"[{m.expected_low:g}, {m.expected_high:g}]" if m.role == "primary"
+                                                             else f"{m.tolerance:g}"),
+                         "breached": m.breached if m.role == "guardrail" else "", "note": e.error or ""})
+    return pd.DataFrame(rows)
+
+
+def conclusion(comparisons: list[Comparison]) -> str:
+    if not comparisons:
+        return "No experiment is due for review this week."
+    parts = []
+    for c in comparisons:
+        e = c.primary.estimate
+        if e.ok:
+            parts.append(f"{c.experiment_id}: {c.primary.metric} {e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}]")
+        else:
+            parts.append(f"{c.experiment_id}: no interval ({e.error})")
+    return f"{len(comparisons)} experiment(s) compared: " + "; ".join(parts) + "."
+
+
+def describe_checks(c: Comparison) -> str:
+    """Markdown lines on the checks behind one comparison (split, follow-up, warnings)."""
+    lines = [f"### {c.experiment_id} ({c.design}, lever `{c.experiment.get('lever')}` on `{c.experiment.get('cohort')}`)"]
+    if c.srm is not None:
+        verdict = "**mismatch: no keep possible**" if c.srm.mismatch else "consistent with the planned 50/50"
+        lines.append(f"- Split: {c.srm.observed} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
+    choice = c.views.get("follow_up")
+    if choice is not None:
+        lines.append(f"- Follow-up window: {choice.reason}.")
+    for name in ("log_rank", "cox"):
+        if name in c.views:
+            lines.append(f"- {name.replace('_', '-')}: {c.views[name]}")
+    trend = c.views.get("pre_trend")
+    if trend is not None:
+        if trend.error:
+            lines.append(f"- Pre-trend check not run: {trend.error}")
+        else:
+            lines.append(f"- Pre-trend check ({trend.method}): p = {trend.p_value:.3g} over "
+                         f"{trend.n_pre_coefficients} pre-period weeks; {trend.warning or 'no sign of diverging pre-trends'} "
+                         f"(note: {trend.note}).")
+    lines += [f"- Warning: {w}" for w in c.warnings]
+    return "\n".join(lines)
