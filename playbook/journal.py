@@ -443,8 +443,9 @@ def read_entries(journal_dir: str | os.PathLike) -> list[JournalEntry]:
 
 # --- the track record ----------------------------------------------------------------------
 
+# "why" stays in the journal file; the report's table keeps to what fits on a line
 _TABLE_COLUMNS = ("week", "experiment_id", "lever", "cohort", "primary_metric", "expected_low", "expected_high",
-                  "estimate", "ci_low", "ci_high", "decision", "why")
+                  "estimate", "ci_low", "ci_high", "decision")
 
 
 @dataclass(frozen=True, eq=False)

@@ -43,7 +43,6 @@ from playbook.contract import (
     REASON_CODES,
     REQUIRED_TABLES,
     TABLES,
-    Column,
     TableSpec,
     parse_cohort,
 )

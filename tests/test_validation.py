@@ -17,7 +17,6 @@ import pytest
 from playbook import contract, validation
 from playbook.validation import (
     ContractError,
-    DataQualityWarning,
     ValidatedData,
     Violation,
     validate,

@@ -293,7 +293,7 @@ def _overdispersion_arrays(
     threshold = float(stats.chi2.ppf(test_level, dof))
     p_value = float(stats.chi2.sf(statistic, dof))
     w = 1.0 / s2
-    tau2_est = max(0.0, (k * phi - (k - 1)) / (w.sum() - np.sum(w**2) / w.sum()))
+    tau2_est = max(0.0, float((k * phi - (k - 1)) / (w.sum() - np.sum(w**2) / w.sum())))
     applied = bool(statistic > threshold)
     return Overdispersion(
         phi=phi,

@@ -1,0 +1,151 @@
+"""The whole weekly loop on the sample shop, end to end through papermill (recorded values asserted).
+
+One run on the planted data and one on its A/A variant (no effect), both into the same journal:
+the second replaces the week's journal entries, so the re-run behaviour is checked on the way.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from playbook.journal import read_journal
+from playbook.metrics import definitions
+from playbook.config import MetricSettings
+from playbook.paths import DATA_SAMPLES_DIR
+from playbook.sample_data import generate_shop, write_shop
+from playbook.weekly import run_week
+
+pytestmark = pytest.mark.notebooks
+WEEK = "2026-W47"
+NOTEBOOKS = ["01_baseline", "02_weak_cohort", "03_lever_design", "04_comparison", "05_j7_review"]
+HISTORY = ("week,kind,experiment_id,lever,cohort,primary_metric,design,expected_low,expected_high,estimate,"
+           "ci_low,ci_high,decision,why,recorded_at\n"
+           "2026-W41,verdict,EXP-OLD,photos,category=dresses,return_rate_14d,randomized,-0.03,-0.01,0.004,-0.01,0.02,"
+           "adjust,\"inconclusive, kept for the record\",2026-10-12T09:00:00Z\n")
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    base = tmp_path_factory.mktemp("loop")
+    journal = base / "journal"
+    journal.mkdir()
+    (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
+    planted = run_week(WEEK, DATA_SAMPLES_DIR, base / "reports", journal=journal)
+    planted_summary = json.loads((planted / "summary.json").read_text())
+    planted_journal = read_journal(journal)
+    aa_data = base / "aa_data"
+    write_shop(generate_shop(planted_effects=False), aa_data)
+    aa = run_week(WEEK, aa_data, base / "reports_aa", journal=journal)
+    return {"planted": planted, "summary": planted_summary, "planted_journal": planted_journal,
+            "aa_summary": json.loads((aa / "summary.json").read_text()), "journal": journal}
+
+
+def verdict(summary, experiment_id):
+    return next(r for r in summary["review"] if r["experiment_id"] == experiment_id)
+
+
+def test_every_notebook_renders_with_its_brief_and_the_index(loop):
+    for name in NOTEBOOKS:
+        assert (loop["planted"] / f"{name}.html").is_file()
+        assert (loop["planted"] / "brief" / f"{name}.html").is_file()
+    index = (loop["planted"] / "index.html").read_text(encoding="utf-8")
+    assert all(f"{name}.html" in index for name in NOTEBOOKS)
+
+
+def test_the_brief_has_no_code_cells(loop):
+    brief = (loop["planted"] / "brief" / "02_weak_cohort.html").read_text(encoding="utf-8")
+    assert "analyse_weak_cohorts" not in brief
+    full = (loop["planted"] / "02_weak_cohort.html").read_text(encoding="utf-8")
+    assert "analyse_weak_cohorts" in full
+
+
+def test_no_report_prints_the_injected_parameters_or_raw_customer_markup(loop):
+    for html in loop["planted"].rglob("*.html"):
+        text = html.read_text(encoding="utf-8")
+        assert "injected-parameters" not in text and "run_dir = \"/" not in text, html.name
+        assert "<script>alert" not in text, html.name
+
+
+def test_baseline_reports_every_metric_of_the_dictionary(loop):
+    metrics = loop["summary"]["baseline"]["metrics"]
+    assert set(definitions(MetricSettings())) <= set(metrics)
+
+
+def test_baseline_finds_the_planted_promotion_delivery_dip_and_low_closure(loop):
+    m = loop["summary"]["baseline"]["metrics"]
+    assert m["discount_depth"]["status"] == "red"
+    assert m["delivery_promise_kept"]["status"] == "red"
+    assert m["closure_rate"]["status"] == "red"
+    zones = {t["zone"] for t in loop["summary"]["baseline"]["triggers"]}
+    assert {"promotions", "delivery", "execution"} <= zones
+
+
+def test_the_return_rate_is_shown_for_a_mature_week_only(loop):
+    rr = loop["summary"]["baseline"]["metrics"]["return_rate_14d"]
+    assert rr["week"] == "2026-W45"  # the latest delivery week with 14 days of follow-up by the end of W47
+
+
+def test_unknown_reason_codes_are_counted_in_the_data_quality_section(loop):
+    warnings = loop["summary"]["data_quality"]["warnings"]
+    unknown = [w for w in warnings if "outside the taxonomy" in w["message"]]
+    assert sum(w["n_rows"] for w in unknown) == 15
+
+
+def test_the_weak_cohort_is_the_planted_knitwear_size_spike_not_the_tiny_category(loop):
+    weak = loop["summary"]["weak_cohort"]
+    assert weak["filters"] == {"category": "knitwear", "reason_code": "size_too_small"}
+    assert weak["q_value"] < 0.001
+    assert weak["return_rate"] == pytest.approx(0.0976, abs=0.002)
+    candidates = loop["summary"]["weak_cohort_candidates"]
+    assert all(c["filters"].get("category") != "swimwear" for c in candidates)
+
+
+def test_the_lever_is_the_fit_message_for_the_weak_cohort(loop):
+    lever = loop["summary"]["lever"]
+    assert (lever["lever"], lever["cohort"], lever["primary_metric"]) == ("fit_size_message", "category=knitwear", "return_rate_14d")
+    assert lever["expected_low"] < lever["expected_high"] < 0
+    assert lever["mde"] < 0 and lever["weeks_needed"] >= 1
+
+
+def test_both_planted_experiments_are_compared(loop):
+    comps = {c["experiment_id"]: c for c in loop["summary"]["comparisons"]}
+    assert set(comps) == {"EXP-2026-W46-SHOES-FIT", "EXP-2026-W46-OUTERWEAR-PROMO"}
+    shoes = comps["EXP-2026-W46-SHOES-FIT"]
+    assert shoes["srm_p_value"] > 0.001
+    assert shoes["primary"]["estimate"] == pytest.approx(-0.0645, abs=0.002)
+    assert shoes["primary"]["ci_high"] < 0
+    promo = comps["EXP-2026-W46-OUTERWEAR-PROMO"]
+    assert promo["primary"]["estimate"] == pytest.approx(-4.08, abs=0.05)
+
+
+def test_planted_effects_are_kept(loop):
+    assert verdict(loop["summary"], "EXP-2026-W46-SHOES-FIT")["decision"] == "keep"
+    assert verdict(loop["summary"], "EXP-2026-W46-OUTERWEAR-PROMO")["decision"] == "keep"
+
+
+def test_the_next_action_is_the_weak_cohort_not_already_under_test(loop):
+    nxt = loop["summary"]["next_action"]
+    assert nxt["cohort"] == "category=knitwear" and nxt["action"] == "fit_size_message"
+
+
+def test_the_aa_variant_gives_no_keep(loop):
+    decisions = {r["experiment_id"]: r["decision"] for r in loop["aa_summary"]["review"]}
+    assert len(decisions) == 2 and "keep" not in decisions.values()
+
+
+def test_the_journal_holds_one_plan_and_the_verdicts_of_the_week_after_a_rerun(loop):
+    j = read_journal(loop["journal"])
+    week = j[j.week == WEEK]
+    assert sorted(week.kind) == ["plan", "verdict", "verdict"]
+    assert set(week[week.kind == "verdict"].decision) <= {"adjust", "stop"}  # the A/A run replaced the planted verdicts
+    before = loop["planted_journal"]
+    assert sorted(before[before.week == WEEK].decision.replace("", "-")) == ["-", "keep", "keep"]
+
+
+def test_the_journal_keeps_the_history_of_other_weeks_byte_for_byte(loop):
+    text = (loop["journal"] / "decisions.csv").read_text(encoding="utf-8")
+    assert text.startswith(HISTORY)
