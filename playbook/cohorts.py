@@ -23,6 +23,7 @@ from playbook.config import MetricSettings
 from playbook.contract import REASON_CODES
 from playbook.data import Snapshot
 from playbook.metrics import is_mature, line_facts
+from playbook.stats.funnel import funnel_table
 from playbook.stats.results import _clean
 from playbook.stats.shrinkage import beta_binomial_shrinkage
 from playbook.stats.standardized import standardized_funnel
@@ -202,6 +203,28 @@ def _cohort_filter(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
     for col, value in filters.items():
         cond &= table[col].cast("string") == value
     return cond
+
+
+def structural_view(analysis: WeakCohortAnalysis) -> pd.DataFrame:
+    """The weak cohort's reason across its dimension against the *shop* norm (funnel vs overall rate).
+
+    A context view: it shows which slices are structurally high for this reason (with the
+    overdispersion adjustment of Spiegelhalter 2005), whereas the weak cohort is chosen on change
+    against each slice's own baseline.
+    """
+    weak = analysis.weak
+    t = analysis.table
+    t = t[(t.dimension == weak.dimension) & (t.reason_code == weak.reason_code)]
+    ft = funnel_table(t[["slice_value", "units", "events", "cost_per_event"]], by=["slice_value"])
+    od = ft.attrs.get("overdispersion")
+    view = pd.DataFrame({
+        weak.dimension: ft.slice_value, "units": ft.units.astype(int), "rate %": (ft.rate * 100).round(2),
+        "shop norm %": round(ft.attrs["overall_rate"] * 100, 2), "shrunk %": (ft.shrunk_rate * 100).round(2),
+        "z (adj.)": ft.z_adjusted.round(2), "q": ft.q_value.round(4), "above 95 % (adj.)": ft.above_95,
+        "above 95 % (binomial only)": ft.above_95_unadjusted,
+    })
+    view.attrs["phi"] = (od or {}).get("phi")
+    return view
 
 
 def cohort_trend(snap: Snapshot, settings: MetricSettings, weak: WeakCohort) -> pd.DataFrame:

@@ -9,7 +9,7 @@ FAIL the same check (miss rate well above 6.5%).
 The ``slow`` variants (``pytest -m slow``) rerun the key checks with 20,000 simulations and a
 tighter band (4.0%-6.0%, ±4 standard errors).
 
-The measured miss rates for these seeds are reported in docs/stats_comparisons.md.
+The measured miss rates for these seeds are reported in docs/statistics.md.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ test size).
 To stay fast, each default test computes the estimator for all simulations with a
 vectorised numpy replica of the formula and runs the public function on a subset of the
 same simulated data sets, asserting that both agree to 1e-9: the miss rate measured is
-the function's. The measured miss rates for these seeds are in docs/stats_cohorts.md.
+the function's. The measured miss rates for these seeds are in docs/statistics.md.
 """
 from __future__ import annotations
 
