@@ -10,7 +10,7 @@ OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
 
-.PHONY: weekly test test-slow sample-data bench lab environment.yml clean help
+.PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml]"
@@ -48,3 +48,6 @@ environment.yml: pyproject.toml $(VENV)/.installed
 
 clean:
 	rm -rf reports .pytest_cache
+
+docs/metrics.md: playbook/metrics.py $(VENV)/.installed
+	$(PY) -m playbook.metrics > docs/metrics.md.tmp && mv docs/metrics.md.tmp docs/metrics.md

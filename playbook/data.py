@@ -42,16 +42,18 @@ def redact(source: str | os.PathLike) -> str:
     text = str(source)
     if not is_url(text):
         return text
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{host}" if user else host
-    query = re.sub(
-        r"(?i)\b(password|passwd|pwd|secret|token|key)=[^&]*", lambda m: f"{m.group(1)}=***", parts.query
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    scheme, rest = text.split("://", 1)
+    if "@" in rest and not rest.startswith("/"):
+        # The user info ends at the last '@': a password pasted without escaping may hold '/', '?',
+        # '#' or '@', which end the netloc of a standard parse and would leave the password in view.
+        userinfo, host = rest.rsplit("@", 1)
+        user = re.split(r"[:/?#]", userinfo, maxsplit=1)[0]
+        text = f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+    # Rebuilt by hand: urlunsplit would turn 'duckdb:///file.db' into 'duckdb:/file.db'.
+    head, mark, tail = text.partition("?")
+    query, hash_, fragment = tail.partition("#")
+    query = re.sub(r"(?i)\b(password|passwd|pwd|secret|token|key)=[^&]*", lambda m: f"{m.group(1)}=***", query)
+    return f"{head}{mark}{query}{hash_}{fragment}"
 
 
 def _url_with_password(url: str) -> str:

@@ -407,16 +407,19 @@ def conclusion(comparisons: list[Comparison]) -> str:
 
 def describe_checks(c: Comparison) -> str:
     """Markdown lines on the checks behind one comparison (split, follow-up, warnings)."""
-    lines = [f"### {c.experiment_id} ({c.design}, lever `{c.experiment.get('lever')}` on `{c.experiment.get('cohort')}`)"]
+    from playbook.rendering import escape
+
+    lines = [f"### {escape(c.experiment_id)} ({c.design}, lever {escape(c.experiment.get('lever'))} "
+             f"on {escape(c.experiment.get('cohort'))})"]
     if c.srm is not None:
         verdict = "**mismatch: no keep possible**" if c.srm.mismatch else "consistent with the planned 50/50"
-        lines.append(f"- Split: {c.srm.observed} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
+        lines.append(f"- Split: {escape(c.srm.observed)} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
     choice = c.views.get("follow_up")
     if choice is not None:
-        lines.append(f"- Follow-up window: {choice.reason}.")
+        lines.append(f"- Follow-up window: {escape(choice.reason)}.")
     for name in ("log_rank", "cox"):
         if name in c.views:
-            lines.append(f"- {name.replace('_', '-')}: {c.views[name]}")
+            lines.append(f"- {name.replace('_', '-')}: {escape(c.views[name])}")
     trend = c.views.get("pre_trend")
     if trend is not None:
         if trend.error:
@@ -425,5 +428,5 @@ def describe_checks(c: Comparison) -> str:
             lines.append(f"- Pre-trend check ({trend.method}): p = {trend.p_value:.3g} over "
                          f"{trend.n_pre_coefficients} pre-period weeks; {trend.warning or 'no sign of diverging pre-trends'} "
                          f"(note: {trend.note}).")
-    lines += [f"- Warning: {w}" for w in c.warnings]
+    lines += [f"- Warning: {escape(w)}" for w in c.warnings]
     return "\n".join(lines)

@@ -192,3 +192,27 @@ def experiments_table(plan: LeverPlan):
     import pandas as pd
 
     return pd.DataFrame([plan.experiments_row()])
+
+
+def describe(plan: LeverPlan) -> list[tuple[str, str]]:
+    """The plan in sentences (title, text) for the notebook."""
+    return [
+        ("Lever.", f"{plan.lever}: {plan.lever_description} on {plan.cohort} (dominant reason {plan.reason_code}), "
+                   f"design {plan.design}, from {plan.start_date} to the review on {plan.review_date}."),
+        ("Primary metric.", f"{plan.primary_metric}, base rate {plan.base_rate:.1%} on {plan.weekly_units:,.0f} units a "
+                            f"week; expected change {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points."),
+    ]
+
+
+def write_experiments_row(plan: LeverPlan, run_dir) -> "Path":
+    """``experiments_plan.csv`` in the week's folder: the plan as a row to append to the experiments table."""
+    import io
+    from pathlib import Path
+
+    import pandas as pd
+
+    from playbook.atomic import write_text
+
+    buffer = io.StringIO()
+    pd.DataFrame([plan.experiments_row()]).to_csv(buffer, index=False)
+    return write_text(Path(run_dir) / "experiments_plan.csv", buffer.getvalue())

@@ -458,3 +458,36 @@ def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
     mix = mix[mix["week_start"] <= snap.week.monday].reset_index(drop=True)
     mix["mature"] = [is_mature(w, "delivery", snap.week, settings) for w in mix["week_start"]]
     return MetricResults(frame, unavailable, defs, mix, snap.week, settings)
+
+
+def dictionary_frame(settings: MetricSettings) -> pd.DataFrame:
+    """The metric dictionary as a table (name, numerator, denominator, window, unit, slices)."""
+    return pd.DataFrame([
+        {"metric": d.name, "title": d.title, "numerator": d.numerator, "denominator": d.denominator,
+         "weekly cohort": d.window, "unit of analysis": d.unit, "better when": d.good_direction,
+         "maturity": {"none": "immediate", "delivery": f"{settings.return_window_days} days after the delivery week",
+                      "order": f"{settings.return_window_days + settings.delivery_allowance_days} days after the order week"}[d.maturity],
+         "needs tables": ", ".join(d.needs), "slices": ", ".join(d.slices) or "shop only"}
+        for d in definitions(settings).values()
+    ])
+
+
+def dictionary_markdown(settings: MetricSettings) -> str:
+    """``docs/metrics.md``, generated from the definitions so the page cannot drift from the code."""
+    frame = dictionary_frame(settings)
+    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    rows = "".join("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |\n" for row in frame.itertuples(index=False))
+    return (
+        "# Metric dictionary\n\n"
+        "Generated from `playbook/metrics.py` by `make docs/metrics.md` (a test checks it is current), with the\n"
+        f"default settings (return window k = {settings.return_window_days} days). Every metric is computed per ISO\n"
+        "week in the engine, shop-wide and per slice. A metric whose table is missing is reported as\n"
+        "\"not available (no ... table)\", never as zero; a week that is not mature yet is reported as such.\n\n"
+        + head + rows
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(dictionary_markdown(MetricSettings()))

@@ -146,3 +146,15 @@ def _money(v: Any) -> str:
 
 def _num(v: Any) -> str:
     return "n/a" if v is None else f"{float(v):.3g}"
+
+
+def say(text: str, bold_prefix: str | None = None):
+    """Markdown for a sentence built from data: the data part is escaped (labels, comments, ids).
+
+    Category names, customer text and ids come from the source and are untrusted: escaping them
+    keeps a value such as ``<img onerror=...>`` inert in the notebook and in the HTML export.
+    """
+    from IPython.display import Markdown
+
+    prefix = f"**{bold_prefix}** " if bold_prefix else ""
+    return Markdown(prefix + escape(text))

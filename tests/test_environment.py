@@ -36,3 +36,10 @@ def test_sqlglot_is_capped_below_the_release_that_breaks_ibis_12():
 def test_the_makefile_installs_from_pyproject():
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     assert "pip install --quiet -e '.[test]'" in makefile
+
+
+def test_the_metric_dictionary_page_is_generated_from_the_code():
+    from playbook.config import MetricSettings
+    from playbook.metrics import dictionary_markdown
+
+    assert (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8") == dictionary_markdown(MetricSettings())

@@ -1,0 +1,216 @@
+"""The YAML configuration: the default loads and is consistent; broken files fail with a ConfigError
+that names the file and the offending key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playbook.config import ConfigError, MetricSettings, load_config
+from playbook.decisions import RULES
+from playbook.metrics import definitions
+from playbook.paths import DEFAULT_CONFIG
+
+
+@pytest.fixture(scope="module")
+def default_text() -> str:
+    return DEFAULT_CONFIG.read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, text: str, name: str = "my_config.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def edited(default_text: str, old: str, new: str) -> str:
+    assert old in default_text, f"the default configuration no longer contains {old!r}"
+    return default_text.replace(old, new, 1)
+
+
+# --- the default ------------------------------------------------------------------------------
+
+def test_the_default_configuration_loads_with_its_documented_settings():
+    c = load_config()
+    assert c.path == DEFAULT_CONFIG
+    assert c.metrics == MetricSettings(14, 7, 8, 4.5, ("category", "channel", "region", "customer_type"))
+    assert c.default_rule.rule == "baseline_deviation"
+    assert c.default_rule.params == {"amber_z": 2.0, "red_z": 3.0}
+
+
+def test_every_decision_table_metric_of_the_default_exists_in_the_metric_dictionary():
+    c = load_config()
+    names = set(definitions(c.metrics))
+    assert c.decision_table, "the default decision table is empty"
+    assert [r.metric for r in c.decision_table if r.metric not in names] == []
+
+
+def test_every_decision_table_rule_of_the_default_is_a_known_rule():
+    c = load_config()
+    assert {r.rule for r in c.decision_table} <= set(RULES)
+
+
+def test_the_flat_while_other_rises_row_points_to_an_existing_metric():
+    c = load_config()
+    names = set(definitions(c.metrics))
+    others = [r.params["other_metric"] for r in c.decision_table if r.rule == "flat_while_other_rises"]
+    assert others and set(others) <= names
+
+
+def test_the_default_configuration_parses_to_the_same_values_as_plain_yaml(default_text):
+    raw = yaml.safe_load(default_text)
+    c = load_config()
+    assert [(r.zone, r.metric, r.rule, r.action, r.params) for r in c.decision_table] == [
+        (r["zone"], r["metric"], r["rule"], r["action"], r["params"]) for r in raw["decision_table"]
+    ]
+    assert c.levers == raw["levers"]
+
+
+def test_row_for_finds_the_row_of_a_metric_and_none_for_a_metric_without_row():
+    c = load_config()
+    assert c.row_for("closure_rate").params == {"red_below": 0.80, "amber_below": 0.90}
+    assert c.row_for("contact_rate") is None
+
+
+def test_lever_for_an_unknown_reason_falls_back_to_the_other_lever():
+    c = load_config()
+    assert c.lever_for("size_too_small")["lever"] == "fit_size_message"
+    assert c.lever_for("no_such_reason")["lever"] == "reason_capture"
+
+
+def test_a_relative_path_is_resolved_against_the_repository_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("playbook/config/playbook.yaml").path == DEFAULT_CONFIG
+
+
+def test_a_metrics_section_with_only_some_keys_keeps_the_other_defaults(tmp_path):
+    c = load_config(write(tmp_path, "metrics: {return_window_days: 7}\ndecision_table: []\n"))
+    assert c.metrics == MetricSettings(return_window_days=7)
+    assert c.default_rule.rule == "baseline_deviation" and c.levers == {}
+
+
+# --- broken files ---------------------------------------------------------------------------
+
+def test_a_missing_file_is_a_config_error_naming_the_file(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match="nowhere.yaml") as e:
+        load_config(missing)
+    assert "does not exist" in str(e.value)
+
+
+def test_invalid_yaml_is_a_config_error_naming_the_file(tmp_path):
+    p = write(tmp_path, "metrics: {return_window_days: 14\ndecision_table: [\n")
+    with pytest.raises(ConfigError, match="my_config.yaml") as e:
+        load_config(p)
+    assert "not valid YAML" in str(e.value)
+
+
+def test_an_unknown_top_level_key_is_a_config_error_naming_file_and_key(tmp_path, default_text):
+    p = write(tmp_path, default_text + "\nthresholds: {x: 1}\n")
+    with pytest.raises(ConfigError, match="my_config.yaml") as e:
+        load_config(p)
+    assert "'thresholds'" in str(e.value)
+
+
+def test_an_unknown_metrics_key_is_a_config_error_naming_file_and_key(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "  baseline_weeks: 8", "  baseline_weeks: 8\n  baseline_wekes: 6"))
+    with pytest.raises(ConfigError, match="my_config.yaml: metrics") as e:
+        load_config(p)
+    assert "'baseline_wekes'" in str(e.value)
+
+
+def test_an_unknown_key_in_a_decision_row_is_a_config_error_naming_the_row_and_key(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "    action: tighten eligibility",
+                               "    action: tighten eligibility\n    owner: ana"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: decision_table\[2\]") as e:
+        load_config(p)
+    assert "'owner'" in str(e.value)
+
+
+def test_an_unknown_rule_is_a_config_error_naming_the_row_and_the_rule(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "rule: week_over_week_rise", "rule: week_over_week_jump"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: decision_table\[2\]") as e:
+        load_config(p)
+    assert "unknown rule 'week_over_week_jump'" in str(e.value)
+
+
+def test_an_unknown_default_rule_is_a_config_error_naming_default_rule(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "  rule: baseline_deviation", "  rule: zscore"))
+    with pytest.raises(ConfigError, match="my_config.yaml: default_rule") as e:
+        load_config(p)
+    assert "'zscore'" in str(e.value)
+
+
+def test_a_decision_row_without_its_action_is_a_config_error_naming_the_key(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "    action: review promise calculation\n", ""))
+    with pytest.raises(ConfigError, match=r"decision_table\[5\]: missing key\(s\) \['action'\]"):
+        load_config(p)
+
+
+def test_a_file_without_decision_table_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"my_config.yaml: missing key\(s\) \['decision_table'\]"):
+        load_config(write(tmp_path, "metrics: {}\n"))
+
+
+@pytest.mark.parametrize("k", [0, 121, 7.5, "14"])
+def test_a_return_window_outside_1_to_120_whole_days_is_a_config_error(tmp_path, default_text, k):
+    p = write(tmp_path, edited(default_text, "return_window_days: 14", f"return_window_days: {k!r}"))
+    with pytest.raises(ConfigError, match="my_config.yaml: metrics.return_window_days"):
+        load_config(p)
+
+
+# --- bugs found (xfail strict: they pass once fixed) -------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a YAML document that is not a mapping "
+                   "(e.g. '42') raises TypeError from _require_keys (set(42)) instead of ConfigError")
+def test_a_yaml_document_that_is_not_a_mapping_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="my_config.yaml"):
+        load_config(write(tmp_path, "42\n"))
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: 'params: [2]' (a list, not a mapping) "
+                   "raises TypeError from dict(...) instead of a ConfigError naming the row")
+def test_decision_params_that_are_not_a_mapping_are_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "params: {weeks: 2}", "params: [2]"))
+    with pytest.raises(ConfigError, match=r"decision_table\[4\]"):
+        load_config(p)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a lever entry that is a plain string "
+                   "('other: reason_capture') raises a bare ValueError from dict(...), not a ConfigError naming "
+                   "the file and the key 'levers'")
+def test_a_lever_entry_that_is_not_a_mapping_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(
+        default_text, 'other: {lever: reason_capture, description: "better return-reason capture to find the cause"}',
+        "other: reason_capture"))
+    with pytest.raises(ConfigError, match="my_config.yaml: levers"):
+        load_config(p)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: 'slices: category' (a string, not a list) "
+                   "is accepted and becomes the slices ('c', 'a', 't', ...), one per character")
+def test_slices_given_as_a_single_string_are_refused_or_kept_whole(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "slices: [category, channel, region, customer_type]", "slices: category"))
+    try:
+        c = load_config(p)
+    except ConfigError:
+        return
+    assert c.metrics.slices == ("category",)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a non-numeric metrics.baseline_weeks "
+                   "('eight') is accepted; it fails later inside decisions (iloc with a string)")
+def test_a_non_numeric_baseline_weeks_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "baseline_weeks: 8", "baseline_weeks: eight"))
+    with pytest.raises(ConfigError, match="baseline_weeks"):
+        load_config(p)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (gap): config.py load_config: a decision-table row naming a metric "
+                   "that is not in the metric dictionary (typo 'discount_dept') is accepted; the metric then "
+                   "silently falls back to the default rule and its red trigger never fires")
+def test_a_decision_row_naming_an_unknown_metric_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "metric: discount_depth", "metric: discount_dept"))
+    with pytest.raises(ConfigError, match="discount_dept"):
+        load_config(p)

@@ -1,0 +1,171 @@
+"""Rendering of untrusted text: every value from the data reaches HTML escaped, never as markup."""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import pytest
+
+from playbook.rendering import escape, html_table, index_page, quote_block
+
+SCRIPT = "<script>alert('x')</script>"
+BOLD = "<b>tiny</b>"
+SCRIPT_ESCAPED = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+BOLD_ESCAPED = "&lt;b&gt;tiny&lt;/b&gt;"
+
+
+def assert_inert(page: str, *payloads: str) -> None:
+    for p in payloads:
+        assert p not in page, f"raw {p!r} reached the HTML"
+        # quotes need escaping only inside attributes; pandas leaves them as text in cells
+        assert html.escape(p, quote=True) in page or html.escape(p, quote=False) in page, \
+            f"escaped {p!r} missing from the HTML"
+
+
+# --- escape -----------------------------------------------------------------------------------
+
+def test_escape_turns_a_script_tag_into_text():
+    assert escape(SCRIPT) == SCRIPT_ESCAPED
+
+
+def test_escape_turns_bold_markup_into_text():
+    assert escape(BOLD) == BOLD_ESCAPED
+
+
+def test_escape_quotes_both_kinds_of_quotes_and_ampersands():
+    assert escape("a \"b\" & 'c'") == "a &quot;b&quot; &amp; &#x27;c&#x27;"
+
+
+def test_escape_of_none_is_empty_and_of_a_number_is_its_text():
+    assert escape(None) == ""
+    assert escape(3.5) == "3.5"
+
+
+# --- html_table -------------------------------------------------------------------------------
+
+def test_html_table_escapes_cells():
+    page = html_table(pd.DataFrame({"comment": [SCRIPT, BOLD]}))
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_html_table_escapes_column_names():
+    page = html_table(pd.DataFrame({BOLD: [1]}))
+    assert_inert(page, BOLD)
+
+
+def test_html_table_shows_at_most_max_rows():
+    page = html_table(pd.DataFrame({"x": [f"row{i}" for i in range(10)]}), max_rows=3)
+    assert "row2" in page and "row3" not in page
+
+
+def test_html_table_formats_floats_and_leaves_missing_values_empty():
+    page = html_table(pd.DataFrame({"x": [1234.5678, None]}))
+    assert "<td>1,235</td>" in page and "<td></td>" in page
+
+
+# --- quote_block ------------------------------------------------------------------------------
+
+def test_quote_block_escapes_customer_comments():
+    block = quote_block([SCRIPT, BOLD])
+    assert_inert(block, SCRIPT, BOLD)
+    assert block.count("<li>") == 2
+
+
+def test_quote_block_skips_blank_and_missing_comments():
+    assert quote_block(["  ", None, "ok"]).count("<li>") == 1
+
+
+def test_quote_block_keeps_only_the_first_limit_comments():
+    block = quote_block([f"c{i}" for i in range(5)], limit=2)
+    assert "c1" in block and "c2" not in block
+
+
+def test_quote_block_without_comments_says_so():
+    assert quote_block([]) == "<p><em>no comment</em></p>"
+
+
+# --- index_page -------------------------------------------------------------------------------
+
+@pytest.fixture
+def hostile_summary() -> dict:
+    return {
+        "week": "2026-W47" + BOLD,
+        "data_source": SCRIPT,
+        "as_of": "2026-11-22",
+        "baseline": {
+            "metrics": {"return_rate_14d" + SCRIPT: {"status": "red", "why": BOLD + " went up"}},
+            "triggers": [{"zone": SCRIPT, "metric": BOLD, "action": "act " + SCRIPT}],
+        },
+        "weak_cohort": {"filters": {"category": BOLD, "reason_code": SCRIPT}, "return_rate": 0.3,
+                        "expected_rate": 0.1, "units": 1200, "excess_cost": 4321.0, "q_value": 0.0012},
+        "review": [{"experiment_id": "EXP-" + BOLD, "decision": "keep", "why": SCRIPT}],
+        "next_action": {"action": BOLD, "cohort": SCRIPT, "excess_cost": 99.0},
+        "data_quality": {"warnings": [{"message": SCRIPT}, BOLD]},
+    }
+
+
+NOTEBOOKS = [("01 Baseline", "01_baseline.html"), ("02 Weak cohort", "02_weak_cohort.html")]
+
+
+def test_index_page_lists_a_link_to_every_notebook(hostile_summary):
+    page = index_page(hostile_summary, NOTEBOOKS)
+    for title, href in NOTEBOOKS:
+        assert f"<a href='{href}'>{title}</a>" in page
+
+
+def test_index_page_links_the_brief_and_the_summary():
+    page = index_page({"week": "2026-W47"}, NOTEBOOKS)
+    assert "<a href='brief/index.html'>" in page and "<a href='summary.json'>" in page
+    assert "brief/index.html" not in index_page({"week": "2026-W47"}, NOTEBOOKS, brief_dir=None)
+
+
+def test_index_page_escapes_the_week_and_the_data_source(hostile_summary):
+    page = index_page({k: hostile_summary[k] for k in ("week", "data_source", "as_of")}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_metric_names_and_reasons(hostile_summary):
+    page = index_page({"week": "W", "baseline": {"metrics": hostile_summary["baseline"]["metrics"]}}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_trigger_fields(hostile_summary):
+    page = index_page({"week": "W", "baseline": {"triggers": hostile_summary["baseline"]["triggers"]}}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_the_weak_cohort_filters_and_formats_its_numbers(hostile_summary):
+    page = index_page({"week": "W", "weak_cohort": hostile_summary["weak_cohort"]}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+    assert "30.0 %" in page and "10.0 %" in page and "4,321" in page and "0.0012" in page
+
+
+def test_index_page_says_when_no_cohort_stands_out():
+    assert "No cohort stands out this week." in index_page({"week": "W", "weak_cohort": None}, NOTEBOOKS)
+
+
+def test_index_page_escapes_verdicts(hostile_summary):
+    page = index_page({"week": "W", "review": hostile_summary["review"]}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_the_next_action(hostile_summary):
+    page = index_page({"week": "W", "next_action": hostile_summary["next_action"]}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_data_quality_warnings_given_as_dicts_or_text(hostile_summary):
+    page = index_page({"week": "W", "data_quality": hostile_summary["data_quality"]}, NOTEBOOKS)
+    assert_inert(page, SCRIPT, BOLD)
+
+
+def test_index_page_escapes_notebook_titles_and_file_names():
+    page = index_page({"week": "W"}, [(BOLD, "x.html' onmouseover='alert(1)")])
+    assert_inert(page, BOLD)
+    assert "onmouseover='alert" not in page
+
+
+def test_index_page_of_a_whole_hostile_summary_contains_no_raw_payload(hostile_summary):
+    page = index_page(hostile_summary, NOTEBOOKS)
+    assert "<script>" not in page
+    assert BOLD not in page
