@@ -24,7 +24,7 @@ from playbook.contract import REASON_CODES
 from playbook.data import Snapshot
 from playbook.metrics import is_mature, line_facts
 from playbook.stats.funnel import funnel_table
-from playbook.stats.results import _clean
+from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
 from playbook.stats.standardized import standardized_funnel
 from playbook.weeks import IsoWeek
@@ -72,7 +72,7 @@ class WeakCohort:
         return self.filters["reason_code"]
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -290,7 +290,7 @@ def candidates_section(analysis: WeakCohortAnalysis, limit: int = 10) -> list[di
     for _, r in analysis.flagged().head(limit).iterrows():
         rows.append({"filters": {r.dimension: r.slice_value, "reason_code": r.reason_code},
                      "excess_cost": float(r.excess_cost), "q_value": float(r.q_value), "units": int(r.units)})
-    return _clean(rows)
+    return jsonable(rows)
 
 
 def conclusion(analysis: WeakCohortAnalysis) -> str:

@@ -33,7 +33,7 @@ from playbook.metrics import definitions, line_facts, order_facts
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
 from playbook.stats.ratio import ratio_difference
-from playbook.stats.results import Estimate, _clean
+from playbook.stats.results import Estimate, jsonable
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
 from playbook.weeks import IsoWeek
 
@@ -73,7 +73,7 @@ class MetricComparison:
             d.update(tolerance=self.tolerance, breached=self.breached)
         else:
             d.update(expected_low=self.expected_low, expected_high=self.expected_high)
-        return _clean(d)
+        return jsonable(d)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Comparison:
         return str(self.experiment["experiment_id"])
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({
+        return jsonable({
             "experiment_id": self.experiment_id, "design": self.design, "lever": self.experiment.get("lever"),
             "cohort": self.experiment.get("cohort"),
             "srm_p_value": self.srm.p_value if self.srm is not None else None,
@@ -112,7 +112,7 @@ def _compact(view: Any) -> Any:
     if hasattr(view, "difference"):
         return view.difference.to_dict()
     if isinstance(view, pd.DataFrame):
-        return _clean(view.to_dict("records"))
+        return jsonable(view.to_dict("records"))
     if hasattr(view, "to_dict"):
         d = view.to_dict()
         d.pop("table", None)

@@ -20,7 +20,7 @@ from playbook.contract import format_cohort
 from playbook.data import Snapshot
 from playbook.metrics import line_facts, return_rate_name
 from playbook.stats.power import minimum_detectable_effect, weeks_needed
-from playbook.stats.results import _clean
+from playbook.stats.results import jsonable
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,10 @@ class LeverPlan:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["start_date"], d["review_date"] = self.start_date.isoformat(), self.review_date.isoformat()
-        return _clean(d)
+        return jsonable(d)
 
     def summary_section(self) -> dict[str, Any]:
-        return _clean({
+        return jsonable({
             "lever": self.lever, "cohort": self.cohort, "primary_metric": self.primary_metric,
             "expected_low": self.expected_low, "expected_high": self.expected_high, "mde": self.mde_one_week,
             "weeks_needed": self.weeks_needed, "experiment_id": self.experiment_id, "design": self.design,

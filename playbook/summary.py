@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook.atomic import write_json
-from playbook.stats.results import _clean
+from playbook.stats.results import jsonable
 
 SUMMARY_NAME = "summary.json"
 
@@ -31,7 +31,7 @@ def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
 def update_summary(run_dir: str | os.PathLike, **sections: Any) -> dict[str, Any]:
     """Set top-level sections of the summary (other sections are kept) and write it atomically."""
     summary = read_summary(run_dir)
-    summary.update(_clean(sections))
+    summary.update(jsonable(sections))
     write_json(summary_path(run_dir), summary)
     return summary
 

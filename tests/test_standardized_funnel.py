@@ -81,8 +81,13 @@ def test_the_95_limit_on_the_ratio_scale_is_one_plus_196_standard_errors():
     assert a["upper_998"] == pytest.approx(1 + stats.norm.ppf(0.999) * math.sqrt((1 - p) * (1 + n / m) / (n * p)))
 
 
+def calm(k: int) -> list[tuple]:
+    """k slices spread between -1 and 1 standard error of their own baseline (no overdispersion)."""
+    return [slice_at(f"null{i}", 1000, 4000, 0.08, z) for i, z in enumerate(np.linspace(-1, 1, k))]
+
+
 def test_q_values_are_benjamini_hochberg_of_two_sided_normal_p_values():
-    rows = HAND + [("e", 70, 500, 100, 1000, 1.0), ("f", 20, 100, 150, 1000, 1.0)]
+    rows = HAND + [("e", 70, 500, 100, 1000, 1.0), ("f", 20, 100, 150, 1000, 1.0)] + calm(10)
     out = standardized_funnel(frame(rows))
     assert not out.attrs["phi_applied"]  # guard: without phi the p-values come from the raw z
     ids = [r[0] for r in rows]
@@ -98,8 +103,7 @@ def test_q_values_are_benjamini_hochberg_of_two_sided_normal_p_values():
 
 @pytest.fixture(scope="module")
 def big_and_tiny() -> pd.DataFrame:
-    nulls = [slice_at(f"null{i}", 1000, 4000, 0.08, z) for i, z in enumerate([-0.8, -0.4, 0.0, 0.3, 0.6, 0.9, -0.2])]
-    rows = nulls + [
+    rows = calm(20) + [
         ("big", 750, 5000, 2000, 20000, 10.0),  # 15 % against its own 10 %
         ("tiny", 3, 8, 1, 8, 10.0),  # 3/8 against its own 1/8
     ]
@@ -121,7 +125,7 @@ def test_slices_near_their_own_baseline_are_not_flagged(big_and_tiny):
 
 
 def test_a_slice_below_its_own_baseline_is_never_flagged():
-    rows = [slice_at(f"n{i}", 1000, 4000, 0.08, z) for i, z in enumerate([-0.5, 0.0, 0.5, 0.2])]
+    rows = calm(20)
     rows.append(("low", 250, 5000, 2000, 20000, 10.0))  # 5 % against its own 10 %: far, but on the good side
     out = by_id(standardized_funnel(frame(rows)))
     assert out.loc["low", "q_value"] < 0.05
@@ -129,11 +133,11 @@ def test_a_slice_below_its_own_baseline_is_never_flagged():
 
 
 def test_flagged_slices_are_ranked_by_excess_cost_not_by_z():
-    rows = [slice_at(f"n{i}", 1000, 4000, 0.08, z) for i, z in enumerate([-0.5, 0.0, 0.5, 0.2, -0.1, 0.4])]
-    rows += [("sharp_cheap", 900, 5000, 2000, 20000, 1.0),  # 400 excess events at 1 each
+    rows = calm(30) + [("sharp_cheap", 900, 5000, 2000, 20000, 1.0),  # 400 excess events at 1 each
              ("mild_dear", 600, 5000, 2000, 20000, 50.0)]  # 100 excess events at 50 each
     out = standardized_funnel(frame(rows))
     t = by_id(out)
+    assert not out.attrs["phi_applied"]  # guard on the construction
     assert t.loc["sharp_cheap", "z_adjusted"] > t.loc["mild_dear", "z_adjusted"]
     assert t.loc["mild_dear", "rank"] == 1 and t.loc["sharp_cheap", "rank"] == 2
     assert list(out["id"][:2]) == ["mild_dear", "sharp_cheap"]  # flagged first, by rank
@@ -158,7 +162,7 @@ def test_phi_is_not_applied_when_the_slices_vary_as_chance_predicts():
 
 
 def test_phi_above_one_but_below_the_chi_square_threshold_is_not_applied():
-    df = eleven([-1.6, -1.3, -1.2, -1.0, 1.1, 1.2, 1.3, 1.4, -1.5, 1.6, 1.7])
+    df = eleven([-1.3, -1.2, -1.1, -1.0, 1.0, 1.1, 1.2, 1.3, -1.25, 1.15, 1.2])
     z = np.array([z_by_hand(*r[1:5]) for r in df.itertuples(index=False)])
     phi = phi_by_hand(z)
     threshold = stats.chi2.ppf(0.95, 10) / 11
@@ -182,10 +186,12 @@ def test_phi_is_applied_when_the_slices_are_overdispersed_and_divides_z_by_its_r
 
 def test_phi_widens_the_limits_when_applied():
     df = eleven([-4.0, -3.5, -3.0, -2.5, -2.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0])
-    adjusted = by_id(standardized_funnel(df))
-    plain = by_id(standardized_funnel(df, adjust="off"))
-    phi = standardized_funnel(df).attrs["phi"]
-    assert (adjusted["upper_95"] - 1).to_numpy() == pytest.approx((plain["upper_95"] - 1).to_numpy() * math.sqrt(phi))
+    out = standardized_funnel(df)
+    phi = out.attrs["phi"]
+    assert out.attrs["phi_applied"]
+    r = by_id(out).loc["s0"]
+    p, n, m = df.baseline_events[0] / 4000, 2000, 4000
+    assert r["upper_95"] == pytest.approx(1 + 1.959963985 * math.sqrt(phi * (1 - p) * (1 + n / m) / (n * p)))
 
 
 def test_fewer_than_three_slices_give_no_phi():
@@ -231,7 +237,7 @@ def test_a_frame_with_only_empty_slices_returns_rows_without_raising():
                    "q < 0.05, but ratio = O/E is NaN (E = 0), so 'ratio > upper_95' is False and it is never "
                    "flagged or ranked: a brand-new return problem can never become the weak cohort")
 def test_a_slice_whose_baseline_had_no_returns_and_now_has_many_is_flagged():
-    rows = [slice_at(f"n{i}", 1000, 4000, 0.08, z) for i, z in enumerate([-0.5, 0.0, 0.5, 0.2, -0.3])]
+    rows = calm(20)
     rows.append(("new_problem", 50, 250, 0, 1000, 10.0))
     r = by_id(standardized_funnel(frame(rows))).loc["new_problem"]
     assert r["q_value"] < 0.05  # the statistics see it ...

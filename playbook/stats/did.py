@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from playbook.stats.results import Estimate, clean_number
+from playbook.stats.results import _clean, Estimate, clean_number
 
 __all__ = [
     "PreTrendCheck",
@@ -66,12 +66,6 @@ MIN_TREATED_CLUSTERS = 10
 MIN_WILD_TREATED_CLUSTERS = 5
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return clean_number(obj)
 
 
 # --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from playbook.stats.results import clean_number
+from playbook.stats.results import _clean, clean_number
 from playbook.stats.shrinkage import beta_binomial_shrinkage, fit_beta_prior
 
 __all__ = ["Overdispersion", "funnel_limits", "overdispersion", "funnel_table", "level_tag"]
@@ -52,12 +52,6 @@ NO_UNITS_NOTE = (
 )
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return clean_number(obj)
 
 
 def level_tag(level: float) -> str:

@@ -35,7 +35,7 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from playbook.stats.results import Estimate, clean_number
+from playbook.stats.results import _clean, Estimate, clean_number
 
 __all__ = [
     "FollowUpChoice",
@@ -51,16 +51,6 @@ DEFAULT_CANDIDATES: tuple[int, ...] = (3, 7, 14, 21, 28, 30, 45, 60, 90)
 _DAY_NS = 86_400 * 10**9
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return _clean(obj.to_dict(orient="records"))
-    if isinstance(obj, Estimate):
-        return obj.to_dict()
-    return clean_number(obj)
 
 
 # --------------------------------------------------------------------------------------

@@ -29,12 +29,21 @@ def clean_number(x: Any) -> Any:
     return x
 
 
-def _clean(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """A strict-JSON copy: dict keys as text, NaN/inf -> None, numpy scalars -> Python, dates -> ISO,
+    DataFrames -> lists of records, objects with ``to_dict`` -> their dict."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a DataFrame, without importing pandas here
+        return jsonable(obj.to_dict(orient="records"))
+    if hasattr(obj, "to_dict") and callable(obj.to_dict) and not isinstance(obj, type):
+        return jsonable(obj.to_dict())
     return clean_number(obj)
+
+
+_clean = jsonable  # the name the modules of this package import
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from playbook.stats.results import clean_number
+from playbook.stats.results import _clean, clean_number
 
 __all__ = ["BetaPrior", "fit_beta_prior", "beta_binomial_shrinkage"]
 
@@ -93,13 +93,6 @@ class BetaPrior:
         return _clean(out)
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python scalars."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return clean_number(obj)
 
 
 def _as_float_arrays(events: Any, units: Any) -> tuple[np.ndarray, np.ndarray]:
