@@ -163,9 +163,9 @@ def run_week(
             executed.parent.mkdir(exist_ok=True)
             try:
                 _execute(nb, executed, parameters, timeout)
-            except RunError:
-                log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED (kept in {out_dir / '.failed' / str(iso)})")
-                _keep_failed(executed, out_dir, iso)
+            except RunError as exc:
+                failed = _keep_failed(executed, out_dir, iso, exc)
+                log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED (the failed notebook and the error are in {failed})")
                 raise
             runs.append(NotebookRun(nb.stem, notebook_title(nb), time.monotonic() - started))
             log(f"[{i}/{len(notebooks)}] {nb.stem} ok ({runs[-1].seconds:.1f} s)")
@@ -178,6 +178,7 @@ def run_week(
         write_text(staging / "index.html", index_page(summary, links))
         write_text(staging / "brief" / "index.html", index_page(summary, links, brief_dir=None))
         _swap_in(staging, final)
+        shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -185,12 +186,19 @@ def run_week(
     return final
 
 
-def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek) -> None:
-    """Keep the failed notebook where a person can open it, outside the week's report."""
+def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek, error: Exception) -> Path:
+    """Keep the failed notebook and its error beside the week's report, visibly marked as failed.
+
+    The week's report itself stays the previous complete one; ``<WEEK>.failed/`` says a run failed,
+    which notebook, which cell and why, and holds the notebook as far as it got (never as HTML,
+    so that a half-run notebook cannot pass for a report).
+    """
+    target = out_dir / f"{iso}.failed"
+    target.mkdir(parents=True, exist_ok=True)
     if executed.exists():
-        target = out_dir / ".failed" / str(iso) / executed.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(executed, target)
+        shutil.copyfile(executed, target / executed.name)
+    write_text(target / "error.txt", f"{time.strftime('%Y-%m-%d %H:%M:%S')} {error}\n")
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

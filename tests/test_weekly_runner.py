@@ -87,7 +87,11 @@ def test_a_failing_notebook_names_the_cell_and_leaves_the_previous_report_untouc
     after = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
     assert after == before
     assert not [p for p in out.iterdir() if p.name.startswith(".2026-W47.staging")]
-    assert (out / ".failed" / "2026-W47" / "02_bad.ipynb").is_file()
+    failed = out / "2026-W47.failed"
+    assert (failed / "02_bad.ipynb").is_file() and "planted failure" in (failed / "error.txt").read_text()
+    assert not list(failed.glob("*.html"))
+    run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
+    assert not failed.exists()  # a later complete run clears the failure mark
 
 
 def test_a_timeout_is_a_failure_and_exports_nothing(tiny_shop, tmp_path):

@@ -1,0 +1,240 @@
+"""Data access: redaction of secrets, refusing ambiguous or missing sources, the as-of cut on the
+tiny shop, and the same metrics from .csv, .csv.gz and .parquet files."""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import TINY_SHOP, write_shop
+from playbook.config import MetricSettings
+from playbook.contract import TABLES
+from playbook.data import PASSWORD_ENV, SourceError, _url_with_password, load_tables, open_dataset, redact
+from playbook.metrics import compute_metrics
+from playbook.weeks import IsoWeek
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return open_dataset(write_shop(tmp_path_factory.mktemp("tiny") / "shop"))
+
+
+def ids(snap, table: str, column: str) -> list[str]:
+    return sorted(snap.tables[table].select(column).to_pandas()[column])
+
+
+def one(snap, table: str, key: str, value: str) -> pd.Series:
+    df = snap.tables[table].to_pandas()
+    row = df[df[key] == value]
+    assert len(row) == 1, f"{table} {key}={value}: {len(row)} rows"
+    return row.iloc[0]
+
+
+# --- redact --------------------------------------------------------------------------------------
+
+def test_redact_removes_the_password_and_keeps_the_user_and_host():
+    assert redact("postgres://ana:s3cret@db.example.com:5432/shop") == "postgres://ana@db.example.com:5432/shop"
+
+
+def test_redact_removes_a_password_containing_an_at_sign():
+    out = redact("postgres://ana:p@ss@db.example.com/shop")
+    assert out == "postgres://ana@db.example.com/shop" and "p@ss" not in out
+
+
+def test_redact_removes_a_password_without_user():
+    assert redact("postgres://:s3cret@host/db") == "postgres://host/db"
+
+
+@pytest.mark.parametrize("name", ["password", "PASSWORD", "passwd", "pwd", "secret", "token", "key"])
+def test_redact_masks_secret_query_values(name):
+    out = redact(f"postgres://ana@host/db?sslmode=require&{name}=hunter2&application_name=pb")
+    assert "hunter2" not in out
+    assert f"{name}=***" in out and "sslmode=require" in out and "application_name=pb" in out
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: data.py redact: the query regex needs a word boundary before the "
+                   "name (r'\\b(password|...|key)='), so 'api_key=', 'access_token=' and 'client_secret=' are "
+                   "not masked ('_' is a word character): postgres://ana@host/db?api_key=k1 keeps k1")
+@pytest.mark.parametrize("name", ["api_key", "access_token", "client_secret"])
+def test_redact_masks_secret_query_values_with_a_prefix(name):
+    assert "hunter2" not in redact(f"postgres://ana@host/db?{name}=hunter2")
+
+
+def test_redact_leaves_a_url_without_secrets_and_a_folder_unchanged():
+    assert redact("duckdb:///data/shop.db") == "duckdb:///data/shop.db"
+    assert redact("postgres://ana@host/db?sslmode=require") == "postgres://ana@host/db?sslmode=require"
+    assert redact(Path("/data/shop")) == "/data/shop"
+
+
+def test_the_password_from_the_environment_is_added_url_encoded(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "p@ss w/rd")
+    assert _url_with_password("postgres://ana@host/db") == "postgres://ana:p%40ss%20w%2Frd@host/db"
+
+
+def test_a_password_written_in_the_url_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    assert _url_with_password("postgres://ana:inline@host/db") == "postgres://ana:inline@host/db"
+
+
+def test_no_password_is_added_without_a_user_or_without_the_variable(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    assert _url_with_password("duckdb:///x.db") == "duckdb:///x.db"
+    monkeypatch.delenv(PASSWORD_ENV)
+    assert _url_with_password("postgres://ana@host/db") == "postgres://ana@host/db"
+
+
+def test_a_url_that_cannot_be_opened_is_a_source_error_without_the_password():
+    with pytest.raises(SourceError) as e:
+        load_tables("postgres://ana:topsecret@127.0.0.1:1/db")
+    assert "topsecret" not in str(e.value)
+    assert "postgres://ana@127.0.0.1:1/db" in str(e.value)
+
+
+# --- refusing sources ---------------------------------------------------------------------------------
+
+def test_a_missing_folder_is_a_source_error(tmp_path):
+    with pytest.raises(SourceError, match="neither a folder nor a database URL"):
+        load_tables(tmp_path / "nowhere")
+
+
+def test_a_file_instead_of_a_folder_is_a_source_error(tmp_path):
+    f = tmp_path / "orders.csv"
+    f.write_text("x\n")
+    with pytest.raises(SourceError):
+        load_tables(f)
+
+
+def test_a_table_in_both_csv_and_parquet_is_refused_naming_both_files(tmp_path):
+    folder = write_shop(tmp_path / "shop")
+    pd.read_csv(folder / "orders.csv").to_parquet(folder / "orders.parquet")
+    with pytest.raises(SourceError, match="table orders") as e:
+        load_tables(folder)
+    assert "orders.csv" in str(e.value) and "orders.parquet" in str(e.value)
+
+
+def test_a_table_in_both_csv_and_csv_gz_is_refused(tmp_path):
+    folder = write_shop(tmp_path / "shop")
+    with open(folder / "returns.csv", "rb") as src, gzip.open(folder / "returns.csv.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with pytest.raises(SourceError, match="table returns"):
+        load_tables(folder)
+
+
+def test_the_dataset_label_is_redacted(dataset):
+    assert dataset.source_label.endswith("shop")
+
+
+# --- the as-of cut ----------------------------------------------------------------------------------
+
+def test_the_latest_complete_week_is_the_week_before_the_last_order_unless_it_falls_on_sunday(dataset):
+    # last order O4 on Friday 2026-11-20 (W47): W47 is not complete
+    assert dataset.last_timestamp() == dt.datetime(2026, 11, 20, 9, 0)
+    assert dataset.latest_complete_week() == IsoWeek(2026, 46)
+
+
+def test_orders_placed_after_the_cut_are_dropped_with_their_lines(dataset):
+    snap = dataset.as_of("2026-W46")  # ends Sunday 2026-11-15
+    assert ids(snap, "orders", "order_id") == ["O1", "O2", "O3"]
+    assert ids(snap, "order_lines", "line_id") == ["L1", "L2", "L3", "L4"]
+
+
+def test_returns_requested_after_the_cut_are_dropped(dataset):
+    # R1 (11-10) and R4 (11-14) are known at the end of W46; R3 (11-20) and R2 (11-25) are not
+    assert ids(dataset.as_of("2026-W46"), "returns", "return_id") == ["R1", "R4"]
+    assert ids(dataset.as_of("2026-W47"), "returns", "return_id") == ["R1", "R3", "R4"]
+
+
+def test_an_action_closed_after_the_cut_is_open_at_the_cut(dataset):
+    a2 = one(dataset.as_of("2026-W45"), "actions", "action_id", "A2")  # closed on 2026-11-10, in W46
+    assert a2["status"] == "open" and pd.isna(a2["closed_ts"])
+    a2 = one(dataset.as_of("2026-W46"), "actions", "action_id", "A2")
+    assert a2["status"] == "closed" and a2["closed_ts"] == pd.Timestamp("2026-11-10 10:00:00")
+
+
+def test_an_action_closed_before_the_cut_stays_closed(dataset):
+    a1 = one(dataset.as_of("2026-W45"), "actions", "action_id", "A1")
+    assert a1["status"] == "closed" and a1["closed_ts"] == pd.Timestamp("2026-11-06 10:00:00")
+
+
+def test_actions_planned_for_later_weeks_are_not_in_the_cut(dataset):
+    assert ids(dataset.as_of("2026-W45"), "actions", "action_id") == ["A1", "A2", "A3"]
+
+
+def test_sessions_spend_and_contacts_are_cut_at_the_end_of_the_week(dataset):
+    snap = dataset.as_of("2026-W45")
+    assert snap.tables["sessions"].count().execute() == 2  # both on 2026-11-03
+    assert snap.tables["marketing_spend"].count().execute() == 2
+    assert ids(snap, "contacts", "contact_id") == ["K1"]  # K2 on 2026-11-09 is in W46
+
+
+@pytest.fixture(scope="module")
+def late_delivery(tmp_path_factory):
+    """The tiny shop with O1 delivered one microsecond-ish before the end of W45 and O2 just after it."""
+    tables = {k: list(v) for k, v in TINY_SHOP.items()}
+    o1, o2 = tables["orders"][0], tables["orders"][1]
+    tables["orders"][0] = o1[:6] + ("2026-11-08 23:59:59",) + o1[7:]
+    tables["orders"][1] = o2[:6] + ("2026-11-09 00:00:00",) + o2[7:]
+    return open_dataset(write_shop(tmp_path_factory.mktemp("late") / "shop", tables))
+
+
+def test_a_delivery_after_the_cut_is_empty_at_the_cut(late_delivery):
+    o2 = one(late_delivery.as_of("2026-W45"), "orders", "order_id", "O2")
+    assert pd.isna(o2["delivered_ts"])
+    o2 = one(late_delivery.as_of("2026-W46"), "orders", "order_id", "O2")
+    assert o2["delivered_ts"] == pd.Timestamp("2026-11-09 00:00:00")
+
+
+def test_a_delivery_on_the_last_second_of_the_week_is_in_the_cut(late_delivery):
+    o1 = one(late_delivery.as_of("2026-W45"), "orders", "order_id", "O1")
+    assert o1["delivered_ts"] == pd.Timestamp("2026-11-08 23:59:59")
+
+
+# --- file formats -----------------------------------------------------------------------------------
+
+def typed(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """A CSV table with the contract's types, as a warehouse export to Parquet would carry them."""
+    out = frame.copy()
+    for col in TABLES[table].columns:
+        if col.kind == "timestamp":
+            out[col.name] = pd.to_datetime(out[col.name])
+        elif col.kind == "date":
+            out[col.name] = pd.to_datetime(out[col.name]).dt.date
+        elif col.kind in ("str", "isoweek"):
+            out[col.name] = out[col.name].astype("string")
+    return out
+
+
+@pytest.fixture(scope="module")
+def metrics_by_format(tmp_path_factory):
+    base = tmp_path_factory.mktemp("formats")
+    csv = write_shop(base / "csv")
+    gz, pq = base / "gz", base / "parquet"
+    gz.mkdir()
+    pq.mkdir()
+    for f in csv.glob("*.csv"):
+        with open(f, "rb") as src, gzip.open(gz / f"{f.name}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        typed(pd.read_csv(f), f.stem).to_parquet(pq / f"{f.stem}.parquet", index=False)
+    out = {}
+    for name, folder in (("csv", csv), ("csv.gz", gz), ("parquet", pq)):
+        assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == sorted(TINY_SHOP)
+        out[name] = compute_metrics(open_dataset(folder).as_of("2026-W47"), MetricSettings()).frame
+    return out
+
+
+def test_csv_gz_files_give_the_same_metrics_as_csv(metrics_by_format):
+    pd.testing.assert_frame_equal(metrics_by_format["csv.gz"], metrics_by_format["csv"])
+
+
+def test_parquet_files_give_the_same_metrics_as_csv(metrics_by_format):
+    pd.testing.assert_frame_equal(metrics_by_format["parquet"], metrics_by_format["csv"], check_dtype=False)
+
+
+def test_the_format_comparison_is_not_empty(metrics_by_format):
+    f = metrics_by_format["csv"]
+    rr = f[(f.metric == "return_rate_14d") & (f.slice == "all") & (f.week_start == dt.date(2026, 11, 2))]
+    assert list(rr["value"]) == [pytest.approx(0.25)]  # 1 of 4 units of W45 (see test_metrics)
