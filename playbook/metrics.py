@@ -309,7 +309,7 @@ def _contribution(snap, settings, lf, of, s, defn):
 
 def _promise(snap, settings, lf, of, s, defn):
     d = of.filter(of.delivered_ts.notnull())
-    parts = _by_week(d, "delivery_week", s, numerator=d.on_time.cast("int64").sum(), denominator=d.count())
+    parts = _by_week(d, "delivery_week", s, numerator=ibis.ifelse(d.on_time, 1, 0).sum(), denominator=d.count())
     return _ratio_rows(defn, parts, s)
 
 
@@ -335,7 +335,7 @@ def _contact_rate(snap, settings, lf, of, s, defn):
 
 def _wismo(snap, settings, lf, of, s, defn):
     c = _contacts(snap)
-    parts = _by_week(c, "week_start", s, numerator=(c.cause == "wismo").cast("int64").sum(), denominator=c.count())
+    parts = _by_week(c, "week_start", s, numerator=ibis.ifelse(c.cause == "wismo", 1, 0).sum(), denominator=c.count())
     return _ratio_rows(defn, parts, s)
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+# the throwaway PostgreSQL server for tests marked `postgres` (skipped locally without PostgreSQL, an error in CI)
+pytest_plugins = ["pg_server"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail.csv.xz"
 

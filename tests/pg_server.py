@@ -144,7 +144,8 @@ def start_throwaway() -> Server:
             raise Unavailable(f"running as root and there is no '{OS_USER}' user to run PostgreSQL") from None
         owner = (pw.pw_uid, pw.pw_gid)
         run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-    workdir = Path(tempfile.mkdtemp(prefix="playbook-pg-"))
+    # /tmp when root: the postgres user must reach the folder (a TMPDIR under /root it cannot)
+    workdir = Path(tempfile.mkdtemp(prefix="playbook-pg-", dir="/tmp" if owner else None))
     if owner:
         os.chown(workdir, *owner)
     run_as["cwd"] = str(workdir)  # the postgres user may not be able to enter the current folder
