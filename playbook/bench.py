@@ -269,13 +269,14 @@ def machine() -> dict:
     except OSError:
         pass
     return {
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "nproc": nproc, "total_memory_gib": round(total, 1) if total else None, "cpu": cpu,
         "platform": platform.platform(), "python": platform.python_version(), "duckdb": duckdb.__version__,
         "ibis": ibis.__version__, "pandas": pandas.__version__, "pyarrow": pyarrow.__version__,
     }
 
 
-def summarise(samples: dict, manifests: dict, repeat: int) -> list[dict]:
+def summarise(samples: dict, manifests: dict) -> list[dict]:
     """One row per (format, scale, stage) with best/median seconds and peak RSS."""
     rows = []
     for (fmt, scale), runs in samples.items():
@@ -319,6 +320,9 @@ def ratios(rows: list[dict]) -> list[dict]:
                     "time_ratio": round(b["seconds_median"] / a["seconds_median"], 2) if a["seconds_median"] else None,
                     "peak_rss_ratio": round(b["peak_rss_mib"] / a["peak_rss_mib"], 2),
                     "rss_above_imports_ratio": round(above_b / above_a, 2) if above_a > 0 else None,
+                    # the marginal memory: MiB of peak RSS per 100,000 more order lines
+                    "rss_mib_per_100k_lines": round((b["peak_rss_mib"] - a["peak_rss_mib"])
+                                                    / ((b["order_lines"] - a["order_lines"]) / 1e5), 1),
                 })
     return out
 
@@ -341,7 +345,8 @@ def format_ratios(rs: list[dict]) -> str:
     return "\n".join(
         f"{r['format']} {r['stage']:<8} scale {r['from_scale']} -> {r['to_scale']}: data x{r['data_ratio']:g}, "
         f"median time x{r['time_ratio']:g}, peak RSS x{r['peak_rss_ratio']:g} "
-        f"(above the imports: x{r['rss_above_imports_ratio']:g})"
+        f"(above the imports: x{r['rss_above_imports_ratio']:g}; {r['rss_mib_per_100k_lines']:g} MiB "
+        f"per 100k more order lines)"
         for r in rs
     )
 
@@ -394,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = resolve(args.out, REPO_ROOT / ".bench")
     started = time.perf_counter()
+    host = machine()  # with the load average before the run (the machine may be shared)
     manifests, samples = {}, {}
     for fmt in args.formats:
         for scale in args.scales:
@@ -415,13 +421,14 @@ def main(argv: list[str] | None = None) -> int:
                 measure(stage, shop_folder(out, scale, fmt), args.week, profile=str(prefix))
             profiles += sorted(str(p) for p in out.glob(f"{prefix.name}.*.txt"))
 
-    rows = summarise(samples, manifests, args.repeat)
+    rows = summarise(samples, manifests)
     rel = ratios(rows)
     from playbook.atomic import write_json
 
     payload = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": host,
+        "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "settings": {"scales": args.scales, "formats": args.formats, "repeat": args.repeat, "week": args.week,
                      "data_hash": data_hash()},
         "method": ("one fresh process per sample; seconds by time.perf_counter inside the child, imports excluded; "
@@ -431,13 +438,15 @@ def main(argv: list[str] | None = None) -> int:
         "shops": [manifests[k] for k in manifests],
         "results": rows,
         "ratios": rel,
+        "samples": [dict(r, format=f, scale=s) for (f, s), runs in samples.items() for r in runs],
         "profiles": profiles,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     results = write_json(out / "results.json", payload)
     m = payload["machine"]
     print(f"{payload['date']}  {m['nproc']} cores, {m['total_memory_gib']} GiB, Python {m['python']}, "
-          f"duckdb {m['duckdb']}, ibis {m['ibis']}; repeat {args.repeat}, week {args.week}")
+          f"duckdb {m['duckdb']}, ibis {m['ibis']}; repeat {args.repeat}, week {args.week}; "
+          f"load average {m['load_average_1m']} before, {payload['load_average_1m_after']} after")
     print(format_table(rows))
     if rel:
         print()

@@ -60,39 +60,81 @@ def _require_keys(where: str, data: dict, allowed: set[str], required: set[str])
         raise ConfigError(f"{where}: missing key(s) {sorted(missing)}")
 
 
+def _mapping(where: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of key: value, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _metric_settings(where: str, m: dict) -> MetricSettings:
+    _require_keys(where, m, set(MetricSettings.__dataclass_fields__), set())
+    values: dict[str, Any] = {}
+    for key, value in m.items():
+        if key == "slices":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.slices: expected a list of column names such as [category, channel]")
+            values[key] = tuple(value)
+        elif key == "default_contact_cost":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{where}.default_contact_cost: expected a number >= 0, got {value!r}")
+            values[key] = float(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}.{key}: expected a whole number >= 1, got {value!r}")
+            values[key] = value
+    settings = MetricSettings(**values)
+    if settings.return_window_days > 120:
+        raise ConfigError(f"{where}.return_window_days: must be a whole number of days in 1..120")
+    return settings
+
+
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Load the YAML configuration (default ``playbook/config/playbook.yaml``)."""
+    """Load the YAML configuration (default ``playbook/config/playbook.yaml``).
+
+    Every mistake is a ``ConfigError`` naming the file and the key: a typo in a threshold file
+    must stop the run, not silently fall back to a default rule.
+    """
     from playbook.decisions import RULES  # the rule vocabulary lives with the rules
+    from playbook.metrics import definitions
 
     file = resolve(path, DEFAULT_CONFIG)
     if not file.is_file():
         raise ConfigError(f"configuration file {file} does not exist")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        raw = _mapping(str(file), yaml.safe_load(file.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
     _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers"}, {"metrics", "decision_table"})
+    settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
+    known_metrics = set(definitions(settings))
 
-    m = raw.get("metrics") or {}
-    _require_keys(f"{file}: metrics", m, set(MetricSettings.__dataclass_fields__), set())
-    settings = MetricSettings(**{k: (tuple(v) if k == "slices" else v) for k, v in m.items()})
-    if not (isinstance(settings.return_window_days, int) and 1 <= settings.return_window_days <= 120):
-        raise ConfigError(f"{file}: metrics.return_window_days must be a whole number of days in 1..120")
-
-    def row(where: str, item: dict, need_metric: bool = True) -> DecisionRow:
+    def row(where: str, item: Any, need_metric: bool = True) -> DecisionRow:
+        item = _mapping(where, item)
         keys = {"zone", "metric", "rule", "params", "action"}
         _require_keys(where, item, keys, {"rule"} | ({"zone", "metric", "action"} if need_metric else set()))
         if item["rule"] not in RULES:
             raise ConfigError(f"{where}: unknown rule {item['rule']!r}; known rules: {sorted(RULES)}")
+        if need_metric and item["metric"] not in known_metrics:
+            raise ConfigError(f"{where}: unknown metric {item['metric']!r}; known metrics: {sorted(known_metrics)}")
         return DecisionRow(
             zone=str(item.get("zone", "")),
             metric=str(item.get("metric", "")),
             rule=item["rule"],
             action=str(item.get("action", "")),
-            params=dict(item.get("params") or {}),
+            params=dict(_mapping(f"{where}.params", item.get("params"))),
         )
 
-    table = tuple(row(f"{file}: decision_table[{i}]", it) for i, it in enumerate(raw.get("decision_table") or []))
+    table_raw = raw.get("decision_table") or []
+    if not isinstance(table_raw, list):
+        raise ConfigError(f"{file}: decision_table: expected a list of rows")
+    table = tuple(row(f"{file}: decision_table[{i}]", it) for i, it in enumerate(table_raw))
     default = row(f"{file}: default_rule", raw.get("default_rule") or {"rule": "baseline_deviation"}, need_metric=False)
-    levers = {str(k): dict(v) for k, v in (raw.get("levers") or {}).items()}
+    levers = {}
+    for reason, entry in _mapping(f"{file}: levers", raw.get("levers")).items():
+        entry = _mapping(f"{file}: levers.{reason}", entry)
+        if "lever" not in entry:
+            raise ConfigError(f"{file}: levers.{reason}: missing key 'lever'")
+        levers[str(reason)] = {str(k): str(v) for k, v in entry.items()}
     return Config(file, settings, table, default, levers)

@@ -52,7 +52,8 @@ def redact(source: str | os.PathLike) -> str:
     # Rebuilt by hand: urlunsplit would turn 'duckdb:///file.db' into 'duckdb:/file.db'.
     head, mark, tail = text.partition("?")
     query, hash_, fragment = tail.partition("#")
-    query = re.sub(r"(?i)\b(password|passwd|pwd|secret|token|key)=[^&]*", lambda m: f"{m.group(1)}=***", query)
+    # any parameter whose name contains a secret word: password, api_key, access_token, client_secret...
+    query = re.sub(r"(?i)([^&=]*(?:password|passwd|pwd|secret|token|key)[^&=]*)=[^&]*", lambda m: f"{m.group(1)}=***", query)
     return f"{head}{mark}{query}{hash_}{fragment}"
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from playbook.config import Config, DecisionRow
 from playbook.metrics import SHOP, MetricDefinition, MetricResults
 from playbook.stats.results import clean_number
+from playbook.weeks import IsoWeek
 
 GREEN, AMBER, RED, UNAVAILABLE = "green", "amber", "red", "not available"
 
@@ -262,11 +263,14 @@ def reason_mix_status(results: MetricResults, amber_points: float = 5.0) -> Metr
     week = weeks[-1]
     base_weeks = weeks[-1 - results.settings.baseline_weeks : -1]
     now = mix[mix.week_start == week].set_index("reason_code")["share"]
+    label = str(IsoWeek.of(week))
+    if not base_weeks:
+        return MetricStatus("reason_mix", "Reason mix", label, {k: float(v) for k, v in now.items()}, None, GREEN,
+                            "no mature baseline week to compare the mix with yet", format="percent")
     base = (mix[mix.week_start.isin(base_weeks)].groupby("reason_code")["units"].sum())
     base = base / base.sum() if base.sum() > 0 else base
     gaps = (now.reindex(base.index.union(now.index), fill_value=0) - base.reindex(now.index.union(base.index), fill_value=0))
     top = gaps.idxmax() if len(gaps) else None
-    label = str(pd.Timestamp(week).isocalendar()[0]) + f"-W{pd.Timestamp(week).isocalendar()[1]:02d}"
     status = AMBER if top is not None and gaps[top] * 100 >= amber_points else GREEN
     why = (f"{top} share {now.get(top, 0) * 100:.1f} % vs {base.get(top, 0) * 100:.1f} % in the baseline"
            if top is not None else "no returns")
@@ -317,8 +321,8 @@ def decide(
     ci_high: float | None,
     *,
     good_direction: str,
-    expected_low: float,
-    expected_high: float,
+    expected_low: float | None,
+    expected_high: float | None,
     null_value: float = 0.0,
     breached_guardrails: list[str] | tuple[str, ...] = (),
     srm: bool = False,
@@ -347,6 +351,10 @@ def decide(
     if side == "straddles":
         return Verdict(ADJUST, f"inconclusive: estimate {estimate:.4g}, interval {interval} includes no effect ({null_value:g})",
                        "run longer or on a larger cohort (see the power step)")
+    if expected_low is None or expected_high is None:
+        return Verdict(KEEP, f"the primary metric improved: {estimate:.4g}, interval {interval} entirely on the good side; "
+                             "no expected range was registered to compare it with; no guardrail breached, no SRM",
+                       "roll out to the whole cohort and log it; register an expected range next time")
     lo, hi = sorted((expected_low, expected_high))
     weaker_end = hi if good_direction == "lower" else lo
     stronger_end = lo if good_direction == "lower" else hi

@@ -250,7 +250,9 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     k = config.metrics.return_window_days
     if not snap.has("assignments"):
         est = Estimate.unavailable("none", 0, "not available (no assignments table)")
-        return Comparison(exp, "randomized", MetricComparison(str(exp["primary_metric"]), est, "lower", "primary"), [])
+        primary = MetricComparison(str(exp["primary_metric"]), est, "lower", "primary",
+                                   expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
+        return Comparison(exp, "randomized", primary, [])
     counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
     srm = sample_ratio_mismatch(dict(zip(counts.variant, counts.n.astype(int))), PLANNED_SPLIT)
     lines = exposure_lines(snap, exp, k)

@@ -47,6 +47,10 @@ class ExperimentVerdict:
         )
 
 
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def verdict_for(comparison: dict[str, Any]) -> ExperimentVerdict:
     """Apply the written rule to one entry of the ``comparisons`` summary section."""
     p = comparison["primary"]
@@ -54,7 +58,7 @@ def verdict_for(comparison: dict[str, Any]) -> ExperimentVerdict:
     v = decide(
         p.get("estimate"), p.get("ci_low"), p.get("ci_high"),
         good_direction=p.get("good_direction", "lower"),
-        expected_low=float(p["expected_low"]), expected_high=float(p["expected_high"]),
+        expected_low=_number(p.get("expected_low")), expected_high=_number(p.get("expected_high")),
         null_value=float(p.get("null_value") or 0.0), breached_guardrails=breached,
         srm=bool(comparison.get("srm_mismatch")),
     )

@@ -160,26 +160,19 @@ def test_a_return_window_outside_1_to_120_whole_days_is_a_config_error(tmp_path,
         load_config(p)
 
 
-# --- bugs found (xfail strict: they pass once fixed) -------------------------------------------
+# --- bugs found by these tests, now fixed -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a YAML document that is not a mapping "
-                   "(e.g. '42') raises TypeError from _require_keys (set(42)) instead of ConfigError")
 def test_a_yaml_document_that_is_not_a_mapping_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="my_config.yaml"):
         load_config(write(tmp_path, "42\n"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: 'params: [2]' (a list, not a mapping) "
-                   "raises TypeError from dict(...) instead of a ConfigError naming the row")
 def test_decision_params_that_are_not_a_mapping_are_a_config_error(tmp_path, default_text):
     p = write(tmp_path, edited(default_text, "params: {weeks: 2}", "params: [2]"))
     with pytest.raises(ConfigError, match=r"decision_table\[4\]"):
         load_config(p)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a lever entry that is a plain string "
-                   "('other: reason_capture') raises a bare ValueError from dict(...), not a ConfigError naming "
-                   "the file and the key 'levers'")
 def test_a_lever_entry_that_is_not_a_mapping_is_a_config_error(tmp_path, default_text):
     p = write(tmp_path, edited(
         default_text, 'other: {lever: reason_capture, description: "better return-reason capture to find the cause"}',
@@ -188,8 +181,6 @@ def test_a_lever_entry_that_is_not_a_mapping_is_a_config_error(tmp_path, default
         load_config(p)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: 'slices: category' (a string, not a list) "
-                   "is accepted and becomes the slices ('c', 'a', 't', ...), one per character")
 def test_slices_given_as_a_single_string_are_refused_or_kept_whole(tmp_path, default_text):
     p = write(tmp_path, edited(default_text, "slices: [category, channel, region, customer_type]", "slices: category"))
     try:
@@ -199,17 +190,12 @@ def test_slices_given_as_a_single_string_are_refused_or_kept_whole(tmp_path, def
     assert c.metrics.slices == ("category",)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_config: a non-numeric metrics.baseline_weeks "
-                   "('eight') is accepted; it fails later inside decisions (iloc with a string)")
 def test_a_non_numeric_baseline_weeks_is_a_config_error(tmp_path, default_text):
     p = write(tmp_path, edited(default_text, "baseline_weeks: 8", "baseline_weeks: eight"))
     with pytest.raises(ConfigError, match="baseline_weeks"):
         load_config(p)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (gap): config.py load_config: a decision-table row naming a metric "
-                   "that is not in the metric dictionary (typo 'discount_dept') is accepted; the metric then "
-                   "silently falls back to the default rule and its red trigger never fires")
 def test_a_decision_row_naming_an_unknown_metric_is_a_config_error(tmp_path, default_text):
     p = write(tmp_path, edited(default_text, "metric: discount_depth", "metric: discount_dept"))
     with pytest.raises(ConfigError, match="discount_dept"):

@@ -14,7 +14,7 @@ import pytest
 from playbook.config import Config, DecisionRow, MetricSettings
 from playbook.decisions import (
     ADJUST, AMBER, GREEN, KEEP, RED, STOP, UNAVAILABLE, decide, format_change, format_value, metric_statuses,
-    triggers,
+    reason_mix_status, triggers,
 )
 from playbook.metrics import SHOP, MetricResults, definitions
 from playbook.weeks import IsoWeek
@@ -429,3 +429,41 @@ def test_format_value(value, fmt, text):
 ])
 def test_format_change_is_signed(delta, fmt, text):
     assert format_change(delta, fmt) == text
+
+
+# --- reason mix -----------------------------------------------------------------------------------
+
+def mix_results(weeks: list[dict[str, int]]) -> MetricResults:
+    """Shop-wide returned units per reason for consecutive mature delivery weeks from FIRST."""
+    rows = []
+    for i, units in enumerate(weeks):
+        total = sum(units.values())
+        rows += [{"week_start": FIRST + dt.timedelta(weeks=i), "reason_code": r, "slice": SHOP, "slice_value": SHOP,
+                  "units": u, "share": u / total, "mature": True} for r, u in units.items()]
+    return MetricResults(pd.DataFrame(), {}, {}, pd.DataFrame(rows), IsoWeek(2026, 47), SETTINGS)
+
+
+EVEN = {"size_too_small": 50, "quality": 50}
+
+
+def test_reason_mix_is_amber_when_a_reason_gains_five_points_on_the_baseline_mix():
+    s = reason_mix_status(mix_results([EVEN] * 8 + [{"size_too_small": 60, "quality": 40}]))
+    assert s.status == AMBER
+    assert s.why == "size_too_small share 60.0 % vs 50.0 % in the baseline"
+    assert s.baseline == {"size_too_small": 0.5, "quality": 0.5} and s.baseline_weeks == 8
+
+
+def test_reason_mix_is_green_when_shares_move_less_than_five_points():
+    assert reason_mix_status(mix_results([EVEN] * 8 + [{"size_too_small": 52, "quality": 48}])).status == GREEN
+
+
+def test_reason_mix_baseline_pools_units_over_the_baseline_weeks():
+    # 10 size + 90 quality units, then 90 + 10: pooled 100 / 200 each
+    s = reason_mix_status(mix_results([{"size_too_small": 10, "quality": 90}, {"size_too_small": 90, "quality": 10},
+                                       EVEN]))
+    assert s.baseline == {"size_too_small": 0.5, "quality": 0.5} and s.status == GREEN
+
+
+def test_reason_mix_without_any_baseline_week_is_not_amber():
+    s = reason_mix_status(mix_results([{"size_too_small": 60, "quality": 40}]))
+    assert s.status != AMBER

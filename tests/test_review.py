@@ -113,10 +113,6 @@ def test_verdicts_keep_the_order_of_the_comparisons():
     assert [v.experiment_id for v in verdicts([comparison(), c2])] == ["EXP-1", "EXP-2"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: review.py verdict_for line `expected_low=float(p['expected_low'])`: "
-                   "experiments.compare_randomized on data without an assignments table builds its primary "
-                   "MetricComparison without expected_low/high, so to_dict() gives None and verdict_for raises "
-                   "TypeError instead of returning 'adjust' with the reason 'no assignments table'")
 def test_a_randomized_experiment_without_assignments_gets_an_adjust_verdict(config):
     exp = {"experiment_id": "EXP-NA", "lever": "x", "cohort": "category=knitwear", "design": "randomized",
            "control_cohort": "", "primary_metric": "return_rate_14d", "expected_low": -0.05, "expected_high": -0.01,

@@ -232,10 +232,6 @@ def test_a_frame_with_only_empty_slices_returns_rows_without_raising():
     assert set(out["note"]) == {NO_UNITS, NO_BASELINE}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: stats/standardized.py standardized_funnel: a slice with baseline "
-                   "units but zero baseline events (bo=0, m=1000) and 50 events out of 250 now gets z ~ 127 and "
-                   "q < 0.05, but ratio = O/E is NaN (E = 0), so 'ratio > upper_95' is False and it is never "
-                   "flagged or ranked: a brand-new return problem can never become the weak cohort")
 def test_a_slice_whose_baseline_had_no_returns_and_now_has_many_is_flagged():
     rows = calm(20)
     rows.append(("new_problem", 50, 250, 0, 1000, 10.0))

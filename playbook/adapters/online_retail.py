@@ -56,7 +56,7 @@ Order lines (one per invoice and StockCode)
       (sum of quantity x price / quantity).
     * ``category``: a coarse product family from keywords of the item's Description (its most
       frequent description across the file, so a StockCode has one category), first matching
-      family in this order: seasonal, jewellery_accessories, party_kids, stationery_gift_wrap,
+      family in this order: seasonal, jewellery_accessories, party_toys_crafts, stationery_gift_wrap,
       bags, candles_lighting, kitchen_dining, garden_outdoor, storage, home_decor; else
       ``other``. See ``CATEGORY_KEYWORDS``. The shop sells giftware and homeware with
       descriptions like "WHITE HANGING HEART T-LIGHT HOLDER": the first word is usually a colour
@@ -118,13 +118,17 @@ CATEGORY_KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = tuple(
         ("seasonal", "CHRISTMAS XMAS ADVENT SANTA REINDEER SNOWMAN SNOWFLAKE NATIVITY EASTER HALLOWEEN"),
         ("jewellery_accessories",
          "NECKLACE NECKLACES BRACELET EARRINGS RING RINGS CHARM BROOCH DIAMANTE BEAD BEADS BEADED HAIR "
-         "HAIRCLIP HAIRCLIPS PURSE HANDBAG UMBRELLA SCARF JEWELLED JEWELLERY BANGLE KEYRING"),
-        ("party_kids",
+         "HAIRCLIP HAIRCLIPS PURSE HANDBAG UMBRELLA SCARF JEWELLED JEWELLERY BANGLE KEYRING WARMER WARMERS "
+         "LIP GLOSS FAN COMPACT"),
+        ("party_toys_crafts",
          "PARTY TOY TOYS JIGSAW GAME GAMES DOLL DOLLY CHILDRENS CHILDS CHILD KIDS BABY BALLOON BALLOONS "
-         "SPACEBOY DINOSAUR SOLDIER SOLDIERS SKIPPING MAGIC PLAYHOUSE TEDDY"),
+         "SPACEBOY DINOSAUR SOLDIER SOLDIERS SKIPPING MAGIC PLAYHOUSE TEDDY BINGO DOMINOES LADDERS "
+         "SPINNING GLIDERS CRAYONS COLOURING PAINT CLAY MODELLING STENCIL CRAFT FELTCRAFT KNITTING "
+         "SEWING"),
         ("stationery_gift_wrap",
          "CARD CARDS WRAP PAPER NOTEBOOK NOTEBOOKS PEN PENS PENCIL PENCILS STICKERS STICKER TAPE RIBBON "
-         "RIBBONS TISSUES TAG TAGS ENVELOPE ENVELOPES CALENDAR BOOK NOTEPAD NOTE ERASER DIARY STATIONERY"),
+         "RIBBONS TISSUES TAG TAGS ENVELOPE ENVELOPES CALENDAR BOOK BOOKS NOTEPAD NOTE ERASER DIARY "
+         "STATIONERY CHALKBOARD CHALK MEMO RULER"),
         ("bags", "BAG BAGS SHOPPER TOTE RUCKSACK BACKPACK"),
         ("candles_lighting",
          "CANDLE CANDLES T-LIGHT T-LIGHTS TEALIGHT TEALIGHTS LANTERN LANTERNS LIGHT LIGHTS LAMP "
@@ -133,16 +137,18 @@ CATEGORY_KEYWORDS: tuple[tuple[str, frozenset[str]], ...] = tuple(
          "MUG MUGS CUP CUPS SAUCER SAUCERS TEACUP TEACUPS BOWL BOWLS PLATE PLATES DISH TRAY CAKE CAKES "
          "BAKING CUTLERY JAR JARS BOTTLE BOTTLES TEA COFFEE KITCHEN PANTRY NAPKINS NAPKIN LUNCH SPOON "
          "SPOONS CAKESTAND APRON JUG TEAPOT GLOVE CHOPPING STRAWS RECIPE TUMBLER GLASSES COASTER "
-         "COASTERS PLACEMATS BEAKER SUGAR JELLY CHOCOLATE BISCUIT COOKIE"),
+         "COASTERS PLACEMATS BEAKER SUGAR JELLY CHOCOLATE BISCUIT COOKIE JAM BREAD"),
         ("garden_outdoor",
-         "GARDEN PLANT PLANTER WATERING BIRD BIRDHOUSE FEEDER PARASOL PICNIC HEN FLOWERPOT GNOME"),
+         "GARDEN GARDENERS PLANT PLANTER WATERING BIRDHOUSE FEEDER PARASOL PICNIC FLOWERPOT GNOME "
+         "SECATEURS KNEELING"),
         ("storage",
          "BOX BOXES BASKET BASKETS CABINET DRAWER DRAWERS STORAGE TRUNK CASE CASES TIN TINS HAMPER "
-         "CRATE CHEST"),
+         "CRATE CHEST CONTAINER"),
         ("home_decor",
          "FRAME MIRROR CLOCK SIGN CUSHION COVER DOORMAT HOOK HOOKS HANGER HANGERS DECORATION "
          "DECORATIONS GARLAND WREATH ORNAMENT VASE TILE MAGNET MAGNETS PLAQUE HEART HEARTS DOORSTOP "
-         "THROW BLANKET CURTAIN QUILT BELL BELLS BUNTING HOLDER ART WALL KNOB DOORKNOB"),
+         "THROW BLANKET CURTAIN QUILT BELL BELLS BUNTING HOLDER ART WALL KNOB DOORKNOB STAR BLOCK "
+         "PEGS RACK"),
     )
 )
 OTHER_CATEGORY = "other"
@@ -366,7 +372,7 @@ def to_contract(path: str | Path) -> ContractTables:
     cl["quantity"] = -cl["quantity"]  # cancellations carry negative quantities
     ts = cancels_raw.groupby(["InvoiceNo", "StockCode"], sort=True)["InvoiceDate"].min()
     cl = cl.merge(ts.rename("ts").reset_index(), on=["InvoiceNo", "StockCode"], how="left")
-    purchase = sl.rename(columns={"customer": "customer"})[["line_id", "customer", "StockCode", "order_ts", "quantity"]]
+    purchase = sl[["line_id", "customer", "StockCode", "order_ts", "quantity"]]
     alloc, matched = _match(cl, purchase)
     got = pd.Series(matched).reindex(cl.index).fillna(0).astype(int)
     report.cancellation_lines = len(cl)
@@ -417,6 +423,11 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def _conflicts(names, folder: Path) -> list[str]:
+    """Files that hold one of ``names`` in another format (the playbook would refuse the folder)."""
+    return [p.name for n in names for p in (folder / f"{n}.csv", folder / f"{n}.csv.gz") if p.exists()]
+
+
 def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Path]:
     """Write ``<table>.parquet`` for each table into ``folder``, each file atomically.
 
@@ -424,10 +435,9 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> list[Pa
     the playbook would then not know which file to read.
     """
     folder = Path(folder)
-    for name in tables:
-        others = [p.name for p in (folder / f"{name}.csv", folder / f"{name}.csv.gz") if p.exists()]
-        if others:
-            raise ValueError(f"{folder} already holds {', '.join(others)}: remove it or choose another folder")
+    others = _conflicts(tables, folder)
+    if others:
+        raise ValueError(f"{folder} already holds {', '.join(others)}: remove it or choose another folder")
     return [atomic.write_bytes(folder / f"{name}.parquet", parquet_bytes(frame)) for name, frame in tables.items()]
 
 
@@ -441,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.source).is_file():
         print(f"error: {args.source} is not a file", file=sys.stderr)
+        return 2
+    others = _conflicts(("orders", "order_lines", "returns"), Path(args.out))
+    if others:
+        print(f"error: {args.out} already holds {', '.join(others)}: remove it or choose another folder", file=sys.stderr)
         return 2
     tables = to_contract(args.source)
     try:

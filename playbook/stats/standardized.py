@@ -14,7 +14,8 @@ n phi exceeds the chi-square (n - 1 df) 95 % quantile, every z is divided by sqr
 (multiplicative adjustment, Spiegelhalter 2005 section 3.4). Two-sided p-values from the
 normal, Benjamini-Hochberg q-values across all slices of the call (statsmodels
 ``multipletests``). Limits for the funnel plot are drawn on the O/E scale:
-1 +/- z_alpha sqrt(phi (1 - p) (1 + n/m) / (n p)).
+1 +/- z_alpha sqrt(phi (1 - p) (1 + n/m) / (n p)). A baseline with no event gets p = 0.5 / m
+(half an event, a continuity floor) for the expected count and the variance.
 
 Written by hand: statsmodels has no funnel plot for standardised ratios.
 """
@@ -81,7 +82,9 @@ def standardized_funnel(
     valid = (n > 0) & (m > 0)
     out["rate"] = np.where(n > 0, o / np.where(n > 0, n, 1), np.nan)
     out["baseline_rate"] = p
-    expected = np.where(valid, n * p, np.nan)
+    # the floor also gives the expected count, so a slice with no returns in its baseline and many now
+    # is compared with half a return's worth, not with zero (O/E would be undefined and never flagged)
+    expected = np.where(valid, n * p_floor, np.nan)
     out["expected_events"] = expected
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ratio"] = np.where(valid & (expected > 0), o / expected, np.nan)
