@@ -85,8 +85,12 @@ def funnel_plot(analysis, label_top: int = 4):
     """
     from scipy import stats
 
-    t = analysis.table[analysis.table.expected_events > 0]
+    t = analysis.table[analysis.table.expected_events.astype(float) > 0]
     fig, ax = plt.subplots(figsize=(9, 5.5))
+    if t.empty:
+        ax.text(0.5, 0.5, analysis.note or "no slice to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     other = t[~t.flagged]
     ax.scatter(other.expected_events, other.ratio, s=14, color="#a0aec0", label="within its usual range")
     flagged = t[t.flagged]

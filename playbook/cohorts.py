@@ -38,6 +38,8 @@ class Windows:
     baseline: tuple[dt.date, ...]
 
     def describe(self) -> str:
+        if not self.window:
+            return "no delivery week with full follow-up yet"
         w = f"{IsoWeek.of(self.window[0])} to {IsoWeek.of(self.window[-1])}"
         b = f"{IsoWeek.of(self.baseline[0])} to {IsoWeek.of(self.baseline[-1])}" if self.baseline else "none"
         return f"delivery weeks {w} (window) against {b} (baseline)"
@@ -84,20 +86,32 @@ class WeakCohortAnalysis:
     phi_applied: bool
     n_slices: int
     settings: MetricSettings = field(repr=False, default=None)
+    note: str | None = None  # why nothing could be analysed (too little history), in words
 
     def flagged(self) -> pd.DataFrame:
-        return self.table[self.table.flagged].sort_values("rank")
+        return self.table[self.table.flagged.astype(bool)].sort_values("rank")
 
 
-def choose_windows(snap: Snapshot, settings: MetricSettings, window_weeks: int = 4, baseline_weeks: int = 8) -> Windows:
-    """The latest ``window_weeks`` mature delivery weeks, and the ``baseline_weeks`` before them."""
+def choose_windows(snap: Snapshot, settings: MetricSettings, window_weeks: int = 4, baseline_weeks: int = 8,
+                   first_week: IsoWeek | None = None) -> Windows:
+    """The latest ``window_weeks`` mature delivery weeks, and up to ``baseline_weeks`` before them.
+
+    With ``first_week`` (the data's first week), no week before the data is used: early in the
+    history the baseline is shorter, or empty when there are not enough mature weeks yet.
+    """
     mondays, week = [], snap.week
-    while len(mondays) < window_weeks + baseline_weeks:
+    while len(mondays) < window_weeks + baseline_weeks and (first_week is None or week >= first_week):
         if is_mature(week.monday, "delivery", snap.week, settings):
             mondays.append(week.monday)
         week = week.shift(-1)
     mondays.sort()
-    return Windows(tuple(mondays[-window_weeks:]), tuple(mondays[:baseline_weeks]))
+    window = mondays[-window_weeks:]
+    return Windows(tuple(window), tuple(mondays[: len(mondays) - len(window)]))
+
+
+def first_data_week(snap: Snapshot) -> IsoWeek:
+    first = snap.tables["orders"].order_ts.min().to_pyarrow().as_py()
+    return IsoWeek.of(first) if first is not None else snap.week
 
 
 def _period(lf: ibis.Table, windows: Windows) -> ibis.Value:
@@ -158,13 +172,25 @@ def weak_cohort_table(counts: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+_EMPTY_TABLE = pd.DataFrame(columns=[
+    "dimension", "slice_value", "reason_code", "units", "events", "cost", "baseline_units", "baseline_events",
+    "cost_per_event", "rate", "baseline_rate", "expected_events", "ratio", "excess_events", "z", "z_adjusted",
+    "p_value", "q_value", "upper_95", "lower_95", "upper_998", "lower_998", "flagged", "excess_cost", "rank", "note",
+    "shrunk_rate", "shrunk_ci_low", "shrunk_ci_high",
+])
+
+
 def analyse_weak_cohorts(
     snap: Snapshot, settings: MetricSettings, window_weeks: int = 4, baseline_weeks: int = 8,
     dimensions: list[str] | None = None,
 ) -> WeakCohortAnalysis:
     """The whole step: windows, counts in the engine, funnel, and the weak cohort (or None)."""
     dims = dimensions or list(settings.slices)
-    windows = choose_windows(snap, settings, window_weeks, baseline_weeks)
+    windows = choose_windows(snap, settings, window_weeks, baseline_weeks, first_data_week(snap))
+    if len(windows.window) < window_weeks or not windows.baseline:
+        note = (f"not enough history yet: {len(windows.window) + len(windows.baseline)} delivery week(s) with "
+                f"{settings.return_window_days} days of follow-up, {window_weeks} + at least 1 needed")
+        return WeakCohortAnalysis(_EMPTY_TABLE.copy(), windows, None, float("nan"), False, 0, settings, note)
     table = weak_cohort_table(slice_reason_counts(snap, settings, windows, dims))
     weak = None
     top = table[table["rank"] == 1]
@@ -294,6 +320,8 @@ def candidates_section(analysis: WeakCohortAnalysis, limit: int = 10) -> list[di
 
 
 def conclusion(analysis: WeakCohortAnalysis) -> str:
+    if analysis.note:
+        return f"No weak cohort can be named this week: {analysis.note}."
     if analysis.weak is None:
         return (f"No slice stands out this week ({analysis.n_slices} slices tested over {analysis.windows.describe()}, "
                 f"none above its own baseline at a false discovery rate of 5 %): no new lever is warranted by the data.")

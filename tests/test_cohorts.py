@@ -110,7 +110,7 @@ def test_the_tiny_shop_has_no_weak_cohort_and_says_so(tiny):
     assert a.weak is None and a.n_slices == 0
     assert (a.table["note"] == NO_BASELINE).all()
     assert weak_cohort_section(a) is None and candidates_section(a) == []
-    assert conclusion(a).startswith("No slice stands out this week")
+    assert conclusion(a).startswith("No weak cohort can be named this week: not enough history")
 
 
 # --- weak_cohort_table on hand-made counts ------------------------------------------------------------
