@@ -18,8 +18,9 @@ Measurement: every sample is a fresh ``python -m playbook.bench --child`` proces
 stage inherits memory (or a warm DuckDB buffer) from another. A child imports the playbook,
 runs ``open_dataset`` (load + validate + cache), then one stage on ``as_of(week)``:
 ``compute_metrics``, ``analyse_weak_cohorts`` or ``compare_due``. It times each step with
-``time.perf_counter`` (imports and process start-up excluded) and reads its own high-water
-mark, ``getrusage(RUSAGE_SELF).ru_maxrss``, after the imports, after the open and at the end.
+``time.perf_counter`` (imports and process start-up excluded) and reads its own peak resident
+memory (``VmHWM`` of ``/proc/self/status`` on Linux, else ``ru_maxrss``) after the imports,
+after the open and at the end.
 So the seconds of a stage are its own (the open before it is timed apart), the RSS of
 ``open`` is the high-water mark right after it, and the RSS of a later stage is the peak of
 the process that opened the data and ran that stage (open + stage: memory is cumulative,
@@ -27,8 +28,10 @@ which is what a notebook kernel lives with). The open is timed in every child, s
 and median are over ``3 x repeat`` samples, the other stages' over ``repeat``. Peak RSS is
 the largest over the samples.
 
-(The parent does not use ``getrusage(RUSAGE_CHILDREN)``: that is the maximum over every
-child ever waited for, so after the first big child every later reading would repeat it.)
+(Not ``getrusage(RUSAGE_CHILDREN)`` in the parent: that is the maximum over every child ever
+waited for, so after the first big child every later reading would repeat it. Not the child's
+``ru_maxrss`` either: Linux carries the parent's high-water mark over fork and exec. The parent
+imports no data library and builds the shops in a child of their own, so it stays small.)
 
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
@@ -130,7 +133,7 @@ def _write_parquet(tables: dict, folder: Path) -> None:
         pq.write_table(table, folder / f"{name}.parquet")
 
 
-def build_shop(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
+def build_shop(out: Path, scale: int, fmt: str) -> tuple[Path, dict]:
     """The folder of the scaled shop in ``fmt``, built unless already there; and its manifest."""
     folder = shop_folder(out, scale, fmt)
     manifest_path = folder / "manifest.json"
@@ -139,7 +142,6 @@ def build_shop(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
     from playbook.atomic import write_json
     from playbook.sample_data import DEFAULT_SEED, generate_shop, write_shop
 
-    log(f"building {folder.name} (scale {scale}, {fmt}) ...")
     t0 = time.perf_counter()
     tables = _scale_tables(generate_shop(DEFAULT_SEED), scale)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,16 +166,33 @@ def build_shop(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"  built in {manifest['build_seconds']} s: {manifest['rows']['order_lines']:,} order lines, "
-        f"{manifest['bytes'] / 2**20:.1f} MiB")
     return folder, manifest
 
 
 # --- one measurement (the child process) ------------------------------------------------------
 
-def _maxrss_mib() -> float:
+def _ru_maxrss_mib() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def _maxrss_mib() -> float:
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux, ``VmHWM`` of ``/proc/self/status``: the high-water mark of the process's own
+    address space, which starts afresh at ``exec``. ``ru_maxrss`` does not: Linux carries the
+    parent's high-water mark over the fork and the exec, so a child started by a parent of
+    450 MiB reports at least 450 MiB (measured here before this was fixed). Elsewhere,
+    ``ru_maxrss`` (the parent is kept small, so the carried-over value stays below the child's).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _ru_maxrss_mib()
 
 
 def run_child(stage: str, data: str, week: str, result: str, profile: str | None) -> None:
@@ -226,7 +245,25 @@ def run_child(stage: str, data: str, week: str, result: str, profile: str | None
     out["check"] = run(do_stage)
     out["stage_seconds"] = time.perf_counter() - t
     out["rss_end_mib"] = _maxrss_mib()
+    out["ru_maxrss_end_mib"] = _ru_maxrss_mib()  # for the record: includes the parent's carried-over mark
     Path(result).write_text(json.dumps(out))
+
+
+def build_in_child(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
+    """``build_shop`` in a child process: the parent never holds the generated tables (their
+    memory would stay in the parent, and on some systems be carried over to the children)."""
+    folder = shop_folder(out, scale, fmt)
+    if not (folder / "manifest.json").is_file():
+        log(f"building {folder.name} (scale {scale}, {fmt}) ...")
+        cmd = [sys.executable, "-m", "playbook.bench", "--build", str(scale), "--format", fmt, "--out", str(out)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"building {folder.name} failed with code {proc.returncode}:\n{tail}")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        log(f"  built in {manifest['build_seconds']} s: {manifest['rows']['order_lines']:,} order lines, "
+            f"{manifest['bytes'] / 2**20:.1f} MiB")
+    return folder, json.loads((folder / "manifest.json").read_text())
 
 
 def measure(stage: str, folder: Path, week: str, profile: str | None = None) -> dict:
@@ -246,12 +283,18 @@ def measure(stage: str, folder: Path, week: str, profile: str | None = None) -> 
 
 # --- the run --------------------------------------------------------------------------------
 
-def machine() -> dict:
-    import duckdb
-    import ibis
-    import pandas
-    import pyarrow
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def machine() -> dict:
+    """The machine and the versions (read from the installed metadata: the parent imports no
+    data library, so that it stays small while it starts the children)."""
     try:
         nproc = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -271,8 +314,9 @@ def machine() -> dict:
     return {
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "nproc": nproc, "total_memory_gib": round(total, 1) if total else None, "cpu": cpu,
-        "platform": platform.platform(), "python": platform.python_version(), "duckdb": duckdb.__version__,
-        "ibis": ibis.__version__, "pandas": pandas.__version__, "pyarrow": pyarrow.__version__,
+        "platform": platform.platform(), "python": platform.python_version(), "duckdb": _version("duckdb"),
+        "ibis": _version("ibis-framework"), "pandas": _version("pandas"), "pyarrow": _version("pyarrow"),
+        "numpy": _version("numpy"), "scipy": _version("scipy"),
     }
 
 
@@ -382,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also run one cProfile'd child per stage at the largest scale; "
                              "writes <out>/profile-s<scale>-<format>.<stage>.txt")
+    parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=CHILD_STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -391,19 +436,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         run_child(args.child, args.data, args.week, args.result, args.profile_to)
         return 0
+    out = resolve(args.out, REPO_ROOT / ".bench")
+    if args.build:
+        for fmt in args.formats:
+            build_shop(out, args.build, fmt)
+        return 0
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    out = resolve(args.out, REPO_ROOT / ".bench")
     started = time.perf_counter()
     host = machine()  # with the load average before the run (the machine may be shared)
     manifests, samples = {}, {}
     for fmt in args.formats:
         for scale in args.scales:
-            folder, manifests[(fmt, scale)] = build_shop(out, scale, fmt, log)
+            folder, manifests[(fmt, scale)] = build_in_child(out, scale, fmt, log)
             runs = []
             for rep in range(args.repeat):
                 for stage in CHILD_STAGES:
@@ -433,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                      "data_hash": data_hash()},
         "method": ("one fresh process per sample; seconds by time.perf_counter inside the child, imports excluded; "
                    "open = open_dataset (load + validate + cache), timed in every child; metrics/cohorts/compare "
-                   "timed alone after the open; peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of the child, right "
-                   "after the open for 'open', at the end (open + stage) for the others; largest over the samples"),
+                   "timed alone after the open; peak RSS = the child's own high-water mark (VmHWM, else ru_maxrss), "
+                   "right after the open for 'open', at the end (open + stage) for the others; largest over the "
+                   "samples"),
         "shops": [manifests[k] for k in manifests],
         "results": rows,
         "ratios": rel,

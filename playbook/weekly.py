@@ -107,6 +107,9 @@ def _execute(path: Path, output: Path, parameters: dict, timeout: int) -> None:
         papermill.execute_notebook(
             str(path), str(output), parameters=parameters, kernel_name=KERNEL, progress_bar=False,
             cwd=str(path.parent), execution_timeout=timeout, report_mode=False,
+            # the kernel's own start/stop chatter ("running over TCP", "KeyboardInterrupt caught" at
+            # shutdown) would read as errors in a scheduled job's log; cell errors still fail the run
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except papermill.PapermillExecutionError as exc:
         raise RunError(
