@@ -79,9 +79,10 @@ def reason_mix_by(results: MetricResults, slice_col: str = "category", weeks: in
 def funnel_plot(analysis, label_top: int = 4):
     """Observed / expected returns of every slice x reason against its expected count (log scale).
 
-    Each point is a slice compared with its own baseline; the curves are the 95 % and 99.8 %
-    limits (overdispersion-adjusted when the analysis applied it) for a typical window/baseline
-    ratio. Small slices sit on the left, where the funnel is wide: a high ratio there is noise.
+    Each point is a slice compared with its own baseline; the curves are the binomial 95 % and
+    99.8 % limits for a typical window/baseline ratio (the flags use each reason's own limits,
+    widened where that reason is overdispersed). Small slices sit on the left, where the funnel is
+    wide: a high ratio there is noise.
     """
     from scipy import stats
 
@@ -96,11 +97,11 @@ def funnel_plot(analysis, label_top: int = 4):
     flagged = t[t.flagged]
     ax.scatter(flagged.expected_events, flagged.ratio, s=40, color="#c53030", label="flagged (q < 5 %, above 95 % limit)")
     e = np.geomspace(max(t.expected_events.min(), 0.1), t.expected_events.max() * 1.5, 200)
-    phi = analysis.phi if analysis.phi_applied else 1.0
+    phi = 1.0
     ratio = float(np.nanmedian(t.units / t.baseline_units.where(t.baseline_units > 0)))
     for level, style in ((0.95, "--"), (0.998, ":")):
         half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(phi * (1 + ratio) / e)
-        ax.plot(e, 1 + half, color="#2d3748", ls=style, lw=1, label=f"{level:.1%} limit")
+        ax.plot(e, 1 + half, color="#2d3748", ls=style, lw=1, label=f"{level:.1%} binomial limit")
         ax.plot(e, np.maximum(1 - half, 0), color="#2d3748", ls=style, lw=1)
     ax.axhline(1, color="#2d3748", lw=0.8)
     for _, r in t.sort_values("excess_cost", ascending=False).head(label_top).iterrows():

@@ -17,17 +17,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from playbook.config import MetricSettings
 from playbook.contract import REASON_CODES
 from playbook.data import Snapshot
 from playbook.metrics import is_mature, line_facts
+from statsmodels.stats.multitest import multipletests
+
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
 from playbook.stats.standardized import standardized_funnel
 from playbook.weeks import IsoWeek
+
+FDR = 0.05  # false discovery rate over every slice x reason tested in one run
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,8 @@ class WeakCohortAnalysis:
     table: pd.DataFrame
     windows: Windows
     weak: WeakCohort | None
-    phi: float
-    phi_applied: bool
+    phi: dict[str, float]  # overdispersion per "dimension x reason" (NaN: too few slices to estimate)
+    phi_applied: list[str]  # the "dimension x reason" groups whose limits were widened
     n_slices: int
     settings: MetricSettings = field(repr=False, default=None)
     note: str | None = None  # why nothing could be analysed (too little history), in words
@@ -161,14 +166,33 @@ def weak_cohort_table(counts: pd.DataFrame) -> pd.DataFrame:
     fallback = (reason_cost["cost"] / reason_cost["events"].where(reason_cost["events"] > 0)).fillna(0.0)
     own = t["cost"] / t["events"].where(t["events"] > 0)
     t["cost_per_event"] = own.fillna(t["reason_code"].map(fallback)).fillna(0.0)
-    table = standardized_funnel(t)
+    # one funnel per dimension x reason: its slices partition the same units, so their spread measures
+    # overdispersion (slices of different dimensions overlap and share one spike); the false discovery
+    # rate is then controlled over all of them
+    parts, phi, applied = [], {}, []
+    for (dim, reason), g in t.groupby(["dimension", "reason_code"], sort=True):
+        f = standardized_funnel(g)
+        phi[f"{dim} x {reason}"] = f.attrs["phi"]
+        if f.attrs["phi_applied"]:
+            applied.append(f"{dim} x {reason}")
+        parts.append(f)
+    table = pd.concat(parts, ignore_index=True)
+    p = table["p_value"].to_numpy(float)
+    q = np.full(len(table), np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
+    table["q_value"] = q
+    table["flagged"] = (q < FDR) & (table["ratio"].to_numpy(float) > table["upper_95"].to_numpy(float))
+    table["rank"] = table["excess_cost"].where(table["flagged"]).rank(ascending=False, method="first").astype("Int64")
     shrunk = []
     for _, g in table.groupby(["dimension", "reason_code"], sort=False):
         s = beta_binomial_shrinkage(g["events"].to_numpy(), g["units"].to_numpy())
         s.index = g.index
         shrunk.append(s[["shrunk_rate", "shrunk_ci_low", "shrunk_ci_high"]])
     table = table.join(pd.concat(shrunk))
-    table.attrs.update(standardized_funnel(t).attrs)
+    table = table.sort_values(["rank", "z_adjusted"], ascending=[True, False], na_position="last").reset_index(drop=True)
+    table.attrs.update(phi=phi, phi_applied=applied, n_slices=int(ok.sum()))
     return table
 
 
@@ -190,7 +214,7 @@ def analyse_weak_cohorts(
     if len(windows.window) < window_weeks or not windows.baseline:
         note = (f"not enough history yet: {len(windows.window) + len(windows.baseline)} delivery week(s) with "
                 f"{settings.return_window_days} days of follow-up, {window_weeks} + at least 1 needed")
-        return WeakCohortAnalysis(_EMPTY_TABLE.copy(), windows, None, float("nan"), False, 0, settings, note)
+        return WeakCohortAnalysis(_EMPTY_TABLE.copy(), windows, None, {}, [], 0, settings, note)
     table = weak_cohort_table(slice_reason_counts(snap, settings, windows, dims))
     weak = None
     top = table[table["rank"] == 1]
@@ -203,8 +227,17 @@ def analyse_weak_cohorts(
             q_value=float(row.q_value), z_adjusted=float(row.z_adjusted), dimension=row.dimension,
             windows=windows.describe(),
         )
-    return WeakCohortAnalysis(table, windows, weak, table.attrs.get("phi"), table.attrs.get("phi_applied"),
-                              table.attrs.get("n_slices"), settings)
+    return WeakCohortAnalysis(table, windows, weak, table.attrs["phi"], table.attrs["phi_applied"],
+                              table.attrs["n_slices"], settings)
+
+
+def describe(analysis: WeakCohortAnalysis) -> str:
+    """What was compared, how many slices, and where overdispersion widened the limits."""
+    if analysis.note:
+        return f"Nothing compared: {analysis.note}."
+    applied = ", ".join(f"{r} (phi {analysis.phi[r]:.1f})" for r in analysis.phi_applied) or "none"
+    return (f"Compared {analysis.windows.describe()}; {analysis.n_slices} slices x reasons tested, false discovery "
+            f"rate {FDR:.0%}; limits widened for overdispersion in: {applied}.")
 
 
 def ranking_display(analysis: WeakCohortAnalysis, top: int = 12) -> pd.DataFrame:
@@ -224,7 +257,8 @@ def ranking_display(analysis: WeakCohortAnalysis, top: int = 12) -> pd.DataFrame
     })
 
 
-def _cohort_filter(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
+def matches(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
+    """The engine condition "row belongs to the cohort" for a filter such as {"category": "knitwear"}."""
     cond = ibis.literal(True)
     for col, value in filters.items():
         cond &= table[col].cast("string") == value
@@ -257,7 +291,7 @@ def cohort_trend(snap: Snapshot, settings: MetricSettings, weak: WeakCohort) -> 
     """Weekly rate of the cohort's reason within its slice, by delivery week (mature or not)."""
     k = settings.return_window_days
     lf = line_facts(snap, k)
-    lf = lf.filter(lf.delivered_ts.notnull() & _cohort_filter(lf, weak.slice_filter))
+    lf = lf.filter(lf.delivered_ts.notnull() & matches(lf, weak.slice_filter))
     units = lf.group_by(lf.delivery_week.name("week_start")).agg(units=lf.units.sum()).to_pandas()
     r = snap.tables["returns"].join(lf.select("line_id", "delivered_ts", "delivery_week"), "line_id")
     r = r.filter((r.reason_code == weak.reason_code) & (r.requested_ts <= r.delivered_ts + ibis.interval(days=k)))
@@ -291,7 +325,7 @@ def top_comments(snap: Snapshot, settings: MetricSettings, analysis: WeakCohortA
     k = settings.return_window_days
     lf = line_facts(snap, k)
     lf = lf.filter(lf.delivered_ts.notnull() & lf.delivery_week.isin(list(analysis.windows.window))
-                   & _cohort_filter(lf, weak.slice_filter))
+                   & matches(lf, weak.slice_filter))
     r = snap.tables["returns"].semi_join(lf, "line_id")
     r = r.filter((r.reason_code == weak.reason_code) & r.reason_text.notnull())
     text = r.reason_text.strip()
@@ -307,7 +341,9 @@ def weak_cohort_section(analysis: WeakCohortAnalysis) -> dict[str, Any] | None:
     w = analysis.weak
     return {"filters": w.filters, "units": w.units, "return_rate": w.return_rate, "expected_rate": w.expected_rate,
             "excess_cost": w.excess_cost, "q_value": w.q_value, "excess_events": w.excess_events,
-            "windows": w.windows, "phi": analysis.phi, "phi_applied": analysis.phi_applied}
+            "windows": w.windows, "window_weeks": [d.isoformat() for d in analysis.windows.window],
+            "phi": analysis.phi.get(f"{w.dimension} x {w.reason_code}"),
+            "phi_applied": f"{w.dimension} x {w.reason_code}" in analysis.phi_applied}
 
 
 def candidates_section(analysis: WeakCohortAnalysis, limit: int = 10) -> list[dict[str, Any]]:

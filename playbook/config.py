@@ -11,6 +11,10 @@ import yaml
 from playbook.paths import DEFAULT_CONFIG, resolve
 
 
+#: The columns metrics can be sliced by (``metrics.slices`` names some of them).
+SLICE_COLUMNS: tuple[str, ...] = ("category", "channel", "region", "customer_type")
+
+
 class ConfigError(ValueError):
     """The configuration file breaks its own schema; the message names the file and the key."""
 
@@ -75,6 +79,10 @@ def _metric_settings(where: str, m: dict) -> MetricSettings:
         if key == "slices":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}.slices: expected a list of column names such as [category, channel]")
+            unknown = [v for v in value if v not in SLICE_COLUMNS]
+            if unknown:
+                raise ConfigError(f"{where}.slices: unknown slice column(s) {unknown}; "
+                                  f"known slice columns: {list(SLICE_COLUMNS)}")
             values[key] = tuple(value)
         elif key == "default_contact_cost":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -6,8 +6,10 @@ a database URL that ``ibis.connect`` understands (``postgres://user@host/db``,
 code runs on DuckDB (embedded default), PostgreSQL and warehouses; pandas only ever sees
 aggregates.
 
-A database password never travels as a parameter (it would be printed into the rendered
-notebook): it is read from the environment variable ``PLAYBOOK_DB_PASSWORD``.
+A database password never travels as a parameter: papermill keeps the ``data`` parameter in the
+executed notebooks kept under ``reports/<WEEK>/executed/``. A URL that carries one (``user:password@``
+or a secret-looking query parameter) is refused; the password is read from the environment
+variable ``PLAYBOOK_DB_PASSWORD``.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import ibis
 
 from playbook import contract
+from playbook.contract import OPTIONAL_TABLES
 from playbook.validation import DataQualityWarning, validate
 from playbook.weeks import IsoWeek, latest_complete_week
 
@@ -57,14 +60,51 @@ def redact(source: str | os.PathLike) -> str:
     return f"{head}{mark}{query}{hash_}{fragment}"
 
 
+_SECRET_NAME_RE = re.compile(r"(?i)password|passwd|pwd|secret|token|key")
+
+
+def _secrets_in_url(url: str) -> list[str]:
+    """Where ``url`` carries a secret: 'a password after the user name', 'query parameter NAME'.
+
+    Read like ``redact`` reads it: the user info ends at the last '@', so that a password pasted
+    without escaping ('/', '?', '#' or '@' in it) is found too.
+    """
+    found: list[str] = []
+    scheme, rest = url.split("://", 1)
+    if "@" in rest and not rest.startswith("/"):
+        userinfo = rest.rsplit("@", 1)[0]
+        user, colon, password = userinfo.partition(":")
+        # 'ana@host:5432/db?x=a@b': the ':' is the port's, after the host, not a password's
+        if colon and password and not re.search(r"[@/?#]", user):
+            found.append("a password after the user name")
+    query = url.partition("?")[2].partition("#")[0]
+    for item in query.split("&"):
+        name = item.partition("=")[0]
+        if _SECRET_NAME_RE.search(name):
+            found.append(f"query parameter {name!r}")
+    return found
+
+
+def refuse_secrets(url: str) -> None:
+    """Refuse a database URL that carries a password; the message never shows it."""
+    found = _secrets_in_url(url) if is_url(url) else []
+    if found:
+        raise SourceError(
+            f"the database URL {redact(url)} carries a secret ({', '.join(found)}): a URL is a notebook "
+            f"parameter, and papermill keeps it in the executed notebooks under reports/<WEEK>/executed/. "
+            f"Remove it from the URL and put the password in the environment variable {PASSWORD_ENV}"
+        )
+
+
 def _url_with_password(url: str) -> str:
+    """``url`` with the password of ``PLAYBOOK_DB_PASSWORD`` (URL-encoded) after its user name."""
+    refuse_secrets(url)
     password = os.environ.get(PASSWORD_ENV)
     parts = urlsplit(url)
     if not password or "@" not in parts.netloc:
         return url
     userinfo, host = parts.netloc.rsplit("@", 1)
-    if ":" in userinfo:  # a password written in the URL itself wins (but is redacted in reports)
-        return url
+    userinfo = userinfo.split(":", 1)[0]  # 'ana:@host': an empty password is no password
     return urlunsplit((parts.scheme, f"{userinfo}:{quote(password, safe='')}@{host}", *parts[2:]))
 
 
@@ -90,6 +130,7 @@ def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, 
     """
     text = str(source)
     if is_url(text):
+        refuse_secrets(text)  # before anything else: the URL would be kept in the executed notebooks
         try:
             con = ibis.connect(_url_with_password(text))
         except Exception as exc:  # the message may echo the URL: never let the password through
@@ -110,24 +151,56 @@ def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, 
     return con, tables
 
 
+def unavailable(table: str, empty_tables: list[str] | tuple[str, ...] = ()) -> str:
+    """Why a metric needing ``table`` is not shown: the table was not given, or it has no rows."""
+    return f"not available (no {table} {'rows' if table in empty_tables else 'table'})"
+
+
 @dataclass
 class Dataset:
-    """A validated source: contract tables typed and cleaned, plus its data-quality warnings."""
+    """A validated source: contract tables typed and cleaned, plus its data-quality warnings.
+
+    ``missing_tables``: optional tables not given. ``empty_tables``: optional tables given without
+    a row; they are left out of ``tables`` so that nothing computes a 0 from them.
+    """
 
     con: ibis.BaseBackend
     tables: dict[str, ibis.Table]
     warnings: list[DataQualityWarning]
     missing_tables: list[str]
     source_label: str
+    empty_tables: list[str] = field(default_factory=list)
 
     def has(self, table: str) -> bool:
         return table in self.tables
 
+    def missing(self, table: str) -> str:
+        return unavailable(table, self.empty_tables)
+
+    def first_timestamp(self) -> dt.datetime:
+        return self.tables["orders"].order_ts.min().to_pyarrow().as_py()
+
     def last_timestamp(self) -> dt.datetime:
         return self.tables["orders"].order_ts.max().to_pyarrow().as_py()
 
+    def first_week(self) -> IsoWeek:
+        """The ISO week of the first order."""
+        return IsoWeek.of(self.first_timestamp())
+
     def latest_complete_week(self) -> IsoWeek:
         return latest_complete_week(self.last_timestamp())
+
+    def check_week(self, week: IsoWeek | str) -> IsoWeek:
+        """``week`` if the data cover it (first week .. latest complete week), else a ValueError saying the range."""
+        iso = IsoWeek.parse(week)
+        first, last = self.first_week(), self.latest_complete_week()
+        if iso < first:
+            raise ValueError(f"week {iso} is before the data: they start in week {first}; "
+                             f"weeks available: {first} .. {last}")
+        if iso > last:
+            raise ValueError(f"week {iso} is after the latest complete week of the data ({last}: the data "
+                             f"end on {self.last_timestamp():%Y-%m-%d}); weeks available: {first} .. {last}")
+        return iso
 
     def as_of(self, week: IsoWeek | str) -> "Snapshot":
         return Snapshot.cut(self, IsoWeek.parse(week))
@@ -139,8 +212,11 @@ def open_dataset(source: str | os.PathLike) -> Dataset:
     checked = validate(raw)
     # The validated tables are cast and cleaned views over the raw ones; materialize them once in
     # the engine so that every metric query does not redo the casts.
-    tables = {name: table.cache() for name, table in checked.tables.items()}
-    return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source))
+    # An optional table given without a row is treated as a missing one (validation warned about it):
+    # a metric needing it is "not available (no <table> rows)", never computed as 0.
+    empty = [n for n in OPTIONAL_TABLES if n in checked.tables and checked.row_counts.get(n) == 0]
+    tables = {name: table.cache() for name, table in checked.tables.items() if name not in empty}
+    return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty)
 
 
 @dataclass
@@ -163,7 +239,8 @@ class Snapshot:
         return table in self.tables
 
     def missing(self, table: str) -> str:
-        return f"not available (no {table} table)"
+        """Why a metric needing ``table`` is not shown ('no contacts table', or 'no contacts rows' if empty)."""
+        return self.dataset.missing(table)
 
     @classmethod
     def cut(cls, dataset: Dataset, week: IsoWeek) -> "Snapshot":

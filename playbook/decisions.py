@@ -218,6 +218,25 @@ RULES: dict[str, Callable[[_Context], tuple[str, str]]] = {
 }
 
 
+#: The parameters of each rule: (required, optional). ``load_config`` refuses a decision row that
+#: lacks a required parameter or names one its rule does not read (a typo must not fall back to a default).
+RULE_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "bands": (("red_below",), ("amber_below",)),
+    "week_over_week_rise": (("red_points",), ("amber_points",)),
+    "down_consecutive_weeks": ((), ("weeks",)),
+    "flat_while_other_rises": (("other_metric",), ("flat_within_points",)),
+    "slice_spike_vs_own_baseline": ((), ("slice", "z", "min_points")),
+    "baseline_deviation": ((), ("amber_z", "red_z")),
+}
+
+#: What each parameter holds: number, whole (a whole number >= 1), metric (a metric name) or slice (a slice column).
+PARAM_KINDS: dict[str, str] = {
+    "red_below": "number", "amber_below": "number", "red_points": "number", "amber_points": "number",
+    "weeks": "whole", "other_metric": "metric", "flat_within_points": "number", "slice": "slice",
+    "z": "number", "min_points": "number", "amber_z": "number", "red_z": "number",
+}
+
+
 def _status_of(results: MetricResults, defn: MetricDefinition, config: Config) -> MetricStatus:
     title = defn.title
     if defn.name in results.unavailable:

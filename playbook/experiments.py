@@ -18,6 +18,7 @@ exposure (bounded by the experiment's size) or per-slice weekly aggregates.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,11 +26,12 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from playbook.cohorts import matches
 from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
 from playbook.levers import DEFAULT_GUARDRAILS, Guardrail
-from playbook.metrics import definitions, line_facts, order_facts
+from playbook.metrics import definitions, is_mature, line_facts
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
 from playbook.stats.ratio import ratio_difference
@@ -134,13 +136,6 @@ def due_for_review(snap: Snapshot) -> pd.DataFrame:
     return out
 
 
-def _filter(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
-    cond = ibis.literal(True)
-    for col, value in filters.items():
-        cond &= table[col].cast("string") == value
-    return cond
-
-
 def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(exp["start_date"], dt.time.min)
     end = dt.datetime.combine(exp["review_date"], dt.time.max)
@@ -150,15 +145,17 @@ def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
 # --- randomized ---------------------------------------------------------------------------
 
 def _assignments(snap: Snapshot, experiment_id: str) -> ibis.Table:
+    """One row per assigned customer (a repeated assignment row must not count twice)."""
     a = snap.tables["assignments"]
-    return a.filter(a.experiment_id == experiment_id).select("customer_id", "variant", "assigned_ts")
+    a = a.filter(a.experiment_id == experiment_id)
+    return a.group_by(["customer_id", "variant"]).agg(assigned_ts=a.assigned_ts.min())
 
 
 def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
     """One row per exposed order line with its arm, delivery and first return request."""
     start, end = _window(exp)
     lf = line_facts(snap, k)
-    lf = lf.filter(_filter(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
+    lf = lf.filter(matches(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
     a = _assignments(snap, exp["experiment_id"])
     x = lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts)
     r = snap.tables["returns"]
@@ -186,7 +183,55 @@ def _per_customer(df: pd.DataFrame, num: str, den: str) -> tuple[np.ndarray, ...
     return t[num].to_numpy(float), t[den].to_numpy(float), c[num].to_numpy(float), c[den].to_numpy(float)
 
 
-def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int, defs) -> tuple[MetricComparison, float | None, dict, list[str]]:
+def _rescale_expected_range(m: "MetricComparison", historical_rate: float | None, k_full: int, k: float,
+                            warnings: list[str]) -> None:
+    """Express the plan's range (on the k_full-day rate) on the k-day rate actually read at J+7.
+
+    Assumes the lever scales return probability proportionally at every lag (it prevents returns
+    rather than delaying them): expected_k = expected_K x control_rate_k / historical_rate_K, with
+    the cohort's K-day rate over the mature weeks before the start. Without a historical rate the
+    range is dropped, so the verdict does not judge a k-day change against a K-day promise.
+    """
+    control_k = m.estimate.details.get("rate_control")
+    if not historical_rate or control_k is None or historical_rate <= 0:
+        m.expected_low = m.expected_high = None
+        warnings.append(f"the expected range was set on {k_full}-day returns and cannot be rescaled to {k:g} days: "
+                        "the verdict does not compare the estimate with it")
+        return
+    factor = float(control_k) / historical_rate
+    m.expected_low, m.expected_high = m.expected_low * factor, m.expected_high * factor
+    warnings.append(f"expected range rescaled from {k_full}-day to {k:g}-day returns (x{factor:.2f}: control's "
+                    f"{k:g}-day rate {control_k:.1%} / the cohort's {k_full}-day rate {historical_rate:.1%} before the "
+                    "start), assuming the lever prevents returns rather than delaying them")
+
+
+def _window_of(metric: str, default: int) -> int:
+    """K of ``return_rate_{K}d`` (the plan's own window), else the configured one."""
+    found = re.fullmatch(r"return_rate_(\d+)d", metric)
+    return int(found.group(1)) if found else default
+
+
+def historical_return_rate(snap: Snapshot, exp: dict[str, Any], settings, weeks: int = 4) -> float | None:
+    """The cohort's return rate within K days (K of the primary metric) over the last ``weeks``
+    mature delivery weeks before the start."""
+    from playbook.levers import cohort_volume
+    from playbook.metrics import is_mature
+
+    start = IsoWeek.of(exp["start_date"])
+    mondays, week = [], start.shift(-1)
+    while len(mondays) < weeks and week.shift(26) >= start:
+        if is_mature(week.monday, "delivery", snap.week, settings):
+            mondays.append(week.monday)
+        week = week.shift(-1)
+    if not mondays:
+        return None
+    k = _window_of(str(exp["primary_metric"]), settings.return_window_days)
+    _, rate = cohort_volume(snap, k, parse_cohort(exp["cohort"]), mondays)
+    return rate if rate == rate else None
+
+
+def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int, defs,
+                        historical_rate: float | None = None) -> tuple[MetricComparison, float | None, dict, list[str]]:
     metric = str(exp["primary_metric"])
     views: dict[str, Any] = {}
     warnings: list[str] = []
@@ -195,6 +240,7 @@ def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_de
     mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
                                       expected_high=float(exp["expected_high"]))
     if metric.startswith("return_rate_"):
+        k_default = _window_of(metric, k_default)
         units = _as_units(lines)
         choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
         follow_up = getattr(choice, "k", None)
@@ -207,10 +253,13 @@ def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_de
                             "would look better here than it is")
         est = lag.return_within_k_difference(units, as_of, follow_up, quantity="quantity")
         views["follow_up"] = choice
+        comparison = mc(est)
+        if follow_up < k_default:
+            _rescale_expected_range(comparison, historical_rate, k_default, follow_up, warnings)
         views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, follow_up, quantity="quantity")
         views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
         views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
-        return mc(est), follow_up, views, warnings
+        return comparison, follow_up, views, warnings
     if metric == "discount_depth":
         lines = lines.assign(discount_points=lines.discount_amount * 100)
         return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, views, warnings
@@ -254,9 +303,11 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
                                    expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
         return Comparison(exp, "randomized", primary, [])
     counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
-    srm = sample_ratio_mismatch(dict(zip(counts.variant, counts.n.astype(int))), PLANNED_SPLIT)
+    observed = {arm: 0 for arm in PLANNED_SPLIT} | dict(zip(counts.variant, counts.n.astype(int)))
+    srm = sample_ratio_mismatch(observed, PLANNED_SPLIT)
     lines = exposure_lines(snap, exp, k)
-    primary, follow_up, views, warnings = _primary_randomized(lines, exp, snap.cutoff, k, definitions(config.metrics))
+    historical = historical_return_rate(snap, exp, config.metrics) if str(exp["primary_metric"]).startswith("return_rate_") else None
+    primary, follow_up, views, warnings = _primary_randomized(lines, exp, snap.cutoff, k, definitions(config.metrics), historical)
     guards = _guardrails_randomized(snap, exp, lines, DEFAULT_GUARDRAILS["randomized"])
     if srm.mismatch:
         warnings.append(f"sample ratio mismatch (p = {srm.p_value:.2g}): the split differs from 50/50; no 'keep' is possible")
@@ -269,26 +320,47 @@ def _cell(lf: ibis.Table) -> ibis.Value:
     return lf.channel.cast("string").concat("/", lf.region.cast("string"))
 
 
-def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, k: int) -> pd.DataFrame:
-    """Weekly (order week) slice-level values of ``metric`` for the cohort and its control cohort."""
+class NotMatureYet(ValueError):
+    """The post-period of a return metric has no delivery week with full follow-up yet."""
+
+
+def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings) -> pd.DataFrame:
+    """Weekly slice-level values of ``metric`` for the cohort and its control cohort.
+
+    Discount depth is counted by order week. Return metrics are counted by *delivery* week, on
+    delivered units only, and only for delivery weeks whose units have all had the return window
+    by the end of the analysed week: a post week still collecting returns would look better than
+    it is, and the weak cohort's higher normal rate would turn that bias into a false effect.
+    """
     cohort = parse_cohort(exp["cohort"])
     control = parse_cohort(exp.get("control_cohort") or "")
     first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
+    is_return = metric.startswith("return_rate_") or metric == "return_cost_ratio"
+    k = _window_of(metric, settings.return_window_days)
     lf = line_facts(snap, k)
-    lf = lf.filter(lf.order_week >= first)
-    in_cohort = _filter(lf, cohort)
-    in_control = _filter(lf, control) & ~in_cohort if control else ~in_cohort
+    week_col = "delivery_week" if is_return else "order_week"
+    lf = lf.filter((lf[week_col] >= first) & (lf.delivered_ts.notnull() if is_return else ibis.literal(True)))
+    in_cohort = matches(lf, cohort)
+    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
     lf = lf.mutate(treated=in_cohort, cell=_cell(lf)).filter(in_cohort | in_control)
     if metric == "discount_depth":
         num, den = lf.discount_amount.sum() * 100, lf.gross.sum()
-    elif metric.startswith("return_rate_") or metric == "return_cost_ratio":
-        num = lf.returned_units_k.sum() if metric != "return_cost_ratio" else lf.return_cost_k.sum()
-        den = lf.units.sum() if metric != "return_cost_ratio" else lf.net.sum()
+    elif is_return:
+        num = lf.return_cost_k.sum() if metric == "return_cost_ratio" else lf.returned_units_k.sum()
+        den = lf.net.sum() if metric == "return_cost_ratio" else lf.units.sum()
     else:
         raise ValueError(f"metric {metric!r} is not supported for pre/post designs "
                          "(supported: discount_depth, return_rate_<k>d, return_cost_ratio)")
-    g = lf.group_by(["treated", "cell", lf.order_week.name("week")]).agg(num=num, weight=den).to_pandas()
+    g = lf.group_by(["treated", "cell", lf[week_col].name("week")]).agg(num=num, weight=den).to_pandas()
     g["week"] = pd.to_datetime(g["week"]).dt.date
+    if is_return:
+        settings_k = type(settings)(**{**settings.__dict__, "return_window_days": k})
+        g = g[[is_mature(w, "delivery", snap.week, settings_k) for w in g["week"]]]
+        start = IsoWeek.of(exp["start_date"]).monday
+        if not (g["week"] >= start).any():
+            ready = start + dt.timedelta(days=6 + k)
+            raise NotMatureYet(f"no post-period delivery week has {k} days of follow-up yet: the first one "
+                               f"({IsoWeek.of(start)}) is complete on {ready:%Y-%m-%d}; review again then")
     g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
     g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"]
     return g.dropna(subset=["value"])
@@ -303,12 +375,10 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
     warnings: list[str] = []
     views: dict[str, Any] = {}
     try:
-        panel = pre_post_panel(snap, exp, metric, k)
+        panel = pre_post_panel(snap, exp, metric, config.metrics)
     except ValueError as exc:
         est = Estimate.unavailable("did-twfe-cluster", 0, str(exc))
     else:
-        if metric.startswith("return_rate_") or metric == "return_cost_ratio":
-            warnings.append("return metrics of the post weeks are not mature at J+7; read this estimate as provisional")
         est = did.difference_in_differences(panel, start)
         views["event_study"] = did.event_study(panel, start)
         trend = did.pre_trend_check(panel, start)
@@ -320,6 +390,9 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
     primary = MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
                                expected_high=float(exp["expected_high"]))
     guards = _guardrails_pre_post(snap, exp, config, start)
+    for g in guards:
+        if g.estimate.details.get("warning"):
+            warnings.append(f"guardrail {g.metric}: {g.estimate.details['warning']}")
     return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings)
 
 
@@ -335,10 +408,13 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
 
 def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
     cohort = parse_cohort(exp["cohort"])
+    control = parse_cohort(exp.get("control_cohort") or "")
     first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
     k = config.metrics.return_window_days
     lf = line_facts(snap, k)
-    lf = lf.filter(lf.order_week >= first).mutate(treated=_filter(lf, cohort))
+    in_cohort = matches(lf, cohort)
+    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
+    lf = lf.filter((lf.order_week >= first) & (in_cohort | in_control)).mutate(treated=in_cohort)
     orders = lf.group_by(["order_id", "channel", "region", "order_week"]).agg(treated=lf.treated.max())
     if metric == "contact_rate":
         if not snap.has("contacts"):
@@ -354,8 +430,12 @@ def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> 
         if set(cohort) - {"category", "channel"}:
             return None, "conversion needs a cohort defined by category or channel (the sessions table's columns)"
         s = snap.tables["sessions"]
-        s = s.mutate(week=s.date.cast("timestamp").truncate("W").cast("date"), treated=_filter(s, cohort))
-        s = s.filter(s.week >= first)
+        if set(control) - {"category", "channel"}:
+            return None, "conversion needs a control cohort defined by category or channel (the sessions table's columns)"
+        s_cohort = matches(s, cohort)
+        s_control = matches(s, control) & ~s_cohort if control else ~s_cohort
+        s = s.mutate(week=s.date.cast("timestamp").truncate("W").cast("date"), treated=s_cohort)
+        s = s.filter((s.week >= first) & (s_cohort | s_control))
         sess = s.group_by(["treated", s.channel.cast("string").name("cell"), "week"]).agg(weight=s.sessions.sum()).to_pandas()
         n = lf.group_by(["treated", lf.channel.cast("string").name("cell"), lf.order_week.name("week")]).agg(
             num=lf.order_id.nunique()).to_pandas()
@@ -381,6 +461,14 @@ def compare_due(snap: Snapshot, config: Config) -> list[Comparison]:
     return [compare_experiment(snap, row, config) for row in due_for_review(snap).to_dict("records")]
 
 
+def _expected_text(m: MetricComparison) -> str:
+    if m.role == "guardrail":
+        return f"{m.tolerance:g}"
+    if m.expected_low is None or m.expected_high is None:
+        return "none registered"
+    return f"[{m.expected_low:.4g}, {m.expected_high:.4g}]"
+
+
 def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
     rows = []
     for c in comparisons:
@@ -388,8 +476,7 @@ def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
             e = m.estimate
             rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
                          "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
-                         "n": e.n, "expected / tolerance": (f"[{m.expected_low:g}, {m.expected_high:g}]" if m.role == "primary"
-                                                             else f"{m.tolerance:g}"),
+                         "n": e.n, "expected / tolerance": _expected_text(m),
                          "breached": m.breached if m.role == "guardrail" else "", "note": e.error or ""})
     return pd.DataFrame(rows)
 
@@ -408,27 +495,31 @@ def conclusion(comparisons: list[Comparison]) -> str:
 
 
 def describe_checks(c: Comparison) -> str:
-    """Markdown lines on the checks behind one comparison (split, follow-up, warnings)."""
+    """HTML (every data value escaped) on the checks behind one comparison: split, follow-up, warnings."""
     from playbook.rendering import escape
 
-    lines = [f"### {escape(c.experiment_id)} ({c.design}, lever {escape(c.experiment.get('lever'))} "
-             f"on {escape(c.experiment.get('cohort'))})"]
+    items = []
     if c.srm is not None:
-        verdict = "**mismatch: no keep possible**" if c.srm.mismatch else "consistent with the planned 50/50"
-        lines.append(f"- Split: {escape(c.srm.observed)} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
+        if c.srm.p_value is None:
+            items.append(f"Split: {escape(c.srm.observed)} assigned; no test possible ({escape(c.srm.error)}).")
+        else:
+            verdict = "<b>mismatch: no keep possible</b>" if c.srm.mismatch else "consistent with the planned split"
+            items.append(f"Split: {escape(c.srm.observed)} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
     choice = c.views.get("follow_up")
     if choice is not None:
-        lines.append(f"- Follow-up window: {escape(choice.reason)}.")
+        items.append(f"Follow-up window: {escape(choice.reason)}.")
     for name in ("log_rank", "cox"):
         if name in c.views:
-            lines.append(f"- {name.replace('_', '-')}: {escape(c.views[name])}")
+            items.append(f"{name.replace('_', '-')}: {escape(c.views[name])}")
     trend = c.views.get("pre_trend")
     if trend is not None:
         if trend.error:
-            lines.append(f"- Pre-trend check not run: {trend.error}")
+            items.append(f"Pre-trend check not run: {escape(trend.error)}")
         else:
-            lines.append(f"- Pre-trend check ({trend.method}): p = {trend.p_value:.3g} over "
-                         f"{trend.n_pre_coefficients} pre-period weeks; {trend.warning or 'no sign of diverging pre-trends'} "
-                         f"(note: {trend.note}).")
-    lines += [f"- Warning: {escape(w)}" for w in c.warnings]
-    return "\n".join(lines)
+            items.append(f"Pre-trend check ({escape(trend.method)}): p = {trend.p_value:.3g} over "
+                         f"{trend.n_pre_coefficients} pre-period weeks; "
+                         f"{escape(trend.warning or 'no sign of diverging pre-trends')} (note: {escape(trend.note)}).")
+    items += [f"Warning: {escape(w)}" for w in c.warnings]
+    title = (f"{escape(c.experiment_id)} ({escape(c.design)}, lever {escape(c.experiment.get('lever'))} "
+             f"on {escape(c.experiment.get('cohort'))})")
+    return f"<h3>{title}</h3><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"

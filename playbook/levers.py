@@ -15,6 +15,7 @@ from typing import Any
 
 import ibis
 
+from playbook.cohorts import matches
 from playbook.config import Config
 from playbook.contract import format_cohort
 from playbook.data import Snapshot
@@ -99,10 +100,7 @@ class LeverPlan:
 def cohort_volume(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> tuple[float, float]:
     """Units delivered per week and return rate within k days of the cohort over ``weeks``."""
     lf = line_facts(snap, k)
-    cond = lf.delivered_ts.notnull() & lf.delivery_week.isin(weeks)
-    for col, value in filters.items():
-        cond &= lf[col].cast("string") == value
-    lf = lf.filter(cond)
+    lf = lf.filter(lf.delivered_ts.notnull() & lf.delivery_week.isin(weeks) & matches(lf, filters))
     row = lf.agg(units=lf.units.sum(), returned=lf.returned_units_k.sum()).to_pandas().iloc[0]
     units = float(row["units"] or 0)
     return units / max(len(weeks), 1), (float(row["returned"]) / units if units else float("nan"))
@@ -113,7 +111,7 @@ def _slug(text: str) -> str:
 
 
 def design_lever(
-    weak: dict[str, Any], window_weeks: list[dt.date], snap: Snapshot, config: Config, *,
+    weak: dict[str, Any], snap: Snapshot, config: Config, *,
     lever: str = "", design: str = "randomized", expected_low: float | None = None,
     expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3), power: float = 0.8,
 ) -> LeverPlan:
@@ -132,6 +130,8 @@ def design_lever(
     lo = expected_low if expected_low is not None else -share_of_excess[0] * excess_rate
     hi = expected_high if expected_high is not None else -share_of_excess[1] * excess_rate
     lo, hi = sorted((float(lo), float(hi)))
+    # the same delivery weeks in which step 2 found the cohort (recorded in its summary section)
+    window_weeks = [dt.date.fromisoformat(d) for d in weak["window_weeks"]]
     weekly_units, base_rate = cohort_volume(snap, k, slice_filter, window_weeks)
     per_arm = weekly_units / 2 if design == "randomized" else weekly_units
     mde = minimum_detectable_effect(base_rate, per_arm, power=power)

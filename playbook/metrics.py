@@ -17,7 +17,7 @@ from typing import Callable
 import ibis
 import pandas as pd
 
-from playbook.config import MetricSettings
+from playbook.config import SLICE_COLUMNS, MetricSettings
 from playbook.data import Snapshot
 from playbook.weeks import IsoWeek
 
@@ -52,7 +52,7 @@ def return_rate_name(k: int) -> str:
 def definitions(settings: MetricSettings) -> dict[str, MetricDefinition]:
     """The metric dictionary for these settings (the return window k names the return rate)."""
     k = settings.return_window_days
-    line_slices = ("category", "channel", "region", "customer_type")
+    line_slices = SLICE_COLUMNS
     order_slices = ("channel", "region", "customer_type")
     defs = [
         MetricDefinition(
@@ -442,7 +442,7 @@ def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
     for name, defn in defs.items():
         missing = [t for t in defn.needs if not snap.has(t)]
         if missing:
-            unavailable[name] = f"not available (no {missing[0]} table)"
+            unavailable[name] = snap.missing(missing[0])  # "no contacts table", or "no contacts rows" if empty
             continue
         if name == "reason_mix":  # a distribution, not one ratio: computed by reason_mix() below
             continue

@@ -13,7 +13,8 @@ from playbook.data import open_dataset
 from playbook.levers import DEFAULT_GUARDRAILS, cohort_volume, conclusion, design_lever, experiments_table, journal_entry
 
 W45, W46 = dt.date(2026, 11, 2), dt.date(2026, 11, 9)
-WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10}
+WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10,
+        "window_weeks": ["2026-11-02"]}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def plan(snap, config):
-    return design_lever(WEAK, [W45], snap, config)
+    return design_lever(WEAK, snap, config)
 
 
 def test_the_default_expected_range_removes_30_to_70_percent_of_the_excess_rate(plan):
@@ -38,12 +39,12 @@ def test_the_default_expected_range_removes_30_to_70_percent_of_the_excess_rate(
 
 
 def test_a_range_given_by_the_analyst_is_kept_and_put_in_order(snap, config):
-    p = design_lever(WEAK, [W45], snap, config, expected_low=-0.02, expected_high=-0.05)
+    p = design_lever(WEAK, snap, config, expected_low=-0.02, expected_high=-0.05)
     assert (p.expected_low, p.expected_high) == (-0.05, -0.02)
 
 
 def test_a_cohort_below_its_norm_gets_an_empty_range_not_a_positive_one(snap, config):
-    p = design_lever(dict(WEAK, return_rate=0.05), [W45], snap, config)
+    p = design_lever(dict(WEAK, return_rate=0.05), snap, config)
     assert p.expected_low == 0 and p.expected_high == 0
 
 
@@ -53,7 +54,7 @@ def test_the_lever_defaults_to_the_configured_lever_of_the_reason(plan, config):
 
 
 def test_a_lever_named_by_the_analyst_replaces_the_default(snap, config):
-    p = design_lever(WEAK, [W45], snap, config, lever="size chart v2")
+    p = design_lever(WEAK, snap, config, lever="size chart v2")
     assert p.lever == p.lever_description == "size chart v2"
     assert p.experiment_id.endswith("-SIZE-CHART-V2")
 
@@ -70,7 +71,7 @@ def test_the_experiment_id_names_the_start_week_the_cohort_and_the_lever(plan):
 def test_the_primary_metric_is_the_return_rate_of_the_configured_window(snap, config, plan):
     assert plan.primary_metric == "return_rate_14d" and plan.good_direction == "lower"
     seven = dataclasses.replace(config, metrics=MetricSettings(return_window_days=7))
-    assert design_lever(WEAK, [W45], snap, seven).primary_metric == "return_rate_7d"
+    assert design_lever(WEAK, snap, seven).primary_metric == "return_rate_7d"
 
 
 def test_the_cohort_is_the_slice_without_the_reason(plan):
@@ -117,12 +118,12 @@ def test_the_experiment_row_passes_validation_when_added_to_the_data(plan, tmp_p
 
 def test_guardrails_follow_the_design(snap, config, plan):
     assert plan.guardrails == tuple(DEFAULT_GUARDRAILS["randomized"])
-    pp = design_lever(WEAK, [W45], snap, config, design="pre_post")
+    pp = design_lever(WEAK, snap, config, design="pre_post")
     assert pp.guardrails == tuple(DEFAULT_GUARDRAILS["pre_post"]) and pp.design == "pre_post"
 
 
 def test_a_pre_post_plan_counts_the_whole_cohort_per_week_and_a_randomized_one_half(snap, config, plan):
-    pp = design_lever(WEAK, [W45], snap, config, design="pre_post")
+    pp = design_lever(WEAK, snap, config, design="pre_post")
     assert pp.weekly_units == plan.weekly_units == 3.0
     # half the units per arm in a randomized test: it needs at least as many weeks
     assert plan.weeks_needed >= pp.weeks_needed

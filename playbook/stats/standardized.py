@@ -9,8 +9,10 @@ indirectly standardised ratios; the baseline's own sampling error is added to th
 
     z_i = (O_i - n_i p_i) / sqrt(n_i p_i (1 - p_i) (1 + n_i / m_i))
 
-Overdispersion: phi = mean of the squared z-scores winsorized at 10 % / 90 %; when
-n phi exceeds the chi-square (n - 1 df) 95 % quantile, every z is divided by sqrt(phi)
+Overdispersion: phi = mean of the squared z-scores winsorized at 10 % / 90 % (over the slices with
+at least one event in either period); when n phi exceeds the chi-square (n - 1 df) 95 % quantile,
+every z is divided by sqrt(phi). With fewer than ``min_slices_for_phi`` (10) informative slices phi
+is not estimated and the limits stay binomial
 (multiplicative adjustment, Spiegelhalter 2005 section 3.4). Two-sided p-values from the
 normal, Benjamini-Hochberg q-values across all slices of the call (statsmodels
 ``multipletests``). Limits for the funnel plot are drawn on the O/E scale:
@@ -54,6 +56,7 @@ def standardized_funnel(
     fdr: float = 0.05,
     winsor: float = 0.1,
     adjust: str = "auto",
+    min_slices_for_phi: int = 10,
 ) -> pd.DataFrame:
     """One row per slice: observed vs expected from its own baseline, z, q-value, excess cost.
 
@@ -94,8 +97,14 @@ def standardized_funnel(
         z = np.where(valid & (var > 0), (o - expected) / np.sqrt(var), np.nan)
     out["z"] = z
     k = int(np.isfinite(z).sum())
-    phi = winsorized_phi(z[np.isfinite(z)], winsor) if k >= 3 else float("nan")
-    threshold = stats.chi2.ppf(0.95, k - 1) / k if k >= 3 else np.inf
+    # rows with no event in either period carry no information on the spread between slices; their
+    # z of about 0 would pull phi down and hide real overdispersion (seen on the Online Retail data)
+    informative = np.isfinite(z) & ((o + bo) > 0)
+    # winsorizing at 10 %/90 % needs enough slices: with a handful, phi is driven by the very outlier
+    # we look for, and the adjustment would hide it
+    phi = winsorized_phi(z[informative], winsor) if informative.sum() >= max(min_slices_for_phi, 3) else float("nan")
+    k_inf = int(informative.sum())
+    threshold = stats.chi2.ppf(0.95, k_inf - 1) / k_inf if k_inf >= 3 else np.inf
     applied = adjust == "always" or (adjust == "auto" and np.isfinite(phi) and phi > max(threshold, 1.0))
     scale = phi if applied else 1.0
     za = z / np.sqrt(scale)
