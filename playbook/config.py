@@ -98,6 +98,39 @@ def _metric_settings(where: str, m: dict) -> MetricSettings:
     return settings
 
 
+def _check_params(where: str, rule: str, params: dict, settings: MetricSettings, metrics: dict,
+                  metric: str | None) -> None:
+    """The parameters of a decision row against its rule's schema (``playbook.decisions.RULE_PARAMS``)."""
+    from playbook.decisions import PARAM_KINDS, RULE_PARAMS
+
+    required, optional = RULE_PARAMS[rule]
+    schema = ", ".join([f"{n} (required)" for n in required] + list(optional)) or "none"
+    problems = []
+    unknown = sorted(set(params) - set(required) - set(optional), key=str)
+    if unknown:
+        problems.append(f"unknown parameter(s) {unknown} for rule {rule!r}")
+    missing = [n for n in required if n not in params]
+    if missing:
+        problems.append(f"missing required parameter(s) {missing} of rule {rule!r}")
+    if problems:
+        raise ConfigError(f"{where}.params: {'; '.join(problems)}; the parameters of {rule!r}: {schema}")
+    for name, value in params.items():
+        kind = PARAM_KINDS.get(name, "number")
+        at = f"{where}.params.{name}"
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{at}: expected a number, got {value!r}")
+        if kind == "whole" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{at}: expected a whole number >= 1, got {value!r}")
+        if kind == "metric" and value not in metrics:
+            raise ConfigError(f"{at}: unknown metric {value!r}; known metrics: {sorted(metrics)}")
+        if kind == "slice":
+            if value not in settings.slices:
+                raise ConfigError(f"{at}: {value!r} is not one of the slices of metrics.slices {list(settings.slices)}")
+            if metric and value not in metrics[metric].slices:
+                raise ConfigError(f"{at}: metric {metric!r} is not cut by {value!r} "
+                                  f"(its slices: {list(metrics[metric].slices) or 'none'})")
+
+
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """Load the YAML configuration (default ``playbook/config/playbook.yaml``).
 
@@ -116,22 +149,24 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
     _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers"}, {"metrics", "decision_table"})
     settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
-    known_metrics = set(definitions(settings))
+    known_metrics = definitions(settings)
 
     def row(where: str, item: Any, need_metric: bool = True) -> DecisionRow:
         item = _mapping(where, item)
         keys = {"zone", "metric", "rule", "params", "action"}
         _require_keys(where, item, keys, {"rule"} | ({"zone", "metric", "action"} if need_metric else set()))
-        if item["rule"] not in RULES:
+        if not isinstance(item["rule"], str) or item["rule"] not in RULES:
             raise ConfigError(f"{where}: unknown rule {item['rule']!r}; known rules: {sorted(RULES)}")
-        if need_metric and item["metric"] not in known_metrics:
+        if need_metric and (not isinstance(item["metric"], str) or item["metric"] not in known_metrics):
             raise ConfigError(f"{where}: unknown metric {item['metric']!r}; known metrics: {sorted(known_metrics)}")
+        params = dict(_mapping(f"{where}.params", item.get("params")))
+        _check_params(where, item["rule"], params, settings, known_metrics, item["metric"] if need_metric else None)
         return DecisionRow(
             zone=str(item.get("zone", "")),
             metric=str(item.get("metric", "")),
             rule=item["rule"],
             action=str(item.get("action", "")),
-            params=dict(_mapping(f"{where}.params", item.get("params"))),
+            params=params,
         )
 
     table_raw = raw.get("decision_table") or []

@@ -1,8 +1,9 @@
 """The input data contract, v1: which tables, which columns, which rules.
 
 This module is the single machine-readable statement of the contract documented in
-``docs/data_contract.md``. Validation (``playbook.validation``), the as-of cut
-(``playbook.data``) and the sample-data generator all read it from here.
+``docs/data_contract.md``. Validation (``playbook.validation``) and the sample-data generator
+read it from here; the as-of cut (``playbook.data.Snapshot.cut``) states which time column
+makes each table's rows known.
 """
 from __future__ import annotations
 
@@ -59,7 +60,6 @@ class TableSpec:
     required: bool
     columns: tuple[Column, ...]
     key: str | None = None  # the id used in error messages as examples
-    known_at: str | None = None  # the column that says when a row became known (as-of cut)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -89,7 +89,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("shipping_cost", "float", minimum=0),
             ),
             key="order_id",
-            known_at="order_ts",
         ),
         TableSpec(
             "order_lines",
@@ -105,7 +104,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("unit_cost", "float", minimum=0),
             ),
             key="line_id",
-            known_at=None,  # known when its order is
         ),
         TableSpec(
             "returns",
@@ -123,7 +121,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("resolution", "str", allowed=RESOLUTIONS),
             ),
             key="return_id",
-            known_at="requested_ts",
         ),
         TableSpec(
             "sessions",
@@ -134,7 +131,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("category", "str"),
                 Column("sessions", "int", minimum=0),
             ),
-            known_at="date",
         ),
         TableSpec(
             "contacts",
@@ -147,7 +143,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("cost", "float", nullable=True, minimum=0),
             ),
             key="contact_id",
-            known_at="contact_ts",
         ),
         TableSpec(
             "actions",
@@ -161,7 +156,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("closed_ts", "timestamp", nullable=True),
             ),
             key="action_id",
-            known_at=None,  # cut by week; closed_ts after the cut counts as not closed yet
         ),
         TableSpec(
             "marketing_spend",
@@ -171,7 +165,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("channel", "str"),
                 Column("spend", "float", minimum=0),
             ),
-            known_at="date",
         ),
         TableSpec(
             "experiments",
@@ -189,7 +182,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("review_date", "date"),
             ),
             key="experiment_id",
-            known_at="start_date",
         ),
         TableSpec(
             "assignments",
@@ -201,7 +193,6 @@ TABLES: dict[str, TableSpec] = {
                 Column("assigned_ts", "timestamp"),
             ),
             key="customer_id",
-            known_at="assigned_ts",
         ),
     )
 }

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from playbook.config import Config, DecisionRow
-from playbook.metrics import SHOP, MetricDefinition, MetricResults
+from playbook.metrics import SHOP, MetricDefinition, MetricResults, definitions
 from playbook.stats.results import clean_number
 from playbook.weeks import IsoWeek
 
@@ -147,9 +147,18 @@ def rule_down_consecutive_weeks(ctx: _Context) -> tuple[str, str]:
     return GREEN, f"{ctx.fmt(values[-1])}, not down on the week before"
 
 
+def _other_format(ctx: _Context, other: str) -> str:
+    defn = ctx.results.definitions.get(other) or definitions(ctx.results.settings).get(other)
+    return defn.format if defn else "number"
+
+
 def rule_flat_while_other_rises(ctx: _Context) -> tuple[str, str]:
     other = str(ctx.row.params["other_metric"])
-    flat = _points(ctx, float(ctx.row.params.get("flat_within_points", 0.5)))
+    points = float(ctx.row.params.get("flat_within_points", 0.5))
+    other_fmt = _other_format(ctx, other)
+    # "flat within 0.5 points": in each metric's own unit (fractions for a percent metric)
+    flat = _points(ctx, points)
+    flat_other = points / 100.0 if other_fmt == "percent" else points
     o = ctx.results.series(other)
     weeks = ctx.weekly["week_start"].iloc[-2:].tolist()
     o = o[o["week_start"].isin(weeks)]
@@ -158,12 +167,12 @@ def rule_flat_while_other_rises(ctx: _Context) -> tuple[str, str]:
     d_self = ctx.current["value"] - ctx.weekly["value"].iloc[-2]
     d_other = o["value"].iloc[-1] - o["value"].iloc[-2]
     text = (
-        f"{ctx.defn.title.lower()} {format_change(d_self, 'percent')} while {other} "
-        f"{format_change(d_other, 'percent')} week over week ({ctx.current['week']})"
+        f"{ctx.defn.title.lower()} {format_change(d_self, ctx.defn.format)} while {other} "
+        f"{format_change(d_other, other_fmt)} week over week ({ctx.current['week']})"
     )
-    if d_other > flat and abs(d_self) <= flat:
+    if d_other > flat_other and abs(d_self) <= flat:
         return RED, f"flat: {text}"
-    if d_other > flat and d_self < -flat:
+    if d_other > flat_other and d_self < -flat:
         return AMBER, f"falling: {text}"
     return GREEN, text
 
@@ -243,20 +252,31 @@ def _status_of(results: MetricResults, defn: MetricDefinition, config: Config) -
         return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE, results.unavailable[defn.name], format=defn.format)
     row = config.row_for(defn.name) or DecisionRow(zone="", metric=defn.name, rule=config.default_rule.rule,
                                                   action="", params=config.default_rule.params)
-    weekly = results.series(defn.name)
-    weekly = weekly[weekly["mature"] & weekly["value"].notna()]
-    if weekly.empty:
+    zone, action = row.zone or None, row.action or None
+    series = results.series(defn.name)
+    series = series[series["value"].notna()]
+    weekly = series[series["mature"]]
+    if series.empty:
         return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE,
-                            "no week with enough follow-up yet", row.zone or None, row.action or None, defn.format)
+                            f"no data up to week {results.week}", zone, action, defn.format)
+    if weekly.empty:  # rows, but none of them has had the follow-up the metric waits for
+        return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE,
+                            f"no week with enough follow-up yet (last data: week {series['week'].iloc[-1]})",
+                            zone, action, defn.format)
+    latest = weekly["week"].iloc[-1]
+    if defn.maturity == "none" and latest != str(results.week):
+        # an immediate metric has no reason to lag: an older value is stale, not this week's status
+        return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE,
+                            f"no data for week {results.week} (last data: {latest})", zone, action, defn.format)
     ctx = _Context(results, defn, row, weekly.reset_index(drop=True))
     status, why = RULES[row.rule](ctx)
     cur = ctx.current
-    if cur["week"] != str(results.week):
+    if defn.maturity != "none" and cur["week"] != str(results.week):
         why = f"{why} (week {cur['week']}: the latest with full follow-up)"
     base = ctx.baseline["value"]
     return MetricStatus(
         defn.name, title, cur["week"], float(cur["value"]), float(base.mean()) if len(base) else None,
-        status, why, row.zone or None, row.action or None, defn.format, len(base),
+        status, why, zone, action, defn.format, len(base),
         {"numerator": clean_number(float(cur["numerator"])), "denominator": clean_number(float(cur["denominator"]))},
     )
 

@@ -541,3 +541,58 @@ __all__ = [
     "LOCK_FILE", "PLAN", "STOP", "TrackRecord", "VERDICT", "journal_path", "read_entries", "read_journal",
     "record_week", "track_record",
 ]
+
+
+# --- staging: a weekly run's entries land only with its report ------------------------------
+
+STAGED_DIR = "journal_entries"
+
+
+def stage(run_dir: str | os.PathLike, week: str | IsoWeek, entries: Iterable[JournalEntry], kind: str) -> Path:
+    """Keep a notebook's plan or verdict entries in the week's run folder, not yet in the journal.
+
+    The weekly runner applies them (``apply_staged``) once the whole report has been swapped in,
+    so a run that fails half-way leaves no journal row for a report that never appeared, and an
+    interactive exploration never rewrites the journal of record.
+    """
+    if kind not in (PLAN, VERDICT):
+        raise ValueError(f"kind: {kind!r} is not one of {PLAN!r}, {VERDICT!r}")
+    week = str(IsoWeek.parse(week))
+    rows = []
+    for e in entries:
+        if e.week != week or e.kind != kind:
+            raise ValueError(f"entry {e.experiment_id}: week/kind {e.week}/{e.kind} differ from {week}/{kind}")
+        rows.append(e.to_dict())
+    from playbook.atomic import write_json
+
+    return write_json(Path(run_dir) / STAGED_DIR / f"{kind}.json", {"week": week, "kind": kind, "entries": rows})
+
+
+def _staged(run_dir: str | os.PathLike) -> list[tuple[str, str, list[JournalEntry]]]:
+    import json
+
+    out = []
+    for path in sorted((Path(run_dir) / STAGED_DIR).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = [JournalEntry(**{k: v for k, v in e.items() if k in COLUMNS}) for e in data["entries"]]
+        out.append((data["week"], data["kind"], entries))
+    return out
+
+
+def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> list[Path]:
+    """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind)."""
+    return [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
+
+
+def track_record_with_staged(journal_dir: str | os.PathLike, week: str | IsoWeek, run_dir: str | os.PathLike,
+                             weeks: int = 8) -> TrackRecord:
+    """The track record as it will be once this run's staged entries are recorded (the journal is untouched)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = journal_path(journal_dir)
+        if source.is_file():
+            shutil.copyfile(source, journal_path(scratch))
+        apply_staged(run_dir, scratch)
+        return track_record(scratch, week, weeks)

@@ -70,6 +70,7 @@ class LeverPlan:
     mde_one_week: float | None
     weeks_needed: int | None
     power_message: str
+    underpowered: bool = False  # the expected range cannot be detected within the weeks' cap
     guardrails: tuple[Guardrail, ...] = field(default_factory=tuple)
 
     def experiments_row(self) -> dict[str, Any]:
@@ -90,7 +91,8 @@ class LeverPlan:
         return jsonable({
             "lever": self.lever, "cohort": self.cohort, "primary_metric": self.primary_metric,
             "expected_low": self.expected_low, "expected_high": self.expected_high, "mde": self.mde_one_week,
-            "weeks_needed": self.weeks_needed, "experiment_id": self.experiment_id, "design": self.design,
+            "weeks_needed": self.weeks_needed, "underpowered": self.underpowered,
+            "experiment_id": self.experiment_id, "design": self.design,
             "reason_code": self.reason_code, "base_rate": self.base_rate, "weekly_units": self.weekly_units,
             "guardrails": [g.to_dict() for g in self.guardrails], "power": self.power_message,
             "experiments_row": self.experiments_row(),
@@ -139,14 +141,18 @@ def design_lever(
     need = weeks_needed(base_rate, weaker_end, per_arm, power=power)
     start = snap.week.sunday + dt.timedelta(days=1)
     cohort = format_cohort(slice_filter)
+    weeks = need.weeks if need.weeks is not None else _uncapped_weeks(need, per_arm)
+    # review when the test can answer: J+7 when one week is enough, else after the weeks it needs; an
+    # underpowered plan keeps J+7 and says so (widen the cohort or make the lever bolder)
+    review = start + dt.timedelta(days=7 * (need.weeks or 1))
     return LeverPlan(
         experiment_id=f"EXP-{snap.week.shift(1)}-{_slug(cohort.split('=', 1)[-1])}-{_slug(lever_name)}",
         lever=lever_name, lever_description=description, cohort=cohort, reason_code=reason, design=design,
         control_cohort="", primary_metric=return_rate_name(k), good_direction="lower",
-        expected_low=lo, expected_high=hi, start_date=start, review_date=start + dt.timedelta(days=7),
+        expected_low=lo, expected_high=hi, start_date=start, review_date=review,
         base_rate=base_rate, weekly_units=weekly_units,
         mde_one_week=mde.absolute_change if mde.ok else None,
-        weeks_needed=need.weeks if need.weeks is not None else _uncapped_weeks(need, per_arm),
+        weeks_needed=weeks, underpowered=need.weeks is None,
         power_message=f"{mde}; {need.message}",
         guardrails=tuple(DEFAULT_GUARDRAILS[design]),
     )
@@ -174,10 +180,13 @@ def journal_entry(plan: LeverPlan, week: str):
 def conclusion(plan: LeverPlan | None) -> str:
     if plan is None:
         return "No weak cohort this week, so no new lever: the team keeps its capacity for the running tests."
-    weeks = f"{plan.weeks_needed} week(s)" if plan.weeks_needed else "an unknown number of weeks (see the power note)"
-    return (f"Plan {plan.experiment_id}: {plan.lever} on {plan.cohort} ({plan.design}), expecting "
-            f"{plan.primary_metric} to change by {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points; "
-            f"the test needs {weeks} to detect the weaker end of that range with 80 % power.")
+    text = (f"Plan {plan.experiment_id}: {plan.lever} on {plan.cohort} ({plan.design}), expecting "
+            f"{plan.primary_metric} to change by {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points")
+    if plan.underpowered:
+        needed = f"about {plan.weeks_needed} weeks" if plan.weeks_needed else "more weeks than the data can say"
+        return (f"{text}; at this volume the weaker end of that range needs {needed} to detect with 80 % power: "
+                f"widen the cohort or make the lever bolder before running it (review kept at J+7, {plan.review_date}).")
+    return f"{text}; review on {plan.review_date}, after the {plan.weeks_needed} week(s) the test needs at 80 % power."
 
 
 def guardrail_table(plan: LeverPlan):

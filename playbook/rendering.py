@@ -149,12 +149,14 @@ def _num(v: Any) -> str:
 
 
 def say(text: str, bold_prefix: str | None = None):
-    """Markdown for a sentence built from data: the data part is escaped (labels, comments, ids).
+    """A sentence built from data, as HTML (``IPython.display.HTML``): every part escaped.
 
-    Category names, customer text and ids come from the source and are untrusted: escaping them
-    keeps a value such as ``<img onerror=...>`` inert in the notebook and in the HTML export.
+    Category names, customer text and ids come from the source and are untrusted. HTML, not
+    Markdown: escaping keeps ``<img onerror=...>`` inert, but Markdown would still turn a value such
+    as ``[x](javascript:alert(1))`` or ``![](http://...)`` into a live link or a remote image,
+    in the notebook and in the HTML export; HTML-escaped text inside a ``<p>`` stays text.
     """
-    from IPython.display import Markdown
+    from IPython.display import HTML
 
-    prefix = f"**{bold_prefix}** " if bold_prefix else ""
-    return Markdown(prefix + escape(text))
+    prefix = f"<b>{escape(bold_prefix)}</b> " if bold_prefix else ""
+    return HTML(f"<p>{prefix}{escape(text)}</p>")

@@ -64,6 +64,9 @@ def verdict_for(comparison: dict[str, Any]) -> ExperimentVerdict:
     )
     if p.get("error") and v.decision != "stop":
         v = Verdict(v.decision, f"{v.why} ({p['error']})", v.next_step)
+    unmeasured = [f"{g['metric']} ({g['error']})" for g in comparison.get("guardrails", []) if g.get("error")]
+    if unmeasured:  # "no guardrail breached" must not hide guardrails that could not be measured
+        v = Verdict(v.decision, f"{v.why}; guardrail(s) not measured: {'; '.join(unmeasured)}", v.next_step)
     return ExperimentVerdict(
         comparison["experiment_id"], comparison["design"], comparison.get("lever") or "", comparison.get("cohort") or "",
         p["metric"], p.get("estimate"), p.get("ci_low"), p.get("ci_high"), p.get("expected_low"), p.get("expected_high"), v,

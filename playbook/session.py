@@ -33,8 +33,10 @@ class Run:
 
     def describe(self) -> str:
         missing = ", ".join(self.dataset.missing_tables) or "none"
+        empty = ", ".join(self.dataset.empty_tables)
         return (f"Week {self.week} ({self.week.monday:%d %b} - {self.week.sunday:%d %b %Y}), data known up to "
-                f"{self.week.end:%Y-%m-%d %H:%M:%S}, from {self.data_source}. Optional tables missing: {missing}.")
+                f"{self.week.end:%Y-%m-%d %H:%M:%S}, from {self.data_source}. Optional tables missing: {missing}."
+                + (f" Optional tables without a row (treated as missing): {empty}." if empty else ""))
 
     def write(self, **sections) -> dict:
         """Add sections to this week's summary.json (with the run's identity)."""
@@ -47,8 +49,9 @@ class Run:
 def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", journal: str = "") -> Run:
     """Open and validate the data, resolve the week and the output folders."""
     source = data if data and is_url(data) else str(resolve(data or None, DATA_SAMPLES_DIR))
-    dataset = open_dataset(source)
-    iso = IsoWeek.parse(week) if week else dataset.latest_complete_week()
+    dataset = open_dataset(source)  # a URL carrying a password is refused (SourceError)
+    # a week the data do not cover would show empty or half-filled numbers as if they were real
+    iso = dataset.check_week(week) if week else dataset.latest_complete_week()
     cfg = load_config(config or None)
     out = resolve(run_dir or None, REPORTS_DIR / str(iso))
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import nbformat
 import papermill
 
 from playbook.atomic import write_text
+from playbook.config import ConfigError, load_config
 from playbook.data import SourceError, open_dataset, redact
 from playbook.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, NOTEBOOKS_DIR, REPORTS_DIR, resolve
 from playbook.rendering import index_page, notebook_to_html
@@ -143,8 +144,9 @@ def run_week(
     out_dir = resolve(out, REPORTS_DIR)
     config_path = resolve(config, DEFAULT_CONFIG)
     journal_path = resolve(journal, JOURNAL_DIR)
+    load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
     dataset = open_dataset(data_text)  # validation first: a broken input stops before anything is written
-    iso = IsoWeek.parse(week) if week else dataset.latest_complete_week()
+    iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()
     final = out_dir / str(iso)
@@ -218,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                  args.journal or None, timeout=args.timeout)
     except ContractError as exc:
         print(f"\nThe data break the contract; nothing was written.\n{exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"\nThe configuration is broken; nothing was written.\n{exc}", file=sys.stderr)
         return 2
     except (SourceError, ValueError) as exc:
         print(f"\nCannot run: {exc}", file=sys.stderr)

@@ -71,11 +71,3 @@ def latest_complete_week(last_timestamp: dt.datetime | dt.date) -> IsoWeek:
     week = IsoWeek.of(day)
     return week if day.isoweekday() == 7 else week.shift(-1)
 
-
-def week_label(monday: dt.date | dt.datetime) -> str:
-    return str(IsoWeek.of(monday))
-
-
-def weeks_back(week: IsoWeek, n: int) -> list[IsoWeek]:
-    """The ``n`` weeks before ``week`` (oldest first), excluding ``week`` itself."""
-    return [week.shift(-i) for i in range(n, 0, -1)]

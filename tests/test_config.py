@@ -200,3 +200,58 @@ def test_a_decision_row_naming_an_unknown_metric_is_a_config_error(tmp_path, def
     p = write(tmp_path, edited(default_text, "metric: discount_depth", "metric: discount_dept"))
     with pytest.raises(ConfigError, match="discount_dept"):
         load_config(p)
+
+
+# --- the parameters of each rule, the slices ----------------------------------------------------
+
+def test_every_rule_has_a_parameter_schema():
+    from playbook.decisions import RULE_PARAMS
+
+    assert set(RULE_PARAMS) == set(RULES)
+
+
+def test_a_misspelt_required_parameter_is_a_config_error_naming_the_row_and_the_parameter(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "{red_below: 0.80, amber_below: 0.90}", "{red_belw: 0.80, amber_below: 0.90}"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: decision_table\[3\]") as e:
+        load_config(p)
+    assert "missing required parameter(s) ['red_below']" in str(e.value) and "'red_belw'" in str(e.value)
+
+
+def test_an_unknown_parameter_is_a_config_error_naming_the_row_and_the_parameter(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "{red_below: 0.80, amber_below: 0.90}",
+                               "{red_below: 0.80, amber_below: 0.90, red_zz: 1}"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: decision_table\[3\]") as e:
+        load_config(p)
+    assert "unknown parameter(s) ['red_zz']" in str(e.value)
+
+
+def test_an_unknown_parameter_of_the_default_rule_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "{amber_z: 2.0, red_z: 3.0}", "{amber_z: 2.0, red_zed: 3.0}"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: default_rule.params: unknown parameter\(s\) \['red_zed'\]"):
+        load_config(p)
+
+
+def test_a_threshold_that_is_not_a_number_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "{red_below: 0.80, amber_below: 0.90}", "{red_below: high, amber_below: 0.90}"))
+    with pytest.raises(ConfigError, match=r"decision_table\[3\].params.red_below: expected a number"):
+        load_config(p)
+
+
+def test_an_other_metric_that_does_not_exist_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "other_metric: conversion_rate", "other_metric: conversion"))
+    with pytest.raises(ConfigError, match=r"decision_table\[0\].params.other_metric: unknown metric 'conversion'"):
+        load_config(p)
+
+
+def test_a_spike_slice_the_metric_is_not_cut_by_is_a_config_error(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "slices: [category, channel, region, customer_type]",
+                               "slices: [channel, region, customer_type]"))
+    with pytest.raises(ConfigError, match=r"decision_table\[1\].params.slice: 'category'"):
+        load_config(p)
+
+
+def test_an_unknown_slice_column_is_a_config_error_naming_it(tmp_path, default_text):
+    p = write(tmp_path, edited(default_text, "slices: [category, channel, region, customer_type]",
+                               "slices: [category, colour]"))
+    with pytest.raises(ConfigError, match=r"my_config.yaml: metrics.slices: unknown slice column\(s\) \['colour'\]"):
+        load_config(p)

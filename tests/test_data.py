@@ -72,9 +72,11 @@ def test_the_password_from_the_environment_is_added_url_encoded(monkeypatch):
     assert _url_with_password("postgres://ana@host/db") == "postgres://ana:p%40ss%20w%2Frd@host/db"
 
 
-def test_a_password_written_in_the_url_wins_over_the_environment(monkeypatch):
+def test_a_password_written_in_the_url_is_refused_even_with_the_variable_set(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
-    assert _url_with_password("postgres://ana:inline@host/db") == "postgres://ana:inline@host/db"
+    with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
+        _url_with_password("postgres://ana:inline@host/db")
+    assert "inline" not in str(e.value)
 
 
 def test_no_password_is_added_without_a_user_or_without_the_variable(monkeypatch):
@@ -84,11 +86,63 @@ def test_no_password_is_added_without_a_user_or_without_the_variable(monkeypatch
     assert _url_with_password("postgres://ana@host/db") == "postgres://ana@host/db"
 
 
-def test_a_url_that_cannot_be_opened_is_a_source_error_without_the_password():
+def test_a_url_that_cannot_be_opened_is_a_source_error_without_the_password(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "topsecret")
     with pytest.raises(SourceError) as e:
-        load_tables("postgres://ana:topsecret@127.0.0.1:1/db")
+        load_tables("postgres://ana@127.0.0.1:1/db")
     assert "topsecret" not in str(e.value)
-    assert "postgres://ana@127.0.0.1:1/db" in str(e.value)
+    assert str(e.value).startswith("cannot open postgres://ana@127.0.0.1:1/db")
+
+
+# --- refusing a password in the URL (papermill keeps the `data` parameter in reports/<WEEK>/executed/)
+
+SECRET = "Hunter2pw"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgres://ana:{SECRET}@127.0.0.1:1/db",
+    f"postgresql://ana:{SECRET}%2F%40@127.0.0.1:1/db",  # escaped
+    f"postgresql://ana:{SECRET}/x?y#z@127.0.0.1:1/db",  # not escaped: '/', '?', '#' end a standard netloc
+    f"postgres://ana:{SECRET}@x@127.0.0.1:1/db",  # an '@' in the password
+    f"postgresql://:{SECRET}@127.0.0.1:1/db",  # no user
+])
+def test_a_url_with_a_password_after_the_user_is_refused_without_echoing_it(url):
+    with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
+        load_tables(url)
+    assert SECRET not in str(e.value) and "carries a secret" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["password", "PASSWORD", "passwd", "pwd", "secret", "token", "key", "api_key",
+                                  "access_token", "client_secret"])
+def test_a_url_with_a_secret_query_parameter_is_refused_without_echoing_it(name):
+    with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
+        load_tables(f"postgres://ana@127.0.0.1:1/db?sslmode=disable&{name}={SECRET}")
+    assert SECRET not in str(e.value) and repr(name) in str(e.value)
+
+
+def test_a_secret_query_parameter_is_refused_on_a_duckdb_url_too(tmp_path):
+    with pytest.raises(SourceError, match=PASSWORD_ENV):
+        load_tables(f"duckdb:///{tmp_path}/shop.db?motherduck_token={SECRET}")
+
+
+def test_a_port_after_an_at_sign_in_the_query_is_not_read_as_a_password():
+    with pytest.raises(SourceError) as e:  # refused only because nothing listens on port 1
+        load_tables("postgres://ana@127.0.0.1:1/db?application_name=a@b")
+    assert str(e.value).startswith("cannot open ") and PASSWORD_ENV not in str(e.value)
+
+
+def test_an_empty_password_after_the_user_is_not_a_secret(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    assert _url_with_password("postgres://ana:@host/db") == "postgres://ana:from-env@host/db"
+
+
+def test_session_start_refuses_a_url_with_a_password(tmp_path):
+    from playbook import session
+
+    with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
+        session.start("2026-W46", f"postgres://ana:{SECRET}@127.0.0.1:1/db", run_dir=str(tmp_path / "run"))
+    assert SECRET not in str(e.value)
+    assert not (tmp_path / "run").exists()
 
 
 # --- refusing sources ---------------------------------------------------------------------------------
@@ -121,6 +175,32 @@ def test_a_table_in_both_csv_and_csv_gz_is_refused(tmp_path):
         load_tables(folder)
 
 
+# --- empty optional tables ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def no_contacts(tmp_path_factory):
+    """The tiny shop with a contacts.csv holding only its header."""
+    return open_dataset(write_shop(tmp_path_factory.mktemp("empty") / "shop", {**TINY_SHOP, "contacts": []}))
+
+
+def test_an_empty_optional_table_is_left_out_like_a_missing_one(no_contacts):
+    assert not no_contacts.has("contacts") and not no_contacts.as_of("2026-W46").has("contacts")
+
+
+def test_an_empty_optional_table_is_recorded_as_empty_not_as_missing(no_contacts):
+    assert no_contacts.empty_tables == ["contacts"] and "contacts" not in no_contacts.missing_tables
+
+
+def test_an_empty_optional_table_says_no_rows_and_a_missing_one_no_table(no_contacts):
+    snap = no_contacts.as_of("2026-W46")
+    assert snap.missing("contacts") == "not available (no contacts rows)"
+    assert snap.missing("sessions") == "not available (no sessions table)"
+
+
+def test_an_empty_optional_table_keeps_its_validation_warning(no_contacts):
+    assert [w.rule for w in no_contacts.warnings if w.table == "contacts"] == ["optional table empty"]
+
+
 def test_the_label_of_a_folder_source_is_its_path(dataset):
     label = Path(dataset.source_label)
     assert label.name == "shop" and label.is_dir()
@@ -132,6 +212,42 @@ def test_the_latest_complete_week_is_the_week_before_the_last_order_unless_it_fa
     # last order O4 on Friday 2026-11-20 (W47): W47 is not complete
     assert dataset.last_timestamp() == dt.datetime(2026, 11, 20, 9, 0)
     assert dataset.latest_complete_week() == IsoWeek(2026, 46)
+
+
+def test_the_first_week_is_the_week_of_the_first_order(dataset):
+    assert dataset.first_week() == IsoWeek(2026, 45)  # O1 on Monday 2026-11-02
+
+
+def test_a_week_inside_the_data_is_accepted(dataset):
+    assert dataset.check_week("2026-W45") == IsoWeek(2026, 45)
+    assert dataset.check_week("2026-W46") == IsoWeek(2026, 46)
+
+
+def test_a_week_after_the_latest_complete_week_is_refused_naming_the_range(dataset):
+    with pytest.raises(ValueError, match="week 2026-W47 is after") as e:
+        dataset.check_week("2026-W47")
+    assert "2026-W45 .. 2026-W46" in str(e.value)
+
+
+def test_a_week_before_the_data_is_refused_naming_the_range(dataset):
+    with pytest.raises(ValueError, match="week 2026-W44 is before the data") as e:
+        dataset.check_week("2026-W44")
+    assert "2026-W45 .. 2026-W46" in str(e.value)
+
+
+def test_session_start_refuses_a_week_outside_the_data(tiny_shop, tmp_path):
+    from playbook import session
+
+    with pytest.raises(ValueError, match=r"2026-W50.*2026-W45 \.\. 2026-W46"):
+        session.start("2026-W50", str(tiny_shop), run_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_session_start_accepts_the_latest_complete_week(tiny_shop, tmp_path):
+    from playbook import session
+
+    run = session.start("2026-W46", str(tiny_shop), run_dir=str(tmp_path / "run"), journal=str(tmp_path / "j"))
+    assert run.week == IsoWeek(2026, 46) and run.snapshot.week == IsoWeek(2026, 46)
 
 
 def test_orders_placed_after_the_cut_are_dropped_with_their_lines(dataset):

@@ -467,3 +467,44 @@ def test_reason_mix_baseline_pools_units_over_the_baseline_weeks():
 def test_reason_mix_without_any_baseline_week_is_not_amber():
     s = reason_mix_status(mix_results([{"size_too_small": 60, "quality": 40}]))
     assert s.status != AMBER
+
+
+# --- stale series, no data, formats of the flat rule ----------------------------------------------
+
+def test_an_immediate_metric_without_a_value_for_the_week_is_not_available_not_stale():
+    # closure_rate needs no follow-up: its last value (W39) is not the status of W41
+    s = status_of("closure_rate", rows("closure_rate", [0.95, 0.95, 0.70]), BANDS, week=IsoWeek(2026, 41))
+    assert (s.status, s.why) == (UNAVAILABLE, "no data for week 2026-W41 (last data: 2026-W39)")
+    assert s.value is None and s.week is None
+
+
+def test_a_metric_without_any_row_says_no_data_not_follow_up():
+    s = status_of("return_rate_14d", [], week=IsoWeek(2026, 47))
+    assert (s.status, s.why) == (UNAVAILABLE, "no data up to week 2026-W47")
+
+
+def test_a_maturity_metric_with_rows_but_no_mature_week_says_follow_up_and_its_last_data():
+    s = status_of("return_rate_14d", rows("return_rate_14d", [0.1, 0.2], mature=False))
+    assert s.why == "no week with enough follow-up yet (last data: week 2026-W38)"
+
+
+def test_flat_while_other_rises_writes_the_other_change_in_its_own_format():
+    row = table_row("qualified_conversion_rate", "flat_while_other_rises", other_metric="revenue_per_visitor",
+                    flat_within_points=0.5)
+    frame = rows("qualified_conversion_rate", [0.015, 0.015]) + rows("revenue_per_visitor", [3.00, 4.50])
+    s = status_of("qualified_conversion_rate", frame, row)
+    assert "while revenue_per_visitor +1.50 week over week" in s.why and "150.0" not in s.why
+
+
+def test_flat_while_other_rises_writes_its_own_change_in_its_own_format():
+    row = table_row("discount_depth", "flat_while_other_rises", other_metric="conversion_rate", flat_within_points=0.5)
+    frame = rows("discount_depth", [10.0, 10.2]) + rows("conversion_rate", [0.020, 0.030])
+    s = status_of("discount_depth", frame, row)
+    assert s.why.startswith("flat: discount depth +0.2 points while conversion_rate +1.0 points")
+
+
+def test_flat_while_other_rises_reads_the_flat_threshold_in_each_metrics_own_unit():
+    # discount depth (points) flat within 0.5 points; conversion (percent) up 1 point = 0.01 as a fraction
+    row = table_row("discount_depth", "flat_while_other_rises", other_metric="conversion_rate", flat_within_points=0.5)
+    frame = rows("discount_depth", [10.0, 10.2]) + rows("conversion_rate", [0.020, 0.030])
+    assert status_of("discount_depth", frame, row).status == RED

@@ -290,3 +290,50 @@ def test_two_processes_recording_different_weeks_at_the_same_time_both_land(tmp_
     frame = read_journal(tmp_path)
     assert sorted(frame["week"]) == sorted(first + second)  # no row lost, none duplicated
     assert list(frame["experiment_id"]) == [f"E-{w}" for w in sorted(first + second)]
+
+
+# --- staging: entries land with the report ------------------------------------------------------
+
+def _verdict(week="2026-W47", exp="E1", decision="keep", estimate=-0.02):
+    return JournalEntry(week=week, kind="verdict", experiment_id=exp, primary_metric="return_rate_14d",
+                        estimate=estimate, decision=decision, why="test")
+
+
+def test_staged_entries_are_not_in_the_journal_until_applied(tmp_path):
+    from playbook.journal import apply_staged, stage
+
+    run_dir, journal = tmp_path / "run", tmp_path / "journal"
+    stage(run_dir, "2026-W47", [_verdict()], "verdict")
+    assert read_journal(journal).empty
+    apply_staged(run_dir, journal)
+    j = read_journal(journal)
+    assert list(j.experiment_id) == ["E1"] and list(j.decision) == ["keep"]
+
+
+def test_applying_the_same_staged_week_twice_leaves_one_entry(tmp_path):
+    from playbook.journal import apply_staged, stage
+
+    run_dir, journal = tmp_path / "run", tmp_path / "journal"
+    stage(run_dir, "2026-W47", [_verdict()], "verdict")
+    apply_staged(run_dir, journal)
+    apply_staged(run_dir, journal)
+    assert len(read_journal(journal)) == 1
+
+
+def test_the_track_record_with_staged_entries_counts_them_without_writing_the_journal(tmp_path):
+    from playbook.journal import stage, track_record_with_staged
+
+    run_dir, journal = tmp_path / "run", tmp_path / "journal"
+    record_week(journal, "2026-W46", [_verdict("2026-W46", "E0", "stop", 0.01)], "verdict")
+    before = (journal / "decisions.csv").read_bytes()
+    stage(run_dir, "2026-W47", [_verdict()], "verdict")
+    record = track_record_with_staged(journal, "2026-W47", run_dir)
+    assert record.counts["keep"] == 1 and record.counts["stop"] == 1
+    assert (journal / "decisions.csv").read_bytes() == before
+
+
+def test_staging_refuses_an_entry_of_another_week(tmp_path):
+    from playbook.journal import stage
+
+    with pytest.raises(ValueError, match="differ"):
+        stage(tmp_path, "2026-W47", [_verdict(week="2026-W46")], "verdict")

@@ -120,3 +120,22 @@ def test_a_past_week_gives_the_same_numbers_whatever_was_added_since(tiny_shop, 
     more["returns"].append(("R5", "L1", "2026-11-28 10:00:00", 1, "quality", "", 20.0, 5.0, 2.0, "refund"))
     after = compute_metrics(open_dataset(write_shop(tmp_path / "more", more)).as_of("2026-W46"), MetricSettings()).frame
     assert before.equals(after)
+
+
+@pytest.fixture(scope="module")
+def no_contacts(tmp_path_factory):
+    """The tiny shop with a contacts.csv holding only its header."""
+    from conftest import TINY_SHOP, write_shop
+
+    folder = write_shop(tmp_path_factory.mktemp("empty") / "shop", {**TINY_SHOP, "contacts": []})
+    return compute_metrics(open_dataset(folder).as_of("2026-W46"), MetricSettings())
+
+
+def test_an_empty_optional_table_makes_its_metrics_not_available_for_want_of_rows(no_contacts):
+    assert no_contacts.unavailable["contact_rate"] == "not available (no contacts rows)"
+    assert no_contacts.unavailable["wismo_share"] == "not available (no contacts rows)"
+    assert no_contacts.unavailable["contact_cost"] == "not available (no contacts rows)"
+
+
+def test_an_empty_optional_table_is_never_computed_as_zero(no_contacts):
+    assert not {"contact_rate", "wismo_share", "contact_cost"} & set(no_contacts.frame.metric)

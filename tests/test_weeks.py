@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from playbook.weeks import IsoWeek, latest_complete_week, week_label, weeks_back
+from playbook.weeks import IsoWeek, latest_complete_week
 
 
 def iso_weeks_in(year: int) -> int:
@@ -110,9 +110,3 @@ def test_weeks_order_chronologically_across_years():
     assert IsoWeek(2026, 53) < IsoWeek(2027, 1) < IsoWeek(2027, 2)
 
 
-def test_weeks_back_lists_the_n_previous_weeks_oldest_first_without_the_week_itself():
-    assert [str(w) for w in weeks_back(IsoWeek(2027, 2), 3)] == ["2026-W52", "2026-W53", "2027-W01"]
-
-
-def test_week_label_of_a_monday():
-    assert week_label(dt.date(2026, 11, 16)) == "2026-W47"
