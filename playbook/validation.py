@@ -687,9 +687,17 @@ class _Validator:
                 "order_id_", "order_ts_")
             j = r.join(lines, "line_id")
             j = j.join(orders, j.line_order_id_ == orders.order_id_)
-            early = j.filter(j.requested_ts < j.order_ts_)
-            self.count_rows(_O_REQUESTED, "returns", "requested_ts", "not before the order's order_ts", early,
-                            extra="requested_ts")
+            early = j.requested_ts < j.order_ts_
+
+            def handler(n: int, joined: ibis.Table = j, flag: ibis.Value = early) -> None:
+                if n:  # (defaults bind now: `j` is reassigned below before the handler runs)
+                    label, ex = self.examples_of(joined.filter(flag), "returns", "requested_ts")
+                    self.violate(_O_REQUESTED, Violation("returns", "requested_ts", "not before the order's order_ts",
+                                                         n, ex, label))
+
+            # counted as a flag over the equi-join: a filter on the join lets DuckDB plan an inequality
+            # join of orders x returns (66 million rows on the Online Retail data, 20-40 s instead of 1 s)
+            self.add_counts(j, [(_count_flag(early), handler)])
 
         if self.has("returns", "line_id", "quantity") and self.has("order_lines", "line_id", "quantity"):
             r = self.view("returns", "line_id", "quantity")
