@@ -136,9 +136,9 @@ def _write_parquet(tables: dict, folder: Path) -> None:
         pq.write_table(table, folder / f"{name}.parquet")
 
 
-def build_shop(out: Path, scale: int, fmt: str) -> tuple[Path, dict]:
-    """The folder of the scaled shop in ``fmt``, built unless already there; and its manifest."""
-    folder = shop_folder(out, scale, fmt)
+def build_shop(folder: Path, scale: int, fmt: str) -> tuple[Path, dict]:
+    """The scaled shop in ``fmt`` in ``folder``, built unless already there; and its manifest."""
+    out = folder.parent
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file():
         return folder, json.loads(manifest_path.read_text())
@@ -255,10 +255,11 @@ def run_child(stage: str, data: str, week: str, result: str, profile: str | None
 def build_in_child(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
     """``build_shop`` in a child process: the parent never holds the generated tables (their
     memory would stay in the parent, and on some systems be carried over to the children)."""
-    folder = shop_folder(out, scale, fmt)
+    folder = shop_folder(out, scale, fmt)  # named once: the parent keeps this folder for the whole run
     if not (folder / "manifest.json").is_file():
         log(f"building {folder.name} (scale {scale}, {fmt}) ...")
-        cmd = [sys.executable, "-m", "playbook.bench", "--build", str(scale), "--format", fmt, "--out", str(out)]
+        cmd = [sys.executable, "-m", "playbook.bench", "--build", str(scale), "--format", fmt,
+               "--build-into", str(folder)]
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -446,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run one cProfile'd child per stage at the largest scale; "
                              "writes <out>/profile-s<scale>-<format>.<stage>.txt")
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--build-into", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=CHILD_STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -455,11 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         run_child(args.child, args.data, args.week, args.result, args.profile_to)
         return 0
-    out = resolve(args.out, REPO_ROOT / ".bench")
     if args.build:
-        for fmt in args.formats:
-            build_shop(out, args.build, fmt)
+        build_shop(Path(args.build_into), args.build, args.formats[0])
         return 0
+    out = resolve(args.out, REPO_ROOT / ".bench")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
@@ -469,10 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     host = machine()  # with the load average before the run (the machine may be shared)
     code = code_version()
-    manifests, samples = {}, {}
+    manifests, samples, folders = {}, {}, {}
     for fmt in args.formats:
         for scale in args.scales:
             folder, manifests[(fmt, scale)] = build_in_child(out, scale, fmt, log)
+            folders[(fmt, scale)] = folder
             runs = []
             for rep in range(args.repeat):
                 for stage in CHILD_STAGES:
@@ -487,7 +489,10 @@ def main(argv: list[str] | None = None) -> int:
             scale = max(args.scales)
             prefix = out / f"profile-s{scale}-{fmt}"
             for stage in CHILD_STAGES:
-                measure(stage, shop_folder(out, scale, fmt), args.week, profile=str(prefix))
+                try:
+                    measure(stage, folders[(fmt, scale)], args.week, profile=str(prefix))
+                except (RuntimeError, subprocess.SubprocessError) as exc:  # the measurements stand without it
+                    log(f"profile of {stage} failed: {exc}")
             profiles += sorted(str(p) for p in out.glob(f"{prefix.name}.*.txt"))
 
     rows = summarise(samples, manifests)
@@ -500,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": code,
         "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "settings": {"scales": args.scales, "formats": args.formats, "repeat": args.repeat, "week": args.week,
-                     "data_hash": data_hash()},
+                     "data_hash": sorted({m["hash"] for m in manifests.values()})},
         "method": ("one fresh process per sample; seconds by time.perf_counter inside the child, imports excluded; "
                    "open = open_dataset (load + validate + cache), timed in every child; metrics/cohorts/compare "
                    "timed alone after the open; peak RSS = the child's own high-water mark (VmHWM, else ru_maxrss), "

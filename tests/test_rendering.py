@@ -169,3 +169,55 @@ def test_index_page_of_a_whole_hostile_summary_contains_no_raw_payload(hostile_s
     page = index_page(hostile_summary, NOTEBOOKS)
     assert "<script>" not in page
     assert BOLD not in page
+
+
+# --- say: sentences built from data ----------------------------------------------------------------
+
+LINK = "[x](javascript:alert(1))"
+IMAGE = "![](http://evil.example/pixel.png)"
+
+
+def exported(display_object) -> str:
+    """The HTML export (nbconvert, as the weekly run does it) of a cell displaying ``display_object``."""
+    from IPython.core.formatters import DisplayFormatter
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from playbook.rendering import _exporter
+
+    data, _ = DisplayFormatter().format(display_object)
+    cell = new_code_cell("display(say(...))")
+    cell.outputs = [new_output("display_data", data=data)]
+    nb = new_notebook()
+    nb.cells = [cell]
+    return _exporter(no_input=False).from_notebook_node(nb)[0]
+
+
+def test_say_returns_html_with_the_prefix_in_bold_and_both_parts_escaped():
+    from IPython.display import HTML
+
+    from playbook.rendering import say
+
+    out = say(BOLD, "Cohort " + SCRIPT)
+    assert isinstance(out, HTML)
+    assert out.data == f"<p><b>Cohort {SCRIPT_ESCAPED}</b> {BOLD_ESCAPED}</p>"
+
+
+def test_say_without_prefix_is_one_escaped_paragraph():
+    from playbook.rendering import say
+
+    assert say(BOLD).data == f"<p>{BOLD_ESCAPED}</p>"
+
+
+def test_a_markdown_link_in_data_is_no_live_link_in_the_html_export():
+    from playbook.rendering import say
+
+    page = exported(say(f"category {LINK} stands out", "Conclusion."))
+    assert 'href="javascript:' not in page and "href='javascript:" not in page
+    assert LINK in page  # shown as the text it is
+
+
+def test_a_markdown_image_in_data_loads_nothing_in_the_html_export():
+    from playbook.rendering import say
+
+    page = exported(say(f"category {IMAGE}"))
+    assert 'src="http://evil.example' not in page and IMAGE in page

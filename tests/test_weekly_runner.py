@@ -38,39 +38,39 @@ WRITE_SUMMARY = (
 def test_a_notebook_without_a_parameters_cell_is_refused(tmp_path):
     nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)", params=None)
     with pytest.raises(RunError, match="no cell tagged 'parameters'"):
-        check_parameters(nb, {"week": "2026-W47"})
+        check_parameters(nb, {"week": "2026-W46"})
 
 
 def test_a_parameter_the_notebook_does_not_declare_is_refused(tmp_path):
     nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)")
     with pytest.raises(RunError, match=r"\['wek'\] are not declared"):
-        check_parameters(nb, {"wek": "2026-W47"})
+        check_parameters(nb, {"wek": "2026-W46"})
 
 
 def test_a_notebook_missing_a_common_parameter_is_refused(tmp_path):
     nb = make_notebook(tmp_path / "01_x.ipynb", "print(1)", params='week = ""\n')
     with pytest.raises(RunError, match="lacks"):
-        check_parameters(nb, {"week": "2026-W47"})
+        check_parameters(nb, {"week": "2026-W46"})
 
 
 def test_a_successful_run_writes_html_without_the_injected_parameters(tiny_shop, tmp_path):
     nb = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
-    report = run_week("2026-W47", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    report = run_week("2026-W46", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
     html = (report / "01_ok.html").read_text(encoding="utf-8")
     assert "injected-parameters" not in html
     assert 'run_dir = "' not in html  # the injected cell would print every parameter
-    assert json.loads((report / "summary.json").read_text())["week"] == "2026-W47"
+    assert json.loads((report / "summary.json").read_text())["week"] == "2026-W46"
     assert (report / "brief" / "01_ok.html").is_file() and (report / "index.html").is_file()
 
 
 def test_parameters_keep_their_type_and_paths_do_not_depend_on_the_working_directory(tiny_shop, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    nb = make_notebook(tmp_path / "01_types.ipynb", "assert isinstance(week, str) and week == '2026-W47'\n"
+    nb = make_notebook(tmp_path / "01_types.ipynb", "assert isinstance(week, str) and week == '2026-W46'\n"
                        "import os; assert os.path.isabs(run_dir) and os.path.isabs(data)")
-    run_week("2026-W47", tiny_shop, "reports-rel", journal=tmp_path / "j", notebooks=[nb])
+    run_week("2026-W46", tiny_shop, "reports-rel", journal=tmp_path / "j", notebooks=[nb])
     from playbook.paths import REPO_ROOT
 
-    assert (REPO_ROOT / "reports-rel" / "2026-W47" / "index.html").is_file()
+    assert (REPO_ROOT / "reports-rel" / "2026-W46" / "index.html").is_file()
     import shutil
 
     shutil.rmtree(REPO_ROOT / "reports-rel")
@@ -79,26 +79,26 @@ def test_parameters_keep_their_type_and_paths_do_not_depend_on_the_working_direc
 def test_a_failing_notebook_names_the_cell_and_leaves_the_previous_report_untouched(tiny_shop, tmp_path):
     out = tmp_path / "reports"
     good = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
-    report = run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
+    report = run_week("2026-W46", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
     before = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
     bad = make_notebook(tmp_path / "02_bad.ipynb", "raise ValueError('planted failure')")
     with pytest.raises(RunError, match=r"02_bad.ipynb failed at cell .*ValueError: planted failure"):
-        run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good, bad])
+        run_week("2026-W46", tiny_shop, out, journal=tmp_path / "j", notebooks=[good, bad])
     after = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
     assert after == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".2026-W47.staging")]
-    failed = out / "2026-W47.failed"
+    assert not [p for p in out.iterdir() if p.name.startswith(".2026-W46.staging")]
+    failed = out / "2026-W46.failed"
     assert (failed / "02_bad.ipynb").is_file() and "planted failure" in (failed / "error.txt").read_text()
     assert not list(failed.glob("*.html"))
-    run_week("2026-W47", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
+    run_week("2026-W46", tiny_shop, out, journal=tmp_path / "j", notebooks=[good])
     assert not failed.exists()  # a later complete run clears the failure mark
 
 
 def test_a_timeout_is_a_failure_and_exports_nothing(tiny_shop, tmp_path):
     slow = make_notebook(tmp_path / "01_slow.ipynb", "import time; time.sleep(30)")
     with pytest.raises(RunError, match="01_slow.ipynb"):
-        run_week("2026-W47", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[slow], timeout=3)
-    assert not (tmp_path / "reports" / "2026-W47").exists()
+        run_week("2026-W46", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[slow], timeout=3)
+    assert not (tmp_path / "reports" / "2026-W46").exists()
 
 
 def test_broken_input_stops_the_run_before_anything_is_written(tmp_path):
@@ -109,7 +109,7 @@ def test_broken_input_stops_the_run_before_anything_is_written(tmp_path):
     folder = write_shop(tmp_path / "broken", broken)
     nb = make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)
     with pytest.raises(ContractError, match="order_lines.order_id"):
-        run_week("2026-W47", folder, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+        run_week("2026-W46", folder, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
     assert not (tmp_path / "reports").exists()
 
 
@@ -126,3 +126,66 @@ def test_a_user_kernel_spec_that_shadows_the_environment_is_refused(tmp_path, mo
 
 def test_the_environment_kernel_is_accepted():
     check_kernel()
+
+
+# --- refusals before any notebook runs ---------------------------------------------------------
+
+MARK_RUN = "from pathlib import Path\nPath(run_dir).parent.joinpath('notebook-ran').write_text('yes')"
+
+
+def test_a_configuration_mistake_stops_the_run_before_any_notebook(tiny_shop, tmp_path):
+    from playbook.config import ConfigError
+    from playbook.paths import DEFAULT_CONFIG
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace("red_below: 0.80", "red_belw: 0.80", 1))
+    nb = make_notebook(tmp_path / "01_mark.ipynb", MARK_RUN)
+    with pytest.raises(ConfigError, match=r"bad.yaml: decision_table\[3\].*red_below"):
+        run_week("2026-W46", tiny_shop, tmp_path / "reports", config=bad, journal=tmp_path / "j", notebooks=[nb])
+    assert not (tmp_path / "reports").exists()
+
+
+def test_main_exits_2_on_a_configuration_mistake_naming_the_file(tiny_shop, tmp_path, capsys):
+    from playbook.weekly import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metrics: {slices: [colour]}\ndecision_table: []\n")
+    code = main(["--week", "2026-W46", "--data", str(tiny_shop), "--out", str(tmp_path / "reports"),
+                 "--config", str(bad), "--journal", str(tmp_path / "j")])
+    err = capsys.readouterr().err
+    assert code == 2 and "configuration" in err and "bad.yaml: metrics.slices" in err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_week_after_the_latest_complete_week_is_refused_naming_the_range(tiny_shop, tmp_path):
+    nb = make_notebook(tmp_path / "01_mark.ipynb", MARK_RUN)
+    with pytest.raises(ValueError, match=r"week 2026-W47 is after .*2026-W45 \.\. 2026-W46"):
+        run_week("2026-W47", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_week_before_the_data_is_refused_naming_the_range(tiny_shop, tmp_path):
+    nb = make_notebook(tmp_path / "01_mark.ipynb", MARK_RUN)
+    with pytest.raises(ValueError, match=r"week 2026-W30 is before the data.*2026-W45 \.\. 2026-W46"):
+        run_week("2026-W30", tiny_shop, tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    assert not (tmp_path / "reports").exists()
+
+
+def test_main_exits_2_on_a_week_outside_the_data(tiny_shop, tmp_path, capsys):
+    from playbook.weekly import main
+
+    code = main(["--week", "2026-W52", "--data", str(tiny_shop), "--out", str(tmp_path / "reports"),
+                 "--journal", str(tmp_path / "j")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cannot run: week 2026-W52 is after" in err
+
+
+def test_a_database_url_with_a_password_is_refused_before_anything_is_written(tmp_path, capsys):
+    from playbook.data import PASSWORD_ENV
+    from playbook.weekly import main
+
+    code = main(["--week", "2026-W46", "--data", "postgresql://ana:Hunter2pw@127.0.0.1:1/shop",
+                 "--out", str(tmp_path / "reports"), "--journal", str(tmp_path / "j")])
+    err = capsys.readouterr().err
+    assert code == 2 and PASSWORD_ENV in err and "Hunter2pw" not in err
+    assert not (tmp_path / "reports").exists()
