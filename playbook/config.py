@@ -38,12 +38,51 @@ class DecisionRow:
 
 
 @dataclass(frozen=True)
+class Guardrail:
+    """A metric that must not get worse beyond ``tolerance`` (in its own unit) while a lever runs."""
+
+    metric: str
+    tolerance: float
+    bad_direction: str  # higher | lower
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "tolerance": self.tolerance, "bad_direction": self.bad_direction,
+                "description": self.description}
+
+
+#: the guardrails the comparison step can compute per arm from the contract, by design
+GUARDRAIL_METRICS = {"randomized": {"contact_rate", "net_revenue_per_customer"},
+                     "pre_post": {"contact_rate", "conversion_rate"}}
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    planned_split: dict[str, float]
+    pre_weeks: int
+    guardrails: dict[str, tuple[Guardrail, ...]]
+
+
+DEFAULT_EXPERIMENTS = ExperimentSettings(
+    planned_split={"control": 0.5, "treatment": 0.5},
+    pre_weeks=8,
+    guardrails={
+        "randomized": (Guardrail("contact_rate", 0.01, "higher", "contacts per exposed order (+1 point is harm)"),
+                       Guardrail("net_revenue_per_customer", 2.0, "lower", "net revenue per assigned customer (-2.00 is harm)")),
+        "pre_post": (Guardrail("contact_rate", 0.01, "higher", "contacts per order (+1 point is harm)"),
+                     Guardrail("conversion_rate", 0.002, "lower", "orders per session (-0.2 point is harm)")),
+    },
+)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     metrics: MetricSettings
     decision_table: tuple[DecisionRow, ...]
     default_rule: DecisionRow
     levers: dict[str, dict[str, str]]
+    experiments: ExperimentSettings = DEFAULT_EXPERIMENTS
 
     def row_for(self, metric: str) -> DecisionRow | None:
         for row in self.decision_table:
@@ -147,7 +186,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raw = _mapping(str(file), yaml.safe_load(file.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers"}, {"metrics", "decision_table"})
+    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers", "experiments"},
+                  {"metrics", "decision_table"})
     settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
     known_metrics = definitions(settings)
 
@@ -180,4 +220,42 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         if "lever" not in entry:
             raise ConfigError(f"{file}: levers.{reason}: missing key 'lever'")
         levers[str(reason)] = {str(k): str(v) for k, v in entry.items()}
-    return Config(file, settings, table, default, levers)
+    experiments = _experiment_settings(f"{file}: experiments", raw.get("experiments"))
+    return Config(file, settings, table, default, levers, experiments)
+
+
+def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
+    if value is None:
+        return DEFAULT_EXPERIMENTS
+    e = _mapping(where, value)
+    _require_keys(where, e, {"planned_split", "pre_weeks", "guardrails"}, set())
+    split = _mapping(f"{where}.planned_split", e.get("planned_split")) or DEFAULT_EXPERIMENTS.planned_split
+    if set(split) != {"control", "treatment"} or not all(isinstance(v, (int, float)) and v > 0 for v in split.values()):
+        raise ConfigError(f"{where}.planned_split: expected positive shares for control and treatment, got {split!r}")
+    total = sum(split.values())
+    split = {k: float(v) / total for k, v in split.items()}
+    pre = e.get("pre_weeks", DEFAULT_EXPERIMENTS.pre_weeks)
+    if isinstance(pre, bool) or not isinstance(pre, int) or pre < 2:
+        raise ConfigError(f"{where}.pre_weeks: expected a whole number of weeks >= 2, got {pre!r}")
+    guardrails = dict(DEFAULT_EXPERIMENTS.guardrails)
+    for design, rows in _mapping(f"{where}.guardrails", e.get("guardrails")).items():
+        if design not in GUARDRAIL_METRICS:
+            raise ConfigError(f"{where}.guardrails: unknown design {design!r}; known: {sorted(GUARDRAIL_METRICS)}")
+        if not isinstance(rows, list):
+            raise ConfigError(f"{where}.guardrails.{design}: expected a list of guardrails")
+        parsed = []
+        for i, row in enumerate(rows):
+            at = f"{where}.guardrails.{design}[{i}]"
+            row = _mapping(at, row)
+            _require_keys(at, row, {"metric", "tolerance", "bad_direction", "description"}, {"metric", "tolerance", "bad_direction"})
+            if row["metric"] not in GUARDRAIL_METRICS[design]:
+                raise ConfigError(f"{at}: {row['metric']!r} is not computable per arm for {design} designs; "
+                                  f"computable: {sorted(GUARDRAIL_METRICS[design])}")
+            if row["bad_direction"] not in ("higher", "lower"):
+                raise ConfigError(f"{at}.bad_direction: expected higher or lower, got {row['bad_direction']!r}")
+            tol = row["tolerance"]
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+                raise ConfigError(f"{at}.tolerance: expected a number >= 0 in the metric's unit, got {tol!r}")
+            parsed.append(Guardrail(row["metric"], float(tol), row["bad_direction"], str(row.get("description", ""))))
+        guardrails[design] = tuple(parsed)
+    return ExperimentSettings(split, pre, guardrails)

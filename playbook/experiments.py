@@ -30,7 +30,7 @@ from playbook.cohorts import matches
 from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
-from playbook.levers import DEFAULT_GUARDRAILS, Guardrail
+from playbook.config import Guardrail
 from playbook.metrics import definitions, is_mature, line_facts
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
@@ -39,8 +39,6 @@ from playbook.stats.results import Estimate, jsonable
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
 from playbook.weeks import IsoWeek
 
-PLANNED_SPLIT = {"control": 0.5, "treatment": 0.5}
-PRE_WEEKS = 8
 
 
 @dataclass
@@ -274,7 +272,7 @@ def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guard
     for g in guardrails:
         if g.metric == "contact_rate":
             if not snap.has("contacts"):
-                est = Estimate.unavailable("delta", 0, "not available (no contacts table)")
+                est = Estimate.unavailable("delta", 0, snap.missing("contacts"))
             else:
                 c = snap.tables["contacts"]
                 orders = lines[["order_id", "customer_id", "arm"]].drop_duplicates("order_id")
@@ -298,19 +296,21 @@ def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guard
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
     k = config.metrics.return_window_days
     if not snap.has("assignments"):
-        est = Estimate.unavailable("none", 0, "not available (no assignments table)")
+        est = Estimate.unavailable("none", 0, snap.missing("assignments"))
         primary = MetricComparison(str(exp["primary_metric"]), est, "lower", "primary",
                                    expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
         return Comparison(exp, "randomized", primary, [])
     counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
-    observed = {arm: 0 for arm in PLANNED_SPLIT} | dict(zip(counts.variant, counts.n.astype(int)))
-    srm = sample_ratio_mismatch(observed, PLANNED_SPLIT)
+    split = config.experiments.planned_split
+    observed = {arm: 0 for arm in split} | dict(zip(counts.variant, counts.n.astype(int)))
+    srm = sample_ratio_mismatch(observed, split)
     lines = exposure_lines(snap, exp, k)
     historical = historical_return_rate(snap, exp, config.metrics) if str(exp["primary_metric"]).startswith("return_rate_") else None
     primary, follow_up, views, warnings = _primary_randomized(lines, exp, snap.cutoff, k, definitions(config.metrics), historical)
-    guards = _guardrails_randomized(snap, exp, lines, DEFAULT_GUARDRAILS["randomized"])
+    guards = _guardrails_randomized(snap, exp, lines, list(config.experiments.guardrails["randomized"]))
     if srm.mismatch:
-        warnings.append(f"sample ratio mismatch (p = {srm.p_value:.2g}): the split differs from 50/50; no 'keep' is possible")
+        warnings.append(f"sample ratio mismatch (p = {srm.p_value:.2g}): the split differs from the planned "
+                        f"{split}; no 'keep' is possible")
     return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings)
 
 
@@ -324,7 +324,7 @@ class NotMatureYet(ValueError):
     """The post-period of a return metric has no delivery week with full follow-up yet."""
 
 
-def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings) -> pd.DataFrame:
+def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings, pre_weeks: int = 8) -> pd.DataFrame:
     """Weekly slice-level values of ``metric`` for the cohort and its control cohort.
 
     Discount depth is counted by order week. Return metrics are counted by *delivery* week, on
@@ -334,7 +334,7 @@ def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings) -
     """
     cohort = parse_cohort(exp["cohort"])
     control = parse_cohort(exp.get("control_cohort") or "")
-    first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
+    first = IsoWeek.of(exp["start_date"]).shift(-pre_weeks).monday
     is_return = metric.startswith("return_rate_") or metric == "return_cost_ratio"
     k = _window_of(metric, settings.return_window_days)
     lf = line_facts(snap, k)
@@ -375,7 +375,7 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
     warnings: list[str] = []
     views: dict[str, Any] = {}
     try:
-        panel = pre_post_panel(snap, exp, metric, config.metrics)
+        panel = pre_post_panel(snap, exp, metric, config.metrics, config.experiments.pre_weeks)
     except ValueError as exc:
         est = Estimate.unavailable("did-twfe-cluster", 0, str(exc))
     else:
@@ -398,7 +398,7 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
 
 def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.date) -> list[MetricComparison]:
     out = []
-    for g in DEFAULT_GUARDRAILS["pre_post"]:
+    for g in config.experiments.guardrails["pre_post"]:
         good = "lower" if g.bad_direction == "higher" else "higher"
         panel, error = _guardrail_panel(snap, exp, g.metric, config)
         est = did.difference_in_differences(panel, start) if error is None else Estimate.unavailable("did-twfe-cluster", 0, error)
@@ -409,7 +409,7 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
 def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
     cohort = parse_cohort(exp["cohort"])
     control = parse_cohort(exp.get("control_cohort") or "")
-    first = IsoWeek.of(exp["start_date"]).shift(-PRE_WEEKS).monday
+    first = IsoWeek.of(exp["start_date"]).shift(-config.experiments.pre_weeks).monday
     k = config.metrics.return_window_days
     lf = line_facts(snap, k)
     in_cohort = matches(lf, cohort)
@@ -418,7 +418,7 @@ def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> 
     orders = lf.group_by(["order_id", "channel", "region", "order_week"]).agg(treated=lf.treated.max())
     if metric == "contact_rate":
         if not snap.has("contacts"):
-            return None, "not available (no contacts table)"
+            return None, snap.missing("contacts")
         c = snap.tables["contacts"]
         per_order = c.group_by("order_id").agg(contacts=c.count())
         o = orders.left_join(per_order, "order_id").drop("order_id_right")
@@ -426,7 +426,7 @@ def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> 
                         o.order_week.name("week")]).agg(num=o.contacts.fill_null(0).sum(), weight=o.count()).to_pandas()
     elif metric == "conversion_rate":
         if not snap.has("sessions"):
-            return None, "not available (no sessions table)"
+            return None, snap.missing("sessions")
         if set(cohort) - {"category", "channel"}:
             return None, "conversion needs a cohort defined by category or channel (the sessions table's columns)"
         s = snap.tables["sessions"]

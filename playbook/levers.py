@@ -16,38 +16,12 @@ from typing import Any
 import ibis
 
 from playbook.cohorts import matches
-from playbook.config import Config
+from playbook.config import Config, Guardrail
 from playbook.contract import format_cohort
 from playbook.data import Snapshot
 from playbook.metrics import line_facts, return_rate_name
 from playbook.stats.power import minimum_detectable_effect, weeks_needed
 from playbook.stats.results import jsonable
-
-
-@dataclass(frozen=True)
-class Guardrail:
-    """A metric that must not get worse beyond ``tolerance`` (in its own unit) while the lever runs."""
-
-    metric: str
-    tolerance: float
-    bad_direction: str  # higher | lower
-    description: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-#: guardrails computable per arm from the contract, by design; tolerances in the metric's unit
-DEFAULT_GUARDRAILS: dict[str, list[Guardrail]] = {
-    "randomized": [
-        Guardrail("contact_rate", 0.01, "higher", "customer contacts per order of the exposed orders (+1 point is harm)"),
-        Guardrail("net_revenue_per_customer", 2.0, "lower", "net revenue per assigned customer in the cohort (-2.00 is harm)"),
-    ],
-    "pre_post": [
-        Guardrail("contact_rate", 0.01, "higher", "customer contacts per order (+1 point is harm)"),
-        Guardrail("conversion_rate", 0.002, "lower", "orders per session of the cohort (-0.2 point is harm; needs sessions)"),
-    ],
-}
 
 
 @dataclass(frozen=True)
@@ -154,7 +128,7 @@ def design_lever(
         mde_one_week=mde.absolute_change if mde.ok else None,
         weeks_needed=weeks, underpowered=need.weeks is None,
         power_message=f"{mde}; {need.message}",
-        guardrails=tuple(DEFAULT_GUARDRAILS[design]),
+        guardrails=tuple(config.experiments.guardrails[design]),
     )
 
 

@@ -2,7 +2,7 @@
 
 Notebooks call ``start(week, data, config, run_dir, journal)`` with their papermill parameters.
 Empty parameters take the defaults (the sample data, the default configuration, the latest
-complete week, ``reports/<week>/``, ``journal/``), resolved against the repository root so that
+complete week, the scratch folder ``reports/interactive/<week>/``, ``journal/``), resolved against the repository root so that
 JupyterLab (kernel in ``notebooks/``) and papermill (kernel in the caller's folder) agree.
 """
 from __future__ import annotations
@@ -53,6 +53,8 @@ def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", j
     # a week the data do not cover would show empty or half-filled numbers as if they were real
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()
     cfg = load_config(config or None)
-    out = resolve(run_dir or None, REPORTS_DIR / str(iso))
+    # an interactive run (no run_dir) works in a scratch folder: it never overwrites the published
+    # report of the week, and its journal entries stay staged there (only `make weekly` records them)
+    out = resolve(run_dir or None, REPORTS_DIR / "interactive" / str(iso))
     out.mkdir(parents=True, exist_ok=True)
     return Run(iso, dataset, dataset.as_of(iso), cfg, out, resolve(journal or None, JOURNAL_DIR))

@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from playbook import journal as decision_journal
 from playbook.atomic import write_text
 from playbook.config import ConfigError, load_config
 from playbook.data import SourceError, open_dataset, redact
@@ -184,6 +185,8 @@ def run_week(
         write_text(staging / "brief" / "index.html", index_page(summary, links, brief_dir=None))
         _swap_in(staging, final)
         shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
+        # the plans and verdicts of the week enter the journal only with their complete report
+        decision_journal.apply_staged(final, journal_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -255,3 +255,36 @@ def test_an_unknown_slice_column_is_a_config_error_naming_it(tmp_path, default_t
                                "slices: [category, colour]"))
     with pytest.raises(ConfigError, match=r"my_config.yaml: metrics.slices: unknown slice column\(s\) \['colour'\]"):
         load_config(p)
+
+
+# --- experiments: split, pre-period and guardrails live in the YAML --------------------------------
+
+def _with_experiments(default_text: str, block: dict) -> str:
+    data = yaml.safe_load(default_text)
+    data["experiments"] = block
+    return yaml.safe_dump(data)
+
+
+def test_the_default_config_declares_the_planned_split_and_the_guardrails():
+    config = load_config()
+    assert config.experiments.planned_split == {"control": 0.5, "treatment": 0.5}
+    assert {g.metric for g in config.experiments.guardrails["randomized"]} == {"contact_rate", "net_revenue_per_customer"}
+
+
+def test_a_planned_90_10_split_is_normalised_and_kept(tmp_path, default_text):
+    text = _with_experiments(default_text, {"planned_split": {"control": 9, "treatment": 1}})
+    assert load_config(write(tmp_path, text)).experiments.planned_split == {"control": 0.9, "treatment": 0.1}
+
+
+def test_a_guardrail_that_cannot_be_computed_per_arm_is_a_config_error(tmp_path, default_text):
+    text = _with_experiments(default_text, {"guardrails": {"randomized": [
+        {"metric": "discount_depth", "tolerance": 1, "bad_direction": "higher"}]}})
+    with pytest.raises(ConfigError, match=r"guardrails.randomized\[0\].*discount_depth"):
+        load_config(write(tmp_path, text))
+
+
+def test_a_negative_guardrail_tolerance_is_a_config_error(tmp_path, default_text):
+    text = _with_experiments(default_text, {"guardrails": {"pre_post": [
+        {"metric": "contact_rate", "tolerance": -1, "bad_direction": "higher"}]}})
+    with pytest.raises(ConfigError, match="tolerance"):
+        load_config(write(tmp_path, text))

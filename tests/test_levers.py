@@ -10,7 +10,7 @@ from conftest import TINY_SHOP, write_shop
 from playbook.config import MetricSettings, load_config
 from playbook.contract import DESIGNS, TABLES, parse_cohort
 from playbook.data import open_dataset
-from playbook.levers import DEFAULT_GUARDRAILS, cohort_volume, conclusion, design_lever, experiments_table, journal_entry
+from playbook.levers import cohort_volume, conclusion, design_lever, experiments_table, journal_entry
 
 W45, W46 = dt.date(2026, 11, 2), dt.date(2026, 11, 9)
 WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10,
@@ -117,9 +117,9 @@ def test_the_experiment_row_passes_validation_when_added_to_the_data(plan, tmp_p
 
 
 def test_guardrails_follow_the_design(snap, config, plan):
-    assert plan.guardrails == tuple(DEFAULT_GUARDRAILS["randomized"])
+    assert plan.guardrails == config.experiments.guardrails["randomized"]
     pp = design_lever(WEAK, snap, config, design="pre_post")
-    assert pp.guardrails == tuple(DEFAULT_GUARDRAILS["pre_post"]) and pp.design == "pre_post"
+    assert pp.guardrails == config.experiments.guardrails["pre_post"] and pp.design == "pre_post"
 
 
 def test_a_pre_post_plan_counts_the_whole_cohort_per_week_and_a_randomized_one_half(snap, config, plan):
