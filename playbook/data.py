@@ -240,6 +240,8 @@ class Snapshot:
 
     def missing(self, table: str) -> str:
         """Why a metric needing ``table`` is not shown ('no contacts table', or 'no contacts rows' if empty)."""
+        if self.dataset is None:  # a snapshot built by hand (tests) has no dataset to ask
+            return f"not available (no {table} table)"
         return self.dataset.missing(table)
 
     @classmethod
