@@ -216,7 +216,22 @@ def open_dataset(source: str | os.PathLike) -> Dataset:
     # a metric needing it is "not available (no <table> rows)", never computed as 0.
     empty = [n for n in OPTIONAL_TABLES if n in checked.tables and checked.row_counts.get(n) == 0]
     tables = {name: table.cache() for name, table in checked.tables.items() if name not in empty}
+    if not is_url(str(source)):
+        _drop_loaded_csv(con, raw)
     return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty)
+
+
+def _drop_loaded_csv(con: ibis.BaseBackend, raw: dict[str, ibis.Table]) -> None:
+    """Free the raw copies of CSV tables once their validated copies are materialized.
+
+    Only the embedded DuckDB of a folder source is touched (never a user's database): without this
+    every CSV table is held twice in memory (docs/benchmarks.md).
+    """
+    present = set(con.list_tables())
+    for name in raw:
+        if name in present and f"_csv_{name}" in present:
+            con.drop_table(name, force=True)
+            con.drop_view(f"_csv_{name}", force=True)
 
 
 @dataclass
@@ -230,6 +245,18 @@ class Snapshot:
     dataset: Dataset
     week: IsoWeek
     tables: dict[str, ibis.Table] = field(default_factory=dict)
+    #: derived tables materialized once in the engine and shared by every step (see ``derived``)
+    _derived: dict = field(default_factory=dict, repr=False)
+
+    def derived(self, key: tuple, build) -> ibis.Table:
+        """``build()`` materialized in the engine once per snapshot (e.g. the line facts for k days).
+
+        Every step queries the same facts many times; rebuilding them from the raw tables in each
+        query cost most of the weak-cohort and comparison time (see docs/benchmarks.md).
+        """
+        if key not in self._derived:
+            self._derived[key] = build().cache()
+        return self._derived[key]
 
     @property
     def cutoff(self) -> dt.datetime:

@@ -151,7 +151,19 @@ def _orders(snap: Snapshot) -> ibis.Table:
 
 
 def line_facts(snap: Snapshot, k: int) -> ibis.Table:
-    """One row per order line with its order's attributes and its returns within k days of delivery."""
+    """One row per order line with its order's attributes and its returns within k days of delivery.
+
+    Materialized once per snapshot and k (``Snapshot.derived``), then shared by every step.
+    """
+    return snap.derived(("line_facts", k), lambda: _line_facts(snap, k))
+
+
+def order_facts(snap: Snapshot, k: int) -> ibis.Table:
+    """One row per order: value, costs, whether fully returned within k days, delivery timing."""
+    return snap.derived(("order_facts", k), lambda: _order_facts(snap, k))
+
+
+def _line_facts(snap: Snapshot, k: int) -> ibis.Table:
     o = _orders(snap)
     lines = snap.tables["order_lines"].join(o, "order_id")
     r = snap.tables["returns"].join(lines.select("line_id", "delivered_ts"), "line_id")
@@ -173,8 +185,7 @@ def line_facts(snap: Snapshot, k: int) -> ibis.Table:
     )
 
 
-def order_facts(snap: Snapshot, k: int) -> ibis.Table:
-    """One row per order: value, costs, whether fully returned within k days, delivery timing."""
+def _order_facts(snap: Snapshot, k: int) -> ibis.Table:
     lf = line_facts(snap, k)
     per_order = lf.group_by("order_id").agg(
         units=lf.units.sum(),
@@ -436,8 +447,8 @@ def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
     """Every metric of the dictionary, per ISO week (up to the snapshot's week) and per slice."""
     defs = definitions(settings)
     k = settings.return_window_days
-    lf = line_facts(snap, k).cache()
-    of = order_facts(snap, k).cache()
+    lf = line_facts(snap, k)
+    of = order_facts(snap, k)
     frames, unavailable = [], {}
     for name, defn in defs.items():
         missing = [t for t in defn.needs if not snap.has(t)]
