@@ -484,7 +484,23 @@ def attribute(snap: Snapshot, settings: MetricSettings, windows: Windows,
                         (lost, lost_wo, keeper) = (ib, b_wo, ra) if sharper else (ia, a_wo, rb)
                         result[lost][0].append(Explanation(label(keeper), lost_wo.points, lost_wo.q_value,
                                                            "sharper rise"))
-    return result
+    return _by_roots(result, {i: label(r) for i, r in flagged.iterrows()})
+
+
+def _by_roots(result: dict[int, tuple[list[Explanation], list[str]]],
+              labels: dict[int, str]) -> dict[int, tuple[list[Explanation], list[str]]]:
+    """Keep the explanations by candidates that nothing explains (the causes).
+
+    Two slices lifted by the same cause (the app channel and repeat customers, both buying the spiking
+    category) also explain each other; naming the cause is what a team needs. A candidate explained
+    only by candidates that are themselves explained keeps its explanations as they are.
+    """
+    roots = {labels[i] for i, (by, _) in result.items() if not by}
+    out = {}
+    for i, (by, real) in result.items():
+        direct = [e for e in by if e.by in roots]
+        out[i] = (direct or by, [r for r in real if r in roots])
+    return out
 
 
 def _candidates(snap: Snapshot, settings: MetricSettings, windows: Windows, table: pd.DataFrame,
