@@ -14,7 +14,10 @@ listed in ``data_samples/README.md`` and checked by ``tests/test_sample_data.py`
 5. the randomized experiment ``EXP-2026-W46-SHOES-FIT`` cuts size returns of shoes by 60 %;
 6. the pre/post change ``EXP-2026-W46-OUTERWEAR-PROMO`` cuts outerwear discount depth by
    4 points from 2026-11-09;
-7. an older experiment ``EXP-2026-W41-DRESSES-PHOTOS`` (no effect, stopped) for history.
+7. an older experiment ``EXP-2026-W41-DRESSES-PHOTOS`` (no effect, stopped) for history;
+8. app customers buy knitwear far more often (45 % of app lines are turned into knitwear), so the
+   app channel's size returns rise with the knitwear spike: step 2 must name knitwear and show
+   the app channel as explained by it.
 
 ``planted_effects=False`` gives the A/A variant: the same shop draw for draw, except that
 facts 5 and 6 have no effect.
@@ -127,6 +130,8 @@ RETURN_PCT = np.array([
     [6.0, 1.0, 0.5, 7.0, 2.0, 1.0, 10.0, 0.5, 12.0],  # swimwear    ~40 %
 ]) / 100.0
 LATE_EXTRA_P = 0.04  # extra late_delivery returns when the parcel arrived late
+APP = CHANNELS.index("app")
+APP_KNITWEAR_EXTRA = 0.45  # share of app lines turned into knitwear (fact 8: correlated dimensions)
 KNIT_SMALL_SPIKE_P = 0.10  # knitwear size_too_small from 2026-W41 orders on (was 0.03)
 SHOES_FIT_CUT = 0.60  # EXP-2026-W46-SHOES-FIT: treatment cancels 60 % of size returns
 # Days from delivery to the return request: truncated lognormal (median, sigma) per reason.
@@ -378,6 +383,10 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     l_week = o_week[l_order]
     l_cat = _choice_rows(rng, cum[l_week])
     l_cat[l_first & o_camp[l_order]] = SHOES
+    # Dimensions overlap as in real shops: app customers buy knitwear far more often, so the app
+    # channel rises with the knitwear spike (fact 8). A separate stream keeps every other draw as it was.
+    to_knit = np.random.default_rng([seed, 8]).random(n_l) < APP_KNITWEAR_EXTRA
+    l_cat[to_knit & (o_channel[l_order] == APP) & ~(l_first & o_camp[l_order])] = KNITWEAR
     l_qty = rng.choice([1, 2, 3], size=n_l, p=[0.93, 0.06, 0.01])
     # The tiny category: 3-7 swimwear lines (one unit each) a week, on ordinary orders.
     swim_n = rng.integers(SWIM_UNITS_PER_WEEK[0], SWIM_UNITS_PER_WEEK[1] + 1, size=N_WEEKS)

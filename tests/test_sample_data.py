@@ -510,3 +510,10 @@ def test_guardrails_contact_rate_and_revenue_per_customer_do_not_differ_between_
     c = contacted.groupby(orders["variant"]).agg(["sum", "size"])
     z = two_proportion_z(c.loc["treatment", "sum"], c.loc["treatment", "size"], c.loc["control", "sum"], c.loc["control", "size"])
     assert abs(z) < 2.5
+
+
+def test_app_customers_buy_knitwear_far_more_often_so_the_dimensions_overlap(lines):
+    knit_share = lines.assign(k=lines["category"] == "knitwear").groupby("channel").apply(
+        lambda g: (g["quantity"] * g["k"]).sum() / g["quantity"].sum())
+    others = knit_share.drop("app")
+    assert knit_share["app"] > 3 * others.max()

@@ -104,6 +104,14 @@ def test_the_weak_cohort_is_the_planted_knitwear_size_spike_not_the_tiny_categor
     assert all(c["filters"].get("category") != "swimwear" for c in candidates)
 
 
+def test_the_app_channel_that_buys_the_knitwear_is_shown_as_explained_by_it(loop):
+    assert "channel=app x size_too_small" in loop["summary"]["weak_cohort"]["explains"]
+    aside = {c["label"]: c["why"] for c in loop["summary"]["weak_cohort_set_aside"]}
+    assert "explained by category=knitwear x size_too_small" in aside["channel=app x size_too_small"]
+    page = (loop["planted"] / "02_weak_cohort.html").read_text(encoding="utf-8")
+    assert "channel=app x size_too_small: explained by category=knitwear x size_too_small" in page
+
+
 def test_the_lever_is_the_fit_message_for_the_weak_cohort(loop):
     lever = loop["summary"]["lever"]
     assert (lever["lever"], lever["cohort"], lever["primary_metric"]) == ("fit_size_message", "category=knitwear", "return_rate_14d")
