@@ -98,14 +98,36 @@ def excess_p_value(
 
 
 def _invert_tail(tail, target: float, lo: np.ndarray, hi: np.ndarray, decreasing: bool) -> np.ndarray:
-    """Vectorised bisection: x in [lo, hi] with tail(x) = target (tail monotone in x)."""
-    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
-    for _ in range(50):  # the bracket shrinks to 2^-50 of N + 1
-        mid = (lo + hi) / 2
-        above = tail(mid) > target
-        go_right = above if decreasing else ~above
-        lo, hi = np.where(go_right, mid, lo), np.where(go_right, hi, mid)
-    return (lo + hi) / 2
+    """Vectorised root of tail(x, index) = target on the bracket [lo, hi] (tail monotone in x).
+
+    Regula falsi with the Illinois modification (Dowell & Jarratt 1971): the bracket is kept and
+    the convergence is superlinear; only the elements not yet converged are evaluated again.
+    """
+    sign = 1.0 if decreasing else -1.0
+    a, b = lo.astype(float).copy(), hi.astype(float).copy()
+    every = np.arange(a.size)
+    fa, fb = sign * (tail(a, every) - target), sign * (tail(b, every) - target)  # fa >= 0 >= fb
+    side = np.zeros_like(a)
+    active = every
+    for _ in range(200):
+        if active.size == 0:
+            break
+        aa, bb, ffa, ffb = a[active], b[active], fa[active], fb[active]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(ffa != ffb, (aa * ffb - bb * ffa) / (ffb - ffa), (aa + bb) / 2)
+        x = np.where((x > aa) & (x < bb), x, (aa + bb) / 2)
+        fx = sign * (tail(x, active) - target)
+        right = fx > 0  # the root lies above x
+        a[active], fa[active] = np.where(right, x, aa), np.where(right, fx, ffa)
+        b[active], fb[active] = np.where(right, bb, x), np.where(right, ffb, fx)
+        # Illinois: halve the value of the end kept twice in a row, so that it moves too
+        fb[active] = np.where(right & (side[active] > 0), fb[active] / 2, fb[active])
+        fa[active] = np.where(~right & (side[active] < 0), fa[active] / 2, fa[active])
+        side[active] = np.where(right, 1.0, -1.0)
+        done = (np.abs(fx) <= 1e-10 * target) | (b[active] - a[active] <= 1e-10 * (1 + np.abs(x)))
+        a[active[done]] = b[active[done]] = x[done]
+        active = active[~done]
+    return (a + b) / 2
 
 
 def conditional_limits(total: np.ndarray, prob: np.ndarray, divisor: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -115,9 +137,26 @@ def conditional_limits(total: np.ndarray, prob: np.ndarray, divisor: np.ndarray,
     l solves P(X <= l / d) = alpha on the continuous tail with N / d trials, so O > u iff the
     upper-tail p < alpha. The upper limit can exceed O + B: the slice cannot be flagged at its size.
     """
-    size = np.asarray(total, float) / divisor
-    up = _invert_tail(lambda x: binomial_upper_tail(x, size, prob), alpha, np.zeros_like(size), size + 1, True)
-    low = _invert_tail(lambda x: binomial_lower_tail(x, size, prob), alpha, -np.ones_like(size), size, False)
+    size, prob, divisor = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a, dtype=float))
+                                                 for a in (total, prob, divisor)))
+    size = size / divisor
+
+    def upper(x: np.ndarray, i: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return binomial_upper_tail(x, size[i], prob[i])
+
+    def lower(x: np.ndarray, i: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return binomial_lower_tail(x, size[i], prob[i])
+
+    # start from a bracket around the normal approximation (the tails are flat far from the root),
+    # widened to the whole range where it does not hold the root
+    mean, sd = size * prob, np.sqrt(size * prob * (1 - prob))
+    reach = 1.5 * stats.norm.isf(alpha) * sd + 2 * np.log(1 / alpha) + 1
+    lo_u, hi_u = np.maximum(mean - 1, 0), np.minimum(mean + reach, size + 1)
+    ok = (upper(lo_u) >= alpha) & (upper(hi_u) <= alpha)
+    up = _invert_tail(upper, alpha, np.where(ok, lo_u, 0), np.where(ok, hi_u, size + 1), True)
+    lo_l, hi_l = np.maximum(mean - reach, -1), np.minimum(mean + 1, size)
+    ok = (lower(lo_l) <= alpha) & (lower(hi_l) >= alpha)
+    low = _invert_tail(lower, alpha, np.where(ok, lo_l, -1), np.where(ok, hi_l, size), False)
     return np.maximum(low, 0) * divisor, up * divisor
 
 
