@@ -7,11 +7,12 @@ returned units out of n units in the recent window and B out of m units in the b
 
 The test (one-sided, "did this slice get worse"): under "no change" the slice's rate is the same
 in both periods, and conditional on the returns of both periods, N = O + B, the window's count is
-binomial, O | N ~ Binomial(N, pi) with pi = n / (n + m): the conditional test of two Poisson or
-binomial rates at small rates (Lehmann & Romano 2005, section 4.5; Przyborowski & Wilenski 1940).
-It is exact whatever the counts, needs no continuity floor (B = 0 is fine) and no normal
-approximation: at 0.5-2 % per reason and a few thousand units the normal z has a tail many times
-too heavy (issue 7).
+binomial, O | N ~ Binomial(N, pi) with pi = n / (n + m): the conditional test of two Poisson rates
+(Przyborowski & Wilenski 1940, Biometrika 31:313; Lehmann & Romano 2005, section 4.5). It needs no
+continuity floor (B = 0 is fine) and no normal approximation: at 0.5-2 % per reason and a few
+thousand units the normal z had a tail many times too heavy (issue 7). Exact for Poisson counts;
+for units returned at most once it is conservative by the factor (1 - rate) on the variance,
+negligible at the rates of one reason.
 
 Clustering and overdispersion enter as a divisor d >= 1 of the counts (quasi-likelihood; Rao &
 Scott 1992, Biometrics 48:577): effective counts O / d and N / d, and the tail of the continuous
@@ -21,7 +22,9 @@ optional column (customer-level design effect, sum of squared returned units per
 returned units; absent -> 1), phi the between-slice overdispersion of the call, estimated as
 Spiegelhalter's winsorised mean of squared standardised residuals (2005, section 3.4) over the
 slices with at least one return in either period, when there are at least ``min_slices_for_phi``
-(10), and applied when k phi exceeds the chi-square (k - 1 df) 95 % quantile.
+(10), and applied when k phi exceeds the chi-square (k - 1 df) 95 % quantile. Without
+overdispersion this winsorised phi estimates E[min(Z^2, z_0.9^2)] = 0.68, not 1: it is applied
+only beyond about 1.5 times the binomial spread and then under-corrects (kept as published).
 
 Benjamini-Hochberg q-values over every row with a p-value (statsmodels ``multipletests``);
 flagged when q < fdr and O > E. Funnel-plot limits on the O/E scale invert the same conditional
@@ -130,7 +133,9 @@ def _invert_tail(tail, target: float, lo: np.ndarray, hi: np.ndarray, decreasing
     return (a + b) / 2
 
 
-def conditional_limits(total: np.ndarray, prob: np.ndarray, divisor: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def conditional_limits(
+    total: np.ndarray, prob: np.ndarray, divisor: np.ndarray, alpha: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Window counts (lower, upper) outside which the one-sided conditional test has p < alpha.
 
     total = O + B, prob = n / (n + m): the upper limit u solves P(X >= u / d) = alpha and the lower
