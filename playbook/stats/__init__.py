@@ -24,7 +24,7 @@ from playbook.stats.ratio import (
 from playbook.stats.results import Estimate
 from playbook.stats.shrinkage import beta_binomial_shrinkage, fit_beta_prior
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
-from playbook.stats.standardized import standardized_funnel
+from playbook.stats.standardized import excess_p_value, standardized_funnel
 
 __all__ = [
     "CupedResult", "Estimate", "SrmResult", "beta_binomial_shrinkage", "choose_follow_up_days",
@@ -33,6 +33,6 @@ __all__ = [
     "mean_difference", "mean_relative_difference", "minimum_detectable_effect",
     "naive_line_level_proportion_difference", "overdispersion", "pre_trend_check", "proportion_difference",
     "proportion_interval", "proportion_relative_lift", "ratio_difference", "ratio_metric",
-    "ratio_relative_difference", "return_within_k_difference", "sample_ratio_mismatch", "standardized_funnel",
+    "ratio_relative_difference", "return_within_k_difference", "sample_ratio_mismatch", "standardized_funnel", "excess_p_value",
     "weeks_needed",
 ]

@@ -278,14 +278,3 @@ def standardized_funnel(
     out.attrs.update(phi=phi, phi_applied=applied, n_slices=int(ok.sum()), fdr=fdr)
     return out.sort_values(["rank", "z_adjusted"], ascending=[True, False], na_position="last").reset_index(drop=True)
 
-
-def excess_p_value(observed, units, baseline_events, baseline_units, divisor=1.0) -> np.ndarray:
-    """One-sided p of the conditional test O | O + B ~ Binomial(O + B, n / (n + m)) (interim version)."""
-    from scipy.special import betainc
-
-    o, n, b, m, d = (np.asarray(x, dtype=float) for x in (observed, units, baseline_events, baseline_units, divisor))
-    o, total = o / d, (o + b) / d
-    pi = n / (n + m)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(o <= 0, 1.0, betainc(np.maximum(o, 1e-12), np.maximum(total - o + 1, 1e-12), pi))
-    return np.where((n > 0) & (m > 0), np.where(total > 0, p, 1.0), np.nan)
