@@ -76,15 +76,23 @@ def reason_mix_by(results: MetricResults, slice_col: str = "category", weeks: in
     return fig
 
 
+def _funnel_finding(analysis) -> str:
+    w = analysis.weak
+    if w is None:
+        return "No slice rose beyond chance that a cohort lever could fix"
+    ratio = w.return_rate / w.expected_rate if w.expected_rate else float("nan")
+    return f"{w.label}: {ratio:.1f} times its own baseline, the largest excess cost that nothing else explains"
+
+
 def funnel_plot(analysis, label_top: int = 4):
     """Observed / expected returns of every slice x reason against its expected count (log scale).
 
-    Each point is a slice compared with its own baseline; the curves are the binomial 95 % and
-    99.8 % limits for a typical window/baseline ratio (the flags use each reason's own limits,
-    widened where that reason is overdispersed). Small slices sit on the left, where the funnel is
-    wide: a high ratio there is noise.
+    Each point is a slice compared with its own baseline; the curves are where the exact conditional
+    test (one-sided, no clustering) crosses p = 2.5 % and 0.1 % for a typical window/baseline ratio
+    (the flags use each slice's own limit, widened by its customer design effect). Small slices sit on
+    the left, where the funnel is wide: a high ratio there is noise.
     """
-    from scipy import stats
+    from playbook.stats.standardized import conditional_limits
 
     t = analysis.table[analysis.table.expected_events.astype(float) > 0]
     fig, ax = plt.subplots(figsize=(9, 5.5))
@@ -95,19 +103,21 @@ def funnel_plot(analysis, label_top: int = 4):
     other = t[~t.flagged]
     ax.scatter(other.expected_events, other.ratio, s=14, color="#a0aec0", label="within its usual range")
     flagged = t[t.flagged]
-    ax.scatter(flagged.expected_events, flagged.ratio, s=40, color="#c53030", label="flagged (q < 5 %, above 95 % limit)")
+    ax.scatter(flagged.expected_events, flagged.ratio, s=40, color="#c53030",
+               label="flagged (q < 5 %, customers counted)")
     e = np.geomspace(max(t.expected_events.min(), 0.1), t.expected_events.max() * 1.5, 200)
-    phi = 1.0
     ratio = float(np.nanmedian(t.units / t.baseline_units.where(t.baseline_units > 0)))
-    for level, style in ((0.95, "--"), (0.998, ":")):
-        half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(phi * (1 + ratio) / e)
-        ax.plot(e, 1 + half, color="#2d3748", ls=style, lw=1, label=f"{level:.1%} binomial limit")
-        ax.plot(e, np.maximum(1 - half, 0), color="#2d3748", ls=style, lw=1)
+    share = ratio / (1 + ratio)  # window share of the units: O | O + B ~ Binomial(O + B, share)
+    for alpha, style, name in ((0.025, "--", "p = 2.5 %"), (0.001, ":", "p = 0.1 %")):
+        low, up = conditional_limits(e / share, np.full(e.size, share), np.ones(e.size), alpha)
+        ax.plot(e, up / e, color="#2d3748", ls=style, lw=1, label=f"exact limit, {name}")
+        ax.plot(e, low / e, color="#2d3748", ls=style, lw=1)
     ax.axhline(1, color="#2d3748", lw=0.8)
     for _, r in t.sort_values("excess_cost", ascending=False).head(label_top).iterrows():
         ax.annotate(f"{r.slice_value} x {r.reason_code}", (r.expected_events, r.ratio), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
+    ax.set_title(_funnel_finding(analysis), fontsize=10)
     ax.set_xlabel("returns expected from the slice's own baseline (window)")
     ax.set_ylabel("observed / expected")
     ax.set_ylim(0, max(3.0, float(np.nanmax(t.ratio.clip(upper=6))) * 1.05))
