@@ -111,6 +111,10 @@ def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_
             )
         else:
             parts.append("<h2>Weak cohort</h2><p>No cohort stands out this week.</p>")
+        aside = [c.get("why", "") for c in summary.get("weak_cohort_set_aside") or []]
+        if aside:
+            items = "".join(f"<li>{escape(why)}</li>" for why in aside)
+            parts.append(f"<p>Rose too, but not a cohort to act on:</p><ul>{items}</ul>")
     review = summary.get("review") or []
     if review:
         rows = "".join(
