@@ -292,6 +292,5 @@ def test_keep_share_and_miss_rate_on_10000_selected_cohorts_slow(shock_sd, n_sho
     print(f"shock sd {shock_sd}: keep {keep:.4f}, miss {miss:.4f} over {n} selected shops")
     assert n >= 10_000
     assert keep <= one_sided_ceiling(n)
-    if shock_sd:
-        low, high = two_sided_band(n)
-        assert low <= miss <= high
+    low, high = two_sided_band(n)
+    assert low <= miss <= high
