@@ -88,6 +88,7 @@ class Comparison:
     follow_up_days: float | None = None
     views: dict[str, Any] = field(default_factory=dict)  # secondary estimates (KM, log-rank, Cox, event study)
     warnings: list[str] = field(default_factory=list)
+    keep_blockers: list[str] = field(default_factory=list)
 
     @property
     def experiment_id(self) -> str:
@@ -331,15 +332,21 @@ def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings, p
     delivered units only, and only for delivery weeks whose units have all had the return window
     by the end of the analysed week: a post week still collecting returns would look better than
     it is, and the weak cohort's higher normal rate would turn that bias into a false effect.
+
+    The pre-period is ``pre_weeks`` weeks that end before the weeks step 2 read when it chose the
+    cohort (``_pre_period``): those weeks and every week up to the start are left out, so that the
+    rise that selected the cohort is not read as the lever's effect (regression to the mean). The
+    rule is in ``attrs["pre_period"]``.
     """
     cohort = parse_cohort(exp["cohort"])
     control = parse_cohort(exp.get("control_cohort") or "")
-    first = IsoWeek.of(exp["start_date"]).shift(-pre_weeks).monday
+    period = _pre_period(snap, exp, settings, pre_weeks)
     is_return = metric.startswith("return_rate_") or metric == "return_cost_ratio"
     k = _window_of(metric, settings.return_window_days)
     lf = line_facts(snap, k)
     week_col = "delivery_week" if is_return else "order_week"
-    lf = lf.filter((lf[week_col] >= first) & (lf.delivered_ts.notnull() if is_return else ibis.literal(True)))
+    lf = lf.filter((lf[week_col] >= period.first) & ((lf[week_col] < period.end) | (lf[week_col] >= period.start))
+                   & (lf.delivered_ts.notnull() if is_return else ibis.literal(True)))
     in_cohort = matches(lf, cohort)
     in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
     lf = lf.mutate(treated=in_cohort, cell=_cell(lf)).filter(in_cohort | in_control)
@@ -363,27 +370,42 @@ def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings, p
                                f"({IsoWeek.of(start)}) is complete on {ready:%Y-%m-%d}; review again then")
     g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
     g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"]
-    return g.dropna(subset=["value"])
+    g = g.dropna(subset=["value"])
+    g.attrs["pre_period"] = period
+    return g
 
 
 def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
-    k = config.metrics.return_window_days
+    """Difference in differences of the cohort against its control cohort, before and after the start.
+
+    Inference at the cohort x week level (``did.cohort_week_did``), so that weekly shocks shared by
+    every slice of the cohort widen the interval; the pre-period ends before the weeks that selected
+    the cohort (``_pre_period``). A pre-trend warning, or a pre-trend that cannot be checked, blocks
+    a keep (``keep_blockers``). The slice-clustered TWFE estimate and its event study are kept as views.
+    """
     metric = str(exp["primary_metric"])
     defs = definitions(config.metrics)
     good = defs[metric].good_direction if metric in defs else "lower"
     start = IsoWeek.of(exp["start_date"]).monday
     warnings: list[str] = []
+    blockers: list[str] = []
     views: dict[str, Any] = {}
     try:
         panel = pre_post_panel(snap, exp, metric, config.metrics, config.experiments.pre_weeks)
     except ValueError as exc:
-        est = Estimate.unavailable("did-twfe-cluster", 0, str(exc))
+        est = Estimate.unavailable("did-cohort-week-t", 0, str(exc))
     else:
-        est = did.difference_in_differences(panel, start)
+        period = panel.attrs["pre_period"]
+        views["pre_period"] = period.describe()
+        if period.warning:
+            warnings.append(period.warning)
+        est = did.cohort_week_did(panel, start)
+        views["twfe_by_slice"] = did.difference_in_differences(panel, start)
         views["event_study"] = did.event_study(panel, start)
-        trend = did.pre_trend_check(panel, start)
+        trend = did.cohort_week_pre_trend(panel, start)
         views["pre_trend"] = trend
-        if getattr(trend, "warning", None):
+        blockers += _trend_blockers(trend)
+        if trend.warning:
             warnings.append(str(trend.warning))
         if est.details.get("warning"):
             warnings.append(str(est.details["warning"]))
@@ -393,7 +415,7 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
     for g in guards:
         if g.estimate.details.get("warning"):
             warnings.append(f"guardrail {g.metric}: {g.estimate.details['warning']}")
-    return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings)
+    return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings, keep_blockers=blockers)
 
 
 def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.date) -> list[MetricComparison]:
@@ -401,7 +423,7 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
     for g in config.experiments.guardrails["pre_post"]:
         good = "lower" if g.bad_direction == "higher" else "higher"
         panel, error = _guardrail_panel(snap, exp, g.metric, config)
-        est = did.difference_in_differences(panel, start) if error is None else Estimate.unavailable("did-twfe-cluster", 0, error)
+        est = did.cohort_week_did(panel, start) if error is None else Estimate.unavailable("did-cohort-week-t", 0, error)
         out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance))
     return out
 
@@ -409,7 +431,8 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
 def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
     cohort = parse_cohort(exp["cohort"])
     control = parse_cohort(exp.get("control_cohort") or "")
-    first = IsoWeek.of(exp["start_date"]).shift(-config.experiments.pre_weeks).monday
+    period = _pre_period(snap, exp, config.metrics, config.experiments.pre_weeks)
+    first = period.first
     k = config.metrics.return_window_days
     lf = line_facts(snap, k)
     in_cohort = matches(lf, cohort)
@@ -443,9 +466,89 @@ def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> 
     else:
         return None, f"guardrail {metric!r} is not computable for pre/post designs"
     g["week"] = pd.to_datetime(g["week"]).dt.date
+    g = g[(g["week"] < period.end) | (g["week"] >= period.start)]  # the same weeks as the primary metric
     g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
     g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"].astype(str)
     return g.dropna(subset=["value"]), None
+
+
+#: Step 2's defaults (``cohorts.analyse_weak_cohorts``, notebook 02): the latest 4 mature delivery
+#: weeks (the window) against up to 8 weeks before them (the baseline).
+_SELECTION_WINDOW_WEEKS, _SELECTION_BASELINE_WEEKS = 4, 8
+#: Fewer clean weeks than this before step 2's baseline: the pre-period falls back to the baseline.
+_MIN_CLEAN_PRE_WEEKS = 4
+
+
+@dataclass(frozen=True)
+class _PrePeriod:
+    """The pre-period of a pre/post comparison: weeks ``first`` <= week < ``end``; the weeks from
+    ``end`` to ``start`` (exclusive) are left out."""
+
+    first: dt.date
+    end: dt.date
+    start: dt.date
+    selection: tuple[dt.date, dt.date]  # first and last week step 2 read when it chose the cohort
+    window_start: dt.date
+    warning: str | None = None
+
+    def describe(self) -> str:
+        text = (f"pre-period {IsoWeek.of(self.first)} to {IsoWeek.of(self.end - dt.timedelta(days=7))}; "
+                f"weeks {IsoWeek.of(self.end)} to {IsoWeek.of(self.start - dt.timedelta(days=7))} left out "
+                f"(step 2 chose the cohort on {IsoWeek.of(self.selection[0])} to {IsoWeek.of(self.selection[1])}, "
+                f"window from {IsoWeek.of(self.window_start)})")
+        return f"{text}; {self.warning}" if self.warning else text
+
+
+def _selection_weeks(exp: dict[str, Any], settings) -> list[dt.date]:
+    """The delivery weeks step 2 read when it chose the cohort, found from the start date.
+
+    A plan's start is the Monday after the week step 2 ran (``levers.design_lever``), so that week
+    is the one before the start's week; step 2 read the latest ``_SELECTION_WINDOW_WEEKS`` delivery
+    weeks mature by then (``metrics.is_mature`` with the configured return window) and up to
+    ``_SELECTION_BASELINE_WEEKS`` mature weeks before them (``cohorts.choose_windows``).
+    """
+    plan_week = IsoWeek.of(exp["start_date"]).shift(-1)
+    mondays, week = [], plan_week
+    while len(mondays) < _SELECTION_WINDOW_WEEKS + _SELECTION_BASELINE_WEEKS and week.shift(104) >= plan_week:
+        if is_mature(week.monday, "delivery", plan_week, settings):
+            mondays.append(week.monday)
+        week = week.shift(-1)
+    return sorted(mondays)
+
+
+def _pre_period(snap: Snapshot, exp: dict[str, Any], settings, pre_weeks: int) -> _PrePeriod:
+    """``pre_weeks`` weeks ending before the first week step 2 read (its baseline included).
+
+    Step 2 flags a cohort whose window rose against its baseline, so the window is high and the
+    baseline low by selection; a pre-period in either biases the difference in differences (the
+    window towards a false keep, the baseline towards a false harm). When the data hold fewer than
+    ``_MIN_CLEAN_PRE_WEEKS`` weeks before the baseline, the pre-period ends before the window
+    instead and a warning says the estimate leans towards harm.
+    """
+    from playbook.cohorts import first_data_week
+
+    selection = _selection_weeks(exp, settings)
+    start = IsoWeek.of(exp["start_date"]).monday
+    window_start = selection[-_SELECTION_WINDOW_WEEKS]
+    end, warning = selection[0], None
+    data_first = first_data_week(snap).monday
+    if (end - data_first).days // 7 < _MIN_CLEAN_PRE_WEEKS:
+        end = window_start
+        warning = (f"fewer than {_MIN_CLEAN_PRE_WEEKS} weeks of data before the weeks that selected the cohort: "
+                   "the pre-period is step 2's baseline, which was low by selection, so the estimate leans "
+                   "towards harm (a keep is harder, not easier)")
+    first = max(end - dt.timedelta(days=7 * pre_weeks), data_first)
+    return _PrePeriod(first, end, start, (selection[0], selection[-1]), window_start, warning)
+
+
+def _trend_blockers(trend: did.PreTrendCheck) -> list[str]:
+    """A drifting or unverifiable pre-trend blocks a keep: the estimate may be the drift."""
+    if trend.warning:
+        return [f"The cohort was already drifting away from its control before the start "
+                f"(pre-trend p = {trend.p_value:.2g}), so the change cannot be credited to the lever."]
+    if trend.error:
+        return [f"The pre-trend could not be checked ({trend.error}), so the change cannot be credited to the lever."]
+    return []
 
 
 # --- entry point --------------------------------------------------------------------------

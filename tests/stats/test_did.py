@@ -12,6 +12,8 @@ from playbook.stats.did import (
     _WildClusterBootstrap,
     _fixed_effects,
     _prepare,
+    cohort_week_did,
+    cohort_week_pre_trend,
     difference_in_differences,
     event_study,
     pre_trend_check,
@@ -253,3 +255,71 @@ def test_missing_values_are_dropped_and_counted():
     df.loc[7, "weight"] = 0.0
     res = difference_in_differences(df, 6)
     assert res.details["rows_dropped"] == 3 and res.ok
+
+
+# ----------------------------------------------------------------------------- cohort x week
+
+
+def weekly_gaps(df: pd.DataFrame) -> pd.Series:
+    """Treated minus control weighted mean of each week, written independently of did.py."""
+    num = (df["value"] * df["weight"]).groupby([df["week"], df["treated"]]).sum()
+    den = df["weight"].groupby([df["week"], df["treated"]]).sum()
+    m = (num / den).unstack()
+    return m[True] - m[False]
+
+
+def test_cohort_week_did_is_the_pooled_two_sample_t_test_of_the_weekly_gaps():
+    df = panel(n_slices=10, n_weeks=12, start=9, effect=0.4, seed=3)
+    gap = weekly_gaps(df)
+    post, pre = gap[gap.index >= 9].to_numpy(), gap[gap.index < 9].to_numpy()
+    ref = stats.ttest_ind(post, pre, equal_var=True)
+    ci = ref.confidence_interval(0.95)
+    res = cohort_week_did(df, 9)
+    assert res.method == "did-cohort-week-t" and res.n == 12
+    assert res.estimate == pytest.approx(post.mean() - pre.mean(), rel=1e-12)
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert res.details["df"] == 10
+
+
+def test_a_shock_shared_by_every_treated_slice_widens_the_cohort_week_interval_not_the_slice_clustered_one():
+    calm = panel(n_slices=40, n_weeks=12, start=10, seed=4, rho=0.0)
+    shaken = calm.copy()
+    rng = np.random.default_rng(5)
+    shock = dict(zip(range(12), rng.normal(0, 1.5, 12)))
+    shaken.loc[shaken.treated, "value"] += shaken.loc[shaken.treated, "week"].map(shock)
+    width = lambda e: e.ci_high - e.ci_low
+    assert width(cohort_week_did(shaken, 10)) > 3 * width(cohort_week_did(calm, 10))
+    slice_ratio = width(difference_in_differences(shaken, 10, inference="cluster")) / \
+        width(difference_in_differences(calm, 10, inference="cluster"))
+    assert slice_ratio < 1.5
+
+
+def test_cohort_week_did_needs_two_pre_weeks_with_both_cohorts():
+    df = panel(n_slices=6, n_weeks=4, start=2, seed=6)
+    df = df[~((df.week == 0) & df.treated)]  # week 0 has no treated slice: it tells nothing about the gap
+    res = cohort_week_did(df, 2)
+    assert not res.ok and "1 pre-period week(s)" in res.error
+
+
+def test_the_gap_trend_check_is_the_ols_slope_test_of_the_pre_period_gaps():
+    import statsmodels.api as sm
+
+    df = panel(n_slices=10, n_weeks=12, start=9, drift=0.05, seed=7)
+    gap = weekly_gaps(df)
+    pre = gap[gap.index < 9]
+    fit = sm.OLS(pre.to_numpy(), sm.add_constant(pre.index.to_numpy(dtype=float))).fit()
+    check = cohort_week_pre_trend(df, 9)
+    assert check.method == "gap-linear-trend-F" and check.df_denom == 7 and check.n_pre_coefficients == 9
+    assert check.p_value == pytest.approx(fit.pvalues[1], rel=1e-9)
+    assert check.statistic == pytest.approx(fit.tvalues[1] ** 2, rel=1e-9)
+
+
+def test_a_steady_drift_of_the_treated_cohort_sets_the_trend_warning():
+    df = panel(n_slices=10, n_weeks=12, start=9, drift=0.5, seed=8)
+    assert cohort_week_pre_trend(df, 9).warning is not None
+
+
+def test_the_gap_trend_check_needs_three_pre_weeks():
+    check = cohort_week_pre_trend(panel(n_slices=6, n_weeks=4, start=2, seed=9), 2)
+    assert check.p_value is None and "at least 3" in check.error

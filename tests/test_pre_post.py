@@ -1,0 +1,117 @@
+"""Step 4, pre/post designs: which weeks the difference in differences reads, and when it blocks a keep.
+
+A shop with one order per cell (web/north, app/south), cohort (knitwear, the treated one) and week;
+every line is 100.00 gross, so a cell's discount depth in a week is its discount amount in points.
+The control (shoes) always gives 10 points. Knitwear gives 10 + a weekly wobble with no trend, +3
+in the weeks step 2 read when it chose the cohort (its baseline and window) and the weeks after,
+and 6 (a cut of 4 points against the control) from the start week 2026-W46.
+
+With the default configuration (14-day return window), step 2 ran in 2026-W45 (the week before
+the start): its window is the 4 latest delivery weeks with 14 days of follow-up by then, 2026-W40
+to 2026-W43 (W43's Sunday + 14 days = W45's Sunday), and its baseline the 8 before, 2026-W32 to
+2026-W39. The pre-period is the 8 weeks before 2026-W32: 2026-W24 to 2026-W31.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import write_shop
+from playbook.config import load_config
+from playbook.data import open_dataset
+from playbook.experiments import compare_due, pre_post_panel
+from playbook.weeks import IsoWeek
+
+START = dt.date(2026, 11, 9)  # 2026-W46
+WOBBLE = [0.0, 1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.0]  # 8-week cycle, no trend
+CELLS = [("web", "north"), ("app", "south")]
+
+
+def knitwear_discount(monday: dt.date, index: int, drift: float) -> float:
+    if monday >= START:
+        return 6.0
+    selected = 3.0 if monday >= IsoWeek.parse("2026-W32").monday else 0.0
+    return 10.0 + WOBBLE[index % 8] + drift * index + selected
+
+
+def shop(first_monday: dt.date, drift: float = 0.0) -> dict[str, list[tuple]]:
+    orders, lines = [], []
+    monday, i = first_monday, 0
+    while monday <= IsoWeek.parse("2026-W47").monday:
+        for category, discount in (("knitwear", knitwear_discount(monday, i, drift)), ("shoes", 10.0)):
+            for channel, region in CELLS:
+                oid = f"O{len(orders):05d}"
+                ts = dt.datetime.combine(monday + dt.timedelta(days=1), dt.time(10))
+                orders.append((oid, str(ts), f"C{len(orders)}", channel, region, str((ts + dt.timedelta(days=3)).date()),
+                               str(ts + dt.timedelta(days=1)), 4.0))
+                lines.append((f"L{oid}", oid, "SKU", category, 1, 100.0, round(discount, 6), 40.0))
+        monday += dt.timedelta(days=7)
+        i += 1
+    experiments = [("EXP-PP", "tighten_promo_eligibility", "category=knitwear", "pre_post", "", "discount_depth",
+                    -5.0, -2.0, START.isoformat(), "2026-11-16")]
+    first_ts = dt.datetime.fromisoformat(orders[0][1]) + dt.timedelta(days=5)
+    returns = [("R1", lines[0][0], str(first_ts), 1, "changed_mind", "", 60.0, 5.0, 2.0, "refund")]  # the contract needs one
+    return {"orders": orders, "order_lines": lines, "returns": returns, "experiments": experiments}
+
+
+def compare(tmp_path, first_monday: dt.date, drift: float = 0.0):
+    folder = write_shop(tmp_path / "shop", shop(first_monday, drift))
+    snap = open_dataset(folder).as_of("2026-W47")
+    (comparison,) = compare_due(snap, load_config())
+    return snap, comparison
+
+
+def weeks(first: str, last: str) -> set[dt.date]:
+    out, w = set(), IsoWeek.parse(first)
+    while w <= IsoWeek.parse(last):
+        out.add(w.monday)
+        w = w.shift(1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory):
+    return compare(tmp_path_factory.mktemp("long"), IsoWeek.parse("2026-W19").monday)
+
+
+def test_the_pre_period_ends_before_the_weeks_step_2_read_and_skips_them_up_to_the_start(long_history):
+    snap, c = long_history
+    exp = c.experiment
+    panel = pre_post_panel(snap, exp, "discount_depth", load_config().metrics, pre_weeks=8)
+    assert set(panel["week"]) == weeks("2026-W24", "2026-W31") | weeks("2026-W46", "2026-W47")
+
+
+def test_the_estimate_is_the_post_gap_minus_the_clean_pre_gap(long_history):
+    _, c = long_history
+    e = c.primary.estimate
+    # pre gaps W24..W31 are the wobble at indices 5..12 (mean 0); post gaps are 6 - 10 = -4
+    assert e.method == "did-cohort-week-t"
+    assert e.estimate == pytest.approx(-4.0 - sum(WOBBLE[i % 8] for i in range(5, 13)) / 8)
+    assert "2026-W32 to 2026-W45 left out" in c.views["pre_period"]
+
+
+def test_a_flat_pre_trend_does_not_block_a_keep(long_history):
+    _, c = long_history
+    assert c.views["pre_trend"].warning is None and c.views["pre_trend"].p_value > 0.05
+    assert c.keep_blockers == []
+
+
+def test_a_cohort_drifting_before_the_start_blocks_a_keep(tmp_path):
+    _, c = compare(tmp_path, IsoWeek.parse("2026-W19").monday, drift=0.5)
+    assert c.views["pre_trend"].warning is not None
+    assert len(c.keep_blockers) == 1 and "already drifting" in c.keep_blockers[0]
+
+
+def test_with_a_short_history_the_pre_period_is_step_2s_baseline_and_a_warning_says_so(tmp_path):
+    snap, c = compare(tmp_path, IsoWeek.parse("2026-W36").monday)
+    panel = pre_post_panel(snap, c.experiment, "discount_depth", load_config().metrics, pre_weeks=8)
+    assert set(panel["week"]) == weeks("2026-W36", "2026-W39") | weeks("2026-W46", "2026-W47")
+    assert any("step 2's baseline" in w for w in c.warnings)
+
+
+def test_too_few_pre_weeks_for_a_trend_block_a_keep(tmp_path):
+    _, c = compare(tmp_path, IsoWeek.parse("2026-W38").monday)
+    # pre-period W38..W39 only: the difference in differences has an interval, the trend cannot be checked
+    assert c.views["pre_trend"].error is not None
+    assert len(c.keep_blockers) == 1 and "could not be checked" in c.keep_blockers[0]
