@@ -21,11 +21,12 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import ibis
+import pandas as pd
 
 from playbook import contract
 from playbook.contract import OPTIONAL_TABLES
 from playbook.validation import DataQualityWarning, validate
-from playbook.weeks import IsoWeek, latest_complete_week
+from playbook.weeks import IsoWeek, completeness_note, latest_complete_week
 
 PASSWORD_ENV = "PLAYBOOK_DB_PASSWORD"
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -170,6 +171,8 @@ class Dataset:
     missing_tables: list[str]
     source_label: str
     empty_tables: list[str] = field(default_factory=list)
+    #: the source's own statement of how far it is complete (``export`` table), else None
+    complete_through: dt.datetime | dt.date | None = None
 
     def has(self, table: str) -> bool:
         return table in self.tables
@@ -181,14 +184,26 @@ class Dataset:
         return self.tables["orders"].order_ts.min().to_pyarrow().as_py()
 
     def last_timestamp(self) -> dt.datetime:
+        """The latest order of the data (orders arrive all day long; returns and contacts lag behind)."""
         return self.tables["orders"].order_ts.max().to_pyarrow().as_py()
+
+    def completeness(self) -> dt.datetime | dt.date:
+        """How far the data are complete: the source's ``complete_through``, else the latest event."""
+        return self.complete_through if self.complete_through is not None else self.last_timestamp()
 
     def first_week(self) -> IsoWeek:
         """The ISO week of the first order."""
         return IsoWeek.of(self.first_timestamp())
 
     def latest_complete_week(self) -> IsoWeek:
-        return latest_complete_week(self.last_timestamp())
+        """The latest week the data run to the end of (Sunday 23:00, or the source's ``complete_through``)."""
+        return latest_complete_week(self.completeness())
+
+    def completeness_note(self) -> str:
+        """The latest complete week and why, in words (the first line of a weekly run)."""
+        source = "the export says the data are complete through" if self.complete_through is not None else "the data run to"
+        text = completeness_note(self.completeness(), source)
+        return text[0].upper() + text[1:]
 
     def check_week(self, week: IsoWeek | str) -> IsoWeek:
         """``week`` if the data cover it (first week .. latest complete week), else a ValueError saying the range."""
@@ -218,7 +233,47 @@ def open_dataset(source: str | os.PathLike) -> Dataset:
     tables = {name: table.cache() for name, table in checked.tables.items() if name not in empty}
     if not is_url(str(source)):
         _drop_loaded_csv(con, raw)
-    return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty)
+    return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty,
+                   read_complete_through(source, con))
+
+
+EXPORT_TABLE = "export"  # optional metadata: one row, column complete_through (date or timestamp)
+
+
+def read_complete_through(source: str | os.PathLike, con: ibis.BaseBackend) -> dt.datetime | dt.date | None:
+    """The source's own ``complete_through`` (table or file ``export``), or None when it says nothing.
+
+    An export taken on Sunday at noon can say it is complete through the Saturday, or through
+    the Sunday 23:59:59 if nothing happens in the afternoon; without it, the latest event decides.
+    """
+    text = str(source)
+    if is_url(text):
+        if EXPORT_TABLE not in con.list_tables():
+            return None
+        values = con.table(EXPORT_TABLE).to_pandas()
+    else:
+        path = Path(text) / f"{EXPORT_TABLE}.csv"
+        if not path.is_file():
+            return None
+        values = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return _parse_complete_through(values)
+
+
+def _parse_complete_through(values: pd.DataFrame) -> dt.datetime | dt.date:
+    rule = f"table {EXPORT_TABLE}, column complete_through"
+    if "complete_through" not in values.columns:
+        raise SourceError(f"{rule}: column missing (columns: {', '.join(map(str, values.columns))})")
+    cells = [str(v).strip() for v in values["complete_through"] if str(v).strip() not in ("", "None", "NaT", "nan")]
+    if len(cells) != 1:
+        raise SourceError(f"{rule}: exactly one value expected, {len(cells)} given "
+                          f"(examples: {', '.join(repr(c) for c in cells[:3]) or 'none'})")
+    try:
+        stamp = pd.Timestamp(cells[0])
+    except (ValueError, TypeError):
+        raise SourceError(f"{rule}: {cells[0]!r} is not a date (YYYY-MM-DD) or a timestamp (YYYY-MM-DD HH:MM:SS)") from None
+    if stamp.tzinfo is not None or pd.isna(stamp):
+        raise SourceError(f"{rule}: {cells[0]!r}: give the shop's local time without a time zone")
+    return stamp.date() if len(cells[0]) == 10 else stamp.to_pydatetime()
 
 
 def _drop_loaded_csv(con: ibis.BaseBackend, raw: dict[str, ibis.Table]) -> None:

@@ -158,7 +158,7 @@ def run_week(
     }
     for nb in notebooks:
         check_parameters(nb, parameters)
-    log(f"Week {iso} from {redact(data_text)} -> {final}")
+    log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
     staging.mkdir(parents=True)
     runs: list[NotebookRun] = []
     try:

@@ -61,13 +61,32 @@ class IsoWeek:
         return f"{self.year}-W{self.week:02d}"
 
 
+#: the data complete a week when they run to this time of its Sunday (a Sunday-noon export does not)
+WEEK_COMPLETE_FROM = dt.time(23, 0)
+
+
 def latest_complete_week(last_timestamp: dt.datetime | dt.date) -> IsoWeek:
-    """The latest ISO week whose Sunday the data reach.
+    """The latest ISO week the data cover to its end.
 
-    Data whose last record falls on a Sunday complete that week; otherwise the week before
-    the last record's week is the latest complete one.
+    A timestamp completes its week when it falls on the Sunday at or after 23:00 (an export taken
+    on Sunday at noon leaves that Sunday's afternoon out: the week before is the latest complete
+    one). A date without time (an explicit "complete through" day) completes its week when it is
+    the Sunday. Otherwise the week before the timestamp's week is the latest complete one.
     """
-    day = last_timestamp.date() if isinstance(last_timestamp, dt.datetime) else last_timestamp
+    if isinstance(last_timestamp, dt.datetime):
+        day, complete = last_timestamp.date(), last_timestamp.time() >= WEEK_COMPLETE_FROM
+    else:
+        day, complete = last_timestamp, True
     week = IsoWeek.of(day)
-    return week if day.isoweekday() == 7 else week.shift(-1)
+    return week if day.isoweekday() == 7 and complete else week.shift(-1)
 
+
+def completeness_note(last_timestamp: dt.datetime | dt.date, source: str = "the data run to") -> str:
+    """In words: which week is the latest complete one, and why (for the first line of a run)."""
+    week = latest_complete_week(last_timestamp)
+    timed = isinstance(last_timestamp, dt.datetime)
+    when = f"{last_timestamp:%A %Y-%m-%d %H:%M}" if timed else f"{last_timestamp:%A %Y-%m-%d}"
+    if week == IsoWeek.of(last_timestamp.date() if timed else last_timestamp):
+        return f"{source} {when}: {week} is the latest complete week"
+    return (f"{source} {when}, before Sunday {WEEK_COMPLETE_FROM:%H:%M} of that week: "
+            f"{week} is the latest complete week")

@@ -352,3 +352,42 @@ def test_the_format_comparison_is_not_empty(metrics_by_format):
     f = metrics_by_format["csv"]
     rr = f[(f.metric == "return_rate_14d") & (f.slice == "all") & (f.week_start == dt.date(2026, 11, 2))]
     assert list(rr["value"]) == [pytest.approx(0.25)]  # 1 of 4 units of W45 (see test_metrics)
+
+
+# --- how far the data are complete -------------------------------------------------------------------
+
+def _sunday_noon_shop(folder: Path) -> Path:
+    tables = {k: list(v) for k, v in TINY_SHOP.items()}
+    tables["orders"].append(("O9", "2026-11-22 12:00:00", "C9", "web", "north", "2026-11-25", "", 3.0))
+    tables["order_lines"].append(("L9", "O9", "B", "shoes", 1, 80.0, 0.0, 30.0))
+    return write_shop(folder, tables)
+
+
+def test_a_sunday_noon_export_leaves_that_week_incomplete_and_says_so(tmp_path):
+    ds = open_dataset(_sunday_noon_shop(tmp_path / "shop"))
+    assert ds.latest_complete_week() == IsoWeek(2026, 46)
+    assert ds.completeness_note() == ("The data run to Sunday 2026-11-22 12:00, before Sunday 23:00 of that week: "
+                                      "2026-W46 is the latest complete week")
+
+
+def test_an_explicit_complete_through_in_the_source_decides(tmp_path):
+    folder = _sunday_noon_shop(tmp_path / "shop")
+    (folder / "export.csv").write_text("complete_through\n2026-11-22 23:59:59\n", encoding="utf-8")
+    ds = open_dataset(folder)
+    assert ds.complete_through == dt.datetime(2026, 11, 22, 23, 59, 59)
+    assert ds.latest_complete_week() == IsoWeek(2026, 47)
+    assert ds.completeness_note().startswith("The export says the data are complete through Sunday 2026-11-22 23:59")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("complete_through\n", "exactly one value expected, 0 given"),
+    ("complete_through\n2026-11-21\n2026-11-22\n", "exactly one value expected, 2 given"),
+    ("complete_through\nlast sunday\n", "is not a date"),
+    ("when\n2026-11-22\n", "column missing"),
+])
+def test_a_broken_export_table_is_refused_with_the_rule(tmp_path, text, message):
+    folder = _sunday_noon_shop(tmp_path / "shop")
+    (folder / "export.csv").write_text(text, encoding="utf-8")
+    with pytest.raises(SourceError, match=message) as err:
+        open_dataset(folder)
+    assert "table export, column complete_through" in str(err.value)

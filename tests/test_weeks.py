@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from playbook.weeks import IsoWeek, latest_complete_week
+from playbook.weeks import IsoWeek, completeness_note, latest_complete_week
 
 
 def iso_weeks_in(year: int) -> int:
@@ -76,9 +76,26 @@ def test_of_a_day_uses_the_iso_year_not_the_calendar_year():
     assert IsoWeek.of(dt.datetime(2026, 11, 22, 23, 59)) == IsoWeek(2026, 47)
 
 
-def test_latest_complete_week_of_data_ending_on_a_sunday_is_that_week():
+def test_data_running_to_sunday_23_00_complete_that_week():
+    assert latest_complete_week(dt.datetime(2026, 11, 22, 23, 0)) == IsoWeek(2026, 47)
+    assert latest_complete_week(dt.datetime(2026, 11, 22, 23, 59, 59)) == IsoWeek(2026, 47)
+
+
+@pytest.mark.parametrize("hour", [0, 12, 22])
+def test_a_sunday_export_before_23_00_makes_the_previous_week_the_latest_complete_one(hour):
+    assert latest_complete_week(dt.datetime(2026, 11, 22, hour, 30)) == IsoWeek(2026, 46)
+
+
+def test_a_complete_through_date_completes_its_week_when_it_is_the_sunday():
     assert latest_complete_week(dt.date(2026, 11, 22)) == IsoWeek(2026, 47)
-    assert latest_complete_week(dt.datetime(2026, 11, 22, 0, 5)) == IsoWeek(2026, 47)
+    assert latest_complete_week(dt.date(2026, 11, 21)) == IsoWeek(2026, 46)
+
+
+def test_the_completeness_note_says_which_week_and_why():
+    assert completeness_note(dt.datetime(2026, 11, 22, 12, 0)) == (
+        "the data run to Sunday 2026-11-22 12:00, before Sunday 23:00 of that week: 2026-W46 is the latest complete week")
+    assert completeness_note(dt.datetime(2026, 11, 22, 23, 41)) == (
+        "the data run to Sunday 2026-11-22 23:41: 2026-W47 is the latest complete week")
 
 
 @pytest.mark.parametrize("day", [16, 17, 18, 19, 20, 21])  # Monday .. Saturday of 2026-W47
