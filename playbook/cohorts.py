@@ -50,38 +50,6 @@ class Windows:
         return f"delivery weeks {w} (window) against {b} (baseline)"
 
 
-@dataclass(frozen=True)
-class WeakCohort:
-    """The weak cohort of the week: which slice, how bad, how sure, what it costs."""
-
-    filters: dict[str, str]
-    units: int
-    return_rate: float
-    expected_rate: float
-    excess_events: float
-    excess_cost: float
-    q_value: float
-    z_adjusted: float
-    dimension: str
-    windows: str
-
-    @property
-    def label(self) -> str:
-        return " x ".join(f"{k}={v}" for k, v in self.filters.items())
-
-    @property
-    def slice_filter(self) -> dict[str, str]:
-        """The filter without the reason: the population a lever acts on."""
-        return {k: v for k, v in self.filters.items() if k != "reason_code"}
-
-    @property
-    def reason_code(self) -> str:
-        return self.filters["reason_code"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
-
-
 FEW_CUSTOMERS = 3  # at most this many customers holding 80 % of an excess: an account problem, not a cohort
 EXCESS_SHARE = 0.8
 
@@ -156,6 +124,11 @@ class Candidate:
         return {self.dimension: self.slice_value, "reason_code": self.reason_code}
 
     @property
+    def slice_filter(self) -> dict[str, str]:
+        """The filter without the reason: the population a lever acts on."""
+        return {self.dimension: self.slice_value}
+
+    @property
     def label(self) -> str:
         return f"{self.dimension}={self.slice_value} x {self.reason_code}"
 
@@ -176,7 +149,7 @@ class Candidate:
 class WeakCohortAnalysis:
     table: pd.DataFrame
     windows: Windows
-    weak: WeakCohort | None
+    weak: Candidate | None  # the weak cohort: the first actionable candidate
     phi: dict[str, float]  # overdispersion per "dimension x reason" (NaN: too few slices to estimate)
     phi_applied: list[str]  # the "dimension x reason" groups whose limits were widened
     n_slices: int
@@ -544,23 +517,9 @@ def analyse_weak_cohorts(
         return WeakCohortAnalysis(_EMPTY_TABLE.copy(), windows, None, {}, [], 0, settings, note)
     table = weak_cohort_table(slice_reason_counts(snap, settings, windows, dims))
     candidates = _candidates(snap, settings, windows, table)
-    chosen = next((c for c in candidates if c.actionable), None)
-    weak = None
-    if chosen is not None:
-        weak = WeakCohort(
-            filters=chosen.filters, units=chosen.units, return_rate=chosen.return_rate,
-            expected_rate=chosen.expected_rate, excess_events=chosen.excess_events, excess_cost=chosen.excess_cost,
-            q_value=chosen.q_value, z_adjusted=float(_row(table, chosen).z_adjusted), dimension=chosen.dimension,
-            windows=windows.describe(),
-        )
+    weak = next((c for c in candidates if c.actionable), None)
     return WeakCohortAnalysis(table, windows, weak, table.attrs["phi"], table.attrs["phi_applied"],
                               table.attrs["n_slices"], settings, candidates=candidates)
-
-
-def _row(table: pd.DataFrame, c: Candidate) -> pd.Series:
-    hit = table[(table.dimension == c.dimension) & (table.slice_value == c.slice_value)
-                & (table.reason_code == c.reason_code)]
-    return hit.iloc[0]
 
 
 def describe(analysis: WeakCohortAnalysis) -> str:
@@ -619,7 +578,7 @@ def structural_view(analysis: WeakCohortAnalysis) -> pd.DataFrame:
     return view
 
 
-def cohort_trend(snap: Snapshot, settings: MetricSettings, weak: WeakCohort) -> pd.DataFrame:
+def cohort_trend(snap: Snapshot, settings: MetricSettings, weak: Candidate) -> pd.DataFrame:
     """Weekly rate of the cohort's reason within its slice, by delivery week (mature or not)."""
     k = settings.return_window_days
     lf = line_facts(snap, k)
@@ -671,16 +630,15 @@ def weak_cohort_section(analysis: WeakCohortAnalysis) -> dict[str, Any] | None:
     if analysis.weak is None:
         return None
     w = analysis.weak
-    chosen = next(c for c in analysis.candidates if c.filters == w.filters)
     return jsonable({
         "filters": w.filters, "units": w.units, "return_rate": w.return_rate, "expected_rate": w.expected_rate,
         "excess_cost": w.excess_cost, "q_value": w.q_value, "excess_events": w.excess_events,
-        "windows": w.windows, "window_weeks": [d.isoformat() for d in analysis.windows.window],
+        "windows": analysis.windows.describe(), "window_weeks": [d.isoformat() for d in analysis.windows.window],
         "phi": analysis.phi.get(f"{w.dimension} x {w.reason_code}"),
         "phi_applied": f"{w.dimension} x {w.reason_code}" in analysis.phi_applied,
-        "explains": [c.label for c in explained_by(analysis, chosen)],
-        "also_real": list(chosen.also_real),
-        "concentration": asdict(chosen.concentration) if chosen.concentration else None,
+        "explains": [c.label for c in explained_by(analysis, w)],
+        "also_real": list(w.also_real),
+        "concentration": asdict(w.concentration) if w.concentration else None,
     })
 
 
@@ -753,12 +711,11 @@ def conclusion(analysis: WeakCohortAnalysis) -> str:
                 f"none above its own baseline at a false discovery rate of 5 % that a cohort lever could fix)."
                 f"{why} No new lever is warranted by the data.")
     w = analysis.weak
-    chosen = next(c for c in analysis.candidates if c.filters == w.filters)
-    explains = explained_by(analysis, chosen)
+    explains = explained_by(analysis, w)
     tail = (f" It explains the rise of {', '.join(c.label for c in explains)} (without it theirs is within chance)."
             if explains else "")
-    if chosen.also_real:
-        tail += f" Also real, independently: {', '.join(chosen.also_real)} (the next candidate for a lever)."
+    if w.also_real:
+        tail += f" Also real, independently: {', '.join(w.also_real)} (the next candidate for a lever)."
     return (f"The weak cohort of the week is {w.label}: {w.return_rate:.1%} of {w.units:,} units returned against "
             f"{w.expected_rate:.1%} normally, about {w.excess_cost:,.0f} of excess return cost over the window "
             f"(q = {w.q_value:.2g}).{tail}")

@@ -164,7 +164,7 @@ def test_the_excess_without_the_category_is_computed_from_the_other_units(correl
 
 def test_the_conclusion_names_the_slices_the_weak_cohort_explains(correlated):
     text = conclusion(correlated[2])
-    assert text.startswith("The weak cohort of the week is category=knitwear x reason_code=size_too_small")
+    assert text.startswith("The weak cohort of the week is category=knitwear x size_too_small")
     assert "channel=app x size_too_small" in text and "without it theirs is within chance" in text
 
 
