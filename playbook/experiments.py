@@ -289,7 +289,7 @@ MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 
 
 def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of: dt.datetime,
-                      mc) -> tuple[MetricComparison, int | None, dict, list[str]]:
+                      mc, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
     """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
 
     No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
@@ -313,20 +313,21 @@ def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of
             views["shorter_window"] = {"metric": f"return_rate_{choice.k}d", "k": choice.k,
                                        "note": f"shorter-window view, not the pre-registered {k_registered}-day metric",
                                        "estimate": short}
-    views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, k_registered, quantity="quantity")
-    views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
-    views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
+    if secondary_views:  # curves, log-rank and Cox are shown, never decided on
+        views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, k_registered, quantity="quantity")
+        views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
+        views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
     return comparison, (k_registered if read.readable else None), views, warnings
 
 
 def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int,
-                        defs) -> tuple[MetricComparison, int | None, dict, list[str]]:
+                        defs, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
     metric = str(exp["primary_metric"])
     good = defs[metric].good_direction if metric in defs else "lower"
     mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
                                       expected_high=float(exp["expected_high"]))
     if metric.startswith("return_rate_"):
-        return _return_rate_read(lines, metric, _window_of(metric, k_default), as_of, mc)
+        return _return_rate_read(lines, metric, _window_of(metric, k_default), as_of, mc, secondary_views)
     if metric == "discount_depth":
         lines = lines.assign(discount_points=lines.discount_amount * 100)
         return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, {}, []
@@ -364,7 +365,8 @@ def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guard
 
 
 def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
-                    config: Config, guardrails: list[MetricComparison] | None = None) -> Comparison:
+                    config: Config, guardrails: list[MetricComparison] | None = None, *,
+                    secondary_views: bool = True) -> Comparison:
     """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
     pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
 
@@ -376,7 +378,7 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
     exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
     srm_exposed = sample_ratio_mismatch(exposed, split)
     primary, follow_up, views, warnings = _primary_randomized(lines, exp, as_of, config.metrics.return_window_days,
-                                                              definitions(config.metrics))
+                                                              definitions(config.metrics), secondary_views)
     guards = list(guardrails or [])
     start, today = exp["start_date"], pd.Timestamp(as_of).date()
     for g in guards:
