@@ -61,8 +61,8 @@ BASE_COLUMNS = (
 )
 #: Columns added with counted looks: ``look`` (1, 2, ... per experiment, one per review week),
 #: ``k_read`` (the return window in days the estimate was actually read at) and ``follow_ups``
-#: (dated reads a keep depends on). A journal written before them is migrated on its next write:
-#: the columns are appended to the header and its rows get empty fields (their values unchanged).
+#: (dated reads a keep depends on). A journal written before them gains them in its header on its next
+#: write; its older rows are kept byte for byte and read with those fields empty.
 LOOK_COLUMNS = ("look", "k_read", "follow_ups")
 COLUMNS = BASE_COLUMNS + LOOK_COLUMNS
 NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high")
@@ -284,6 +284,9 @@ def _parse(path: Path) -> _Parsed | None:
     for raw, values, line in records[1:]:
         if not values:  # a blank line: not a record
             continue
+        short = len(header) - len(values)
+        if 0 < short <= len(LOOK_COLUMNS) and all(c in LOOK_COLUMNS for c in header[len(values):]):
+            values = values + [""] * short  # a row written before the look columns: they are empty
         if len(values) != len(header):
             raise JournalError(f"decision journal {path}, line {line}: {len(values)} fields where the header has "
                                f"{len(header)}; it was left untouched")
@@ -328,16 +331,14 @@ def _check_row(path: Path, row: _Row) -> None:
 
 
 def _with_look_columns(parsed: _Parsed) -> _Parsed:
-    """A journal written before ``LOOK_COLUMNS`` gets them appended (empty in its old rows)."""
+    """A journal written before ``LOOK_COLUMNS`` gets them appended to its header; its rows stay byte for
+    byte (a row without the trailing look fields reads them as empty)."""
     missing = [c for c in LOOK_COLUMNS if c not in parsed.header]
     if not missing:
         return parsed
-    def extend(raw: str, fields: list[str]) -> str:
-        body = raw.rstrip("\r\n")
-        return body + "".join("," + f for f in fields) + (raw[len(body):] or _LINE_END)
-    rows = [_Row(extend(r.raw, [""] * len(missing)), {**r.values, **{c: "" for c in missing}}, r.line)
-            for r in parsed.rows]
-    return _Parsed(parsed.prefix, extend(parsed.header_raw, missing), parsed.header + missing, rows)
+    body = parsed.header_raw.rstrip("\r\n")
+    header_raw = body + "".join("," + c for c in missing) + (parsed.header_raw[len(body):] or _LINE_END)
+    return _Parsed(parsed.prefix, header_raw, parsed.header + missing, parsed.rows)
 
 
 def _format_record(values: list[str]) -> str:

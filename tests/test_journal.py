@@ -104,7 +104,7 @@ def test_hand_edited_rows_of_other_weeks_are_kept_byte_for_byte(tmp_path):
     # a re-format (pandas or csv writer) would change every one of those bytes
     hand = ('"2026-W40","verdict","E0","old lever","all","return_rate","before/after",,,"-1.0E-2",,,'
             '"keep","kept, by hand",,"1",,\r\n'
-            '2026-W41,plan,E7,x,all,return_rate,A/B,-0.01,0,,,,,"why ""quoted""",2026-10-06T08:00:00Z,,,')
+            '2026-W41,plan,E7,x,all,return_rate,A/B,-0.01,0,,,,,"why ""quoted""",2026-10-06T08:00:00Z')  # no look fields
     path = tmp_path / journal.JOURNAL_FILE
     path.write_bytes((HEADER + hand).encode())
 
@@ -377,5 +377,6 @@ def test_a_journal_written_before_looks_is_migrated_keeping_its_values(tmp_path)
     record_week(tmp_path, "2026-W49", [verdict("2026-W49", "E9", "adjust", look=1, k_read=7)], "verdict", now=NOW)
     after = read_journal(tmp_path)
     assert path.read_text().splitlines()[0] == HEADER.strip()
+    assert path.read_text().startswith(HEADER + HAND_BUILT[len(LEGACY_HEADER):])  # old rows byte for byte
     pd.testing.assert_frame_equal(after.iloc[: len(before)].reset_index(drop=True), before)
     assert after["look"].iloc[-1] == 1 and after["k_read"].iloc[-1] == 7
