@@ -359,14 +359,18 @@ class GuardrailState(str, Enum):
 
 def one_sided_bound(estimate: float, ci_low: float, ci_high: float, *, side: str, confidence: float = 0.95,
                     alpha: float = 0.025) -> float:
-    """The one-sided (1 - alpha) bound on ``side`` ('upper' or 'lower') of a symmetric normal interval.
+    """The one-sided (1 - alpha) bound on ``side`` ('upper' or 'lower') implied by a ``confidence`` interval.
 
-    Assumes the interval is estimate +- z se (Wald); its standard error is recovered from its width
-    at ``confidence``. With alpha = (1 - confidence) / 2 this is the interval's own end.
+    At alpha = (1 - confidence) / 2 it is the interval's own end, whatever its shape (t, bootstrap,
+    Fieller). At another alpha, that side's half-width is scaled by z_{1-alpha} / z_{(1+confidence)/2},
+    which is exact for a normal (Wald) interval and keeps the side's asymmetry otherwise.
     """
-    se = (ci_high - ci_low) / (2.0 * float(stats.norm.ppf(0.5 + confidence / 2.0)))
+    end, sign = (ci_high, 1.0) if side == "upper" else (ci_low, -1.0)
+    z_interval = float(stats.norm.ppf(0.5 + confidence / 2.0))
     z = float(stats.norm.ppf(1.0 - alpha))
-    return estimate + z * se if side == "upper" else estimate - z * se
+    if math.isclose(z, z_interval, rel_tol=1e-12):
+        return float(end)
+    return estimate + sign * abs(end - estimate) * z / z_interval
 
 
 def guardrail_state(estimate: float | None, ci_low: float | None, ci_high: float | None, *, tolerance: float | None,

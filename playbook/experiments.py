@@ -553,7 +553,12 @@ def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> 
 def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
     if exp["design"] == "randomized":
         return compare_randomized(snap, exp, config)
-    return compare_pre_post(snap, exp, config)
+    c = compare_pre_post(snap, exp, config)
+    today = pd.Timestamp(snap.cutoff).date()
+    for g in c.guardrails:  # a not-shown-safe guardrail gets its dated follow-up read in every design
+        if g.state == GuardrailState.NOT_SHOWN_SAFE and g.follow_up_on is None:
+            g.follow_up_on = guardrail_follow_up_date(g, exp["start_date"], today)
+    return c
 
 
 def compare_due(snap: Snapshot, config: Config) -> list[Comparison]:

@@ -271,3 +271,9 @@ def test_compare_due_without_an_experiments_table_is_empty(tmp_path, config):
     snap = open_dataset(write_shop(tmp_path / "shop")).as_of("2026-W47")
     assert due_for_review(snap).empty
     assert compare_due(snap, config) == []
+
+
+def test_an_asymmetric_interval_is_read_at_its_own_ends():
+    # a DiD interval [+0.0013, +0.0239] around +0.0082 (not centred): conversion up, harm is a drop beyond -0.002;
+    # its lower end +0.0013 rules that out (a symmetric rebuild, 0.0082 - 1.96 x 0.00576 = -0.0031, would not)
+    assert guardrail(0.008209, 0.001265, 0.02385, "higher", 0.002).state.value == "safe"
