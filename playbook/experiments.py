@@ -18,6 +18,7 @@ exposure (bounded by the experiment's size) or per-slice weekly aggregates.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,11 +32,13 @@ from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
 from playbook.config import Guardrail
+from playbook.decisions import GuardrailRead, GuardrailState, WindowRead, guardrail_state
 from playbook.metrics import definitions, is_mature, line_facts
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
 from playbook.stats.ratio import ratio_difference
 from playbook.stats.results import Estimate, jsonable
+from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
 from playbook.weeks import IsoWeek
 
@@ -43,7 +46,13 @@ from playbook.weeks import IsoWeek
 
 @dataclass
 class MetricComparison:
-    """One metric compared between arms: the estimate and what it means."""
+    """One metric compared between arms: the estimate and what it means.
+
+    A guardrail carries its state (``decisions.GuardrailState``: a non-inferiority reading of its
+    interval against its tolerance) and, when not shown safe, the date of the follow-up read that
+    could show it (``follow_up_on``). The primary carries how its pre-registered window was read
+    (``window``).
+    """
 
     metric: str
     estimate: Estimate
@@ -52,33 +61,94 @@ class MetricComparison:
     tolerance: float | None = None
     expected_low: float | None = None
     expected_high: float | None = None
+    optional: bool = False
+    follow_up_on: dt.date | None = None
+    window: WindowRead | None = None
+
+    @property
+    def state(self) -> GuardrailState | None:
+        """The guardrail's state (None for the primary)."""
+        if self.role != "guardrail":
+            return None
+        e = self.estimate
+        bad = "higher" if self.good_direction == "lower" else "lower"
+        return guardrail_state(e.estimate if e.ok else None, e.ci_low, e.ci_high, tolerance=self.tolerance,
+                               bad_direction=bad, null_value=e.null_value, confidence=e.confidence)
 
     @property
     def breached(self) -> bool:
-        """A guardrail is breached when its interval lies entirely on the bad side and beyond tolerance."""
-        e = self.estimate
-        if self.role != "guardrail" or not e.ok:
-            return False
-        tol = self.tolerance or 0.0
-        if self.good_direction == "lower":  # harm is an increase
-            return e.ci_low > e.null_value and e.estimate > e.null_value + tol
-        return e.ci_high < e.null_value and e.estimate < e.null_value - tol
+        """A guardrail is breached when its whole interval lies past the tolerance on the bad side."""
+        return self.state == GuardrailState.BREACHED
+
+    def read(self) -> GuardrailRead:
+        """The guardrail as the verdict sees it."""
+        return GuardrailRead(self.metric, self.state, _state_why(self), self.optional, self.follow_up_on)
 
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
         d = {"metric": self.metric, "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high,
              "null_value": e.null_value, "good_direction": self.good_direction, "p_value": e.p_value,
-             "method": e.method, "n": e.n, "error": e.error}
+             "method": e.method, "n": e.n, "error": e.error, "confidence": e.confidence,
+             "std_error": e.details.get("std_error")}
         if self.role == "guardrail":
-            d.update(tolerance=self.tolerance, breached=self.breached)
+            d.update(tolerance=self.tolerance, state=self.state.value, breached=self.breached,
+                     state_why=_state_why(self), optional=self.optional,
+                     follow_up_on=self.follow_up_on.isoformat() if self.follow_up_on else None)
         else:
             d.update(expected_low=self.expected_low, expected_high=self.expected_high)
+            if self.window is not None:
+                w = self.window
+                d.update(k_registered=w.k_registered, k_read=w.k_read, readable=w.readable,
+                         readable_on=w.readable_on.isoformat() if w.readable_on else None, window_why=w.why)
         return jsonable(d)
+
+
+_STATE_WORDS = {
+    GuardrailState.SAFE: "shown safe: the interval rules out harm beyond the tolerance",
+    GuardrailState.NOT_SHOWN_SAFE: "not shown safe: the interval reaches past the tolerance, the estimate does not",
+    GuardrailState.HARM_LIKELY: "harm likely: the estimate is past the tolerance",
+    GuardrailState.BREACHED: "breached: the whole interval is past the tolerance",
+}
+
+
+def _state_why(m: MetricComparison) -> str:
+    if m.state == GuardrailState.NOT_MEASURED:
+        return f"not measured: {m.estimate.error or 'no interval'}"
+    e = m.estimate
+    return f"{_STATE_WORDS[m.state]} ({e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}], tolerance {m.tolerance:g})"
+
+
+def guardrail_follow_up_date(m: MetricComparison, start: dt.date, as_of: dt.date, *, alpha: float = 0.025,
+                             power: float = 0.8, max_days: int = 182) -> dt.date | None:
+    """When a read of a not-shown-safe guardrail has ``power`` to show it safe (None beyond ``max_days``).
+
+    Non-inferiority power for margin = tolerance, true harm 0, one-sided ``alpha`` (Chow, Shao &
+    Wang 2008, 3.2): the standard error must fall to tolerance / (z_{1-alpha} + z_{power}). The
+    standard error shrinks as 1 / sqrt(information) and information grows with the days of
+    exposure at a steady inflow, so the days needed are the days so far times (se / se_needed)^2.
+    """
+    from scipy import stats as st
+
+    e = m.estimate
+    if not e.ok or not m.tolerance or m.tolerance <= 0:
+        return None
+    se = (e.ci_high - e.ci_low) / (2 * float(st.norm.ppf(0.5 + e.confidence / 2)))
+    needed = m.tolerance / (float(st.norm.ppf(1 - alpha)) + float(st.norm.ppf(power)))
+    elapsed = max((as_of - start).days, 1)
+    days = math.ceil(elapsed * (se / needed) ** 2)
+    if days > max_days:
+        return None
+    return max(start + dt.timedelta(days=days), as_of + dt.timedelta(days=7))
 
 
 @dataclass
 class Comparison:
-    """Everything step 4 knows about one experiment."""
+    """Everything step 4 knows about one experiment.
+
+    ``keep_blockers``: warnings that make the read untrustworthy (few clusters, pre-trend
+    failure, ...): the verdict cannot be keep while any is present. ``srm`` checks all assigned
+    customers, ``srm_exposed`` the exposed customers that are analysed.
+    """
 
     experiment: dict[str, Any]
     design: str
@@ -89,29 +159,54 @@ class Comparison:
     views: dict[str, Any] = field(default_factory=dict)  # secondary estimates (KM, log-rank, Cox, event study)
     warnings: list[str] = field(default_factory=list)
     keep_blockers: list[str] = field(default_factory=list)
+    srm_exposed: SrmResult | None = None
 
     @property
     def experiment_id(self) -> str:
         return str(self.experiment["experiment_id"])
 
+    @property
+    def planned_looks(self) -> int:
+        return planned_looks(self.experiment)
+
     def to_dict(self) -> dict[str, Any]:
+        exposed = self.srm_exposed
         return jsonable({
             "experiment_id": self.experiment_id, "design": self.design, "lever": self.experiment.get("lever"),
             "cohort": self.experiment.get("cohort"),
             "srm_p_value": self.srm.p_value if self.srm is not None else None,
             "srm_mismatch": bool(self.srm.mismatch) if self.srm is not None else False,
+            "srm_assigned": dict(self.srm.observed) if self.srm is not None else None,
+            "srm_exposed_p_value": exposed.p_value if exposed is not None else None,
+            "srm_exposed_mismatch": bool(exposed.mismatch) if exposed is not None else False,
+            "srm_exposed": dict(exposed.observed) if exposed is not None else None,
             "follow_up_days": self.follow_up_days,
+            "planned_looks": self.planned_looks,
             "primary": self.primary.to_dict(),
             "guardrails": [g.to_dict() for g in self.guardrails],
             "warnings": self.warnings,
+            "keep_blockers": self.keep_blockers,
             "views": {k: _compact(v) for k, v in self.views.items()},
         })
+
+
+def planned_looks(exp: dict[str, Any]) -> int:
+    """Planned looks of the experiment: its plan's ``planned_looks`` when present, else
+    ``sequential.DEFAULT_PLANNED_LOOKS`` (J+7 and three weekly re-reads)."""
+    value = exp.get("planned_looks")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_PLANNED_LOOKS
+    return n if n >= 1 and n == value else DEFAULT_PLANNED_LOOKS
 
 
 def _compact(view: Any) -> Any:
     """A view as it goes into summary.json: curves stay in the notebook, their difference goes in."""
     if hasattr(view, "difference"):
         return view.difference.to_dict()
+    if isinstance(view, dict):
+        return {k: _compact(v) for k, v in view.items()}
     if isinstance(view, pd.DataFrame):
         return jsonable(view.to_dict("records"))
     if hasattr(view, "to_dict"):
@@ -182,90 +277,64 @@ def _per_customer(df: pd.DataFrame, num: str, den: str) -> tuple[np.ndarray, ...
     return t[num].to_numpy(float), t[den].to_numpy(float), c[num].to_numpy(float), c[den].to_numpy(float)
 
 
-def _rescale_expected_range(m: "MetricComparison", historical_rate: float | None, k_full: int, k: float,
-                            warnings: list[str]) -> None:
-    """Express the plan's range (on the k_full-day rate) on the k-day rate actually read at J+7.
-
-    Assumes the lever scales return probability proportionally at every lag (it prevents returns
-    rather than delaying them): expected_k = expected_K x control_rate_k / historical_rate_K, with
-    the cohort's K-day rate over the mature weeks before the start. Without a historical rate the
-    range is dropped, so the verdict does not judge a k-day change against a K-day promise.
-    """
-    control_k = m.estimate.details.get("rate_control")
-    if not historical_rate or control_k is None or historical_rate <= 0:
-        m.expected_low = m.expected_high = None
-        warnings.append(f"the expected range was set on {k_full}-day returns and cannot be rescaled to {k:g} days: "
-                        "the verdict does not compare the estimate with it")
-        return
-    factor = float(control_k) / historical_rate
-    m.expected_low, m.expected_high = m.expected_low * factor, m.expected_high * factor
-    warnings.append(f"expected range rescaled from {k_full}-day to {k:g}-day returns (x{factor:.2f}: control's "
-                    f"{k:g}-day rate {control_k:.1%} / the cohort's {k_full}-day rate {historical_rate:.1%} before the "
-                    "start), assuming the lever prevents returns rather than delaying them")
-
-
 def _window_of(metric: str, default: int) -> int:
     """K of ``return_rate_{K}d`` (the plan's own window), else the configured one."""
     found = re.fullmatch(r"return_rate_(\d+)d", metric)
     return int(found.group(1)) if found else default
 
 
-def historical_return_rate(snap: Snapshot, exp: dict[str, Any], settings, weeks: int = 4) -> float | None:
-    """The cohort's return rate within K days (K of the primary metric) over the last ``weeks``
-    mature delivery weeks before the start."""
-    from playbook.levers import cohort_volume
-    from playbook.metrics import is_mature
-
-    start = IsoWeek.of(exp["start_date"])
-    mondays, week = [], start.shift(-1)
-    while len(mondays) < weeks and week.shift(26) >= start:
-        if is_mature(week.monday, "delivery", snap.week, settings):
-            mondays.append(week.monday)
-        week = week.shift(-1)
-    if not mondays:
-        return None
-    k = _window_of(str(exp["primary_metric"]), settings.return_window_days)
-    _, rate = cohort_volume(snap, k, parse_cohort(exp["cohort"]), mondays)
-    return rate if rate == rate else None
+#: Customers per arm under which a randomized read is not trusted for a keep (the customer-clustered
+#: variance needs tens of clusters; Cameron & Miller 2015, section VI).
+MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 
 
-def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int, defs,
-                        historical_rate: float | None = None) -> tuple[MetricComparison, float | None, dict, list[str]]:
-    metric = str(exp["primary_metric"])
+def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of: dt.datetime,
+                      mc, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+    """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
+
+    No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
+    primary carries no estimate (the verdict is provisional with the date K becomes readable) and
+    a shorter-window view, labelled with its own k, goes to ``views['shorter_window']``.
+    """
     views: dict[str, Any] = {}
     warnings: list[str] = []
-    follow_up = None
+    units = _as_units(lines)
+    read = lag.read_at_window(units, as_of, k_registered, quantity="quantity")
+    views["window_read"] = read
+    window = WindowRead(k_registered, k_registered if read.readable else None, read.readable,
+                        read.readable_on, read.why)
+    comparison = mc(read.difference)
+    comparison.window = window
+    if not read.readable:
+        warnings.append(f"{metric} cannot be read at its pre-registered {k_registered} days yet: {read.why}")
+        choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
+        if getattr(choice, "k", None) is not None and choice.k < k_registered:
+            short = lag.return_within_k_difference(units, as_of, choice.k, quantity="quantity")
+            views["shorter_window"] = {"metric": f"return_rate_{choice.k}d", "k": choice.k,
+                                       "note": f"shorter-window view, not the pre-registered {k_registered}-day metric",
+                                       "estimate": short}
+    if secondary_views:  # curves, log-rank and Cox are shown, never decided on
+        views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, k_registered, quantity="quantity")
+        views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
+        views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
+    return comparison, (k_registered if read.readable else None), views, warnings
+
+
+def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int,
+                        defs, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+    metric = str(exp["primary_metric"])
     good = defs[metric].good_direction if metric in defs else "lower"
     mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
                                       expected_high=float(exp["expected_high"]))
     if metric.startswith("return_rate_"):
-        k_default = _window_of(metric, k_default)
-        units = _as_units(lines)
-        choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
-        follow_up = getattr(choice, "k", None)
-        if follow_up is None:
-            return mc(Estimate.unavailable("return-within-k", len(units), getattr(choice, "error", None) or
-                                           "no follow-up window with enough mature units in both arms")), None, views, warnings
-        if follow_up < k_default:
-            warnings.append(f"{metric} is read at k = {follow_up:g} days (the longest follow-up both arms have at "
-                            f"J+7), not {k_default} days: a lever that delays returns rather than preventing them "
-                            "would look better here than it is")
-        est = lag.return_within_k_difference(units, as_of, follow_up, quantity="quantity")
-        views["follow_up"] = choice
-        comparison = mc(est)
-        if follow_up < k_default:
-            _rescale_expected_range(comparison, historical_rate, k_default, follow_up, warnings)
-        views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, follow_up, quantity="quantity")
-        views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
-        views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
-        return comparison, follow_up, views, warnings
+        return _return_rate_read(lines, metric, _window_of(metric, k_default), as_of, mc, secondary_views)
     if metric == "discount_depth":
         lines = lines.assign(discount_points=lines.discount_amount * 100)
-        return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, views, warnings
+        return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, {}, []
     if metric == "return_cost_ratio":
-        return mc(ratio_difference(*_per_customer(lines, "return_cost_k", "net"))), None, views, warnings
+        return mc(ratio_difference(*_per_customer(lines, "return_cost_k", "net"))), None, {}, []
     return mc(Estimate.unavailable("none", 0, f"primary metric {metric!r} is not supported for randomized designs "
-                                   "(supported: return_rate_<k>d, discount_depth, return_cost_ratio)")), None, views, warnings
+                                   "(supported: return_rate_<k>d, discount_depth, return_cost_ratio)")), None, {}, []
 
 
 def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guardrails: list[Guardrail]) -> list[MetricComparison]:
@@ -290,8 +359,45 @@ def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guard
         else:
             est = Estimate.unavailable("none", 0, f"guardrail {g.metric!r} is not computable per arm")
         good = "lower" if g.bad_direction == "higher" else "higher"
-        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance))
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance,
+                                    optional=bool(getattr(g, "optional", False))))
     return out
+
+
+def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
+                    config: Config, guardrails: list[MetricComparison] | None = None, *,
+                    secondary_views: bool = True) -> Comparison:
+    """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
+    pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
+
+    Pure (no data access), so that a verdict-level simulation can run the path without a database.
+    """
+    split = config.experiments.planned_split
+    srm = sample_ratio_mismatch({arm: 0 for arm in split} | dict(assigned), split)
+    exposed_counts = lines.groupby("arm")["customer_id"].nunique().to_dict() if len(lines) else {}
+    exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
+    srm_exposed = sample_ratio_mismatch(exposed, split)
+    primary, follow_up, views, warnings = _primary_randomized(lines, exp, as_of, config.metrics.return_window_days,
+                                                              definitions(config.metrics), secondary_views)
+    guards = list(guardrails or [])
+    start, today = exp["start_date"], pd.Timestamp(as_of).date()
+    for g in guards:
+        if g.state == GuardrailState.NOT_SHOWN_SAFE:
+            g.follow_up_on = guardrail_follow_up_date(g, start, today)
+    blockers: list[str] = []
+    if srm.mismatch:
+        warnings.append(f"sample ratio mismatch among all assigned customers (p = {srm.p_value:.2g}): the split "
+                        f"differs from the planned {split}; no 'keep' is possible")
+    if srm_exposed.mismatch:
+        warnings.append(f"sample ratio mismatch among the exposed customers that are analysed (p = "
+                        f"{srm_exposed.p_value:.2g}, {exposed}): the lever may change who orders, or exposure is "
+                        "logged differently per arm; no 'keep' is possible")
+    few = [arm for arm, n in exposed.items() if n < MIN_CUSTOMERS_PER_ARM]
+    if few:
+        blockers.append(f"few clusters: fewer than {MIN_CUSTOMERS_PER_ARM} exposed customers in {', '.join(few)} "
+                        f"({exposed}); the customer-clustered interval is not trusted")
+    warnings += [b for b in blockers if b not in warnings]
+    return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed)
 
 
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
@@ -302,17 +408,10 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
                                    expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
         return Comparison(exp, "randomized", primary, [])
     counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
-    split = config.experiments.planned_split
-    observed = {arm: 0 for arm in split} | dict(zip(counts.variant, counts.n.astype(int)))
-    srm = sample_ratio_mismatch(observed, split)
-    lines = exposure_lines(snap, exp, k)
-    historical = historical_return_rate(snap, exp, config.metrics) if str(exp["primary_metric"]).startswith("return_rate_") else None
-    primary, follow_up, views, warnings = _primary_randomized(lines, exp, snap.cutoff, k, definitions(config.metrics), historical)
+    assigned = dict(zip(counts.variant, counts.n.astype(int)))
+    lines = exposure_lines(snap, exp, _window_of(str(exp["primary_metric"]), k))
     guards = _guardrails_randomized(snap, exp, lines, list(config.experiments.guardrails["randomized"]))
-    if srm.mismatch:
-        warnings.append(f"sample ratio mismatch (p = {srm.p_value:.2g}): the split differs from the planned "
-                        f"{split}; no 'keep' is possible")
-    return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings)
+    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards)
 
 
 # --- pre/post -----------------------------------------------------------------------------
@@ -556,7 +655,12 @@ def _trend_blockers(trend: did.PreTrendCheck) -> list[str]:
 def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
     if exp["design"] == "randomized":
         return compare_randomized(snap, exp, config)
-    return compare_pre_post(snap, exp, config)
+    c = compare_pre_post(snap, exp, config)
+    today = pd.Timestamp(snap.cutoff).date()
+    for g in c.guardrails:  # a not-shown-safe guardrail gets its dated follow-up read in every design
+        if g.state == GuardrailState.NOT_SHOWN_SAFE and g.follow_up_on is None:
+            g.follow_up_on = guardrail_follow_up_date(g, exp["start_date"], today)
+    return c
 
 
 def compare_due(snap: Snapshot, config: Config) -> list[Comparison]:
@@ -573,14 +677,32 @@ def _expected_text(m: MetricComparison) -> str:
 
 
 def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
+    """One row per metric: the primary under its pre-registered name (empty until K can be read),
+    each guardrail with its state in words."""
     rows = []
     for c in comparisons:
         for m in [c.primary, *c.guardrails]:
             e = m.estimate
+            if m.role == "guardrail":
+                state = m.state.value.replace("_", " ")
+                if m.follow_up_on:
+                    state += f" (read again on {m.follow_up_on:%Y-%m-%d})"
+            else:
+                w = m.window
+                state = "" if w is None else (f"read at {w.k_read} days" if w.readable else
+                                              f"not readable at {w.k_registered} days yet" +
+                                              (f" (readable on {w.readable_on:%Y-%m-%d})" if w.readable_on else ""))
             rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
                          "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
-                         "n": e.n, "expected / tolerance": _expected_text(m),
-                         "breached": m.breached if m.role == "guardrail" else "", "note": e.error or ""})
+                         "n": e.n, "expected / tolerance": _expected_text(m), "state": state,
+                         "note": e.error or ""})
+        short = c.views.get("shorter_window")
+        if short is not None:
+            e = short["estimate"]
+            rows.append({"experiment": c.experiment_id, "role": "shorter-window view", "metric": short["metric"],
+                         "method": e.method, "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                         "p_value": e.p_value, "n": e.n, "expected / tolerance": "not compared",
+                         "state": short["note"], "note": e.error or ""})
     return pd.DataFrame(rows)
 
 
@@ -589,8 +711,11 @@ def conclusion(comparisons: list[Comparison]) -> str:
         return "No experiment is due for review this week."
     parts = []
     for c in comparisons:
-        e = c.primary.estimate
-        if e.ok:
+        e, w = c.primary.estimate, c.primary.window
+        if w is not None and not w.readable:
+            when = f"readable on {w.readable_on:%Y-%m-%d}" if w.readable_on else "not yet datable"
+            parts.append(f"{c.experiment_id}: {c.primary.metric} cannot be read at {w.k_registered} days yet ({when})")
+        elif e.ok:
             parts.append(f"{c.experiment_id}: {c.primary.metric} {e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}]")
         else:
             parts.append(f"{c.experiment_id}: no interval ({e.error})")
@@ -602,12 +727,20 @@ def describe_checks(c: Comparison) -> str:
     from playbook.rendering import escape
 
     items = []
-    if c.srm is not None:
-        if c.srm.p_value is None:
-            items.append(f"Split: {escape(c.srm.observed)} assigned; no test possible ({escape(c.srm.error)}).")
+    for label, srm in (("all assigned customers", c.srm), ("exposed customers analysed", c.srm_exposed)):
+        if srm is None:
+            continue
+        if srm.p_value is None:
+            items.append(f"Split of {label}: {escape(srm.observed)}; no test possible ({escape(srm.error)}).")
         else:
-            verdict = "<b>mismatch: no keep possible</b>" if c.srm.mismatch else "consistent with the planned split"
-            items.append(f"Split: {escape(c.srm.observed)} assigned, p = {c.srm.p_value:.3g}: {verdict}.")
+            verdict = "<b>mismatch: no keep possible</b>" if srm.mismatch else "consistent with the planned split"
+            items.append(f"Split of {label}: {escape(srm.observed)}, p = {srm.p_value:.3g}: {verdict}.")
+    if c.primary.window is not None:
+        items.append(f"Pre-registered window: {escape(c.primary.window.why)}.")
+    for g in c.guardrails:
+        items.append(f"Guardrail {escape(g.metric)}: {escape(_state_why(g))}"
+                     + (f"; read again on {g.follow_up_on:%Y-%m-%d}" if g.follow_up_on else "") + ".")
+    items += [f"<b>Blocks a keep</b>: {escape(b)}" for b in c.keep_blockers]
     choice = c.views.get("follow_up")
     if choice is not None:
         items.append(f"Follow-up window: {escape(choice.reason)}.")
@@ -622,7 +755,7 @@ def describe_checks(c: Comparison) -> str:
             items.append(f"Pre-trend check ({escape(trend.method)}): p = {trend.p_value:.3g} over "
                          f"{trend.n_pre_coefficients} pre-period weeks; "
                          f"{escape(trend.warning or 'no sign of diverging pre-trends')} (note: {escape(trend.note)}).")
-    items += [f"Warning: {escape(w)}" for w in c.warnings]
+    items += [f"Warning: {escape(w)}" for w in c.warnings if w not in c.keep_blockers]
     title = (f"{escape(c.experiment_id)} ({escape(c.design)}, lever {escape(c.experiment.get('lever'))} "
              f"on {escape(c.experiment.get('cohort'))})")
     return f"<h3>{title}</h3><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"

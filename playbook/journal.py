@@ -50,16 +50,24 @@ LOCK_FILE = "decisions.lock"
 
 PLAN, VERDICT = "plan", "verdict"
 KINDS = (PLAN, VERDICT)
-KEEP, ADJUST, STOP = "keep", "adjust", "stop"
-DECISIONS = (KEEP, ADJUST, STOP)
+# the verdict words have one home, playbook.decisions.Decision
+from playbook.decisions import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP  # noqa: E402
 
-COLUMNS = (
+#: Columns every journal file has.
+BASE_COLUMNS = (
     "week", "kind", "experiment_id", "lever", "cohort", "primary_metric", "design",
     "expected_low", "expected_high", "estimate", "ci_low", "ci_high",
     "decision", "why", "recorded_at",
 )
+#: Columns added with counted looks: ``look`` (1, 2, ... per experiment, one per review week),
+#: ``k_read`` (the return window in days the estimate was actually read at) and ``follow_ups``
+#: (dated reads a keep depends on). A journal written before them gains them in its header on its next
+#: write; its older rows are kept byte for byte and read with those fields empty.
+LOOK_COLUMNS = ("look", "k_read", "follow_ups")
+COLUMNS = BASE_COLUMNS + LOOK_COLUMNS
 NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high")
-TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS)
+INT_COLUMNS = ("look", "k_read")
+TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
 
 _LINE_END = "\n"
 _KIND_ORDER = {PLAN: 0, VERDICT: 1}
@@ -83,6 +91,16 @@ def _number(name: str, value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _whole(name: str, value: Any) -> int | None:
+    """A whole number >= 1 (look, k_read) or None."""
+    number = _number(name, value)
+    if number is None:
+        return None
+    if number != int(number) or number < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(number)
 
 
 def _text(name: str, value: Any) -> str:
@@ -126,6 +144,9 @@ class JournalEntry:
     decision: str = ""
     why: str = ""
     recorded_at: str | None = None
+    look: int | None = None
+    k_read: int | None = None
+    follow_ups: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -133,10 +154,13 @@ class JournalEntry:
         except ValueError as exc:
             raise ValueError(f"week: {exc}") from None
         object.__setattr__(self, "week", week)
-        for name in ("kind", "experiment_id", "lever", "cohort", "primary_metric", "design", "decision", "why"):
+        for name in ("kind", "experiment_id", "lever", "cohort", "primary_metric", "design", "decision", "why",
+                     "follow_ups"):
             object.__setattr__(self, name, _text(name, getattr(self, name)))
         for name in NUMBER_COLUMNS:
             object.__setattr__(self, name, _number(name, getattr(self, name)))
+        for name in INT_COLUMNS:
+            object.__setattr__(self, name, _whole(name, getattr(self, name)))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if not self.experiment_id.strip():
@@ -158,6 +182,8 @@ class JournalEntry:
             value = getattr(self, name)
             if name in NUMBER_COLUMNS:
                 row.append("" if value is None else repr(float(value)))
+            elif name in INT_COLUMNS:
+                row.append("" if value is None else str(int(value)))
             else:
                 row.append("" if value is None else str(value))
         return row
@@ -245,7 +271,7 @@ def _parse(path: Path) -> _Parsed | None:
                            f"{exc}; it was left untouched") from None
 
     header_raw, header, _ = records[0]
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in BASE_COLUMNS if c not in header]
     if missing:
         raise JournalError(f"decision journal {path} lacks the column(s) {', '.join(missing)} "
                            f"(header: {', '.join(header) or 'empty'}); it was left untouched")
@@ -258,6 +284,9 @@ def _parse(path: Path) -> _Parsed | None:
     for raw, values, line in records[1:]:
         if not values:  # a blank line: not a record
             continue
+        short = len(header) - len(values)
+        if 0 < short <= len(LOOK_COLUMNS) and all(c in LOOK_COLUMNS for c in header[len(values):]):
+            values = values + [""] * short  # a row written before the look columns: they are empty
         if len(values) != len(header):
             raise JournalError(f"decision journal {path}, line {line}: {len(values)} fields where the header has "
                                f"{len(header)}; it was left untouched")
@@ -290,11 +319,26 @@ def _check_row(path: Path, row: _Row) -> None:
                 float(text)
             except ValueError:
                 raise JournalError(f"{where}: {name} {v[name]!r} is not a number") from None
+    for name in INT_COLUMNS:
+        text = v.get(name, "").strip()
+        if text and not (text.isdigit() and int(text) >= 1):
+            raise JournalError(f"{where}: {name} {v[name]!r} is not a whole number >= 1")
     if v["recorded_at"].strip():
         try:
             _timestamp_text(v["recorded_at"])
         except ValueError as exc:
             raise JournalError(f"{where}: {exc}") from None
+
+
+def _with_look_columns(parsed: _Parsed) -> _Parsed:
+    """A journal written before ``LOOK_COLUMNS`` gets them appended to its header; its rows stay byte for
+    byte (a row without the trailing look fields reads them as empty)."""
+    missing = [c for c in LOOK_COLUMNS if c not in parsed.header]
+    if not missing:
+        return parsed
+    body = parsed.header_raw.rstrip("\r\n")
+    header_raw = body + "".join("," + c for c in missing) + (parsed.header_raw[len(body):] or _LINE_END)
+    return _Parsed(parsed.prefix, header_raw, parsed.header + missing, parsed.rows)
 
 
 def _format_record(values: list[str]) -> str:
@@ -391,6 +435,7 @@ def record_week(
         parsed = _parse(path)
         if parsed is None:
             parsed = _Parsed("", _format_record(list(COLUMNS)), list(COLUMNS), [])
+        parsed = _with_look_columns(parsed)
         header_raw = parsed.header_raw
         if not header_raw.endswith(("\n", "\r")):
             header_raw += _LINE_END
@@ -421,10 +466,12 @@ def read_journal(journal_dir: str | os.PathLike) -> pd.DataFrame:
     parsed = _parse(path)
     extra = [c for c in (parsed.header if parsed else []) if c not in COLUMNS]
     columns = list(COLUMNS) + extra
-    records = [[row.values[c] for c in columns] for row in (parsed.rows if parsed else [])]
+    records = [[row.values.get(c, "") for c in columns] for row in (parsed.rows if parsed else [])]
     frame = pd.DataFrame(records, columns=columns, dtype=object)
     for name in NUMBER_COLUMNS:
         frame[name] = pd.to_numeric(frame[name].replace("", None), errors="raise").astype("float64")
+    for name in INT_COLUMNS:
+        frame[name] = pd.to_numeric(frame[name].replace("", None), errors="raise").astype("Int64")
     frame["recorded_at"] = pd.to_datetime(
         frame["recorded_at"].map(lambda t: _timestamp_text(t) if str(t).strip() else None), utc=True, format="ISO8601"
     )
@@ -437,8 +484,23 @@ def read_entries(journal_dir: str | os.PathLike) -> list[JournalEntry]:
     for record in read_journal(journal_dir).to_dict("records"):
         stamp = record["recorded_at"]
         record["recorded_at"] = None if pd.isna(stamp) else stamp.to_pydatetime()
+        for name in INT_COLUMNS:
+            record[name] = None if pd.isna(record[name]) else int(record[name])
         entries.append(JournalEntry(**{c: record[c] for c in COLUMNS}))
     return entries
+
+
+def next_look(journal_dir: str | os.PathLike, experiment_id: str, week: str | IsoWeek) -> int:
+    """The number of this week's look at an experiment: 1 + the weeks before ``week`` with a verdict on it.
+
+    Every read counts, whatever its verdict (a provisional or inconclusive read is a look too); a
+    re-run of the same week replaces that week's verdict and keeps its number.
+    """
+    iso = IsoWeek.parse(week)
+    journal = read_journal(journal_dir)
+    mine = journal[(journal["kind"] == VERDICT) & (journal["experiment_id"] == str(experiment_id))]
+    earlier = {w for w in mine["week"] if IsoWeek.parse(w) < iso}
+    return len(earlier) + 1
 
 
 # --- the track record ----------------------------------------------------------------------
@@ -483,7 +545,8 @@ class TrackRecord:
             return f"No lever reviewed from {window} yet."
         c = self.counts
         text = (f"From {window}: {self.n_reviewed} lever(s) reviewed, {c[KEEP]} kept, {c[ADJUST]} adjusted, "
-                f"{c[STOP]} stopped.")
+                f"{c[STOP]} stopped" + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
+                                        if c.get(PROVISIONAL) else "") + ".")
         if self.cumulative_effect:
             effects = "; ".join(f"{metric} {value:+.4g}" for metric, value in self.cumulative_effect.items())
             text += f" Cumulative effect of the kept levers: {effects}."
@@ -538,7 +601,7 @@ def track_record(journal_dir: str | os.PathLike, week: str | IsoWeek, weeks: int
 
 __all__ = [
     "ADJUST", "COLUMNS", "DECISIONS", "JOURNAL_FILE", "JournalEntry", "JournalError", "KEEP", "KINDS",
-    "LOCK_FILE", "PLAN", "STOP", "TrackRecord", "VERDICT", "journal_path", "read_entries", "read_journal",
+    "LOCK_FILE", "PLAN", "PROVISIONAL", "STOP", "next_look", "TrackRecord", "VERDICT", "journal_path", "read_entries", "read_journal",
     "record_week", "track_record",
 ]
 

@@ -7,7 +7,8 @@ decision-journal entries.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,11 @@ import pandas as pd
 from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
-from playbook.decisions import Verdict, decide
+from playbook.decisions import (
+    DECISIONS, PROVISIONAL, STOP, GuardrailRead, GuardrailState, LookPlan, Verdict, WindowRead, decide,
+    guardrail_state,
+)
+from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
 from playbook.journal import JournalEntry
 
 
@@ -32,18 +37,28 @@ class ExperimentVerdict:
     expected_low: float | None
     expected_high: float | None
     verdict: Verdict
+    guardrails: tuple[GuardrailRead, ...] = ()
 
     def summary_row(self) -> dict[str, Any]:
-        return {"experiment_id": self.experiment_id, "decision": self.verdict.decision, "why": self.verdict.why,
-                "next_step": self.verdict.next_step, "estimate": self.estimate, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "primary_metric": self.primary_metric}
+        v = self.verdict
+        return {"experiment_id": self.experiment_id, "decision": v.decision, "why": v.why,
+                "next_step": v.next_step, "estimate": self.estimate, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "primary_metric": self.primary_metric, "k_read": v.k_read,
+                "look": v.look, "planned_looks": v.planned_looks,
+                "readable_on": v.readable_on.isoformat() if v.readable_on else None,
+                "flags": list(v.flags), "follow_ups": list(v.follow_ups),
+                "guardrails": [{"metric": g.metric, "state": g.state.value, "why": g.why,
+                                "follow_up_on": g.follow_up_on.isoformat() if g.follow_up_on else None}
+                               for g in self.guardrails]}
 
     def journal_entry(self, week: str) -> JournalEntry:
+        v = self.verdict
+        why = v.why + "".join(f"; FLAG {f}" for f in v.flags)
         return JournalEntry(
             week=week, kind="verdict", experiment_id=self.experiment_id, lever=self.lever, cohort=self.cohort,
             primary_metric=self.primary_metric, design=self.design, expected_low=self.expected_low,
             expected_high=self.expected_high, estimate=self.estimate, ci_low=self.ci_low, ci_high=self.ci_high,
-            decision=self.verdict.decision, why=self.verdict.why,
+            decision=v.decision, why=why, look=v.look, k_read=v.k_read, follow_ups="; ".join(v.follow_ups),
         )
 
 
@@ -51,34 +66,76 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def verdict_for(comparison: dict[str, Any]) -> ExperimentVerdict:
-    """Apply the written rule to one entry of the ``comparisons`` summary section."""
+def _date(value: Any) -> dt.date | None:
+    return None if not value else dt.date.fromisoformat(str(value)[:10])
+
+
+def _guardrail_read(g: dict[str, Any]) -> GuardrailRead:
+    """A guardrail entry of the summary as the verdict sees it (its state as notebook 04 wrote it)."""
+    if g.get("state"):
+        state = GuardrailState(g["state"])
+    else:  # an entry without a state (older summary): read it from its numbers
+        bad = "higher" if g.get("good_direction", "lower") == "lower" else "lower"
+        state = guardrail_state(g.get("estimate") if not g.get("error") else None, g.get("ci_low"), g.get("ci_high"),
+                                tolerance=g.get("tolerance"), bad_direction=bad,
+                                null_value=float(g.get("null_value") or 0.0))
+    why = g.get("state_why") or (g.get("error") or "")
+    return GuardrailRead(g["metric"], state, why, bool(g.get("optional")), _date(g.get("follow_up_on")))
+
+
+def _window(p: dict[str, Any]) -> WindowRead | None:
+    if "k_registered" not in p:
+        return None
+    return WindowRead(int(p["k_registered"]), p.get("k_read"), bool(p.get("readable")), _date(p.get("readable_on")),
+                      p.get("window_why") or "")
+
+
+def verdict_for(comparison: dict[str, Any], look: int = 1) -> ExperimentVerdict:
+    """Apply the written rule to one entry of the ``comparisons`` summary section at look ``look``
+    (counted in the journal: ``journal.next_look``) of the experiment's planned looks."""
     p = comparison["primary"]
-    breached = [g["metric"] for g in comparison.get("guardrails", []) if g.get("breached")]
+    guards = tuple(_guardrail_read(g) for g in comparison.get("guardrails", []))
+    planned = int(comparison.get("planned_looks") or DEFAULT_PLANNED_LOOKS)
     v = decide(
         p.get("estimate"), p.get("ci_low"), p.get("ci_high"),
         good_direction=p.get("good_direction", "lower"),
         expected_low=_number(p.get("expected_low")), expected_high=_number(p.get("expected_high")),
-        null_value=float(p.get("null_value") or 0.0), breached_guardrails=breached,
-        srm=bool(comparison.get("srm_mismatch")),
+        null_value=float(p.get("null_value") or 0.0),
+        srm=bool(comparison.get("srm_mismatch")) or bool(comparison.get("srm_exposed_mismatch")),
+        guardrails=guards, keep_blockers=tuple(comparison.get("keep_blockers") or ()),
+        window=_window(p), looks=LookPlan(look, planned), confidence=float(p.get("confidence") or 0.95),
     )
-    if p.get("error") and v.decision != "stop":
-        v = Verdict(v.decision, f"{v.why} ({p['error']})", v.next_step)
-    unmeasured = [f"{g['metric']} ({g['error']})" for g in comparison.get("guardrails", []) if g.get("error")]
-    if unmeasured:  # "no guardrail breached" must not hide guardrails that could not be measured
-        v = Verdict(v.decision, f"{v.why}; guardrail(s) not measured: {'; '.join(unmeasured)}", v.next_step)
+    if p.get("error") and v.decision not in (STOP, PROVISIONAL):
+        v = replace(v, why=f"{v.why} ({p['error']})")
     return ExperimentVerdict(
         comparison["experiment_id"], comparison["design"], comparison.get("lever") or "", comparison.get("cohort") or "",
-        p["metric"], p.get("estimate"), p.get("ci_low"), p.get("ci_high"), p.get("expected_low"), p.get("expected_high"), v,
+        p["metric"], p.get("estimate"), p.get("ci_low"), p.get("ci_high"), p.get("expected_low"), p.get("expected_high"),
+        v, guards,
     )
 
 
-def verdicts(comparisons: list[dict[str, Any]]) -> list[ExperimentVerdict]:
-    return [verdict_for(c) for c in comparisons]
+def verdicts(comparisons: list[dict[str, Any]], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
+    """The week's verdicts; with a journal and a week, each look is numbered from the journal."""
+    from playbook.journal import next_look
+
+    def look(c: dict[str, Any]) -> int:
+        return next_look(journal_dir, c["experiment_id"], week) if journal_dir is not None and week is not None else 1
+    return [verdict_for(c, look(c)) for c in comparisons]
 
 
 def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
-    return pd.DataFrame([{**{k: v for k, v in i.summary_row().items()}} for i in items])
+    """One row per verdict, in words: decision, look, window read, guardrail states, flags and follow-ups."""
+    rows = []
+    for i in items:
+        r = i.summary_row()
+        rows.append({"experiment": r["experiment_id"], "decision": r["decision"],
+                     "look": f"{r['look']} of {r['planned_looks']}", "primary_metric": r["primary_metric"],
+                     "read at": f"{r['k_read']} days" if r["k_read"] else "",
+                     "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                     "guardrails": "; ".join(f"{g['metric']}: {g['state'].replace('_', ' ')}" for g in r["guardrails"]),
+                     "why": r["why"], "next step": r["next_step"],
+                     "flags": "; ".join(r["flags"]), "follow-ups": "; ".join(r["follow_ups"])})
+    return pd.DataFrame(rows)
 
 
 def cohorts_under_test(snap: Snapshot) -> list[dict[str, str]]:
@@ -132,9 +189,12 @@ def review_script(summary: dict[str, Any], items: list[ExperimentVerdict], nxt: 
 
 
 def conclusion(items: list[ExperimentVerdict], nxt: dict[str, Any] | None) -> str:
-    counts = {d: sum(i.verdict.decision == d for i in items) for d in ("keep", "adjust", "stop")}
+    counts = {d: sum(i.verdict.decision == d for i in items) for d in DECISIONS}
     text = (f"{len(items)} experiment(s) reviewed: {counts['keep']} kept, {counts['adjust']} to adjust, "
-            f"{counts['stop']} stopped")
+            f"{counts['stop']} stopped, {counts['provisional']} provisional")
+    flagged = [i.experiment_id for i in items if i.verdict.flags]
+    if flagged:
+        text += f" ({', '.join(flagged)}: check before rolling out)"
     return text + (f"; next action: {nxt['action']} on {nxt['cohort']}." if nxt else "; no new cohort to act on.")
 
 

@@ -163,7 +163,34 @@ def test_a_ratio_metric_is_judged_against_a_null_of_one():
 
 
 def test_a_verdict_turns_into_a_plain_dict():
-    assert set(decide(*CASES["within"], **LOWER).to_dict()) == {"decision", "why", "next_step"}
+    d = decide(*CASES["within"], **LOWER).to_dict()
+    assert set(d) == {"decision", "why", "next_step", "flags", "follow_ups", "readable_on", "look", "planned_looks",
+                      "k_read"}
+    assert d["decision"] == "keep" and d["flags"] == [] and d["readable_on"] is None
+
+
+def test_a_window_that_cannot_be_read_gives_a_provisional_verdict_with_its_date():
+    import datetime as dt
+
+    from playbook.decisions import PROVISIONAL, WindowRead
+
+    w = WindowRead(14, None, False, dt.date(2026, 12, 6), "too few customers followed 14 days")
+    v = decide(*CASES["within"], **LOWER, window=w)
+    assert v.decision == PROVISIONAL and v.readable_on == dt.date(2026, 12, 6) and v.k_read is None
+
+
+def test_a_guardrail_read_as_breached_stops_and_one_likely_harmed_blocks_the_keep():
+    from playbook.decisions import GuardrailRead, GuardrailState
+
+    breached = GuardrailRead("contact_rate", GuardrailState.BREACHED, "whole interval past +1 point")
+    likely = GuardrailRead("contact_rate", GuardrailState.HARM_LIKELY, "estimate past +1 point")
+    assert decide(*CASES["within"], **LOWER, guardrails=[breached]).decision == STOP
+    assert decide(*CASES["within"], **LOWER, guardrails=[likely]).decision == ADJUST
+
+
+def test_a_keep_blocker_turns_a_keep_into_adjust_and_says_why():
+    v = decide(*CASES["within"], **LOWER, keep_blockers=["few clusters: 12 customers in treatment"])
+    assert v.decision == ADJUST and "few clusters" in v.why
 
 
 # --- rule: bands ------------------------------------------------------------------------------

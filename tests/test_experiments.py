@@ -16,61 +16,81 @@ from playbook.experiments import (
 )
 from playbook.stats.results import Estimate
 
-# --- MetricComparison.breached ---------------------------------------------------------------------
+# --- guardrail states (hand-computed intervals; 95 % two-sided = one-sided 2.5 % bounds) ------------
 
 
 def guardrail(estimate, lo, hi, good, tolerance, role="guardrail"):
     return MetricComparison("g", Estimate(estimate, lo, hi, "delta", 100), good, role, tolerance=tolerance)
 
 
-def test_a_rise_entirely_above_zero_and_beyond_tolerance_breaches_a_lower_is_good_guardrail():
-    assert guardrail(0.02, 0.005, 0.035, "lower", 0.01).breached
+@pytest.mark.parametrize("estimate, lo, hi, good, tol, state", [
+    # lower-is-good guardrail (harm = a rise), tolerance +1 point
+    (0.002, -0.004, 0.008, "lower", 0.01, "safe"),              # upper bound 0.008 < 0.01
+    (0.001, -0.034, 0.032, "lower", 0.01, "not_shown_safe"),     # the contact rate [-3.4, +3.2] pts
+    (0.02, 0.005, 0.035, "lower", 0.01, "harm_likely"),          # estimate past, lower bound 0.005 is not
+    (0.02, -0.001, 0.041, "lower", 0.01, "harm_likely"),         # estimate past, interval includes 0
+    (0.03, 0.015, 0.045, "lower", 0.01, "breached"),             # whole interval past +0.01
+    (-0.05, -0.07, -0.03, "lower", 0.01, "safe"),                # a fall is no harm
+    # higher-is-good guardrail (harm = a drop), tolerance 2.0
+    (-0.5, -1.5, 0.5, "higher", 2.0, "safe"),                    # lowest plausible -1.5 > -2
+    (-1.5, -2.5, -0.5, "higher", 2.0, "not_shown_safe"),         # reaches -2.5, estimate -1.5 inside
+    (-3.0, -5.0, -1.0, "higher", 2.0, "harm_likely"),
+    (-4.0, -5.5, -2.5, "higher", 2.0, "breached"),
+    (3.0, 1.0, 5.0, "higher", 2.0, "safe"),
+])
+def test_guardrail_state_per_case(estimate, lo, hi, good, tol, state):
+    assert guardrail(estimate, lo, hi, good, tol).state.value == state
 
 
-def test_a_rise_within_tolerance_does_not_breach_even_if_its_interval_excludes_zero():
-    assert not guardrail(0.008, 0.001, 0.015, "lower", 0.01).breached
+def test_only_a_breached_guardrail_reads_breached():
+    assert guardrail(0.03, 0.015, 0.045, "lower", 0.01).breached
+    assert not guardrail(0.02, 0.005, 0.035, "lower", 0.01).breached  # harm likely, not breached
 
 
-def test_a_rise_beyond_tolerance_whose_interval_includes_zero_does_not_breach():
-    assert not guardrail(0.02, -0.001, 0.041, "lower", 0.01).breached
-
-
-def test_a_fall_never_breaches_a_lower_is_good_guardrail():
-    assert not guardrail(-0.05, -0.07, -0.03, "lower", 0.01).breached
-
-
-def test_a_drop_entirely_below_zero_and_beyond_tolerance_breaches_a_higher_is_good_guardrail():
-    assert guardrail(-3.0, -5.0, -1.0, "higher", 2.0).breached
-
-
-def test_a_drop_within_tolerance_does_not_breach_a_higher_is_good_guardrail():
-    assert not guardrail(-1.5, -2.5, -0.5, "higher", 2.0).breached
-
-
-def test_a_drop_beyond_tolerance_whose_interval_includes_zero_does_not_breach():
-    assert not guardrail(-3.0, -6.5, 0.5, "higher", 2.0).breached
-
-
-def test_a_rise_never_breaches_a_higher_is_good_guardrail():
-    assert not guardrail(3.0, 1.0, 5.0, "higher", 2.0).breached
-
-
-def test_a_primary_metric_never_breaches():
-    assert not guardrail(0.02, 0.005, 0.035, "lower", 0.01, role="primary").breached
-
-
-def test_a_guardrail_without_an_interval_does_not_breach():
+def test_a_guardrail_without_an_interval_is_not_measured_with_why():
     m = MetricComparison("g", Estimate.unavailable("delta", 0, "empty arm"), "lower", "guardrail", tolerance=0.01)
-    assert not m.breached
+    assert m.state.value == "not_measured" and not m.breached
+    assert "empty arm" in m.to_dict()["state_why"]
 
 
-def test_a_guardrail_without_tolerance_breaches_on_any_significant_harm():
-    assert guardrail(0.001, 0.0005, 0.0015, "lower", None).breached
+def test_a_guardrail_without_tolerance_is_breached_by_any_significant_harm():
+    assert guardrail(0.001, 0.0005, 0.0015, "lower", None).state.value == "breached"
 
 
-def test_the_breach_is_written_into_the_guardrails_dict():
-    d = guardrail(0.02, 0.005, 0.035, "lower", 0.01).to_dict()
-    assert d["breached"] is True and d["tolerance"] == 0.01 and "expected_low" not in d
+def test_the_state_is_read_at_the_plans_alpha():
+    # 95 % interval [-0.011, 0.011]: se = 0.011 / 1.95996 = 0.005612; one-sided 5 % bound 1.64485 x se = 0.00923
+    from playbook.decisions import guardrail_state
+
+    kw = dict(tolerance=0.01, bad_direction="higher")
+    assert guardrail_state(0.0, -0.011, 0.011, alpha=0.025, **kw).value == "not_shown_safe"
+    assert guardrail_state(0.0, -0.011, 0.011, alpha=0.05, **kw).value == "safe"
+
+
+def test_a_primary_metric_has_no_guardrail_state():
+    assert guardrail(0.02, 0.005, 0.035, "lower", 0.01, role="primary").state is None
+
+
+def test_the_state_and_breach_are_written_into_the_guardrails_dict():
+    d = guardrail(0.03, 0.015, 0.045, "lower", 0.01).to_dict()
+    assert d["state"] == "breached" and d["breached"] is True and d["tolerance"] == 0.01 and "expected_low" not in d
+
+
+def test_a_not_shown_safe_guardrail_gets_a_follow_up_date_from_the_power_for_its_tolerance():
+    # se = 0.066 / 3.91993 = 0.016837; se needed = 0.01 / (1.95996 + 0.84162) = 0.0035694;
+    # 7 days so far x (0.016837 / 0.0035694)^2 = 155.75 -> 156 days after the start
+    from playbook.experiments import guardrail_follow_up_date
+
+    start = dt.date(2026, 11, 2)
+    m = guardrail(0.001, -0.034, 0.032, "lower", 0.01)
+    assert guardrail_follow_up_date(m, start, start + dt.timedelta(days=7)) == start + dt.timedelta(days=156)
+
+
+def test_a_follow_up_beyond_half_a_year_has_no_date():
+    from playbook.experiments import guardrail_follow_up_date
+
+    start = dt.date(2026, 11, 2)
+    m = guardrail(0.001, -0.07, 0.072, "lower", 0.01)  # se 0.0362: ~720 days
+    assert guardrail_follow_up_date(m, start, start + dt.timedelta(days=7)) is None
 
 
 # --- a small randomized shop -------------------------------------------------------------------------
@@ -251,3 +271,9 @@ def test_compare_due_without_an_experiments_table_is_empty(tmp_path, config):
     snap = open_dataset(write_shop(tmp_path / "shop")).as_of("2026-W47")
     assert due_for_review(snap).empty
     assert compare_due(snap, config) == []
+
+
+def test_an_asymmetric_interval_is_read_at_its_own_ends():
+    # a DiD interval [+0.0013, +0.0239] around +0.0082 (not centred): conversion up, harm is a drop beyond -0.002;
+    # its lower end +0.0013 rules that out (a symmetric rebuild, 0.0082 - 1.96 x 0.00576 = -0.0031, would not)
+    assert guardrail(0.008209, 0.001265, 0.02385, "higher", 0.002).state.value == "safe"

@@ -23,6 +23,8 @@ from playbook.journal import (
 
 NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.timezone.utc)
 HEADER = ",".join(COLUMNS) + "\n"
+#: a journal written before looks were counted (hand-built files below use it: they must stay readable)
+LEGACY_HEADER = ",".join(journal.BASE_COLUMNS) + "\n"
 
 
 def plan(week: str, exp: str, low: float = -0.02, high: float = -0.005, **kw) -> JournalEntry:
@@ -101,8 +103,8 @@ def test_hand_edited_rows_of_other_weeks_are_kept_byte_for_byte(tmp_path):
     # quoted everywhere, CRLF line ends, a number written "-1.0E-2" and no final line end:
     # a re-format (pandas or csv writer) would change every one of those bytes
     hand = ('"2026-W40","verdict","E0","old lever","all","return_rate","before/after",,,"-1.0E-2",,,'
-            '"keep","kept, by hand",\r\n'
-            '2026-W41,plan,E7,x,all,return_rate,A/B,-0.01,0,,,,,"why ""quoted""",2026-10-06T08:00:00Z')
+            '"keep","kept, by hand",,"1",,\r\n'
+            '2026-W41,plan,E7,x,all,return_rate,A/B,-0.01,0,,,,,"why ""quoted""",2026-10-06T08:00:00Z')  # no look fields
     path = tmp_path / journal.JOURNAL_FILE
     path.write_bytes((HEADER + hand).encode())
 
@@ -129,7 +131,7 @@ def test_an_entry_of_another_kind_is_refused_naming_the_kind(tmp_path):
 
 
 def test_a_verdict_without_keep_adjust_or_stop_is_refused_naming_the_decision():
-    with pytest.raises(ValueError, match="decision of a verdict must be one of keep, adjust, stop, got 'pause'"):
+    with pytest.raises(ValueError, match="decision of a verdict must be one of keep, adjust, stop, provisional, got 'pause'"):
         verdict("2026-W47", "E1", "pause")
     with pytest.raises(ValueError, match="decision"):
         verdict("2026-W47", "E1", "")
@@ -179,7 +181,7 @@ def test_reading_a_journal_that_does_not_exist_gives_an_empty_table_with_the_col
 
 # --- track record --------------------------------------------------------------------------
 
-HAND_BUILT = HEADER + "\n".join([
+HAND_BUILT = LEGACY_HEADER + "\n".join([
     # week, kind, experiment, lever, cohort, metric, design, exp_low, exp_high, estimate, ci_low, ci_high, decision, why, at
     "2026-W40,plan,E1,size chart,knitwear,return_rate,A/B,-0.02,-0.005,,,,,,2026-10-02T10:00:00Z",
     "2026-W41,verdict,E1,size chart,knitwear,return_rate,A/B,,,-0.012,-0.02,-0.004,keep,,2026-10-09T10:00:00Z",
@@ -197,7 +199,7 @@ def test_track_record_counts_latest_verdicts_and_sums_kept_estimates_per_metric(
     record = track_record(tmp_path, "2026-W47")
 
     # E2 was reviewed twice: its latest verdict (keep, W44) counts, not the adjust of W42
-    assert record.counts == {"keep": 3, "adjust": 1, "stop": 1}
+    assert record.counts == {"keep": 3, "adjust": 1, "stop": 1, "provisional": 0}
     assert record.cumulative_effect.keys() == {"return_rate", "cost_per_order"}
     assert record.cumulative_effect["return_rate"] == pytest.approx(-0.012 + -0.008)
     assert record.cumulative_effect["cost_per_order"] == pytest.approx(-1.5)
@@ -212,22 +214,22 @@ def test_track_record_counts_only_the_last_8_weeks(tmp_path):
     # up to W49, the 8 weeks are W42..W49: E1's keep (W41) falls out, E2's W42 adjust is superseded
     record = track_record(tmp_path, "2026-W49")
     assert record.first_week == "2026-W42"
-    assert record.counts == {"keep": 2, "adjust": 1, "stop": 1}
+    assert record.counts == {"keep": 2, "adjust": 1, "stop": 1, "provisional": 0}
     assert record.cumulative_effect["return_rate"] == pytest.approx(-0.008)
     # a window of 2 weeks up to W46 holds only W45 and W46
-    assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1}
+    assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1, "provisional": 0}
 
 
 def test_track_record_ignores_verdicts_after_the_week(tmp_path):
     (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
     record = track_record(tmp_path, "2026-W43")  # W36..W43: E1 keep (W41), E2 adjust (W42)
-    assert record.counts == {"keep": 1, "adjust": 1, "stop": 0}
+    assert record.counts == {"keep": 1, "adjust": 1, "stop": 0, "provisional": 0}
     assert record.cumulative_effect == {"return_rate": pytest.approx(-0.012)}
 
 
 def test_track_record_of_an_empty_journal_is_zero_everywhere(tmp_path):
     record = track_record(tmp_path, "2026-W47")
-    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0} and record.cumulative_effect == {}
+    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0, "provisional": 0} and record.cumulative_effect == {}
     assert record.table().empty and "No lever reviewed" in record.summary()
 
 
@@ -252,9 +254,10 @@ def test_a_crash_during_replace_leaves_the_previous_file_intact_and_no_temp_file
 @pytest.mark.parametrize("text, problem", [
     (HEADER + '2026-W46,plan,E1,"unterminated,x\n', "not a valid CSV file"),
     ("week,kind,experiment_id,lever\n2026-W46,plan,E1,x\n", "lacks the column(s) cohort, primary_metric"),
-    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 15"),
-    (HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
-    (HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
+    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 18"),
+    (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
+    (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
+    (HEADER + "2026-W46,plan,E1,x,all,m,A/B,,,,,,,,,0,,\n", "line 2: look '0'"),
 ])
 def test_a_corrupt_journal_raises_a_clear_error_and_is_never_overwritten(tmp_path, text, problem):
     path = tmp_path / journal.JOURNAL_FILE
@@ -337,3 +340,43 @@ def test_staging_refuses_an_entry_of_another_week(tmp_path):
 
     with pytest.raises(ValueError, match="differ"):
         stage(tmp_path, "2026-W47", [_verdict(week="2026-W46")], "verdict")
+
+
+# --- counted looks ----------------------------------------------------------------------------
+
+def test_the_verdict_words_have_one_home():
+    from playbook import decisions
+
+    assert journal.DECISIONS == decisions.DECISIONS == ("keep", "adjust", "stop", "provisional")
+
+
+def test_a_provisional_verdict_is_recorded_with_the_look_and_the_k_read(tmp_path):
+    record_week(tmp_path, "2026-W47", [verdict("2026-W47", "E1", "provisional", None, look=1)], "verdict", now=NOW)
+    record_week(tmp_path, "2026-W48", [verdict("2026-W48", "E1", "keep", -0.02, look=2, k_read=14)], "verdict",
+                now=NOW)
+    frame = read_journal(tmp_path)
+    assert list(frame["decision"]) == ["provisional", "keep"]
+    assert list(frame["look"]) == [1, 2] and frame["k_read"].isna().iloc[0] and frame["k_read"].iloc[1] == 14
+
+
+def test_looks_are_numbered_per_experiment_by_earlier_review_weeks(tmp_path):
+    assert journal.next_look(tmp_path, "E1", "2026-W47") == 1
+    record_week(tmp_path, "2026-W47", [verdict("2026-W47", "E1", "adjust"), verdict("2026-W47", "E2", "adjust")],
+                "verdict", now=NOW)
+    record_week(tmp_path, "2026-W48", [verdict("2026-W48", "E1", "provisional", None)], "verdict", now=NOW)
+    assert journal.next_look(tmp_path, "E1", "2026-W49") == 3
+    assert journal.next_look(tmp_path, "E2", "2026-W49") == 2
+    # a re-run of week 48 is the same look, not a new one
+    assert journal.next_look(tmp_path, "E1", "2026-W48") == 2
+
+
+def test_a_journal_written_before_looks_is_migrated_keeping_its_values(tmp_path):
+    path = tmp_path / journal.JOURNAL_FILE
+    path.write_text(HAND_BUILT, encoding="utf-8")
+    before = read_journal(tmp_path)
+    record_week(tmp_path, "2026-W49", [verdict("2026-W49", "E9", "adjust", look=1, k_read=7)], "verdict", now=NOW)
+    after = read_journal(tmp_path)
+    assert path.read_text().splitlines()[0] == HEADER.strip()
+    assert path.read_text().startswith(HEADER + HAND_BUILT[len(LEGACY_HEADER):])  # old rows byte for byte
+    pd.testing.assert_frame_equal(after.iloc[: len(before)].reset_index(drop=True), before)
+    assert after["look"].iloc[-1] == 1 and after["k_read"].iloc[-1] == 7

@@ -23,13 +23,15 @@ def comparison(estimate=-0.03, ci=(-0.05, -0.01), expected=(-0.04, -0.01), good=
     """A ``comparisons`` entry as notebook 04 writes it."""
     c = {
         "experiment_id": "EXP-1", "design": "randomized", "lever": "fit_size_message", "cohort": "category=knitwear",
-        "srm_p_value": 0.6, "srm_mismatch": False,
+        "srm_p_value": 0.6, "srm_mismatch": False, "planned_looks": 1,
         "primary": {"metric": "return_rate_14d", "estimate": estimate, "ci_low": ci[0], "ci_high": ci[1],
                     "null_value": 0.0, "good_direction": good, "p_value": 0.01, "method": "return-within-k", "n": 900,
                     "error": None, "expected_low": expected[0], "expected_high": expected[1]},
         "guardrails": [
-            {"metric": "contact_rate", "estimate": 0.001, "ci_low": -0.002, "ci_high": 0.004, "breached": False},
-            {"metric": "net_revenue_per_customer", "estimate": 0.5, "ci_low": -1.0, "ci_high": 2.0, "breached": False},
+            {"metric": "contact_rate", "estimate": 0.001, "ci_low": -0.002, "ci_high": 0.004, "breached": False,
+             "tolerance": 0.01, "good_direction": "lower", "state": "safe"},
+            {"metric": "net_revenue_per_customer", "estimate": 0.5, "ci_low": -1.0, "ci_high": 2.0, "breached": False,
+             "tolerance": 2.0, "good_direction": "higher", "state": "safe"},
         ],
     }
     c.update(extra)
@@ -46,7 +48,7 @@ def test_a_good_interval_within_the_range_is_kept():
 
 def test_a_breached_guardrail_stops_and_is_named():
     c = comparison()
-    c["guardrails"][0]["breached"] = True
+    c["guardrails"][0].update(breached=True, state="breached")
     v = verdict_for(c).verdict
     assert v.decision == "stop" and "contact_rate" in v.why and "net_revenue" not in v.why
 
@@ -120,6 +122,99 @@ def test_a_randomized_experiment_without_assignments_gets_an_adjust_verdict(conf
     entry = compare_randomized(Snapshot(None, IsoWeek(2026, 47), {}), exp, config).to_dict()
     v = verdict_for(entry).verdict
     assert v.decision == "adjust" and "no assignments table" in v.why
+
+
+# --- the rest of the rule: states, blockers, provisional, looks, flags ----------------------------
+
+
+def with_guardrail(state: str, **extra) -> dict:
+    c = comparison()
+    c["guardrails"][0].update(state=state, state_why=f"{state} by hand", **extra)
+    return c
+
+
+def test_a_guardrail_with_harm_likely_blocks_a_keep_and_is_named():
+    v = verdict_for(with_guardrail("harm_likely")).verdict
+    assert v.decision == "adjust" and "contact_rate is likely harmed" in v.why
+
+
+def test_a_guardrail_not_shown_safe_allows_a_keep_only_with_its_dated_follow_up():
+    kept = verdict_for(with_guardrail("not_shown_safe", follow_up_on="2027-04-07")).verdict
+    assert kept.decision == "keep" and "2027-04-07" in kept.why and "2027-04-07" in kept.follow_ups[0]
+    assert verdict_for(with_guardrail("not_shown_safe")).verdict.decision == "adjust"
+
+
+def test_the_follow_up_read_goes_to_the_journal():
+    e = verdict_for(with_guardrail("not_shown_safe", follow_up_on="2027-04-07")).journal_entry("2026-W47")
+    assert "contact_rate" in e.follow_ups and "2027-04-07" in e.follow_ups
+
+
+def test_an_unmeasured_guardrail_blocks_a_keep_unless_the_plan_made_it_optional():
+    assert verdict_for(with_guardrail("not_measured")).verdict.decision == "adjust"
+    assert verdict_for(with_guardrail("not_measured", optional=True)).verdict.decision == "keep"
+
+
+def test_a_keep_blocker_of_the_comparison_blocks_a_keep():
+    v = verdict_for(comparison(keep_blockers=["pre-trend failure: p = 0.01"])).verdict
+    assert v.decision == "adjust" and "pre-trend failure" in v.why
+
+
+def test_a_mismatch_among_the_exposed_customers_prevents_a_keep():
+    assert verdict_for(comparison(srm_exposed_mismatch=True)).verdict.decision == "adjust"
+
+
+def test_a_primary_not_readable_at_its_window_is_provisional_with_the_date():
+    c = comparison(None, (None, None))
+    c["primary"].update(error="fewer than 30 customers followed 14 days", k_registered=14, k_read=None,
+                        readable=False, readable_on="2026-12-06", window_why="too few followed 14 days")
+    v = verdict_for(c)
+    assert v.verdict.decision == "provisional" and v.verdict.readable_on == dt.date(2026, 12, 6)
+    assert "2026-12-06" in v.verdict.next_step
+    e = v.journal_entry("2026-W47")
+    assert e.decision == "provisional" and e.k_read is None and e.estimate is None
+
+
+def test_a_breached_guardrail_stops_even_while_the_window_is_provisional():
+    c = with_guardrail("breached")
+    c["primary"].update(k_registered=14, readable=False, readable_on="2026-12-06")
+    assert verdict_for(c).verdict.decision == "stop"
+
+
+def test_the_k_read_is_recorded_in_the_journal():
+    c = comparison()
+    c["primary"].update(k_registered=14, k_read=14, readable=True)
+    assert verdict_for(c).journal_entry("2026-W47").k_read == 14
+
+
+def test_the_same_interval_keeps_at_the_last_planned_look_not_at_the_first():
+    # interval (-0.05, -0.01): z = 0.03 / (0.04 / 3.92) = 2.94; O'Brien-Fleming 4 looks need 4.33, 2.96, 2.36, 2.01
+    c = comparison(planned_looks=4)
+    assert [verdict_for(c, look).verdict.decision for look in (1, 2, 3, 4)] == ["adjust", "adjust", "keep", "keep"]
+    assert verdict_for(c, 5).verdict.decision == "adjust"  # no alpha left beyond the plan
+
+
+def test_looks_are_numbered_from_the_journal(tmp_path):
+    from playbook.journal import record_week
+
+    first = verdicts([comparison()], tmp_path, "2026-W47")[0]
+    record_week(tmp_path, "2026-W47", [first.journal_entry("2026-W47")], "verdict")
+    again = verdicts([comparison()], tmp_path, "2026-W48")[0]
+    assert (first.verdict.look, again.verdict.look) == (1, 2)
+    assert again.journal_entry("2026-W48").look == 2
+
+
+@pytest.mark.parametrize("estimate, ci, expected", [
+    (-0.09, (-0.12, -0.06), (-0.04, -0.01)),   # more than twice the far end -0.04
+    (-0.03, (-0.05, -0.01), (0.01, 0.04)),     # on the other side of no effect from the range
+])
+def test_a_keep_far_outside_the_registered_range_is_flagged_with_likely_reasons(estimate, ci, expected):
+    v = verdict_for(comparison(estimate, ci, expected)).verdict
+    assert v.decision == "keep" and v.flags and v.flags[0].startswith("check before rolling out")
+    assert "assignment or exposure bug" in v.flags[0]
+
+
+def test_a_keep_inside_twice_the_range_is_not_flagged():
+    assert verdict_for(comparison(-0.07, (-0.1, -0.04), (-0.04, -0.01))).verdict.flags == ()
 
 
 # --- next_action ------------------------------------------------------------------------------------
@@ -217,4 +312,4 @@ def test_the_review_script_of_a_quiet_week_says_so():
 
 def test_the_conclusion_counts_the_decisions():
     items = [verdict_for(comparison()), verdict_for(comparison(0.03, (0.01, 0.05)))]
-    assert conclusion(items, None) == "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped; no new cohort to act on."
+    assert conclusion(items, None) == "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 provisional; no new cohort to act on."

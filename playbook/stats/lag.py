@@ -45,6 +45,9 @@ __all__ = [
     "kaplan_meier_by_arm",
     "log_rank_test",
     "cox_hazard_ratio",
+    "MIN_CUSTOMERS_AT_K",
+    "WindowReadResult",
+    "read_at_window",
 ]
 
 DEFAULT_CANDIDATES: tuple[int, ...] = (3, 7, 14, 21, 28, 30, 45, 60, 90)
@@ -761,3 +764,128 @@ def cox_hazard_ratio(
     return Estimate(math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se), method, n,
                     p_value=float(2 * stats.norm.sf(abs(beta) / se)), null_value=1.0,
                     confidence=confidence, details=details)
+
+
+# --------------------------------------------------------------------------------------
+# The pre-registered window: read at K or say when it can be
+# --------------------------------------------------------------------------------------
+
+#: A K-day read needs, in each arm, at least this many customers with a unit followed for K days.
+#: Below it the Kaplan-Meier tail at K rests on a handful of customers and its customer-clustered
+#: (jackknife) variance is unreliable (it needs tens of clusters: Cameron & Miller 2015, section VI).
+MIN_CUSTOMERS_AT_K = 30
+
+
+@dataclass(frozen=True)
+class WindowReadResult:
+    """The primary return rate read at its pre-registered window K, or why not yet.
+
+    Attributes:
+        k: the pre-registered window (days).
+        readable: True when each arm has at least ``min_customers`` customers with a unit
+            followed for k days (then ``difference`` is the Kaplan-Meier read at k).
+        difference: :class:`Estimate` (method ``"km"``) of F_t(k) - F_c(k), customer-clustered
+            (``kaplan_meier_by_arm``'s jackknife variance); unavailable when not readable.
+        customers_at_k: per arm, customers with a unit followed for k days.
+        readable_on: the first date at which the rule can hold with the units already delivered
+            (the ``min_customers``-th customer's first delivery + k days, the later arm); None
+            when an arm has fewer delivered customers than that.
+        why: the rule and the numbers, in words.
+    """
+
+    k: int
+    readable: bool
+    difference: Estimate
+    customers_at_k: dict[str, int]
+    readable_on: Any
+    why: str
+    min_customers: int = MIN_CUSTOMERS_AT_K
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean({"k": self.k, "readable": self.readable, "difference": self.difference.to_dict(),
+                       "customers_at_k": self.customers_at_k,
+                       "readable_on": None if self.readable_on is None else str(self.readable_on),
+                       "why": self.why, "min_customers": self.min_customers})
+
+
+def _km_difference_at(u: _Units, k: float, confidence: float, details: dict[str, Any]) -> Estimate:
+    """F_t(k) - F_c(k) with the customer-clustered infinitesimal-jackknife interval (see ``_km_influence``)."""
+    method = "km"
+    z = _z(confidence)
+    g = u.n_customers
+    infl = np.zeros((g, 2))
+    present = np.zeros((g, 2), dtype=bool)
+    shares = [0.0, 0.0]
+    for a in (0, 1):
+        m = u.arm == a
+        shares[a], ifl, _ = _km_influence(u.time[m], u.event[m], u.w[m], k)
+        infl[:, a] = np.bincount(u.cust[m], weights=u.w[m] * ifl, minlength=g)
+        present[:, a] = np.bincount(u.cust[m], minlength=g) > 0
+    g_arm = present.sum(axis=0)
+    infl *= np.sqrt(g_arm / np.maximum(g_arm - 1, 1))[None, :]
+    diff = shares[1] - shares[0]
+    var = float(np.sum((infl[:, 1] - infl[:, 0]) ** 2))
+    n = int(np.sum(present.any(axis=1)))
+    details = {**details, "k": k, "return_share_control": shares[0], "return_share_treatment": shares[1],
+               "customers_control": int(g_arm[0]), "customers_treatment": int(g_arm[1]),
+               "variance": "customer-clustered infinitesimal jackknife"}
+    if not var > 0:
+        return Estimate(diff, None, None, method, n, error="zero variance (no return before day k in either arm, "
+                        "or every unit returned): no interval", details=details)
+    se = math.sqrt(var)
+    details["std_error"] = se
+    return Estimate(diff, diff - z * se, diff + z * se, method, n, p_value=float(2 * stats.norm.sf(abs(diff) / se)),
+                    confidence=confidence, details=details)
+
+
+def read_at_window(
+    df: pd.DataFrame,
+    as_of: Any,
+    k: int,
+    min_customers: int = MIN_CUSTOMERS_AT_K,
+    confidence: float = 0.95,
+    *,
+    arm: str = "arm",
+    customer: str = "customer_id",
+    delivered: str = "delivered_ts",
+    returned: str = "returned_ts",
+    quantity: str | None = None,
+    control: Any = "control",
+    treatment: Any = "treatment",
+) -> WindowReadResult:
+    """The k-day return rate difference read at the pre-registered k, censoring-aware.
+
+    Kaplan-Meier cumulative return share at day k per arm, every unit censored at ``as_of``
+    (Kaplan & Meier 1958), customers as clusters for the variance. Readable rule: each arm has at
+    least ``min_customers`` customers with a unit followed for k days (delivered k days or more
+    before ``as_of``); otherwise nothing is estimated under the k-day name and ``readable_on``
+    says when the read becomes possible. Assumption: the delivery date (censoring) is independent
+    of the return lag (early and late deliveries of the test return alike).
+    """
+    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+    as_of_day = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo is None else \
+        pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None)
+    at_k, ready = {}, []
+    for a, name in ((0, "control"), (1, "treatment")):
+        m = u.arm == a
+        at_k[name] = int(np.unique(u.cust[m & (u.follow >= k)]).size)
+        # each customer's longest follow-up; the min_customers-th longest sets the date
+        longest = np.sort(pd.Series(u.follow[m]).groupby(u.cust[m]).max().to_numpy())[::-1]
+        if longest.size >= min_customers:
+            wait = max(0.0, k - float(longest[min_customers - 1]))
+            ready.append((as_of_day + pd.Timedelta(days=wait)).date())
+        else:
+            ready.append(None)
+    readable_on = None if None in ready else max(ready)
+    short = [f"{name}: {n}" for name, n in at_k.items()]
+    if min(at_k.values()) < min_customers:
+        when = f"readable on {readable_on:%Y-%m-%d}" if readable_on else \
+            f"not yet datable (fewer than {min_customers} customers with a delivery in an arm)"
+        why = (f"customers with a unit followed for {k} days ({', '.join(short)}) are fewer than {min_customers} "
+               f"in an arm; {when}")
+        return WindowReadResult(k, False, Estimate.unavailable("km", 0, why, **u.counts), at_k, readable_on, why,
+                                min_customers)
+    est = _km_difference_at(u, k, confidence, dict(u.counts))
+    why = (f"read at the pre-registered k = {k} days (Kaplan-Meier, censored at the end of the week; "
+           f"customers followed {k} days: {', '.join(short)})")
+    return WindowReadResult(k, True, est, at_k, readable_on, why, min_customers)

@@ -375,3 +375,53 @@ def test_units_without_customer_id_are_their_own_clusters():
     res = return_within_k_difference(df, AS_OF, k=7)
     assert res.details["units_without_customer_as_own_cluster"] == 2
     assert res.details["customers_control"] == 2 and res.ok
+
+
+# --- the pre-registered window: read at K or say when ---------------------------------------------
+
+from playbook.stats.lag import MIN_CUSTOMERS_AT_K, read_at_window  # noqa: E402
+
+
+def _window_rows(n: int, ago: float, returned_every: int, lag: float = 2.0, arm_names=("control", "treatment")):
+    """n customers per arm, one unit each, delivered ``ago`` days before AS_OF; every ``returned_every``-th returns."""
+    return [(arm, f"{arm[0]}{i}", ago, lag if i % returned_every == 0 else None)
+            for arm in arm_names for i in range(n)]
+
+
+def test_read_at_window_on_fully_followed_units_is_the_plain_share_returned_within_k():
+    # 40 customers per arm, all followed 20 days: control 1 in 4 returned (0.25), treatment 1 in 5 (0.20)
+    rows = [r for r in _window_rows(40, 20, 4) if r[0] == "control"] + \
+           [r for r in _window_rows(40, 20, 5) if r[0] == "treatment"]
+    r = read_at_window(units_frame(rows), AS_OF, 14)
+    assert r.readable and r.difference.estimate == pytest.approx(0.20 - 0.25)
+
+
+def test_read_at_window_equals_the_kaplan_meier_difference_at_k():
+    rows = _window_rows(40, 20, 4) + _window_rows(40, 5, 3)  # half the customers followed 5 days only
+    rows = [(a, c + str(j), ago, lag) for j, (a, c, ago, lag) in enumerate(rows)]
+    r = read_at_window(units_frame(rows), AS_OF, 14)
+    km = kaplan_meier_by_arm(units_frame(rows), AS_OF, 14).difference
+    assert r.difference.estimate == pytest.approx(km.estimate)
+    assert (r.difference.ci_low, r.difference.ci_high) == pytest.approx((km.ci_low, km.ci_high))
+
+
+def test_read_at_window_is_not_readable_below_the_minimum_customers_followed_k_days():
+    rows = _window_rows(MIN_CUSTOMERS_AT_K - 1, 20, 4) + [
+        (a, f"late{a}{i}", 3.0, None) for a in ("control", "treatment") for i in range(100)]
+    r = read_at_window(units_frame(rows), AS_OF, 14)
+    assert not r.readable and r.difference.estimate is None
+    assert r.customers_at_k == {"control": MIN_CUSTOMERS_AT_K - 1, "treatment": MIN_CUSTOMERS_AT_K - 1}
+
+
+def test_read_at_window_dates_the_read_when_the_30th_customer_reaches_k_days():
+    # per arm: 10 customers delivered 13 days ago, 40 delivered 6 days ago: the 30th longest follow-up is 6 days,
+    # so 14 days are reached 8 days after AS_OF
+    rows = [(a, f"{a}{i}", 13.0 if i < 10 else 6.0, None) for a in ("control", "treatment") for i in range(50)]
+    r = read_at_window(units_frame(rows), AS_OF, 14)
+    assert not r.readable and r.readable_on == (AS_OF + pd.Timedelta(days=8)).date()
+
+
+def test_read_at_window_without_enough_delivered_customers_has_no_date():
+    rows = [(a, f"{a}{i}", 2.0, None) for a in ("control", "treatment") for i in range(10)]
+    r = read_at_window(units_frame(rows), AS_OF, 14)
+    assert not r.readable and r.readable_on is None and "not yet datable" in r.why
