@@ -93,7 +93,7 @@ def test_the_delta_normal_interval_fails_the_same_check():
 
 @pytest.mark.slow
 def test_pareto_basket_aa_misses_about_5_percent_slow():
-    sims, chunk, misses = 20_000, 2_000, 0
+    sims, chunk, misses = 10_000, 2_000, 0
     rng = np.random.default_rng(20261202)
     for _ in range(sims // chunk):
         returned, units = pareto_baskets(rng, chunk)
