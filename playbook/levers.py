@@ -220,8 +220,9 @@ def _population(snap: Snapshot, k: int, filters: dict[str, str], window: list[dt
 
 
 def _option(kind: str, description: str, pop: _Population, low: float, high: float, change: float,
-            per_arm_share: float, k: int, max_weeks: int, *, can_be_a_row: bool = True, note: str = "") -> PowerOption:
-    plan = _read_plan(pop, change, per_arm_share, k, max_weeks)
+            per_arm_share: float, k: int, max_weeks: int, power: float, *, can_be_a_row: bool = True,
+            note: str = "") -> PowerOption:
+    plan = _read_plan(pop, change, per_arm_share, k, max_weeks, power)
     at = plan.at_review if plan is not None and not plan.error else None
     return PowerOption(
         kind=kind, description=description, cohort=pop.cohort, expected_low=low, expected_high=high,
@@ -234,11 +235,12 @@ def _option(kind: str, description: str, pop: _Population, low: float, high: flo
     )
 
 
-def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, max_weeks: int) -> KDayPlan | None:
+def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, max_weeks: int,
+               power: float) -> KDayPlan | None:
     if not (pop.weekly_units > 0 and 0 < pop.base_rate < 1 and change != 0):
         return None
     plan = k_day_read_plan(pop.base_rate, change, pop.weekly_units * per_arm_share, k, pop.deff,
-                           power=PLANNED_POWER, max_weeks=max_weeks)
+                           power=power, max_weeks=max_weeks)
     return None if plan.error else plan
 
 
@@ -258,7 +260,8 @@ def _next_candidate(weak: dict[str, Any], candidates: list[dict[str, Any]], leve
 def design_lever(
     weak: dict[str, Any], snap: Snapshot, config: Config, *,
     lever: str = "", design: str = "randomized", expected_low: float | None = None,
-    expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3), power: float = 0.8,
+    expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3),
+    power: float = PLANNED_POWER,
     candidates: list[dict[str, Any]] | None = None,
 ) -> LeverPlan:
     """Plan the lever for the weak cohort ``weak`` (the ``weak_cohort`` summary section).
@@ -270,8 +273,6 @@ def design_lever(
     design effect of the cohort's baseline weeks; the alternatives when it does not reach
     ``power`` within ``config.experiments.max_weeks`` are described in :class:`PowerOption`.
     """
-    if power != PLANNED_POWER:
-        raise ValueError(f"plans are made for {PLANNED_POWER:.0%} power")
     k = config.metrics.return_window_days
     max_weeks = config.experiments.max_weeks
     reason = weak["filters"]["reason_code"]
@@ -291,18 +292,18 @@ def design_lever(
     share = 0.5 if design == "randomized" else 1.0
     pop = _population(snap, k, slice_filter, window, base_weeks)
     options = _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
-                       lo, hi, weaker_end, stronger_end, share, k, max_weeks)
+                       lo, hi, weaker_end, stronger_end, share, k, max_weeks, power)
     as_planned = options[0]
     pick = next((o for o in options if o.reaches_power and o.can_be_a_row), None)
     start = snap.week.sunday + dt.timedelta(days=1)
     run = pick or as_planned
     cohort = run.cohort
     review = start + dt.timedelta(days=7 * (pick.weeks if pick else max_weeks))
-    mde = (k_day_read_mde(pop.base_rate, pop.weekly_units * share, k, 7 * max_weeks, pop.deff)
+    mde = (k_day_read_mde(pop.base_rate, pop.weekly_units * share, k, 7 * max_weeks, pop.deff, power=power)
            if pop.weekly_units > 0 and 0 < pop.base_rate < 1 else None)
     no_row = None if pick else (
         f"No experiment is ready this week: {lever_name} on {as_planned.cohort or 'the whole shop'} cannot reach "
-        f"{PLANNED_POWER:.0%} power within {max_weeks} weeks, nor can any alternative, so no experiments row was written.")
+        f"{power:.0%} power within {max_weeks} weeks, nor can any alternative, so no experiments row was written.")
     return LeverPlan(
         experiment_id=f"EXP-{snap.week.shift(1)}-{_slug(cohort.split('=', 1)[-1]) or 'ALL'}-{_slug(lever_name)}",
         lever=lever_name, lever_description=description, cohort=cohort, reason_code=reason, design=design,
@@ -320,9 +321,9 @@ def design_lever(
 
 
 def _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
-             lo, hi, weaker_end, stronger_end, share, k, max_weeks) -> list[PowerOption]:
+             lo, hi, weaker_end, stronger_end, share, k, max_weeks, power) -> list[PowerOption]:
     """The planned run first, then the alternatives in the order the ready row considers them."""
-    opt = functools.partial(_option, per_arm_share=share, k=k, max_weeks=max_weeks)
+    opt = functools.partial(_option, per_arm_share=share, k=k, max_weeks=max_weeks, power=power)
     options = [opt("as_planned", f"as planned, powered for the weaker end ({weaker_end * 100:+.1f} points)",
                    pop, lo, hi, weaker_end)]
     if slice_filter:
