@@ -231,8 +231,18 @@ def _option(kind: str, description: str, pop: _Population, low: float, high: flo
         weeks=plan.weeks if plan else None, weeks_uncapped=plan.weeks_uncapped if plan else None,
         power=plan.achieved_power if plan else None, mature_share=at.mature_share if at else None,
         reaches_power=bool(plan and plan.reachable), can_be_a_row=can_be_a_row,
-        note=note or (plan.message if plan else "no power: empty cohort, no return or no expected change"),
+        note=note or (plan.message if plan else _no_power_reason(pop, change)),
     )
+
+
+def _no_power_reason(pop: _Population, change: float) -> str:
+    if not pop.weekly_units > 0:
+        return "no power: the cohort had no delivered unit in its window"
+    if not 0 < pop.base_rate < 1:
+        return f"no power: the cohort's return rate is {pop.base_rate:.0%}"
+    if change == 0:
+        return "no power: the expected change is 0"
+    return f"no power: a change of {change * 100:+.1f} points takes the rate {pop.base_rate:.1%} outside 0-100 %"
 
 
 def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, max_weeks: int,
@@ -430,7 +440,7 @@ def describe(plan: LeverPlan) -> list[tuple[str, str]]:
     """The plan in sentences (title, text) for the notebook."""
     when = (f"from {plan.start_date}, first look on {plan.first_look_date} (split, guardrails, early trend: it can "
             f"stop a harmful change, never keep one), review on {plan.review_date}" if plan.ready
-            else f"not ready to run: {plan.no_row_reason}")
+            else f"not ready to run ({plan.no_row_reason.rstrip('.')})")
     return [
         ("Lever.", f"{plan.lever}: {plan.lever_description} on {plan.cohort or 'the whole shop'} (dominant reason "
                    f"{plan.reason_code}), design {plan.design}, {when}."),
@@ -469,7 +479,7 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
     row = plan.experiments_row()
     if row is None:
         target.unlink(missing_ok=True)
-        return ExperimentsRowFile(None, f"No experiments row written: {plan.no_row_reason}")
+        return ExperimentsRowFile(None, plan.no_row_reason or "No experiments row written.")
     buffer = io.StringIO()
     pd.DataFrame([row]).to_csv(buffer, index=False)
     path = write_text(target, buffer.getvalue())
