@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
-from playbook.config import ExperimentSettings, MetricSettings, load_config
+from playbook.config import MetricSettings, load_config
 from playbook.contract import DESIGNS, TABLES, parse_cohort
 from playbook.data import open_dataset
 from playbook.levers import (

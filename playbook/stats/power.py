@@ -436,8 +436,14 @@ def k_day_read_power(
     Deng, Knoblich & Lu 2018 for the delta method, Kish 1965 for the design effect)::
 
         n    = weekly_units_per_arm / 7 · max(run_days − K, 0)      mature units per arm
-        se   = sqrt(deff · (p0(1 − p0) + p1(1 − p1)) / n),  p1 = p0 + change
+        se²  = [deff · p0(1 − p0) + p1(1 − p1) + (deff − 1) · p0(1 − p0) · (p1/p0)²] / n,  p1 = p0 + change
         power = Φ(|change| / se − z_{1−α/2})
+
+    The control arm has the measured design effect; in the treated arm the binomial part is
+    p1(1 − p1) and the between-customer part (``(deff − 1) · p0(1 − p0)``) is scaled by (p1/p0)²:
+    the lever is assumed to scale every customer's K-day return propensity by the same factor.
+    (Applying the control's design effect to both arms is conservative for a lever that lowers
+    returns: 81.2 % measured for 80 % planned in the simulation of the tests, 80.4 % with the scaling.)
 
     Assumptions: deliveries spread evenly over the run; the lag of returns does not change
     with the delivery date; the design effect of the read window is the one measured on
@@ -460,7 +466,9 @@ def k_day_read_power(
         return KDayReadPower(*args, mature, share, deff, None, error=err)
     if mature <= 0:
         return KDayReadPower(*args, 0.0, 0.0, deff, 0.0)
-    se = math.sqrt(deff * (base_rate * (1 - base_rate) + target * (1 - target)) / mature)
+    between = (deff - 1.0) * base_rate * (1 - base_rate)  # customer-level part of the control variance
+    var_unit = base_rate * (1 - base_rate) + between + target * (1 - target) + between * (target / base_rate) ** 2
+    se = math.sqrt(var_unit / mature)
     power = float(stats.norm.cdf(abs(expected_change) / se - stats.norm.ppf(1 - alpha / 2)))
     return KDayReadPower(*args, mature, share, deff, power)
 

@@ -153,10 +153,13 @@ from playbook.stats.power import (  # noqa: E402
 
 
 def test_k_day_read_power_is_statsmodels_one_sided_normal_power_on_the_mature_units():
+    """Reference for the normal power function; the variance model itself is validated by simulation."""
     p0, change, weekly, k, days, deff = 0.18, -0.03, 700, 14, 35, 1.4
     res = k_day_read_power(p0, change, weekly, k, days, design_effect=deff)
     n = weekly / 7 * (days - k)
-    sd = math.sqrt(deff * (p0 * (1 - p0) + (p0 + change) * (1 - p0 - change)) / 2)
+    p1 = p0 + change
+    # control: deff x binomial; treatment: binomial + the customer-level part scaled by (p1/p0)²
+    sd = math.sqrt((deff * p0 * (1 - p0) + p1 * (1 - p1) + (deff - 1) * p0 * (1 - p0) * (p1 / p0) ** 2) / 2)
     expected = NormalIndPower().power(abs(change) / sd, nobs1=n, alpha=0.025, ratio=1.0, alternative="larger")
     assert res.mature_units_per_arm == pytest.approx(n) and res.mature_share == pytest.approx(21 / 35)
     assert res.power == pytest.approx(expected, rel=1e-9)
@@ -214,3 +217,12 @@ def test_clustering_without_returns_says_why():
     c = clustering_from_sums(10, 30.0, 0.0, 100.0, 0.0, 0.0)
     assert c.error and c.design_effect is None
     json.dumps(c.to_dict(), allow_nan=False)
+
+
+def test_without_clustering_the_k_day_read_is_the_two_proportion_z_test_power():
+    # deff = 1: the unpooled two-proportion z-test on the mature units (statsmodels' normal power)
+    p0, p1, n = 0.2, 0.17, 2000
+    res = k_day_read_power(p0, p1 - p0, n * 7 / 21, 14, 35)
+    sd = math.sqrt((p0 * (1 - p0) + p1 * (1 - p1)) / 2)
+    expected = NormalIndPower().power(0.03 / sd, nobs1=n, alpha=0.025, alternative="larger")
+    assert res.mature_units_per_arm == pytest.approx(n) and res.power == pytest.approx(expected, rel=1e-9)
