@@ -181,14 +181,17 @@ def baseline_weeks(window_weeks: list[dt.date], n: int) -> list[dt.date]:
     return [first - dt.timedelta(days=7 * i) for i in range(n, 0, -1)]
 
 
-def _design_effect_by_read_length(snap: Snapshot, k: int, filters: dict[str, str],
-                                  weeks: list[dt.date]) -> tuple[Callable[[float], float], CustomerClustering]:
+def _design_effect_by_read_length(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date],
+                                  fallback: list[dt.date]) -> tuple[Callable[[float], float], CustomerClustering]:
     """Design effect for a read of ``read_days`` of deliveries, measured on the last baseline weeks
-    of that length (customers accumulate lines over a longer read, so the effect grows with it)."""
+    of that length (customers accumulate lines over a longer read, so the effect grows with it).
+    Without baseline data (a young shop) the ``fallback`` weeks (the cohort's window) are used
+    rather than assuming independent lines."""
 
     @functools.lru_cache(maxsize=None)
     def measured(n_weeks: int) -> CustomerClustering:
-        return cohort_clustering(snap, k, filters, weeks[-n_weeks:])
+        c = cohort_clustering(snap, k, filters, weeks[-n_weeks:])
+        return c if c.ok else cohort_clustering(snap, k, filters, fallback[-n_weeks:])
 
     def deff(read_days: float) -> float:
         c = measured(min(max(math.ceil(read_days / 7), 1), len(weeks)))
@@ -215,7 +218,7 @@ class _Population:
 def _population(snap: Snapshot, k: int, filters: dict[str, str], window: list[dt.date],
                 baseline: list[dt.date]) -> _Population:
     weekly, rate = cohort_volume(snap, k, filters, window)
-    deff, clustering = _design_effect_by_read_length(snap, k, filters, baseline)
+    deff, clustering = _design_effect_by_read_length(snap, k, filters, baseline, window)
     return _Population(format_cohort(filters), weekly, rate, deff, clustering)
 
 

@@ -260,3 +260,16 @@ def test_the_summary_section_is_json_safe(ready, plan):
     assert s["experiments_row"] == ready.experiments_row()
     assert (s["first_look_date"], s["review_date"]) == (ready.first_look_date.isoformat(), ready.review_date.isoformat())
     assert json.loads(json.dumps(plan.summary_section(), allow_nan=False))["experiments_row"] is None
+
+
+def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from_independence(sample_snap, config):
+    from playbook.levers import baseline_weeks
+
+    # the first deliveries of the sample shop are in the week of 2026-05-25: no baseline week before this window
+    window = ["2026-05-25", "2026-06-01", "2026-06-08", "2026-06-15"]
+    early = [dt.date.fromisoformat(d) for d in window]
+    assert not cohort_clustering(sample_snap, 14, {"category": "knitwear"}, baseline_weeks(early, 8)).ok
+    from_window = cohort_clustering(sample_snap, 14, {"category": "knitwear"}, early)
+    assert from_window.ok and from_window.design_effect > 1.0
+    p = design_lever(dict(SAMPLE_WEAK, window_weeks=window), sample_snap, config, expected_low=-0.30, expected_high=-0.10)
+    assert p.design_effect > 1.0
