@@ -61,6 +61,7 @@ class ExperimentSettings:
     planned_split: dict[str, float]
     pre_weeks: int
     guardrails: dict[str, tuple[Guardrail, ...]]
+    max_weeks: int = 8  # longest run a plan may ask for (step 3); beyond it no experiment row is written
 
 
 DEFAULT_EXPERIMENTS = ExperimentSettings(
@@ -228,7 +229,7 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
     if value is None:
         return DEFAULT_EXPERIMENTS
     e = _mapping(where, value)
-    _require_keys(where, e, {"planned_split", "pre_weeks", "guardrails"}, set())
+    _require_keys(where, e, {"planned_split", "pre_weeks", "guardrails", "max_weeks"}, set())
     split = _mapping(f"{where}.planned_split", e.get("planned_split")) or DEFAULT_EXPERIMENTS.planned_split
     if set(split) != {"control", "treatment"} or not all(isinstance(v, (int, float)) and v > 0 for v in split.values()):
         raise ConfigError(f"{where}.planned_split: expected positive shares for control and treatment, got {split!r}")
@@ -237,6 +238,9 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
     pre = e.get("pre_weeks", DEFAULT_EXPERIMENTS.pre_weeks)
     if isinstance(pre, bool) or not isinstance(pre, int) or pre < 2:
         raise ConfigError(f"{where}.pre_weeks: expected a whole number of weeks >= 2, got {pre!r}")
+    max_weeks = e.get("max_weeks", DEFAULT_EXPERIMENTS.max_weeks)
+    if isinstance(max_weeks, bool) or not isinstance(max_weeks, int) or max_weeks < 1:
+        raise ConfigError(f"{where}.max_weeks: expected a whole number of weeks >= 1, got {max_weeks!r}")
     guardrails = dict(DEFAULT_EXPERIMENTS.guardrails)
     for design, rows in _mapping(f"{where}.guardrails", e.get("guardrails")).items():
         if design not in GUARDRAIL_METRICS:
@@ -258,4 +262,4 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
                 raise ConfigError(f"{at}.tolerance: expected a number >= 0 in the metric's unit, got {tol!r}")
             parsed.append(Guardrail(row["metric"], float(tol), row["bad_direction"], str(row.get("description", ""))))
         guardrails[design] = tuple(parsed)
-    return ExperimentSettings(split, pre, guardrails)
+    return ExperimentSettings(split, pre, guardrails, max_weeks)

@@ -88,6 +88,9 @@ def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_
     parts = [f"<h1>Returns playbook, week {week}</h1>",
              f"<p class='muted'>Data: {escape(summary.get('data_source', ''))}; "
              f"known up to {escape(summary.get('as_of', ''))}.</p>"]
+    lever = summary.get("lever") or {}
+    if lever.get("ready") is False and lever.get("no_row_reason"):  # said first: no experiment starts this week
+        parts.append(f"<p><b>{escape(lever['no_row_reason'])}</b></p>")
     baseline = summary.get("baseline") or {}
     metrics = baseline.get("metrics") or {}
     if metrics:

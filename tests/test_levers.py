@@ -6,11 +6,21 @@ import datetime as dt
 
 import pytest
 
-from conftest import TINY_SHOP, write_shop
+from conftest import REPO_ROOT, TINY_SHOP, write_shop
 from playbook.config import MetricSettings, load_config
 from playbook.contract import DESIGNS, TABLES, parse_cohort
 from playbook.data import open_dataset
-from playbook.levers import cohort_volume, conclusion, design_lever, experiments_table, journal_entry
+from playbook.levers import (
+    cohort_clustering,
+    cohort_volume,
+    conclusion,
+    design_lever,
+    experiments_table,
+    journal_entry,
+    options_table,
+    write_experiments_row,
+)
+from playbook.stats.power import k_day_read_plan
 
 W45, W46 = dt.date(2026, 11, 2), dt.date(2026, 11, 9)
 WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10,
@@ -30,6 +40,22 @@ def config():
 @pytest.fixture(scope="module")
 def plan(snap, config):
     return design_lever(WEAK, snap, config)
+
+
+# the sample shop's weak cohort (notebook 02 on 2026-W47): knitwear x size_too_small
+SAMPLE_WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.0976,
+               "expected_rate": 0.0412, "window_weeks": ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]}
+
+
+@pytest.fixture(scope="module")
+def sample_snap():
+    return open_dataset(REPO_ROOT / "data_samples").as_of("2026-W47")
+
+
+@pytest.fixture(scope="module")
+def ready(sample_snap, config):
+    """A lever bold enough for its cohort: -10 to -30 points is detected within the 8 weeks."""
+    return design_lever(SAMPLE_WEAK, sample_snap, config, expected_low=-0.30, expected_high=-0.10)
 
 
 def test_the_default_expected_range_removes_30_to_70_percent_of_the_excess_rate(plan):
@@ -59,9 +85,85 @@ def test_a_lever_named_by_the_analyst_replaces_the_default(snap, config):
     assert p.experiment_id.endswith("-SIZE-CHART-V2")
 
 
-def test_the_test_starts_the_monday_after_the_week_and_is_reviewed_seven_days_later(plan):
+def test_the_test_starts_the_monday_after_the_week_with_a_first_look_at_j7(plan):
     assert plan.start_date == dt.date(2026, 11, 23) and plan.start_date.isoweekday() == 1
-    assert plan.review_date == plan.start_date + dt.timedelta(days=7)
+    assert plan.first_look_date == plan.start_date + dt.timedelta(days=7)
+
+
+def test_the_review_is_the_first_weekly_review_whose_k_day_read_has_80_percent_power(ready):
+    assert ready.ready and ready.chosen_option == "as_planned"
+    assert ready.review_date == ready.start_date + dt.timedelta(days=7 * ready.weeks_needed)
+    weeks = k_day_read_plan(ready.base_rate, ready.expected_high, ready.weekly_units / 2, 14,
+                            ready.design_effect).by_week
+    assert weeks[ready.weeks_needed - 1].power >= 0.8 > weeks[ready.weeks_needed - 2].power
+    assert ready.first_look_date < ready.review_date
+
+
+def test_at_the_review_only_units_delivered_k_days_before_count(ready):
+    run_days = 7 * ready.weeks_needed
+    assert ready.mature_share_at_review == pytest.approx((run_days - 14) / run_days)
+
+
+def test_the_sample_shops_own_plan_reaches_no_power_and_writes_no_row(sample_snap, config, tmp_path):
+    p = design_lever(SAMPLE_WEAK, sample_snap, config)
+    assert p.underpowered and not p.ready and p.experiments_row() is None
+    assert p.weeks_needed > config.experiments.max_weeks
+    stale = tmp_path / "experiments_plan.csv"
+    stale.write_text("left by an earlier run\n")
+    written = write_experiments_row(p, tmp_path)
+    assert written.path is None and not stale.exists()
+    assert "cannot reach 80% power within 8 weeks" in written.message
+    assert experiments_table(p).empty and "No experiment is ready this week" in conclusion(p)
+
+
+def test_every_alternative_carries_its_power_and_duration(sample_snap, config):
+    p = design_lever(SAMPLE_WEAK, sample_snap, config)
+    kinds = [o.kind for o in p.options]
+    assert kinds == ["as_planned", "widened", "bigger_lever", "longer_run"]
+    assert all(o.power is not None and 0 < o.power < 0.8 for o in p.options)
+    widened = p.options[1]
+    assert widened.cohort == "" and widened.weekly_units > p.weekly_units
+    longer = p.options[-1]
+    assert longer.weeks_uncapped == p.weeks_needed > 8 and not longer.reaches_power
+    assert list(options_table(p)["option"]) == kinds
+
+
+def test_a_plan_that_misses_power_takes_the_bigger_lever_when_that_reaches_it(sample_snap, config):
+    p = design_lever(SAMPLE_WEAK, sample_snap, config, expected_low=-0.06, expected_high=-0.04)
+    assert p.underpowered and p.ready and p.chosen_option == "bigger_lever"
+    chosen = next(o for o in p.options if o.kind == "bigger_lever")
+    assert chosen.expected_change == -0.06 and chosen.power >= 0.8
+    assert p.review_date == p.start_date + dt.timedelta(days=7 * chosen.weeks)
+    assert p.experiments_row()["review_date"] == p.review_date.isoformat()
+
+
+def test_a_longer_maximum_duration_lets_the_plan_run_as_planned(sample_snap, config):
+    longer = dataclasses.replace(config, experiments=dataclasses.replace(config.experiments, max_weeks=12))
+    p = design_lever(SAMPLE_WEAK, sample_snap, longer, expected_low=-0.06, expected_high=-0.04)
+    assert p.chosen_option == "as_planned" and 8 < p.weeks_needed <= 12
+
+
+def test_pooling_takes_the_next_flagged_cohort_of_the_same_lever_and_dimension(sample_snap, config):
+    candidates = [{"filters": SAMPLE_WEAK["filters"], "excess_cost": 5000.0},
+                  {"filters": {"customer_type": "first_time", "reason_code": "size_too_small"}, "excess_cost": 3000.0},
+                  {"filters": {"category": "shoes", "reason_code": "size_too_large"}, "excess_cost": 1000.0}]
+    p = design_lever(SAMPLE_WEAK, sample_snap, config, candidates=candidates)
+    pooled = next(o for o in p.options if o.kind == "pooled")
+    assert pooled.cohort == "category=knitwear + category=shoes" and not pooled.can_be_a_row
+    assert pooled.weekly_units > p.options[0].weekly_units
+
+
+def test_cohort_clustering_on_the_tiny_shop_by_hand(snap):
+    # knitwear delivered in W45: C1 has L1 (2 units, 1 returned within 14 days), C2 has L3 (1 unit, R2 too late).
+    # R = 1/3; sum (r - R u)^2 = 2/9; x G/(G-1) = 4/9; over R(1-R) sum u = 2/3: raw design effect 2/3.
+    c = cohort_clustering(snap, 14, {"category": "knitwear"}, [W45])
+    assert (c.customers, c.units, c.returned) == (2, 3.0, 1.0)
+    assert c.details["raw_design_effect"] == pytest.approx(2 / 3) and c.design_effect == 1.0
+    assert c.units_per_customer == pytest.approx(5 / 3) and c.icc == pytest.approx(-0.5)
+
+
+def test_the_design_effect_of_the_sample_cohort_exceeds_one(ready):
+    assert ready.design_effect > 1.05 and ready.icc > 0
 
 
 def test_the_experiment_id_names_the_start_week_the_cohort_and_the_lever(plan):
@@ -94,25 +196,31 @@ def test_the_plan_records_the_cohort_volume(plan):
     assert plan.weekly_units == 3.0 and plan.base_rate == pytest.approx(1 / 3)
 
 
-def test_the_experiment_row_has_exactly_the_contract_columns_in_order(plan):
-    assert list(plan.experiments_row()) == list(TABLES["experiments"].column_names)
-    assert list(experiments_table(plan).columns) == list(TABLES["experiments"].column_names)
+def test_the_experiment_row_has_exactly_the_contract_columns_in_order(ready):
+    assert list(ready.experiments_row()) == list(TABLES["experiments"].column_names)
+    assert list(experiments_table(ready).columns) == list(TABLES["experiments"].column_names)
 
 
-def test_the_experiment_row_values_follow_the_contract(plan):
-    row = plan.experiments_row()
+def test_the_experiment_row_values_follow_the_contract(ready):
+    row = ready.experiments_row()
     assert row["design"] in DESIGNS
     assert parse_cohort(row["cohort"]) == {"category": "knitwear"}
-    assert (row["start_date"], row["review_date"]) == ("2026-11-23", "2026-11-30")
-    assert row["expected_low"] == pytest.approx(-0.14) and row["expected_high"] == pytest.approx(-0.06)
+    assert (row["start_date"], row["review_date"]) == ("2026-11-23", ready.review_date.isoformat())
+    assert row["expected_low"] == pytest.approx(-0.30) and row["expected_high"] == pytest.approx(-0.10)
     assert row["primary_metric"] == "return_rate_14d"
 
 
-def test_the_experiment_row_passes_validation_when_added_to_the_data(plan, tmp_path):
-    tables = dict(TINY_SHOP, experiments=[tuple(plan.experiments_row().values())])
+def test_a_ready_plan_writes_its_row(ready, tmp_path):
+    written = write_experiments_row(ready, tmp_path)
+    assert written.path == tmp_path / "experiments_plan.csv"
+    assert written.path.read_text().splitlines()[0].split(",") == list(TABLES["experiments"].column_names)
+
+
+def test_the_experiment_row_passes_validation_when_added_to_the_data(ready, tmp_path):
+    tables = dict(TINY_SHOP, experiments=[tuple(ready.experiments_row().values())])
     ds = open_dataset(write_shop(tmp_path / "shop", tables))
     e = ds.tables["experiments"].to_pandas()
-    assert list(e["experiment_id"]) == [plan.experiment_id]
+    assert list(e["experiment_id"]) == [ready.experiment_id]
     assert not [w for w in ds.warnings if w.table == "experiments" and "missing" not in w.rule]
 
 
@@ -122,16 +230,16 @@ def test_guardrails_follow_the_design(snap, config, plan):
     assert pp.guardrails == config.experiments.guardrails["pre_post"] and pp.design == "pre_post"
 
 
-def test_a_pre_post_plan_counts_the_whole_cohort_per_week_and_a_randomized_one_half(snap, config, plan):
-    pp = design_lever(WEAK, snap, config, design="pre_post")
-    assert pp.weekly_units == plan.weekly_units == 3.0
+def test_a_pre_post_plan_counts_the_whole_cohort_per_week_and_a_randomized_one_half(sample_snap, config, ready):
+    pp = design_lever(SAMPLE_WEAK, sample_snap, config, design="pre_post", expected_low=-0.30, expected_high=-0.10)
+    assert pp.weekly_units == ready.weekly_units
     # half the units per arm in a randomized test: it needs at least as many weeks
-    assert plan.weeks_needed >= pp.weeks_needed
+    assert ready.weeks_needed > pp.weeks_needed
 
 
-def test_a_tiny_cohort_reports_no_one_week_mde_and_a_power_message(plan):
-    assert plan.mde_one_week is None
-    assert "MDE not available" in plan.power_message
+def test_a_tiny_cohort_reports_no_mde_and_is_not_ready(plan):
+    assert plan.mde_at_max_weeks is None and not plan.ready
+    assert "not reachable within 8 weeks" in plan.power_message
 
 
 def test_the_plan_becomes_a_journal_entry_of_kind_plan(plan):
@@ -139,13 +247,29 @@ def test_the_plan_becomes_a_journal_entry_of_kind_plan(plan):
     assert (e.kind, e.week, e.experiment_id, e.expected_low) == ("plan", "2026-W47", plan.experiment_id, plan.expected_low)
 
 
-def test_the_conclusion_states_the_range_in_points(plan):
-    assert "-14.0 to -6.0 points" in conclusion(plan)
+def test_the_conclusion_states_the_range_in_points_and_that_j7_never_keeps(ready):
+    assert "-30.0 to -10.0 points" in conclusion(ready)
+    assert "never keeps" in conclusion(ready)
     assert conclusion(None).startswith("No weak cohort this week")
 
 
-def test_the_summary_section_is_json_safe(plan):
+def test_the_summary_section_is_json_safe(ready, plan):
     import json
 
-    s = plan.summary_section()
-    assert json.loads(json.dumps(s))["experiments_row"] == plan.experiments_row()
+    s = json.loads(json.dumps(ready.summary_section(), allow_nan=False))
+    assert s["experiments_row"] == ready.experiments_row()
+    assert (s["first_look_date"], s["review_date"]) == (ready.first_look_date.isoformat(), ready.review_date.isoformat())
+    assert json.loads(json.dumps(plan.summary_section(), allow_nan=False))["experiments_row"] is None
+
+
+def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from_independence(sample_snap, config):
+    from playbook.levers import baseline_weeks
+
+    # the first deliveries of the sample shop are in the week of 2026-05-25: no baseline week before this window
+    window = ["2026-05-25", "2026-06-01", "2026-06-08", "2026-06-15"]
+    early = [dt.date.fromisoformat(d) for d in window]
+    assert not cohort_clustering(sample_snap, 14, {"category": "knitwear"}, baseline_weeks(early, 8)).ok
+    from_window = cohort_clustering(sample_snap, 14, {"category": "knitwear"}, early)
+    assert from_window.ok and from_window.design_effect > 1.0
+    p = design_lever(dict(SAMPLE_WEAK, window_weeks=window), sample_snap, config, expected_low=-0.30, expected_high=-0.10)
+    assert p.design_effect > 1.0

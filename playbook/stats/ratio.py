@@ -17,13 +17,26 @@ ratio_relative_difference               R_t / R_c - 1, delta method on log(R_t/R
 naive_line_level_proportion_difference  binomial interval on line totals: kept only to show
                                         that it under-covers on clustered data. Do not use.
 
+Small samples and heavy-tailed baskets
+--------------------------------------
+The delta-method interval is a large-sample result. Below ``SMALL_SAMPLE_CUSTOMERS`` (300)
+customers in an arm, or when one customer holds more than ``DOMINANT_CUSTOMER_SHARE`` (5 %) of
+an arm's denominator (one heavy basket drives the ratio), ``small_sample="auto"`` replaces it
+by the customer jackknife: the variance of each arm's ratio from its leave-one-customer-out
+ratios, ``v_J = (G−1)/G · Σ (R_(−i) − mean R_(−·))²`` (Efron & Stein 1981; Quenouille–Tukey
+jackknife, the HC3 analogue for a ratio), with a Student t quantile on G−1 degrees of freedom
+for one arm and Welch–Satterthwaite degrees of freedom (per-arm G_a − 1) for a difference.
+Method names gain ``-jackknife-t``; ``details["small_sample"]`` says why it was used.
+Measured on a Pareto-basket A/A at 150 customers per arm (tests/stats/test_ratio_small_samples.py):
+the delta-method interval misses 9 % of the time, the jackknife-t about 5 %.
+
 statsmodels has no delta-method ratio-of-means estimator, so the formulas are written by hand
 (tea-tasting's ``RatioOfMeans`` implements the same formulas; the tests compare both).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,7 +52,16 @@ __all__ = [
     "ratio_difference",
     "ratio_relative_difference",
     "naive_line_level_proportion_difference",
+    "SMALL_SAMPLE_CUSTOMERS",
+    "DOMINANT_CUSTOMER_SHARE",
 ]
+
+#: below this many customers in an arm the delta-method normal interval is replaced (``small_sample="auto"``)
+SMALL_SAMPLE_CUSTOMERS = 300
+#: ... and also when one customer holds more than this share of an arm's denominator
+DOMINANT_CUSTOMER_SHARE = 0.05
+
+SmallSample = Literal["auto", "jackknife-t", "normal"]
 
 
 def ratio_inputs_from_lines(
@@ -88,6 +110,7 @@ def _arm_moments(num: Any, den: Any, arm: str) -> tuple[dict[str, float] | None,
     ratio = my / mx
     var_unit = (syy - 2 * ratio * sxy + ratio**2 * sxx) / mx**2  # variance of linearised unit
     var_unit = max(var_unit, 0.0)  # rounding can push an exact 0 slightly negative
+    total_x = float(x.sum())
     return {
         "n": n,
         "ratio": ratio,
@@ -95,15 +118,59 @@ def _arm_moments(num: Any, den: Any, arm: str) -> tuple[dict[str, float] | None,
         "mean_denominator": mx,
         "var_ratio": var_unit / n,
         "sum_numerator": float(y.sum()),
-        "sum_denominator": float(x.sum()),
+        "sum_denominator": total_x,
+        "var_jackknife": _jackknife_variance(y, x),
+        "max_customer_share": float(x.max() / total_x),
     }, None
+
+
+def _jackknife_variance(y: np.ndarray, x: np.ndarray) -> float | None:
+    """Leave-one-customer-out jackknife variance of sum(y)/sum(x) (Efron & Stein 1981).
+
+    None when removing one customer leaves no denominator (that customer is the whole arm).
+    """
+    rest = x.sum() - x
+    if np.any(rest <= 0):
+        return None
+    loo = (y.sum() - y) / rest
+    g = y.size
+    return float((g - 1) / g * np.sum((loo - loo.mean()) ** 2))
+
+
+def _small_sample_reason(arms: list[dict], small_sample: str) -> str | None:
+    """Why the jackknife-t interval replaces the delta-method normal one (None: it does not)."""
+    if small_sample == "normal":
+        return None
+    if small_sample == "jackknife-t":
+        return "requested"
+    few = [m["n"] for m in arms if m["n"] < SMALL_SAMPLE_CUSTOMERS]
+    if few:
+        return f"{min(few)} customers in an arm (< {SMALL_SAMPLE_CUSTOMERS})"
+    share = max(m["max_customer_share"] for m in arms)
+    if share > DOMINANT_CUSTOMER_SHARE:
+        return f"one customer holds {share:.1%} of an arm's denominator (> {DOMINANT_CUSTOMER_SHARE:.0%})"
+    return None
+
+
+def _welch_df(variances: list[float], customers: list[int]) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of per-arm variances on G_a − 1 df each."""
+    num = sum(variances) ** 2
+    den = sum(v**2 / (g - 1) for v, g in zip(variances, customers))
+    return float(num / den) if den > 0 else float(min(customers) - 1)
+
+
+def _check_small_sample(small_sample: Any) -> str | None:
+    if small_sample not in ("auto", "jackknife-t", "normal"):
+        return f"small_sample must be 'auto', 'jackknife-t' or 'normal', got {small_sample!r}"
+    return None
 
 
 def _z(confidence: float) -> float:
     return float(stats.norm.ppf((1 + confidence) / 2))
 
 
-def ratio_metric(numerator: Any, denominator: Any, confidence: float = 0.95) -> Estimate:
+def ratio_metric(numerator: Any, denominator: Any, confidence: float = 0.95,
+                 small_sample: SmallSample = "auto") -> Estimate:
     """Ratio of means ``R = sum(y) / sum(x)`` over customers with a delta-method interval.
 
     Formula (Deng et al. 2018, KDD, section 3)::
@@ -114,15 +181,23 @@ def ratio_metric(numerator: Any, denominator: Any, confidence: float = 0.95) -> 
     Assumption: customers independent (the randomisation unit); lines within a customer may
     be arbitrarily correlated. Needs enough customers for the central limit theorem on
     (mean y, mean x): a few hundred. No p-value (no natural null for a single ratio).
+    Below 300 customers, or when one customer holds more than 5 % of the denominator,
+    ``small_sample="auto"`` uses the customer-jackknife variance with t on G−1 degrees of
+    freedom instead (method ``delta-jackknife-t``; see the module docstring).
     """
     method = "delta"
-    err = check_confidence(confidence)
+    err = check_confidence(confidence) or _check_small_sample(small_sample)
     m, err_m = _arm_moments(numerator, denominator, "sample")
     if err or err_m:
         n = 0 if m is None else m["n"]
         return Estimate.unavailable(method, n, err or err_m)
     details = {k: m[k] for k in ("sum_numerator", "sum_denominator", "mean_denominator")}
-    se = math.sqrt(m["var_ratio"])
+    var, quantile, method, extra = _variance_and_quantile([m], [m["var_ratio"]], confidence, small_sample, method)
+    details.update(extra)
+    if var is None:
+        return Estimate(m["ratio"], None, None, method, m["n"], confidence=confidence,
+                        error=extra["small_sample_error"], details=details)
+    se = math.sqrt(var)
     details["se"] = se
     if se == 0:
         return Estimate(
@@ -130,15 +205,37 @@ def ratio_metric(numerator: Any, denominator: Any, confidence: float = 0.95) -> 
             error="zero variance: every customer has the same ratio profile, no interval",
             details=details,
         )
-    z = _z(confidence)
     return Estimate(
-        m["ratio"], m["ratio"] - z * se, m["ratio"] + z * se, method, m["n"],
+        m["ratio"], m["ratio"] - quantile * se, m["ratio"] + quantile * se, method, m["n"],
         confidence=confidence, details=details,
     )
 
 
-def _two_arm_moments(num_t, den_t, num_c, den_c, confidence, method):
-    err = check_confidence(confidence)
+def _variance_and_quantile(arms: list[dict], delta_vars: list[float], confidence: float,
+                           small_sample: str, method: str):
+    """(variance, quantile, method, details) of the sum of the arms' variances.
+
+    Large samples: the delta-method variances and the normal quantile. Small samples or a
+    dominant customer (``_small_sample_reason``): the jackknife variances and Student t on
+    G−1 (one arm) or Welch–Satterthwaite (two arms) degrees of freedom. Variance None when
+    the jackknife is undefined (one customer holds a whole arm).
+    """
+    reason = _small_sample_reason(arms, small_sample)
+    if reason is None:
+        return sum(delta_vars), _z(confidence), method, {"small_sample": None}
+    method = f"{method}-jackknife-t"
+    jk = [m["var_jackknife"] for m in arms]
+    if any(v is None for v in jk):
+        return None, None, method, {"small_sample": reason, "small_sample_error":
+                                    "one customer holds the whole denominator of an arm: no jackknife variance"}
+    customers = [m["n"] for m in arms]
+    df = float(customers[0] - 1) if len(arms) == 1 else _welch_df(jk, customers)
+    return sum(jk), float(stats.t.ppf((1 + confidence) / 2, df)), method, {
+        "small_sample": reason, "df": df, "var_delta": sum(delta_vars)}
+
+
+def _two_arm_moments(num_t, den_t, num_c, den_c, confidence, method, small_sample="auto"):
+    err = check_confidence(confidence) or _check_small_sample(small_sample)
     mt, err_t = _arm_moments(num_t, den_t, "treatment")
     mc, err_c = _arm_moments(num_c, den_c, "control")
     n = (0 if mt is None else mt["n"]) + (0 if mc is None else mc["n"])
@@ -166,6 +263,7 @@ def ratio_difference(
     numerator_control: Any,
     denominator_control: Any,
     confidence: float = 0.95,
+    small_sample: SmallSample = "auto",
 ) -> Estimate:
     """Difference of two ratio metrics ``R_t - R_c``, customers randomised.
 
@@ -177,19 +275,27 @@ def ratio_difference(
 
     Inputs are per-customer sums (one entry per customer, numerator and denominator
     aligned). Deng et al. 2018, KDD. Assumption: customers independent, a few hundred per
-    arm. Null value 0.
+    arm. Null value 0. Below 300 customers in an arm, or when one customer holds more than
+    5 % of an arm's denominator, ``small_sample="auto"`` uses the customer-jackknife variances
+    with Welch–Satterthwaite t (method ``delta-jackknife-t``, module docstring).
     """
     method = "delta"
     mt, mc, bad = _two_arm_moments(
         numerator_treatment, denominator_treatment, numerator_control, denominator_control,
-        confidence, method,
+        confidence, method, small_sample,
     )
     if bad is not None:
         return bad
     n = mt["n"] + mc["n"]
     details = _two_arm_details(mt, mc)
     diff = mt["ratio"] - mc["ratio"]
-    se = math.sqrt(mt["var_ratio"] + mc["var_ratio"])
+    var, quantile, method, extra = _variance_and_quantile(
+        [mt, mc], [mt["var_ratio"], mc["var_ratio"]], confidence, small_sample, method)
+    details.update(extra)
+    if var is None:
+        return Estimate(diff, None, None, method, n, confidence=confidence,
+                        error=extra["small_sample_error"], details=details)
+    se = math.sqrt(var)
     details["se"] = se
     if se == 0:
         return Estimate(
@@ -197,14 +303,17 @@ def ratio_difference(
             error="zero variance in both arms: no interval can be computed",
             details=details,
         )
-    z = _z(confidence)
     stat = diff / se
     details["z"] = stat
     return Estimate(
-        diff, diff - z * se, diff + z * se, method, n,
-        p_value=float(2 * stats.norm.sf(abs(stat))), null_value=0.0,
+        diff, diff - quantile * se, diff + quantile * se, method, n,
+        p_value=_two_sided_p(stat, extra.get("df")), null_value=0.0,
         confidence=confidence, details=details,
     )
+
+
+def _two_sided_p(stat: float, df: float | None) -> float:
+    return float(2 * (stats.norm.sf(abs(stat)) if df is None else stats.t.sf(abs(stat), df)))
 
 
 def ratio_relative_difference(
@@ -213,6 +322,7 @@ def ratio_relative_difference(
     numerator_control: Any,
     denominator_control: Any,
     confidence: float = 0.95,
+    small_sample: SmallSample = "auto",
 ) -> Estimate:
     """Relative difference of two ratio metrics ``R_t / R_c - 1``, delta method on the log scale.
 
@@ -226,12 +336,13 @@ def ratio_relative_difference(
     ``RatioOfMeans(..., use_t=False)`` relative effect; never the absolute interval divided by
     ``R_c``. Deng et al. 2018, KDD. Assumption: as :func:`ratio_difference`, and both ratios
     strictly positive. The p-value is the log-scale test so it agrees with the interval.
-    Null value 0.
+    Null value 0. Small samples (as :func:`ratio_difference`): jackknife variances of R_t and
+    R_c on the log scale, Welch–Satterthwaite t (method ``delta-log-jackknife-t``).
     """
     method = "delta-log"
     mt, mc, bad = _two_arm_moments(
         numerator_treatment, denominator_treatment, numerator_control, denominator_control,
-        confidence, method,
+        confidence, method, small_sample,
     )
     if bad is not None:
         return bad
@@ -251,7 +362,16 @@ def ratio_relative_difference(
             "difference instead",
             details=details,
         )
-    se_log = math.sqrt(mt["var_ratio"] / rt**2 + mc["var_ratio"] / rc**2)
+    # the log-scale variance of each arm is var(R_a) / R_a²: scale both arms' moments before summing
+    scaled = [dict(m, var_jackknife=None if m["var_jackknife"] is None else m["var_jackknife"] / m["ratio"] ** 2)
+              for m in (mt, mc)]
+    var, quantile, method, extra = _variance_and_quantile(
+        scaled, [mt["var_ratio"] / rt**2, mc["var_ratio"] / rc**2], confidence, small_sample, method)
+    details.update(extra)
+    if var is None:
+        return Estimate(lift, None, None, method, n, confidence=confidence,
+                        error=extra["small_sample_error"], details=details)
+    se_log = math.sqrt(var)
     details["se_log_ratio"] = se_log
     if se_log == 0:
         return Estimate(
@@ -259,13 +379,12 @@ def ratio_relative_difference(
             error="zero variance in both arms: no interval can be computed",
             details=details,
         )
-    z = _z(confidence)
     log_ratio = math.log(rt / rc)
     stat = log_ratio / se_log
     details["z_log"] = stat
     return Estimate(
-        lift, math.exp(log_ratio - z * se_log) - 1.0, math.exp(log_ratio + z * se_log) - 1.0,
-        method, n, p_value=float(2 * stats.norm.sf(abs(stat))), null_value=0.0,
+        lift, math.exp(log_ratio - quantile * se_log) - 1.0, math.exp(log_ratio + quantile * se_log) - 1.0,
+        method, n, p_value=_two_sided_p(stat, extra.get("df")), null_value=0.0,
         confidence=confidence, details=details,
     )
 

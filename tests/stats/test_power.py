@@ -139,3 +139,90 @@ def test_invalid_weeks_input_returns_error(args):
     res = weeks_needed(*args)
     assert res.error and not res.reachable and res.weeks is None
     json.dumps(res.to_dict(), allow_nan=False)
+
+
+# --- the review's K-day read, customers as clusters ---------------------------------------------
+
+from playbook.stats.power import (  # noqa: E402
+    clustering_from_sums,
+    customer_clustering,
+    k_day_read_mde,
+    k_day_read_plan,
+    k_day_read_power,
+)
+
+
+def test_k_day_read_power_is_statsmodels_one_sided_normal_power_on_the_mature_units():
+    """Reference for the normal power function; the variance model itself is validated by simulation."""
+    p0, change, weekly, k, days, deff = 0.18, -0.03, 700, 14, 35, 1.4
+    res = k_day_read_power(p0, change, weekly, k, days, design_effect=deff)
+    n = weekly / 7 * (days - k)
+    p1 = p0 + change
+    # control: deff x binomial; treatment: binomial + the customer-level part scaled by (p1/p0)²
+    sd = math.sqrt((deff * p0 * (1 - p0) + p1 * (1 - p1) + (deff - 1) * p0 * (1 - p0) * (p1 / p0) ** 2) / 2)
+    expected = NormalIndPower().power(abs(change) / sd, nobs1=n, alpha=0.025, ratio=1.0, alternative="larger")
+    assert res.mature_units_per_arm == pytest.approx(n) and res.mature_share == pytest.approx(21 / 35)
+    assert res.power == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_read_before_k_days_has_no_mature_unit_and_no_power():
+    res = k_day_read_power(0.2, -0.05, 1000, 14, 7)
+    assert res.mature_units_per_arm == 0 and res.power == 0
+
+
+def test_the_plan_reviews_at_the_first_week_that_reaches_power():
+    plan = k_day_read_plan(0.2, -0.03, 800, 14, design_effect=1.3)
+    powers = [r.power for r in plan.by_week]
+    assert plan.weeks == next(w for w, p in enumerate(powers, start=1) if p >= 0.8)
+    assert plan.achieved_power == powers[plan.weeks - 1]
+
+
+def test_an_unreachable_plan_reports_its_uncapped_weeks_and_its_power_at_the_cap():
+    plan = k_day_read_plan(0.2, -0.01, 800, 14, design_effect=1.3, max_weeks=8)
+    assert plan.weeks is None and not plan.reachable and plan.weeks_uncapped > 8
+    assert plan.achieved_power == plan.by_week[7].power < 0.8
+    json.dumps(plan.to_dict(), allow_nan=False)
+
+
+def test_the_design_effect_may_grow_with_the_read_length():
+    flat = k_day_read_plan(0.2, -0.03, 800, 14, design_effect=1.2)
+    growing = k_day_read_plan(0.2, -0.03, 800, 14, design_effect=lambda days: 1.2 + days / 70)
+    assert growing.weeks_uncapped > flat.weeks_uncapped
+
+
+def test_k_day_read_mde_has_the_planned_power():
+    change = k_day_read_mde(0.15, 900, 14, 28, design_effect=1.25)
+    assert change < 0
+    assert k_day_read_power(0.15, change, 900, 14, 28, 1.25).power == pytest.approx(0.8, abs=1e-9)
+
+
+def test_one_unit_per_customer_has_no_design_effect():
+    # independent Bernoulli units: the delta variance is the binomial one times G/(G-1)
+    rng = np.random.default_rng(3)
+    returned = rng.random(5000) < 0.2
+    c = customer_clustering(np.ones(5000), returned)
+    assert c.details["raw_design_effect"] == pytest.approx(5000 / 4999) and c.icc is None
+
+
+def test_customers_who_return_all_or_nothing_have_a_design_effect_of_their_size():
+    # Kish: deff = 1 + (m - 1) ICC with ICC = 1 -> m
+    rng = np.random.default_rng(4)
+    units = np.full(4000, 3.0)
+    returned = units * (rng.random(4000) < 0.2)
+    c = customer_clustering(units, returned)
+    assert c.design_effect == pytest.approx(3.0, rel=1e-3) and c.icc == pytest.approx(1.0, rel=1e-3)
+
+
+def test_clustering_without_returns_says_why():
+    c = clustering_from_sums(10, 30.0, 0.0, 100.0, 0.0, 0.0)
+    assert c.error and c.design_effect is None
+    json.dumps(c.to_dict(), allow_nan=False)
+
+
+def test_without_clustering_the_k_day_read_is_the_two_proportion_z_test_power():
+    # deff = 1: the unpooled two-proportion z-test on the mature units (statsmodels' normal power)
+    p0, p1, n = 0.2, 0.17, 2000
+    res = k_day_read_power(p0, p1 - p0, n * 7 / 21, 14, 35)
+    sd = math.sqrt((p0 * (1 - p0) + p1 * (1 - p1)) / 2)
+    expected = NormalIndPower().power(0.03 / sd, nobs1=n, alpha=0.025, alternative="larger")
+    assert res.mature_units_per_arm == pytest.approx(n) and res.power == pytest.approx(expected, rel=1e-9)

@@ -65,9 +65,18 @@ def test_ratio_metric_matches_hand_delta_formula(arms):
 
 def test_ratio_metric_with_unit_denominators_is_the_plain_mean_interval():
     y = np.array([0.0, 1.0, 3.0, 0.0, 2.0, 5.0, 1.0, 0.0])
-    res = ratio_metric(y, np.ones_like(y))
+    res = ratio_metric(y, np.ones_like(y), small_sample="normal")
     se = y.std(ddof=1) / math.sqrt(y.size)
     assert (res.ci_low, res.ci_high) == pytest.approx((y.mean() - Z95 * se, y.mean() + Z95 * se))
+
+
+def test_a_small_ratio_with_unit_denominators_is_the_one_sample_t_interval():
+    # the jackknife variance of a mean is s²/n exactly, so the small-sample interval is scipy's t interval
+    y = np.array([0.0, 1.0, 3.0, 0.0, 2.0, 5.0, 1.0, 0.0])
+    res = ratio_metric(y, np.ones_like(y))
+    low, high = stats.t.interval(0.95, y.size - 1, loc=y.mean(), scale=stats.sem(y))
+    assert res.method == "delta-jackknife-t" and res.details["df"] == y.size - 1
+    assert (res.ci_low, res.ci_high) == pytest.approx((low, high), rel=1e-12)
 
 
 def test_ratio_difference_matches_hand_formula(arms):
