@@ -43,8 +43,8 @@ def plan(snap, config):
 
 
 # the sample shop's weak cohort (notebook 02 on 2026-W47): knitwear x size_too_small
-SAMPLE_WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.0976,
-               "expected_rate": 0.0412, "window_weeks": ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]}
+SAMPLE_WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.0972,
+               "expected_rate": 0.0401, "window_weeks": ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]}
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,12 @@ def test_at_the_review_only_units_delivered_k_days_before_count(ready):
     assert ready.mature_share_at_review == pytest.approx((run_days - 14) / run_days)
 
 
-def test_the_sample_shops_own_plan_reaches_no_power_and_writes_no_row(sample_snap, config, tmp_path):
-    p = design_lever(SAMPLE_WEAK, sample_snap, config)
+# a modest lever on the sample shop: -2 to -3 points reach 80 % power in 21 weeks as planned, 11 at the stronger end
+MODEST = dict(expected_low=-0.03, expected_high=-0.02)
+
+
+def test_a_plan_that_cannot_reach_power_writes_no_row(sample_snap, config, tmp_path):
+    p = design_lever(SAMPLE_WEAK, sample_snap, config, **MODEST)
     assert p.underpowered and not p.ready and p.experiments_row() is None
     assert p.weeks_needed > config.experiments.max_weeks
     stale = tmp_path / "experiments_plan.csv"
@@ -117,7 +121,7 @@ def test_the_sample_shops_own_plan_reaches_no_power_and_writes_no_row(sample_sna
 
 
 def test_every_alternative_carries_its_power_and_duration(sample_snap, config):
-    p = design_lever(SAMPLE_WEAK, sample_snap, config)
+    p = design_lever(SAMPLE_WEAK, sample_snap, config, **MODEST)
     kinds = [o.kind for o in p.options]
     assert kinds == ["as_planned", "widened", "bigger_lever", "longer_run"]
     assert all(o.power is not None and 0 < o.power < 0.8 for o in p.options)
@@ -129,18 +133,18 @@ def test_every_alternative_carries_its_power_and_duration(sample_snap, config):
 
 
 def test_a_plan_that_misses_power_takes_the_bigger_lever_when_that_reaches_it(sample_snap, config):
-    p = design_lever(SAMPLE_WEAK, sample_snap, config, expected_low=-0.06, expected_high=-0.04)
+    p = design_lever(SAMPLE_WEAK, sample_snap, config, expected_low=-0.04, expected_high=-0.02)
     assert p.underpowered and p.ready and p.chosen_option == "bigger_lever"
     chosen = next(o for o in p.options if o.kind == "bigger_lever")
-    assert chosen.expected_change == -0.06 and chosen.power >= 0.8
+    assert chosen.expected_change == -0.04 and chosen.power >= 0.8
     assert p.review_date == p.start_date + dt.timedelta(days=7 * chosen.weeks)
     assert p.experiments_row()["review_date"] == p.review_date.isoformat()
 
 
 def test_a_longer_maximum_duration_lets_the_plan_run_as_planned(sample_snap, config):
-    longer = dataclasses.replace(config, experiments=dataclasses.replace(config.experiments, max_weeks=12))
-    p = design_lever(SAMPLE_WEAK, sample_snap, longer, expected_low=-0.06, expected_high=-0.04)
-    assert p.chosen_option == "as_planned" and 8 < p.weeks_needed <= 12
+    longer = dataclasses.replace(config, experiments=dataclasses.replace(config.experiments, max_weeks=24))
+    p = design_lever(SAMPLE_WEAK, sample_snap, longer, **MODEST)
+    assert p.chosen_option == "as_planned" and 8 < p.weeks_needed <= 24
 
 
 def test_pooling_takes_the_next_flagged_cohort_of_the_same_lever_and_dimension(sample_snap, config):
@@ -231,10 +235,11 @@ def test_guardrails_follow_the_design(snap, config, plan):
 
 
 def test_a_pre_post_plan_counts_the_whole_cohort_per_week_and_a_randomized_one_half(sample_snap, config, ready):
-    pp = design_lever(SAMPLE_WEAK, sample_snap, config, design="pre_post", expected_low=-0.30, expected_high=-0.10)
-    assert pp.weekly_units == ready.weekly_units
-    # half the units per arm in a randomized test: it needs at least as many weeks
-    assert ready.weeks_needed > pp.weeks_needed
+    pp = design_lever(SAMPLE_WEAK, sample_snap, config, design="pre_post", expected_low=-0.06, expected_high=-0.04)
+    ab = design_lever(SAMPLE_WEAK, sample_snap, config, expected_low=-0.06, expected_high=-0.04)
+    assert pp.weekly_units == ab.weekly_units == ready.weekly_units
+    # half the units per arm in a randomized test: it needs more weeks for the same change
+    assert ab.weeks_needed > pp.weeks_needed
 
 
 def test_a_tiny_cohort_reports_no_mde_and_is_not_ready(plan):
