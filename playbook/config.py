@@ -45,10 +45,12 @@ class Guardrail:
     tolerance: float
     bad_direction: str  # higher | lower
     description: str = ""
+    #: the plan accepts a keep without this guardrail measured (else an unmeasured guardrail blocks a keep)
+    optional: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "tolerance": self.tolerance, "bad_direction": self.bad_direction,
-                "description": self.description}
+                "description": self.description, "optional": self.optional}
 
 
 #: the guardrails the comparison step can compute per arm from the contract, by design
@@ -251,7 +253,8 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
         for i, row in enumerate(rows):
             at = f"{where}.guardrails.{design}[{i}]"
             row = _mapping(at, row)
-            _require_keys(at, row, {"metric", "tolerance", "bad_direction", "description"}, {"metric", "tolerance", "bad_direction"})
+            _require_keys(at, row, {"metric", "tolerance", "bad_direction", "description", "optional"},
+                          {"metric", "tolerance", "bad_direction"})
             if row["metric"] not in GUARDRAIL_METRICS[design]:
                 raise ConfigError(f"{at}: {row['metric']!r} is not computable per arm for {design} designs; "
                                   f"computable: {sorted(GUARDRAIL_METRICS[design])}")
@@ -260,6 +263,10 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
             tol = row["tolerance"]
             if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
                 raise ConfigError(f"{at}.tolerance: expected a number >= 0 in the metric's unit, got {tol!r}")
-            parsed.append(Guardrail(row["metric"], float(tol), row["bad_direction"], str(row.get("description", ""))))
+            optional = row.get("optional", False)
+            if not isinstance(optional, bool):
+                raise ConfigError(f"{at}.optional: expected true or false, got {optional!r}")
+            parsed.append(Guardrail(row["metric"], float(tol), row["bad_direction"], str(row.get("description", "")),
+                                    optional))
         guardrails[design] = tuple(parsed)
     return ExperimentSettings(split, pre, guardrails, max_weeks)

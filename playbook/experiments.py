@@ -360,7 +360,7 @@ def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guard
             est = Estimate.unavailable("none", 0, f"guardrail {g.metric!r} is not computable per arm")
         good = "lower" if g.bad_direction == "higher" else "higher"
         out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance,
-                                    optional=bool(getattr(g, "optional", False))))
+                                    optional=g.optional))
     return out
 
 
@@ -523,7 +523,7 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
         good = "lower" if g.bad_direction == "higher" else "higher"
         panel, error = _guardrail_panel(snap, exp, g.metric, config)
         est = did.cohort_week_did(panel, start) if error is None else Estimate.unavailable("did-cohort-week-t", 0, error)
-        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance))
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance, optional=g.optional))
     return out
 
 

@@ -288,3 +288,15 @@ def test_a_negative_guardrail_tolerance_is_a_config_error(tmp_path, default_text
         {"metric": "contact_rate", "tolerance": -1, "bad_direction": "higher"}]}})
     with pytest.raises(ConfigError, match="tolerance"):
         load_config(write(tmp_path, text))
+
+
+def test_a_guardrail_needing_sessions_is_optional_in_the_default_configuration():
+    optional = {g.metric: g.optional for g in load_config().experiments.guardrails["pre_post"]}
+    assert optional == {"contact_rate": False, "conversion_rate": True}
+
+
+def test_the_optional_flag_of_a_guardrail_must_be_true_or_false(tmp_path):
+    base = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    base["experiments"]["guardrails"]["pre_post"][0]["optional"] = "yes"
+    with pytest.raises(ConfigError, match=r"guardrails.pre_post\[0\].optional: expected true or false"):
+        load_config(write(tmp_path, yaml.safe_dump(base)))
