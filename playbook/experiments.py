@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,7 +33,8 @@ from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
 from playbook.config import Guardrail
-from playbook.decisions import GuardrailRead, GuardrailState, WindowRead, guardrail_state
+from playbook.decisions import ADJUST, PROVISIONAL, GuardrailRead, GuardrailState, WindowRead, guardrail_state
+from playbook.journal import VERDICT, read_journal
 from playbook.metrics import definitions, is_mature, line_facts
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
@@ -173,7 +175,7 @@ class Comparison:
         exposed = self.srm_exposed
         return jsonable({
             "experiment_id": self.experiment_id, "design": self.design, "lever": self.experiment.get("lever"),
-            "cohort": self.experiment.get("cohort"),
+            "cohort": self.experiment.get("cohort"), "due": self.experiment.get("due") or "review date this week",
             "srm_p_value": self.srm.p_value if self.srm is not None else None,
             "srm_mismatch": bool(self.srm.mismatch) if self.srm is not None else False,
             "srm_assigned": dict(self.srm.observed) if self.srm is not None else None,
@@ -217,16 +219,60 @@ def _compact(view: Any) -> Any:
     return view
 
 
-def due_for_review(snap: Snapshot) -> pd.DataFrame:
-    """Experiments whose review date falls in the analysed week (empty without an experiments table)."""
+def due_for_review(snap: Snapshot, journal_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Experiments to read this week (empty without an experiments table).
+
+    Those whose review date falls in the analysed week (their first look), and, given the decision
+    journal, those whose review date has passed and that are still open: the latest verdict is
+    provisional, or inconclusive (adjust) with planned looks left. Column ``due`` says which.
+    """
     if not snap.has("experiments"):
         return pd.DataFrame()
-    e = snap.tables["experiments"]
-    e = e.filter((e.review_date >= snap.week.monday) & (e.review_date <= snap.week.sunday))
-    out = e.order_by("experiment_id").to_pandas()
+    out = _experiments_table(snap)
+    first = (out["review_date"] >= snap.week.monday) & (out["review_date"] <= snap.week.sunday)
+    out["due"] = np.where(first, "review date this week", "")
+    if journal_dir is not None:
+        latest = _latest_verdicts(journal_dir, snap.week)
+        for i, row in out[out["review_date"] < snap.week.monday].iterrows():
+            seen = latest.get(str(row["experiment_id"]))
+            if seen is None:
+                continue
+            decision, looks = seen
+            if decision == PROVISIONAL or (decision == ADJUST and looks < planned_looks(row.to_dict())):
+                out.loc[i, "due"] = f"still open after look {looks} ({decision})"
+    return out[out["due"] != ""].reset_index(drop=True)
+
+
+def overdue(snap: Snapshot, journal_dir: str | os.PathLike) -> pd.DataFrame:
+    """Experiments whose review date passed before this week without any verdict in the journal.
+
+    They are listed, not read: a review the team skipped is theirs to run (set its review date to
+    this week in the experiments table) or to close.
+    """
+    if not snap.has("experiments"):
+        return pd.DataFrame(columns=["experiment_id", "lever", "cohort", "review_date"])
+    out = _experiments_table(snap)
+    latest = _latest_verdicts(journal_dir, snap.week.shift(1))
+    late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest)]
+    return late[["experiment_id", "lever", "cohort", "review_date"]].reset_index(drop=True)
+
+
+def _experiments_table(snap: Snapshot) -> pd.DataFrame:
+    out = snap.tables["experiments"].order_by("experiment_id").to_pandas()
     for col in ("start_date", "review_date"):
         out[col] = pd.to_datetime(out[col]).dt.date
     out["control_cohort"] = out["control_cohort"].fillna("").astype(str)
+    return out
+
+
+def _latest_verdicts(journal_dir: str | os.PathLike, before: IsoWeek) -> dict[str, tuple[str, int]]:
+    """Per experiment, its latest verdict before ``before`` and how many weeks it was read."""
+    j = read_journal(journal_dir)
+    j = j[(j["kind"] == VERDICT) & j["week"].map(lambda w: IsoWeek.parse(w) < before)]
+    out = {}
+    for exp_id, g in j.groupby("experiment_id"):
+        g = g.assign(_week=g["week"].map(IsoWeek.parse)).sort_values("_week", kind="stable")
+        out[str(exp_id)] = (str(g["decision"].iloc[-1]), int(g["week"].nunique()))
     return out
 
 
@@ -663,9 +709,9 @@ def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     return c
 
 
-def compare_due(snap: Snapshot, config: Config) -> list[Comparison]:
-    """A comparison for every experiment due for review in the week."""
-    return [compare_experiment(snap, row, config) for row in due_for_review(snap).to_dict("records")]
+def compare_due(snap: Snapshot, config: Config, journal_dir: str | os.PathLike | None = None) -> list[Comparison]:
+    """A comparison for every experiment due for review in the week (and still open, given the journal)."""
+    return [compare_experiment(snap, row, config) for row in due_for_review(snap, journal_dir).to_dict("records")]
 
 
 def _expected_text(m: MetricComparison) -> str:
@@ -759,3 +805,11 @@ def describe_checks(c: Comparison) -> str:
     title = (f"{escape(c.experiment_id)} ({escape(c.design)}, lever {escape(c.experiment.get('lever'))} "
              f"on {escape(c.experiment.get('cohort'))})")
     return f"<h3>{title}</h3><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def overdue_section(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped."""
+    return [{"experiment_id": str(r.experiment_id), "review_date": r.review_date.isoformat(),
+             "text": (f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
+                      "without a verdict; set its review date to this week to read it, or close it")}
+            for r in table.itertuples(index=False)]

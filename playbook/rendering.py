@@ -79,6 +79,25 @@ def _status_cell(status: str) -> str:
     return f"<td class='status' style='color:{colour}'>{escape(status)}</td>"
 
 
+_GUARDRAIL_WORDS = {"safe": "safe", "not_shown_safe": "not shown safe yet", "harm_likely": "harm likely",
+                    "breached": "breached", "not_measured": "not measured"}
+
+
+def _verdict_row(r: dict[str, Any]) -> str:
+    """One verdict for a manager: the decision (with its look and date), why, flags, follow-ups, guardrails."""
+    decision = str(r.get("decision", ""))
+    if decision == "provisional" and r.get("readable_on"):
+        decision += f" until {r['readable_on']}"
+    if r.get("look"):
+        decision += f" (look {r['look']} of {r.get('planned_looks') or '?'})"
+    extra = "".join(f"<br><b>Check before rolling out:</b> {escape(f)}" for f in r.get("flags") or [])
+    extra += "".join(f"<br><b>Follow-up:</b> {escape(f)}" for f in r.get("follow_ups") or [])
+    guards = "; ".join(f"{g.get('metric')} {_GUARDRAIL_WORDS.get(g.get('state'), g.get('state'))}"
+                       for g in r.get("guardrails") or [])
+    return (f"<tr><td>{escape(r.get('experiment_id'))}</td><td class='status'>{escape(decision)}</td>"
+            f"<td>{escape(r.get('why'))}{extra}</td><td>{escape(guards)}</td></tr>")
+
+
 def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_dir: str | None = "brief") -> str:
     """The week's headline page: statuses, weak cohort, verdicts, next action, then the links.
 
@@ -120,11 +139,13 @@ def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_
             parts.append(f"<p>Rose too, but not a cohort to act on:</p><ul>{items}</ul>")
     review = summary.get("review") or []
     if review:
-        rows = "".join(
-            f"<tr><td>{escape(r.get('experiment_id'))}</td><td class='status'>{escape(r.get('decision'))}</td><td>{escape(r.get('why'))}</td></tr>"
-            for r in review
-        )
-        parts.append(f"<h2>J+7 verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th></tr>{rows}</table>")
+        rows = "".join(_verdict_row(r) for r in review)
+        parts.append("<h2>J+7 verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th>"
+                     f"<th>guardrails</th></tr>{rows}</table>")
+    late = summary.get("overdue") or []
+    if late:
+        items = "".join(f"<li>{escape(item.get('text', ''))}</li>" for item in late)
+        parts.append(f"<h2>Overdue reviews</h2><ul>{items}</ul>")
     nxt = summary.get("next_action")
     if nxt:
         parts.append(

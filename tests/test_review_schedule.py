@@ -1,0 +1,93 @@
+"""Which experiments are read this week: first looks, open ones read again, and skipped reviews listed.
+
+The shop of tests/test_experiments.py, cut at the end of 2026-W47: EXP-OLD's review date (2026-11-08,
+W45) passed; what the journal says about it decides whether it is read again, listed as overdue, or left.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import write_shop
+from playbook.data import open_dataset
+from playbook.experiments import due_for_review, overdue, overdue_section
+from playbook.journal import JournalEntry, record_week
+from playbook.rendering import index_page
+from test_experiments import experiment_shop
+
+FIRST_LOOKS = ["EXP-D", "EXP-P", "EXP-S", "EXP-U"]  # review date in 2026-W47
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory):
+    return open_dataset(write_shop(tmp_path_factory.mktemp("sched") / "shop", experiment_shop())).as_of("2026-W47")
+
+
+def journal_with(tmp_path, *verdicts: tuple[str, str]):
+    """A journal holding one verdict on EXP-OLD per (week, decision)."""
+    for week, decision in verdicts:
+        record_week(tmp_path, week, [JournalEntry(week, "verdict", "EXP-OLD", decision=decision)], "verdict")
+    return tmp_path
+
+
+def due(snap, journal_dir):
+    return list(due_for_review(snap, journal_dir)["experiment_id"])
+
+
+def test_without_a_journal_only_the_weeks_review_dates_are_due(snap):
+    assert due(snap, None) == FIRST_LOOKS
+
+
+def test_a_provisional_verdict_is_read_again_the_next_week(snap, tmp_path):
+    j = journal_with(tmp_path, ("2026-W46", "provisional"))
+    table = due_for_review(snap, j).set_index("experiment_id")
+    assert "EXP-OLD" in table.index
+    assert table.loc["EXP-OLD", "due"] == "still open after look 1 (provisional)"
+    assert table.loc["EXP-D", "due"] == "review date this week"
+
+
+def test_an_inconclusive_verdict_is_read_again_while_planned_looks_are_left(snap, tmp_path):
+    j = journal_with(tmp_path, ("2026-W45", "adjust"), ("2026-W46", "adjust"))
+    assert "EXP-OLD" in due(snap, j)  # 2 of the 4 default looks used
+
+
+def test_an_inconclusive_verdict_closes_the_experiment_once_every_planned_look_is_used(snap, tmp_path):
+    j = journal_with(tmp_path, ("2026-W43", "adjust"), ("2026-W44", "adjust"), ("2026-W45", "adjust"),
+                     ("2026-W46", "adjust"))
+    assert "EXP-OLD" not in due(snap, j)
+
+
+@pytest.mark.parametrize("decision", ["keep", "stop"])
+def test_a_kept_or_stopped_experiment_is_never_read_again(snap, tmp_path, decision):
+    assert "EXP-OLD" not in due(snap, journal_with(tmp_path, ("2026-W46", decision)))
+
+
+def test_a_review_date_passed_without_any_verdict_is_overdue(snap, tmp_path):
+    late = overdue(snap, tmp_path)
+    assert list(late["experiment_id"]) == ["EXP-OLD"]
+    (item,) = overdue_section(late)
+    assert item["review_date"] == "2026-11-08"
+    assert item["text"].startswith("EXP-OLD (lever EXP-OLD on region=south): review date 2026-11-08 passed without")
+
+
+def test_an_experiment_with_a_verdict_is_not_overdue(snap, tmp_path):
+    assert overdue(snap, journal_with(tmp_path, ("2026-W45", "stop"))).empty
+
+
+def test_the_index_shows_the_state_of_each_verdict_and_the_overdue_reviews():
+    summary = {"week": "2026-W47", "review": [
+        {"experiment_id": "EXP-A", "decision": "provisional", "readable_on": "2026-11-25", "look": 1,
+         "planned_looks": 4, "why": "14-day window not readable yet", "flags": [], "follow_ups": [],
+         "guardrails": [{"metric": "contact_rate", "state": "not_shown_safe"}]},
+        {"experiment_id": "<b>EXP-B</b>", "decision": "keep", "look": 2, "planned_looks": 4, "why": "improved",
+         "flags": ["far outside the registered range"], "follow_ups": ["read contact_rate again on 2026-12-09"],
+         "guardrails": [{"metric": "contact_rate", "state": "safe"}]},
+    ], "overdue": [{"experiment_id": "EXP-OLD", "text": "EXP-OLD (x on y): review date 2026-11-08 passed"}]}
+    page = index_page(summary, [])
+    assert "provisional until 2026-11-25 (look 1 of 4)" in page
+    assert "contact_rate not shown safe yet" in page and "contact_rate safe" in page
+    assert "<b>Check before rolling out:</b> far outside the registered range" in page
+    assert "<b>Follow-up:</b> read contact_rate again on 2026-12-09" in page
+    assert "&lt;b&gt;EXP-B&lt;/b&gt;" in page and "<b>EXP-B</b>" not in page
+    assert "<h2>Overdue reviews</h2><ul><li>EXP-OLD (x on y): review date 2026-11-08 passed</li></ul>" in page
