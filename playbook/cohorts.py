@@ -23,7 +23,7 @@ import pandas as pd
 from playbook.config import MetricSettings
 from playbook.contract import REASON_CODES
 from playbook.data import Snapshot
-from playbook.metrics import is_mature, line_facts
+from playbook.metrics import is_mature, line_facts, matches
 from statsmodels.stats.multitest import multipletests
 
 from playbook.stats.funnel import funnel_table
@@ -546,14 +546,6 @@ def ranking_display(analysis: WeakCohortAnalysis, top: int = 12) -> pd.DataFrame
         "flagged": t.flagged,
         "excess cost": t.excess_cost.round(0),
     })
-
-
-def matches(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
-    """The engine condition "row belongs to the cohort" for a filter such as {"category": "knitwear"}."""
-    cond = ibis.literal(True)
-    for col, value in filters.items():
-        cond &= table[col].cast("string") == value
-    return cond
 
 
 def structural_view(analysis: WeakCohortAnalysis) -> pd.DataFrame:

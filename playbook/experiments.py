@@ -28,14 +28,13 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from playbook.cohorts import matches
 from playbook.config import Config
 from playbook.contract import parse_cohort
 from playbook.data import Snapshot
 from playbook.config import Guardrail
 from playbook.decisions import ADJUST, PROVISIONAL, GuardrailRead, GuardrailState, WindowRead, guardrail_state
 from playbook.journal import VERDICT, read_journal
-from playbook.metrics import definitions, is_mature, line_facts
+from playbook.metrics import definitions, is_mature, line_facts, matches
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference
 from playbook.stats.ratio import ratio_difference

@@ -64,8 +64,13 @@ BASE_COLUMNS = (
 #: (dated reads a keep depends on). A journal written before them gains them in its header on its next
 #: write; its older rows are kept byte for byte and read with those fields empty.
 LOOK_COLUMNS = ("look", "k_read", "follow_ups")
-COLUMNS = BASE_COLUMNS + LOOK_COLUMNS
-NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high")
+#: Columns added with the track record in money: a verdict's effect as money per week for the whole
+#: cohort (positive: saved), with its interval; empty when the metric has no money value.
+MONEY_COLUMNS = ("money_per_week", "money_ci_low", "money_ci_high")
+#: Columns appended after the first version of the journal, in the order they came.
+LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS
+COLUMNS = BASE_COLUMNS + LATER_COLUMNS
+NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS
 INT_COLUMNS = ("look", "k_read")
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
 
@@ -147,6 +152,9 @@ class JournalEntry:
     look: int | None = None
     k_read: int | None = None
     follow_ups: str = ""
+    money_per_week: float | None = None
+    money_ci_low: float | None = None
+    money_ci_high: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -285,8 +293,8 @@ def _parse(path: Path) -> _Parsed | None:
         if not values:  # a blank line: not a record
             continue
         short = len(header) - len(values)
-        if 0 < short <= len(LOOK_COLUMNS) and all(c in LOOK_COLUMNS for c in header[len(values):]):
-            values = values + [""] * short  # a row written before the look columns: they are empty
+        if 0 < short <= len(LATER_COLUMNS) and all(c in LATER_COLUMNS for c in header[len(values):]):
+            values = values + [""] * short  # a row written before the later columns: they are empty
         if len(values) != len(header):
             raise JournalError(f"decision journal {path}, line {line}: {len(values)} fields where the header has "
                                f"{len(header)}; it was left untouched")
@@ -313,7 +321,7 @@ def _check_row(path: Path, row: _Row) -> None:
     if not v["experiment_id"].strip():
         raise JournalError(f"{where}: experiment_id is empty")
     for name in NUMBER_COLUMNS:
-        text = v[name].strip()
+        text = v.get(name, "").strip()  # a column added later may be absent from an older file
         if text:
             try:
                 float(text)
@@ -331,9 +339,9 @@ def _check_row(path: Path, row: _Row) -> None:
 
 
 def _with_look_columns(parsed: _Parsed) -> _Parsed:
-    """A journal written before ``LOOK_COLUMNS`` gets them appended to its header; its rows stay byte for
-    byte (a row without the trailing look fields reads them as empty)."""
-    missing = [c for c in LOOK_COLUMNS if c not in parsed.header]
+    """A journal written before ``LATER_COLUMNS`` gets them appended to its header; its rows stay byte for
+    byte (a row without the trailing fields reads them as empty)."""
+    missing = [c for c in LATER_COLUMNS if c not in parsed.header]
     if not missing:
         return parsed
     body = parsed.header_raw.rstrip("\r\n")
@@ -507,7 +515,7 @@ def next_look(journal_dir: str | os.PathLike, experiment_id: str, week: str | Is
 
 # "why" stays in the journal file; the report's table keeps to what fits on a line
 _TABLE_COLUMNS = ("week", "experiment_id", "lever", "cohort", "primary_metric", "expected_low", "expected_high",
-                  "estimate", "ci_low", "ci_high", "decision")
+                  "estimate", "ci_low", "ci_high", "decision", "money_per_week")
 
 
 @dataclass(frozen=True, eq=False)
@@ -517,9 +525,11 @@ class TrackRecord:
     Attributes:
         week, weeks, first_week: the window (``first_week`` .. ``week``, both included).
         verdicts: the latest verdict of each experiment reviewed in the window, newest first.
-        counts: number of levers kept / adjusted / stopped.
-        cumulative_effect: per primary metric, the sum of the estimates of the kept levers.
-        kept_without_estimate: experiment ids kept whose estimate is missing (not in the sums).
+        counts: number of levers kept / adjusted / stopped / provisional.
+        money_per_week: what the kept levers save per week, summed in money (the only unit in which
+            effects on different cohorts and metrics add up), with ``money_ci`` its interval: the
+            half-widths combined as independent (root of the sum of squares; asymmetric sides kept).
+        kept_without_money: kept levers whose effect has no money value (not in the sum).
     """
 
     week: str
@@ -527,8 +537,9 @@ class TrackRecord:
     first_week: str
     verdicts: pd.DataFrame
     counts: dict[str, int]
-    cumulative_effect: dict[str, float]
-    kept_without_estimate: tuple[str, ...] = field(default_factory=tuple)
+    money_per_week: float | None
+    money_ci: tuple[float, float] | None
+    kept_without_money: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def n_reviewed(self) -> int:
@@ -547,11 +558,12 @@ class TrackRecord:
         text = (f"From {window}: {self.n_reviewed} lever(s) reviewed, {c[KEEP]} kept, {c[ADJUST]} adjusted, "
                 f"{c[STOP]} stopped" + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
                                         if c.get(PROVISIONAL) else "") + ".")
-        if self.cumulative_effect:
-            effects = "; ".join(f"{metric} {value:+.4g}" for metric, value in self.cumulative_effect.items())
-            text += f" Cumulative effect of the kept levers: {effects}."
-        if self.kept_without_estimate:
-            text += f" Kept without an estimate (not summed): {', '.join(self.kept_without_estimate)}."
+        if self.money_per_week is not None:
+            low, high = self.money_ci
+            text += (f" The kept levers save about {self.money_per_week:,.0f} a week in return costs and "
+                     f"discounts (interval {low:,.0f} to {high:,.0f}).")
+        if self.kept_without_money:
+            text += f" Kept, with no money value (not summed): {', '.join(self.kept_without_money)}."
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -561,8 +573,9 @@ class TrackRecord:
             "first_week": self.first_week,
             "n_reviewed": self.n_reviewed,
             "counts": dict(self.counts),
-            "cumulative_effect": {k: clean_number(v) for k, v in self.cumulative_effect.items()},
-            "kept_without_estimate": list(self.kept_without_estimate),
+            "money_per_week": clean_number(self.money_per_week),
+            "money_ci": [clean_number(v) for v in self.money_ci] if self.money_ci else None,
+            "kept_without_money": list(self.kept_without_money),
             "verdicts": [
                 {k: clean_number(v) for k, v in record.items()}
                 for record in self.table().to_dict("records")
@@ -570,8 +583,19 @@ class TrackRecord:
         }
 
 
+def _money_sum(kept: pd.DataFrame) -> tuple[float | None, tuple[float, float] | None]:
+    """Sum of the kept levers' money per week, and its interval from independent half-widths."""
+    valued = kept[kept["money_per_week"].notna()]
+    if valued.empty:
+        return None, None
+    total = float(valued["money_per_week"].sum())
+    below = (valued["money_per_week"] - valued["money_ci_low"]).fillna(0.0)
+    above = (valued["money_ci_high"] - valued["money_per_week"]).fillna(0.0)
+    return total, (total - math.sqrt(float((below ** 2).sum())), total + math.sqrt(float((above ** 2).sum())))
+
+
 def track_record(journal_dir: str | os.PathLike, week: str | IsoWeek, weeks: int = 8) -> TrackRecord:
-    """Verdicts of the ``weeks`` weeks up to and including ``week``, counted and summed.
+    """Verdicts of the ``weeks`` weeks up to and including ``week``, counted, and the kept ones in money.
 
     An experiment reviewed more than once in the window counts once, with its latest verdict
     (latest week, then latest ``recorded_at``, then last in the file).
@@ -591,12 +615,9 @@ def track_record(journal_dir: str | os.PathLike, week: str | IsoWeek, weeks: int
 
     counts = {d: int((latest["decision"] == d).sum()) for d in DECISIONS}
     kept = latest[latest["decision"] == KEEP]
-    effect: dict[str, float] = {}
-    for metric, estimate in zip(kept["primary_metric"], kept["estimate"]):
-        if not math.isnan(estimate):
-            effect[metric] = effect.get(metric, 0.0) + float(estimate)
-    missing = tuple(kept.loc[kept["estimate"].isna(), "experiment_id"])
-    return TrackRecord(str(iso), weeks, str(first), latest, counts, dict(sorted(effect.items())), missing)
+    money, interval = _money_sum(kept)
+    missing = tuple(kept.loc[kept["money_per_week"].isna(), "experiment_id"])
+    return TrackRecord(str(iso), weeks, str(first), latest, counts, money, interval, missing)
 
 
 __all__ = [

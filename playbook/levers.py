@@ -23,11 +23,10 @@ from typing import Any, Callable
 
 import ibis
 
-from playbook.cohorts import matches
 from playbook.config import Config, Guardrail
 from playbook.contract import format_cohort
 from playbook.data import Snapshot
-from playbook.metrics import line_facts, return_rate_name
+from playbook.metrics import line_facts, matches, return_rate_name
 from playbook.stats.power import (
     CustomerClustering,
     KDayPlan,

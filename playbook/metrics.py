@@ -443,6 +443,62 @@ def is_mature(week_start: dt.date, maturity: str, snap_week: IsoWeek, settings: 
     return week_start + dt.timedelta(days=6 + wait) <= snap_week.sunday
 
 
+def matches(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
+    """The engine condition "row belongs to the cohort" for a filter such as {"category": "knitwear"}."""
+    cond = ibis.literal(True)
+    for col, value in filters.items():
+        cond &= table[col].cast("string") == value
+    return cond
+
+
+# --- what a change is worth ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CohortWeek:
+    """One average recent week of a cohort: units delivered, their gross value, cost per returned unit."""
+
+    units: float
+    gross: float
+    cost_per_return: float | None
+    weeks: tuple[dt.date, ...]
+
+
+def cohort_week(snap: Snapshot, settings: MetricSettings, filters: dict[str, str], n_weeks: int = 4) -> CohortWeek:
+    """The cohort's average over its ``n_weeks`` latest delivery weeks with k days of follow-up (in the engine)."""
+    first = snap.tables["orders"].order_ts.min().to_pyarrow().as_py()
+    oldest = max(snap.week.shift(-(n_weeks + 8)), IsoWeek.of(first) if first else snap.week)
+    weeks, week = [], snap.week
+    while len(weeks) < n_weeks and week >= oldest:
+        if is_mature(week.monday, "delivery", snap.week, settings):
+            weeks.append(week.monday)
+        week = week.shift(-1)
+    lf = line_facts(snap, settings.return_window_days)
+    lf = lf.filter(lf.delivery_week.isin(weeks) & matches(lf, filters))
+    row = lf.agg(units=lf.units.sum(), gross=lf.gross.sum(), returned=lf.returned_units_k.sum(),
+                 cost=lf.return_cost_k.sum()).to_pandas().iloc[0]
+    n = max(len(weeks), 1)
+    returned = float(row["returned"] or 0)
+    return CohortWeek(float(row["units"] or 0) / n, float(row["gross"] or 0) / n,
+                      float(row["cost"]) / returned if returned else None, tuple(sorted(weeks)))
+
+
+def money_per_week(defn: MetricDefinition, change: float | None, week: CohortWeek) -> float | None:
+    """Money saved per week on the whole cohort by ``change`` of the metric (in its reported unit).
+
+    A return rate: returned units avoided x the cohort's cost per returned unit; discount depth:
+    the discount avoided on the cohort's gross. Other metrics have no money value here (None): their
+    changes are never added to money.
+    """
+    if change is None or change != change:
+        return None
+    fraction = change / defn.scale
+    if defn.name.startswith("return_rate_") and week.cost_per_return is not None:
+        return -fraction * week.units * week.cost_per_return
+    if defn.name == "discount_depth":
+        return -fraction * week.gross
+    return None
+
+
 def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
     """Every metric of the dictionary, per ISO week (up to the snapshot's week) and per slice."""
     defs = definitions(settings)

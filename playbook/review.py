@@ -22,6 +22,7 @@ from playbook.decisions import (
 )
 from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
 from playbook.journal import JournalEntry
+from playbook.metrics import cohort_week, definitions, money_per_week
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ExperimentVerdict:
     expected_high: float | None
     verdict: Verdict
     guardrails: tuple[GuardrailRead, ...] = ()
+    #: the effect as money saved per week on the whole cohort, with its interval (None: no money value)
+    money: tuple[float, float, float] | None = None
 
     def summary_row(self) -> dict[str, Any]:
         v = self.verdict
@@ -47,6 +50,8 @@ class ExperimentVerdict:
                 "look": v.look, "planned_looks": v.planned_looks,
                 "readable_on": v.readable_on.isoformat() if v.readable_on else None,
                 "flags": list(v.flags), "follow_ups": list(v.follow_ups),
+                "money_per_week": self.money[0] if self.money else None,
+                "money_ci": list(self.money[1:]) if self.money else None,
                 "guardrails": [{"metric": g.metric, "state": g.state.value, "why": g.why,
                                 "follow_up_on": g.follow_up_on.isoformat() if g.follow_up_on else None}
                                for g in self.guardrails]}
@@ -59,6 +64,8 @@ class ExperimentVerdict:
             primary_metric=self.primary_metric, design=self.design, expected_low=self.expected_low,
             expected_high=self.expected_high, estimate=self.estimate, ci_low=self.ci_low, ci_high=self.ci_high,
             decision=v.decision, why=why, look=v.look, k_read=v.k_read, follow_ups="; ".join(v.follow_ups),
+            money_per_week=self.money[0] if self.money else None,
+            money_ci_low=self.money[1] if self.money else None, money_ci_high=self.money[2] if self.money else None,
         )
 
 
@@ -123,6 +130,28 @@ def verdicts(comparisons: list[dict[str, Any]], journal_dir: Any = None, week: A
     return [verdict_for(c, look(c)) for c in comparisons]
 
 
+def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> list[ExperimentVerdict]:
+    """Each verdict with its effect in money per week on the whole cohort (``metrics.money_per_week``).
+
+    Money is the one unit in which effects on different cohorts and metrics add up in the track record;
+    the interval's ends are the interval of the metric turned into money (a saving is positive).
+    """
+    defs = definitions(config.metrics)
+    out = []
+    for item in items:
+        defn = defs.get(item.primary_metric)
+        if defn is None or item.estimate is None:
+            out.append(item)
+            continue
+        week = cohort_week(snap, config.metrics, parse_cohort(item.cohort))
+        values = [money_per_week(defn, x, week) for x in (item.estimate, item.ci_low, item.ci_high)]
+        if any(v is None for v in values):
+            out.append(item)
+            continue
+        out.append(replace(item, money=(values[0], min(values[1:]), max(values[1:]))))
+    return out
+
+
 def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
     """One row per verdict, in words: decision, look, window read, guardrail states, flags and follow-ups."""
     rows = []
@@ -134,7 +163,8 @@ def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
                      "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                      "guardrails": "; ".join(f"{g['metric']}: {g['state'].replace('_', ' ')}" for g in r["guardrails"]),
                      "why": r["why"], "next step": r["next_step"],
-                     "flags": "; ".join(r["flags"]), "follow-ups": "; ".join(r["follow_ups"])})
+                     "flags": "; ".join(r["flags"]), "follow-ups": "; ".join(r["follow_ups"]),
+                     "saved per week": r["money_per_week"]})
     return pd.DataFrame(rows)
 
 

@@ -194,15 +194,15 @@ HAND_BUILT = LEGACY_HEADER + "\n".join([
 ]) + "\n"
 
 
-def test_track_record_counts_latest_verdicts_and_sums_kept_estimates_per_metric(tmp_path):
+def test_track_record_counts_latest_verdicts_and_never_sums_changes_of_different_metrics(tmp_path):
     (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
     record = track_record(tmp_path, "2026-W47")
 
     # E2 was reviewed twice: its latest verdict (keep, W44) counts, not the adjust of W42
     assert record.counts == {"keep": 3, "adjust": 1, "stop": 1, "provisional": 0}
-    assert record.cumulative_effect.keys() == {"return_rate", "cost_per_order"}
-    assert record.cumulative_effect["return_rate"] == pytest.approx(-0.012 + -0.008)
-    assert record.cumulative_effect["cost_per_order"] == pytest.approx(-1.5)
+    # a journal written before the money columns: the kept levers have no money value, nothing is summed
+    assert record.money_per_week is None and set(record.kept_without_money) == {"E1", "E2", "E3"}
+    assert "no money value (not summed)" in record.summary()
     assert list(record.table()["experiment_id"]) == ["E5", "E4", "E3", "E2", "E1"]  # newest first
     payload = record.to_dict()
     assert payload["n_reviewed"] == 5 and payload["first_week"] == "2026-W40"
@@ -215,7 +215,7 @@ def test_track_record_counts_only_the_last_8_weeks(tmp_path):
     record = track_record(tmp_path, "2026-W49")
     assert record.first_week == "2026-W42"
     assert record.counts == {"keep": 2, "adjust": 1, "stop": 1, "provisional": 0}
-    assert record.cumulative_effect["return_rate"] == pytest.approx(-0.008)
+    assert set(record.kept_without_money) == {"E2", "E3"}
     # a window of 2 weeks up to W46 holds only W45 and W46
     assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1, "provisional": 0}
 
@@ -224,12 +224,12 @@ def test_track_record_ignores_verdicts_after_the_week(tmp_path):
     (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
     record = track_record(tmp_path, "2026-W43")  # W36..W43: E1 keep (W41), E2 adjust (W42)
     assert record.counts == {"keep": 1, "adjust": 1, "stop": 0, "provisional": 0}
-    assert record.cumulative_effect == {"return_rate": pytest.approx(-0.012)}
+    assert record.kept_without_money == ("E1",)
 
 
 def test_track_record_of_an_empty_journal_is_zero_everywhere(tmp_path):
     record = track_record(tmp_path, "2026-W47")
-    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0, "provisional": 0} and record.cumulative_effect == {}
+    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0, "provisional": 0} and record.money_per_week is None
     assert record.table().empty and "No lever reviewed" in record.summary()
 
 
@@ -254,7 +254,7 @@ def test_a_crash_during_replace_leaves_the_previous_file_intact_and_no_temp_file
 @pytest.mark.parametrize("text, problem", [
     (HEADER + '2026-W46,plan,E1,"unterminated,x\n', "not a valid CSV file"),
     ("week,kind,experiment_id,lever\n2026-W46,plan,E1,x\n", "lacks the column(s) cohort, primary_metric"),
-    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 18"),
+    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 21"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
     (HEADER + "2026-W46,plan,E1,x,all,m,A/B,,,,,,,,,0,,\n", "line 2: look '0'"),
@@ -380,3 +380,34 @@ def test_a_journal_written_before_looks_is_migrated_keeping_its_values(tmp_path)
     assert path.read_text().startswith(HEADER + HAND_BUILT[len(LEGACY_HEADER):])  # old rows byte for byte
     pd.testing.assert_frame_equal(after.iloc[: len(before)].reset_index(drop=True), before)
     assert after["look"].iloc[-1] == 1 and after["k_read"].iloc[-1] == 7
+
+
+def test_the_track_record_adds_the_kept_levers_in_money_per_week_with_their_interval(tmp_path):
+    entries = [
+        JournalEntry("2026-W46", "verdict", "E1", primary_metric="return_rate_14d", decision="keep",
+                     money_per_week=120.0, money_ci_low=40.0, money_ci_high=200.0),
+        JournalEntry("2026-W46", "verdict", "E2", primary_metric="discount_depth", decision="keep",
+                     money_per_week=80.0, money_ci_low=20.0, money_ci_high=140.0),
+        JournalEntry("2026-W46", "verdict", "E3", primary_metric="return_rate_14d", decision="stop",
+                     money_per_week=-50.0, money_ci_low=-90.0, money_ci_high=-10.0),
+        JournalEntry("2026-W46", "verdict", "E4", primary_metric="conversion_rate", decision="keep"),
+    ]
+    record_week(tmp_path, "2026-W46", entries, "verdict")
+    record = track_record(tmp_path, "2026-W47")
+    # kept: 120 + 80; half-widths 80 and 60 below, 80 and 60 above: sqrt(80^2 + 60^2) = 100 each side
+    assert record.money_per_week == pytest.approx(200.0)
+    assert record.money_ci == pytest.approx((100.0, 300.0))
+    assert record.kept_without_money == ("E4",)
+    assert "save about 200 a week" in record.summary() and "interval 100 to 300" in record.summary()
+
+
+def test_a_journal_with_look_columns_gains_the_money_columns_and_keeps_its_rows(tmp_path):
+    old_header = ",".join(journal.BASE_COLUMNS + journal.LOOK_COLUMNS)
+    row = "2026-W45,verdict,E1,fit,knitwear,return_rate_14d,randomized,,,-0.01,-0.02,0.0,adjust,,2026-11-06T10:00:00Z,1,14,"
+    (tmp_path / journal.JOURNAL_FILE).write_text(old_header + "\n" + row + "\n", encoding="utf-8")
+    record_week(tmp_path, "2026-W46", [JournalEntry("2026-W46", "verdict", "E2", decision="keep",
+                                                    money_per_week=10.0)], "verdict")
+    lines = (tmp_path / journal.JOURNAL_FILE).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join(journal.COLUMNS) and lines[1] == row
+    table = journal.read_journal(tmp_path).set_index("experiment_id")
+    assert table.loc["E2", "money_per_week"] == 10.0 and pd.isna(table.loc["E1", "money_per_week"])

@@ -7,7 +7,7 @@ import pytest
 
 from playbook.config import MetricSettings
 from playbook.data import open_dataset
-from playbook.metrics import compute_metrics
+from playbook.metrics import CohortWeek, cohort_week, compute_metrics, definitions, money_per_week
 
 W45, W46, W47 = dt.date(2026, 11, 2), dt.date(2026, 11, 9), dt.date(2026, 11, 16)
 
@@ -139,3 +139,28 @@ def test_an_empty_optional_table_makes_its_metrics_not_available_for_want_of_row
 
 def test_an_empty_optional_table_is_never_computed_as_zero(no_contacts):
     assert not {"contact_rate", "wismo_share", "contact_cost"} & set(no_contacts.frame.metric)
+
+
+# --- what a change is worth in money -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_snapshot(tmp_path_factory):
+    from conftest import write_shop
+
+    return open_dataset(write_shop(tmp_path_factory.mktemp("tiny_money") / "shop")).as_of("2026-W47")
+
+
+def test_a_cohort_week_averages_its_mature_delivery_weeks_since_the_data_began(tiny_snapshot):
+    # knitwear delivered in W45 (the only mature week since the first order): L1 (2 units x 50) and L3 (1 x 40);
+    # within 14 days only R1 came back (1 unit, 20 + 5 + 2); W46 is not mature at the end of W47
+    week = cohort_week(tiny_snapshot, MetricSettings(), {"category": "knitwear"})
+    assert week == CohortWeek(units=3.0, gross=140.0, cost_per_return=27.0, weeks=(dt.date(2026, 11, 2),))
+
+
+def test_a_return_rate_change_is_worth_the_returns_avoided_at_the_cohorts_cost():
+    d = definitions(MetricSettings())
+    week = CohortWeek(units=500.0, gross=20_000.0, cost_per_return=40.0, weeks=())
+    assert money_per_week(d["return_rate_14d"], -0.02, week) == pytest.approx(0.02 * 500 * 40)
+    assert money_per_week(d["discount_depth"], -3.0, week) == pytest.approx(0.03 * 20_000)  # points of gross
+    assert money_per_week(d["conversion_rate"], 0.01, week) is None
+    assert money_per_week(d["return_rate_14d"], None, week) is None

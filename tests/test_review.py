@@ -10,7 +10,7 @@ from conftest import TINY_SHOP, write_shop
 from playbook.config import load_config
 from playbook.data import Snapshot, open_dataset
 from playbook.experiments import compare_randomized
-from playbook.review import cohorts_under_test, conclusion, next_action, review_script, verdict_for, verdicts
+from playbook.review import cohorts_under_test, conclusion, next_action, review_script, valued, verdict_for, verdicts
 from playbook.weeks import IsoWeek
 
 
@@ -313,3 +313,26 @@ def test_the_review_script_of_a_quiet_week_says_so():
 def test_the_conclusion_counts_the_decisions():
     items = [verdict_for(comparison()), verdict_for(comparison(0.03, (0.01, 0.05)))]
     assert conclusion(items, None) == "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 provisional; no new cohort to act on."
+
+
+# --- the effect in money --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_snap(tmp_path_factory):
+    return open_dataset(write_shop(tmp_path_factory.mktemp("money") / "shop")).as_of("2026-W47")
+
+
+def test_a_verdict_is_valued_in_money_per_week_on_its_whole_cohort(tiny_snap, config):
+    # tiny shop, knitwear: 3 units a week (W45), 27 per returned unit; -5 points [-8, -2] on the return rate
+    (item,) = valued([verdict_for(comparison(estimate=-0.05, ci=(-0.08, -0.02)))], tiny_snap, config)
+    assert item.money == pytest.approx((0.05 * 3 * 27, 0.02 * 3 * 27, 0.08 * 3 * 27))
+    entry = item.journal_entry("2026-W47")
+    assert (entry.money_per_week, entry.money_ci_low, entry.money_ci_high) == pytest.approx(item.money)
+    assert item.summary_row()["money_per_week"] == pytest.approx(4.05)
+
+
+def test_a_metric_without_a_money_value_stays_unvalued(tiny_snap, config):
+    c = comparison(estimate=0.01, ci=(0.002, 0.02), expected=(0.001, 0.02), good="higher")
+    c["primary"]["metric"] = "conversion_rate"
+    (item,) = valued([verdict_for(c)], tiny_snap, config)
+    assert item.money is None and item.journal_entry("2026-W47").money_per_week is None
