@@ -140,12 +140,13 @@ def test_planted_effects_are_not_kept_before_the_window_and_the_guardrails_can_b
     assert (shoes["decision"], shoes["readable_on"], shoes["look"]) == ("provisional", "2026-11-25", 1)
     promo = verdict(loop["summary"], "EXP-2026-W46-OUTERWEAR-PROMO")
     # the discount cut (-3.8 points, planted -4) is read on weekly cohort gaps (t with 8 df): at look 1 of 4 a keep
-    # needs z >= 4.33 (O'Brien-Fleming spending), so the verdict waits for the next look; contact rate is not
-    # shown safe against its +1 point tolerance either
+    # needs z >= 4.33 (O'Brien-Fleming spending), so the verdict waits for the next look; contact rate reads
+    # +2.7 points [-0.6, +6.0] on weekly cohort gaps: past its +1 point tolerance, harm is likely (noise: no
+    # contact effect is planted), which would block a keep at any look
     assert promo["decision"] == "adjust" and "look 1 of 4" in promo["why"] and "4.33" in promo["why"]
     assert promo["estimate"] == pytest.approx(-3.79, abs=0.05) and promo["ci_high"] < 0
     contact = next(g for g in promo["guardrails"] if g["metric"] == "contact_rate")
-    assert contact["state"] == "not_shown_safe"
+    assert contact["state"] == "harm_likely"
 
 
 def test_the_next_action_is_the_weak_cohort_not_already_under_test(loop):
