@@ -25,9 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 weekly: $(VENV)/.installed
-	$(PY) -m playbook.weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)"
+	$(PY) -m playbook.run.weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)"
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check playbook tests notebooks
 	$(PY) -m pytest
 
 # The calibration simulations with many more replications (minutes, not seconds).
@@ -35,19 +36,19 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest -m slow
 
 sample-data: $(VENV)/.installed
-	$(PY) -m playbook.sample_data --out data_samples
+	$(PY) -m playbook.dev.sample_data --out data_samples
 
 bench: $(VENV)/.installed
-	$(PY) -m playbook.bench
+	$(PY) -m playbook.dev.bench
 
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab notebooks/
 
 environment.yml: pyproject.toml $(VENV)/.installed
-	$(PY) -m playbook.envfile > environment.yml.tmp && mv environment.yml.tmp environment.yml
+	$(PY) -m playbook.dev.envfile > environment.yml.tmp && mv environment.yml.tmp environment.yml
 
 clean:
 	rm -rf reports .pytest_cache
 
-docs/metrics.md: playbook/metrics.py $(VENV)/.installed
-	$(PY) -m playbook.metrics > docs/metrics.md.tmp && mv docs/metrics.md.tmp docs/metrics.md
+docs/metrics.md: playbook/metrics/dictionary.py $(VENV)/.installed
+	$(PY) -m playbook.metrics.dictionary > docs/metrics.md.tmp && mv docs/metrics.md.tmp docs/metrics.md

@@ -1,7 +1,6 @@
 """Shared fixtures: a tiny shop whose metric values are computed by hand in the tests."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -56,7 +55,7 @@ TINY_SHOP = {
 
 def write_shop(folder: Path, tables: dict[str, list[tuple]] | None = None, drop: tuple[str, ...] = ()) -> Path:
     """Write the tiny shop (or a variant) as CSV files following the contract's column order."""
-    from playbook.contract import TABLES
+    from playbook.data.contract import TABLES
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in (tables or TINY_SHOP).items():

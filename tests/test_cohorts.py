@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_shop
-from playbook.config import MetricSettings
-from playbook.cohorts import (
-    Windows, analyse_weak_cohorts, candidates_section, choose_windows, cohort_trend, conclusion,
-    slice_reason_counts, weak_cohort_section, weak_cohort_table,
-)
-from playbook.contract import REASON_CODES
-from playbook.data import Snapshot, open_dataset
+
+from playbook.core.settings import MetricSettings
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import REASON_CODES
+from playbook.data.dataset import Snapshot, open_dataset
 from playbook.stats.standardized import NO_BASELINE
-from playbook.weeks import IsoWeek
+from playbook.steps.cohorts import (
+    Windows,
+    analyse_weak_cohorts,
+    candidates_section,
+    choose_windows,
+    cohort_trend,
+    conclusion,
+    slice_reason_counts,
+    weak_cohort_section,
+    weak_cohort_table,
+)
 
 W44, W45, W46 = dt.date(2026, 10, 26), dt.date(2026, 11, 2), dt.date(2026, 11, 9)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook.config import ConfigError, MetricSettings, load_config
-from playbook.decisions import RULES
-from playbook.metrics import definitions
-from playbook.paths import DEFAULT_CONFIG
+from playbook.config.loader import load_config
+from playbook.core.paths import DEFAULT_CONFIG
+from playbook.core.settings import ConfigError, MetricSettings
+from playbook.metrics.dictionary import definitions
+from playbook.metrics.rules import RULES
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +206,7 @@ def test_a_decision_row_naming_an_unknown_metric_is_a_config_error(tmp_path, def
 # --- the parameters of each rule, the slices ----------------------------------------------------
 
 def test_every_rule_has_a_parameter_schema():
-    from playbook.decisions import RULE_PARAMS
+    from playbook.metrics.rules import RULE_PARAMS
 
     assert set(RULE_PARAMS) == set(RULES)
 

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import TINY_SHOP, write_shop
-from playbook.config import MetricSettings
-from playbook.contract import TABLES
-from playbook.data import PASSWORD_ENV, SourceError, _url_with_password, load_tables, open_dataset, redact
-from playbook.metrics import compute_metrics
-from playbook.weeks import IsoWeek
+
+from playbook.core.settings import MetricSettings
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import TABLES
+from playbook.data.dataset import (
+    PASSWORD_ENV,
+    SourceError,
+    _url_with_password,
+    load_tables,
+    open_dataset,
+    redact,
+)
+from playbook.metrics.dictionary import compute_metrics
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +144,7 @@ def test_an_empty_password_after_the_user_is_not_a_secret(monkeypatch):
 
 
 def test_session_start_refuses_a_url_with_a_password(tmp_path):
-    from playbook import session
+    from playbook.run import session
 
     with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
         session.start("2026-W46", f"postgres://ana:{SECRET}@127.0.0.1:1/db", run_dir=str(tmp_path / "run"))
@@ -236,7 +243,7 @@ def test_a_week_before_the_data_is_refused_naming_the_range(dataset):
 
 
 def test_session_start_refuses_a_week_outside_the_data(tiny_shop, tmp_path):
-    from playbook import session
+    from playbook.run import session
 
     with pytest.raises(ValueError, match=r"2026-W50.*2026-W45 \.\. 2026-W46"):
         session.start("2026-W50", str(tiny_shop), run_dir=str(tmp_path / "run"))
@@ -244,7 +251,7 @@ def test_session_start_refuses_a_week_outside_the_data(tiny_shop, tmp_path):
 
 
 def test_session_start_accepts_the_latest_complete_week(tiny_shop, tmp_path):
-    from playbook import session
+    from playbook.run import session
 
     run = session.start("2026-W46", str(tiny_shop), run_dir=str(tmp_path / "run"), journal=str(tmp_path / "j"))
     assert run.week == IsoWeek(2026, 46) and run.snapshot.week == IsoWeek(2026, 46)

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from playbook.config import Config, DecisionRow, MetricSettings
-from playbook.decisions import (
-    ADJUST, AMBER, GREEN, KEEP, RED, STOP, UNAVAILABLE, decide, format_change, format_value, metric_statuses,
-    reason_mix_status, triggers,
-)
-from playbook.metrics import SHOP, MetricResults, definitions
-from playbook.weeks import IsoWeek
+from playbook.core.settings import Config, DecisionRow, MetricSettings
+from playbook.core.vocabulary import ADJUST, AMBER, GREEN, KEEP, RED, STOP, UNAVAILABLE
+from playbook.core.weeks import IsoWeek
+from playbook.metrics.dictionary import SHOP, MetricResults, definitions
+from playbook.metrics.rules import format_change, format_value, metric_statuses, reason_mix_status, triggers
+from playbook.steps.verdict import decide
 
 SETTINGS = MetricSettings()  # 8 baseline weeks
 DEFS = definitions(SETTINGS)
@@ -172,7 +171,8 @@ def test_a_verdict_turns_into_a_plain_dict():
 def test_a_window_that_cannot_be_read_gives_a_provisional_verdict_with_its_date():
     import datetime as dt
 
-    from playbook.decisions import PROVISIONAL, WindowRead
+    from playbook.core.vocabulary import PROVISIONAL
+    from playbook.steps.verdict import WindowRead
 
     w = WindowRead(14, None, False, dt.date(2026, 12, 6), "too few customers followed 14 days")
     v = decide(*CASES["within"], **LOWER, window=w)
@@ -180,7 +180,8 @@ def test_a_window_that_cannot_be_read_gives_a_provisional_verdict_with_its_date(
 
 
 def test_a_guardrail_read_as_breached_stops_and_one_likely_harmed_blocks_the_keep():
-    from playbook.decisions import GuardrailRead, GuardrailState
+    from playbook.core.vocabulary import GuardrailState
+    from playbook.steps.verdict import GuardrailRead
 
     breached = GuardrailRead("contact_rate", GuardrailState.BREACHED, "whole interval past +1 point")
     likely = GuardrailRead("contact_rate", GuardrailState.HARM_LIKELY, "estimate past +1 point")

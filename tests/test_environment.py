@@ -5,8 +5,8 @@ import re
 
 import yaml
 
-from playbook import envfile
-from playbook.paths import REPO_ROOT
+from playbook.core.paths import REPO_ROOT
+from playbook.dev import envfile
 
 
 def _pip_section() -> list[str]:
@@ -39,7 +39,7 @@ def test_the_makefile_installs_from_pyproject():
 
 
 def test_the_metric_dictionary_page_is_generated_from_the_code():
-    from playbook.config import MetricSettings
-    from playbook.metrics import dictionary_markdown
+    from playbook.core.settings import MetricSettings
+    from playbook.metrics.dictionary import dictionary_markdown
 
     assert (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8") == dictionary_markdown(MetricSettings())

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pytest
-
 from conftest import write_shop
-from playbook.config import load_config
-from playbook.data import open_dataset
-from playbook.experiments import (
-    Comparison, MetricComparison, compare_due, comparison_table, conclusion, describe_checks, due_for_review,
+
+from playbook.config.loader import load_config
+from playbook.data.dataset import open_dataset
+from playbook.report.rendering import comparison_checks
+from playbook.stats.results import Estimate
+from playbook.steps.experiments import (
+    MetricComparison,
+    compare_due,
+    comparison_table,
+    conclusion,
+    due_for_review,
     exposure_lines,
 )
-from playbook.stats.results import Estimate
 
 # --- guardrail states (hand-computed intervals; 95 % two-sided = one-sided 2.5 % bounds) ------------
 
@@ -59,7 +63,7 @@ def test_a_guardrail_without_tolerance_is_breached_by_any_significant_harm():
 
 def test_the_state_is_read_at_the_plans_alpha():
     # 95 % interval [-0.011, 0.011]: se = 0.011 / 1.95996 = 0.005612; one-sided 5 % bound 1.64485 x se = 0.00923
-    from playbook.decisions import guardrail_state
+    from playbook.steps.verdict import guardrail_state
 
     kw = dict(tolerance=0.01, bad_direction="higher")
     assert guardrail_state(0.0, -0.011, 0.011, alpha=0.025, **kw).value == "not_shown_safe"
@@ -78,7 +82,7 @@ def test_the_state_and_breach_are_written_into_the_guardrails_dict():
 def test_a_not_shown_safe_guardrail_gets_a_follow_up_date_from_the_power_for_its_tolerance():
     # se = 0.066 / 3.91993 = 0.016837; se needed = 0.01 / (1.95996 + 0.84162) = 0.0035694;
     # 7 days so far x (0.016837 / 0.0035694)^2 = 155.75 -> 156 days after the start
-    from playbook.experiments import guardrail_follow_up_date
+    from playbook.steps.experiments import guardrail_follow_up_date
 
     start = dt.date(2026, 11, 2)
     m = guardrail(0.001, -0.034, 0.032, "lower", 0.01)
@@ -86,7 +90,7 @@ def test_a_not_shown_safe_guardrail_gets_a_follow_up_date_from_the_power_for_its
 
 
 def test_a_follow_up_beyond_half_a_year_has_no_date():
-    from playbook.experiments import guardrail_follow_up_date
+    from playbook.steps.experiments import guardrail_follow_up_date
 
     start = dt.date(2026, 11, 2)
     m = guardrail(0.001, -0.07, 0.072, "lower", 0.01)  # se 0.0362: ~720 days
@@ -242,7 +246,7 @@ def test_the_conclusion_says_which_comparisons_have_no_interval(compared):
 
 
 def test_describe_checks_mentions_the_split_and_the_warnings(compared):
-    text = describe_checks(compared["EXP-S"])
+    text = comparison_checks(compared["EXP-S"])
     assert "mismatch" in text and "Warning:" in text
 
 

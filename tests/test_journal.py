@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from playbook import journal
-from playbook.journal import (
+from playbook.journal import store as journal
+from playbook.journal.store import (
     COLUMNS,
     JournalEntry,
     JournalError,
@@ -143,9 +143,9 @@ def test_two_entries_with_the_same_experiment_in_one_call_are_refused(tmp_path):
 
 
 def test_a_journal_inside_the_reports_folder_is_refused(monkeypatch, tmp_path):
-    import playbook.paths
+    import playbook.core.paths
 
-    monkeypatch.setattr(playbook.paths, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(playbook.core.paths, "REPORTS_DIR", tmp_path / "reports")
     with pytest.raises(ValueError, match="inside the reports folder"):
         record_week(tmp_path / "reports" / "2026-W47" / "journal", "2026-W47", [], "plan", now=NOW)
 
@@ -303,7 +303,7 @@ def _verdict(week="2026-W47", exp="E1", decision="keep", estimate=-0.02):
 
 
 def test_staged_entries_are_not_in_the_journal_until_applied(tmp_path):
-    from playbook.journal import apply_staged, stage
+    from playbook.journal.store import apply_staged, stage
 
     run_dir, journal = tmp_path / "run", tmp_path / "journal"
     stage(run_dir, "2026-W47", [_verdict()], "verdict")
@@ -314,7 +314,7 @@ def test_staged_entries_are_not_in_the_journal_until_applied(tmp_path):
 
 
 def test_applying_the_same_staged_week_twice_leaves_one_entry(tmp_path):
-    from playbook.journal import apply_staged, stage
+    from playbook.journal.store import apply_staged, stage
 
     run_dir, journal = tmp_path / "run", tmp_path / "journal"
     stage(run_dir, "2026-W47", [_verdict()], "verdict")
@@ -324,7 +324,7 @@ def test_applying_the_same_staged_week_twice_leaves_one_entry(tmp_path):
 
 
 def test_the_track_record_with_staged_entries_counts_them_without_writing_the_journal(tmp_path):
-    from playbook.journal import stage, track_record_with_staged
+    from playbook.journal.store import stage, track_record_with_staged
 
     run_dir, journal = tmp_path / "run", tmp_path / "journal"
     record_week(journal, "2026-W46", [_verdict("2026-W46", "E0", "stop", 0.01)], "verdict")
@@ -336,7 +336,7 @@ def test_the_track_record_with_staged_entries_counts_them_without_writing_the_jo
 
 
 def test_staging_refuses_an_entry_of_another_week(tmp_path):
-    from playbook.journal import stage
+    from playbook.journal.store import stage
 
     with pytest.raises(ValueError, match="differ"):
         stage(tmp_path, "2026-W47", [_verdict(week="2026-W46")], "verdict")
@@ -345,9 +345,10 @@ def test_staging_refuses_an_entry_of_another_week(tmp_path):
 # --- counted looks ----------------------------------------------------------------------------
 
 def test_the_verdict_words_have_one_home():
-    from playbook import decisions
+    from playbook.core import vocabulary
 
-    assert journal.DECISIONS == decisions.DECISIONS == ("keep", "adjust", "stop", "provisional")
+    assert journal.DECISIONS is vocabulary.DECISIONS
+    assert vocabulary.DECISIONS == tuple(d.value for d in vocabulary.Decision) == ("keep", "adjust", "stop", "provisional")
 
 
 def test_a_provisional_verdict_is_recorded_with_the_look_and_the_k_read(tmp_path):

@@ -5,12 +5,14 @@ import dataclasses
 import datetime as dt
 
 import pytest
-
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
-from playbook.config import MetricSettings, load_config
-from playbook.contract import DESIGNS, TABLES, parse_cohort
-from playbook.data import open_dataset
-from playbook.levers import (
+
+from playbook.config.loader import load_config
+from playbook.core.settings import MetricSettings
+from playbook.data.contract import DESIGNS, TABLES, parse_cohort
+from playbook.data.dataset import open_dataset
+from playbook.stats.power import k_day_read_plan
+from playbook.steps.levers import (
     cohort_clustering,
     cohort_volume,
     conclusion,
@@ -20,7 +22,6 @@ from playbook.levers import (
     options_table,
     write_experiments_row,
 )
-from playbook.stats.power import k_day_read_plan
 
 W45, W46 = dt.date(2026, 11, 2), dt.date(2026, 11, 9)
 WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10,
@@ -268,7 +269,7 @@ def test_the_summary_section_is_json_safe(ready, plan):
 
 
 def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from_independence(sample_snap, config):
-    from playbook.levers import baseline_weeks
+    from playbook.steps.levers import baseline_weeks
 
     # the first deliveries of the sample shop are in the week of 2026-05-25: no baseline week before this window
     window = ["2026-05-25", "2026-06-01", "2026-06-08", "2026-06-15"]

@@ -1,7 +1,7 @@
 """The index page says, first, when this week's plan cannot reach power (no experiments row)."""
 from __future__ import annotations
 
-from playbook.rendering import index_page
+from playbook.report.rendering import index_page
 
 REASON = ("No experiment is ready this week: fit_size_message on category=<b>knitwear</b> cannot reach 80% power "
           "within 8 weeks, nor can any alternative, so no experiments row was written.")

@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from playbook.config import MetricSettings
-from playbook.data import open_dataset
-from playbook.metrics import CohortWeek, cohort_week, compute_metrics, definitions, money_per_week
+from playbook.core.settings import MetricSettings
+from playbook.data.dataset import open_dataset
+from playbook.metrics.dictionary import CohortWeek, cohort_week, compute_metrics, definitions, money_per_week
 
 W45, W46, W47 = dt.date(2026, 11, 2), dt.date(2026, 11, 9), dt.date(2026, 11, 16)
 

@@ -6,7 +6,7 @@ import ast
 import nbformat
 import pytest
 
-from playbook.weekly import COMMON_PARAMETERS, cycle_notebooks
+from playbook.run.weekly import COMMON_PARAMETERS, cycle_notebooks
 
 NOTEBOOKS = cycle_notebooks()
 MAX_LOGIC_LINES = 15
@@ -38,7 +38,8 @@ def test_code_cells_are_thin(path):
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert _logic_lines(cell.source) <= MAX_LOGIC_LINES, f"{path.name}: move this cell's logic to playbook/:\n{cell.source}"
+            assert _logic_lines(cell.source) <= MAX_LOGIC_LINES, (
+                f"{path.name}: move this cell's logic to playbook/:\n{cell.source}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,6 +1,6 @@
 """A real, messy export through the playbook with no code change: UCI Online Retail.
 
-``playbook.adapters.online_retail`` maps the 541,909 transaction rows (cancellations as
+``playbook.dev.adapters.online_retail`` maps the 541,909 transaction rows (cancellations as
 returns) onto the contract; the adapted folder is then opened, validated and run through the
 metrics and the weak-cohort step exactly as a shop's export would be. Return rates are
 recomputed by hand with pandas from the adapted tables and must equal the engine's.
@@ -18,13 +18,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from playbook.adapters.online_retail import categorize, parquet_bytes, to_contract, write_tables
-from playbook.cohorts import analyse_weak_cohorts
-from playbook.config import MetricSettings
-from playbook.contract import OPTIONAL_TABLES, REASON_CODES, TABLES
-from playbook.data import open_dataset
-from playbook.metrics import compute_metrics
-from playbook.weeks import IsoWeek
+from playbook.core.settings import MetricSettings
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import OPTIONAL_TABLES, REASON_CODES, TABLES
+from playbook.data.dataset import open_dataset
+from playbook.dev.adapters.online_retail import categorize, parquet_bytes, to_contract, write_tables
+from playbook.metrics.dictionary import compute_metrics
+from playbook.steps.cohorts import analyse_weak_cohorts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEEK = "2011-W48"  # the snapshot: delivery weeks up to 2011-W46 are mature (14 days + the week)
@@ -272,7 +272,7 @@ def test_the_cli_rebuilds_identical_tables(adapted, tmp_path):
     tables, _ = adapted
     out = tmp_path / "again"
     run = subprocess.run(
-        [sys.executable, "-m", "playbook.adapters.online_retail", str(Path(tables.report.source)), str(out)],
+        [sys.executable, "-m", "playbook.dev.adapters.online_retail", str(Path(tables.report.source)), str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from playbook.config import ConfigError, load_config
-from playbook.paths import DEFAULT_CONFIG
+from playbook.config.loader import load_config
+from playbook.core.paths import DEFAULT_CONFIG
+from playbook.core.settings import ConfigError
 
 
 def with_max_weeks(tmp_path, value: str):

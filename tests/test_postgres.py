@@ -19,12 +19,12 @@ import pytest
 from conftest import TINY_SHOP, write_shop
 from pg_server import ENV_URL, PASSWORD_ROLE, postgres_server  # noqa: F401 - the session fixture
 
-from playbook import data as pdata
-from playbook.config import MetricSettings
-from playbook.contract import TABLES
-from playbook.data import SourceError, open_dataset, redact
-from playbook.metrics import compute_metrics
-from playbook.validation import ContractError
+from playbook.core.settings import MetricSettings
+from playbook.data import dataset as pdata
+from playbook.data.contract import TABLES
+from playbook.data.dataset import SourceError, open_dataset, redact
+from playbook.data.validation import ContractError
+from playbook.metrics.dictionary import compute_metrics
 
 pytestmark = pytest.mark.postgres
 
@@ -75,7 +75,7 @@ def _load(pg: ibis.BaseBackend, schema: str, source) -> None:
 
 
 @pytest.fixture(scope="module")
-def shop(postgres_server, tmp_path_factory):
+def shop(postgres_server, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """The DuckDB folder and its PostgreSQL copies: public (typed), text_cols (text), broken (text)."""
     server = postgres_server
     db = f"playbook_test_{uuid.uuid4().hex[:10]}"

@@ -16,12 +16,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from conftest import write_shop
-from playbook.config import load_config
-from playbook.data import open_dataset
-from playbook.experiments import compare_due, pre_post_panel
-from playbook.weeks import IsoWeek
+
+from playbook.config.loader import load_config
+from playbook.core.weeks import IsoWeek
+from playbook.data.dataset import open_dataset
+from playbook.steps.experiments import compare_due, pre_post_panel
 
 START = dt.date(2026, 11, 9)  # 2026-W46
 WOBBLE = [0.0, 1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.0]  # 8-week cycle, no trend

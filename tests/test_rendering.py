@@ -6,7 +6,7 @@ import html
 import pandas as pd
 import pytest
 
-from playbook.rendering import escape, html_table, index_page, quote_block
+from playbook.report.rendering import escape, html_table, index_page, quote_block
 
 SCRIPT = "<script>alert('x')</script>"
 BOLD = "<b>tiny</b>"
@@ -182,7 +182,7 @@ def exported(display_object) -> str:
     from IPython.core.formatters import DisplayFormatter
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from playbook.rendering import _exporter
+    from playbook.report.rendering import _exporter
 
     data, _ = DisplayFormatter().format(display_object)
     cell = new_code_cell("display(say(...))")
@@ -195,7 +195,7 @@ def exported(display_object) -> str:
 def test_say_returns_html_with_the_prefix_in_bold_and_both_parts_escaped():
     from IPython.display import HTML
 
-    from playbook.rendering import say
+    from playbook.report.rendering import say
 
     out = say(BOLD, "Cohort " + SCRIPT)
     assert isinstance(out, HTML)
@@ -203,13 +203,13 @@ def test_say_returns_html_with_the_prefix_in_bold_and_both_parts_escaped():
 
 
 def test_say_without_prefix_is_one_escaped_paragraph():
-    from playbook.rendering import say
+    from playbook.report.rendering import say
 
     assert say(BOLD).data == f"<p>{BOLD_ESCAPED}</p>"
 
 
 def test_a_markdown_link_in_data_is_no_live_link_in_the_html_export():
-    from playbook.rendering import say
+    from playbook.report.rendering import say
 
     page = exported(say(f"category {LINK} stands out", "Conclusion."))
     assert 'href="javascript:' not in page and "href='javascript:" not in page
@@ -217,7 +217,7 @@ def test_a_markdown_link_in_data_is_no_live_link_in_the_html_export():
 
 
 def test_a_markdown_image_in_data_loads_nothing_in_the_html_export():
-    from playbook.rendering import say
+    from playbook.report.rendering import say
 
     page = exported(say(f"category {IMAGE}"))
     assert 'src="http://evil.example' not in page and IMAGE in page

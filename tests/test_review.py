@@ -5,13 +5,21 @@ import copy
 import datetime as dt
 
 import pytest
-
 from conftest import TINY_SHOP, write_shop
-from playbook.config import load_config
-from playbook.data import Snapshot, open_dataset
-from playbook.experiments import compare_randomized
-from playbook.review import cohorts_under_test, conclusion, next_action, review_script, valued, verdict_for, verdicts
-from playbook.weeks import IsoWeek
+
+from playbook.config.loader import load_config
+from playbook.core.weeks import IsoWeek
+from playbook.data.dataset import Snapshot, open_dataset
+from playbook.steps.experiments import compare_randomized
+from playbook.steps.review import (
+    cohorts_under_test,
+    conclusion,
+    next_action,
+    review_script,
+    valued,
+    verdict_for,
+    verdicts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +51,8 @@ def comparison(estimate=-0.03, ci=(-0.05, -0.01), expected=(-0.04, -0.01), good=
 def test_a_good_interval_within_the_range_is_kept():
     v = verdict_for(comparison())
     assert v.verdict.decision == "keep"
-    assert (v.experiment_id, v.primary_metric, v.estimate, v.ci_low, v.ci_high) == ("EXP-1", "return_rate_14d", -0.03, -0.05, -0.01)
+    assert (v.experiment_id, v.primary_metric, v.estimate, v.ci_low, v.ci_high) == (
+        "EXP-1", "return_rate_14d", -0.03, -0.05, -0.01)
 
 
 def test_a_breached_guardrail_stops_and_is_named():
@@ -194,7 +203,7 @@ def test_the_same_interval_keeps_at_the_last_planned_look_not_at_the_first():
 
 
 def test_looks_are_numbered_from_the_journal(tmp_path):
-    from playbook.journal import record_week
+    from playbook.journal.store import record_week
 
     first = verdicts([comparison()], tmp_path, "2026-W47")[0]
     record_week(tmp_path, "2026-W47", [first.journal_entry("2026-W47")], "verdict")
@@ -312,7 +321,8 @@ def test_the_review_script_of_a_quiet_week_says_so():
 
 def test_the_conclusion_counts_the_decisions():
     items = [verdict_for(comparison()), verdict_for(comparison(0.03, (0.01, 0.05)))]
-    assert conclusion(items, None) == "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 provisional; no new cohort to act on."
+    assert conclusion(items, None) == (
+        "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 provisional; no new cohort to act on.")
 
 
 # --- the effect in money --------------------------------------------------------------------------------

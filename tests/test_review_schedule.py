@@ -5,16 +5,14 @@ W45) passed; what the journal says about it decides whether it is read again, li
 """
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-
 from conftest import write_shop
-from playbook.data import open_dataset
-from playbook.experiments import due_for_review, overdue, overdue_section
-from playbook.journal import JournalEntry, record_week
-from playbook.rendering import index_page
 from test_experiments import experiment_shop
+
+from playbook.data.dataset import open_dataset
+from playbook.journal.store import JournalEntry, record_week
+from playbook.report.rendering import index_page
+from playbook.steps.experiments import due_for_review, overdue, overdue_section
 
 FIRST_LOOKS = ["EXP-D", "EXP-P", "EXP-S", "EXP-U"]  # review date in 2026-W47
 

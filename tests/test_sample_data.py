@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from playbook import sample_data
-from playbook.contract import ALL_TABLES, REASON_CODES, TABLES
-from playbook.sample_data import generate_shop, write_shop
+from playbook.data.contract import ALL_TABLES, REASON_CODES, TABLES
+from playbook.dev import sample_data
+from playbook.dev.sample_data import generate_shop, write_shop
 
 DATA = Path(__file__).resolve().parents[1] / "data_samples"
 CUT = pd.Timestamp("2026-11-22 23:59:59")
@@ -321,7 +321,8 @@ def test_actions_close_within_their_week_except_the_latest_week(shop):
     assert a.loc[~a["closed"], "closed_ts"].isna().all()
     week_start = pd.to_datetime(a["week"] + "-1", format="%G-W%V-%u")
     closed = a[a["closed"]]
-    in_week = (closed["closed_ts"] >= week_start[closed.index]) & (closed["closed_ts"] < week_start[closed.index] + pd.Timedelta(days=7))
+    start = week_start[closed.index]
+    in_week = (closed["closed_ts"] >= start) & (closed["closed_ts"] < start + pd.Timedelta(days=7))
     assert in_week.all()
     closure = a.groupby("week")["closed"].mean()
     assert closure.drop("2026-W47").min() >= 0.8

@@ -13,7 +13,12 @@ from scipy.stats import mstats
 from statsmodels.stats.multitest import multipletests
 
 from playbook.stats.standardized import (
-    NO_BASELINE, NO_UNITS, binomial_upper_tail, conditional_limits, excess_p_value, standardized_funnel,
+    NO_BASELINE,
+    NO_UNITS,
+    binomial_upper_tail,
+    conditional_limits,
+    excess_p_value,
+    standardized_funnel,
 )
 
 

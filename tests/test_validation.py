@@ -1,4 +1,4 @@
-"""Validation of input tables against the data contract (playbook.validation).
+"""Validation of input tables against the data contract (playbook.data.validation).
 
 Fixtures are written as CSV files and read back with DuckDB's auto-typing, the path a real
 folder source takes (a bad value in a timestamp column turns the column into VARCHAR, an
@@ -14,13 +14,8 @@ import ibis
 import pandas as pd
 import pytest
 
-from playbook import contract, validation
-from playbook.validation import (
-    ContractError,
-    ValidatedData,
-    Violation,
-    validate,
-)
+from playbook.data import contract, validation
+from playbook.data.validation import ContractError, ValidatedData, Violation, validate
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -138,7 +133,7 @@ def duckdb_con() -> ibis.BaseBackend:
 
 def load_csvs(folder: Path, prefix: str = "t") -> dict[str, ibis.Table]:
     """Read every ``<table>.csv`` with ``con.read_csv`` (DuckDB's auto-typing), then keep it as
-    a temporary table as ``playbook.data`` does (a CSV view is parsed again by every query)."""
+    a temporary table as ``playbook.data.dataset`` does (a CSV view is parsed again by every query)."""
     con = duckdb_con()
     tables = {}
     for p in sorted(folder.glob("*.csv")):

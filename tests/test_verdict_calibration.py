@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 import pytest
-
-from playbook.config import load_config
-from playbook.experiments import compare_exposed
-from playbook.review import verdict_for
 from verdict_sim import at, experiment, simulate
+
+from playbook.config.loader import load_config
+from playbook.steps.experiments import compare_exposed
+from playbook.steps.review import verdict_for
 
 ASSIGNED = {"control": 300, "treatment": 300}
 

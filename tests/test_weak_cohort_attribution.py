@@ -7,14 +7,21 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_shop
-from playbook.cohorts import (
-    Windows, analyse_weak_cohorts, candidates_in_words, candidates_section, conclusion, pair_counts,
-    set_aside_section, slice_reason_counts, weak_cohort_section,
+
+from playbook.core.settings import MetricSettings
+from playbook.data.dataset import open_dataset
+from playbook.steps.cohorts import (
+    Windows,
+    analyse_weak_cohorts,
+    candidates_in_words,
+    candidates_section,
+    conclusion,
+    pair_counts,
+    set_aside_section,
+    slice_reason_counts,
+    weak_cohort_section,
 )
-from playbook.config import MetricSettings
-from playbook.data import open_dataset
 
 AS_OF = "2026-W47"
 WEEKS = tuple(dt.date(2026, 8, 17) + dt.timedelta(weeks=i) for i in range(12))  # W34..W45

@@ -6,18 +6,15 @@ the second replaces the week's journal entries, so the re-run behaviour is check
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from playbook.journal import read_journal
-from playbook.metrics import definitions
-from playbook.config import MetricSettings
-from playbook.paths import DATA_SAMPLES_DIR
-from playbook.sample_data import generate_shop, write_shop
-from playbook.weekly import run_week
+from playbook.core.paths import DATA_SAMPLES_DIR
+from playbook.core.settings import MetricSettings
+from playbook.dev.sample_data import generate_shop, write_shop
+from playbook.journal.store import read_journal
+from playbook.metrics.dictionary import definitions
+from playbook.run.weekly import run_week
 
 pytestmark = pytest.mark.notebooks
 WEEK = "2026-W47"
@@ -114,7 +111,8 @@ def test_the_app_channel_that_buys_the_knitwear_is_shown_as_explained_by_it(loop
 
 def test_the_lever_is_the_fit_message_for_the_weak_cohort(loop):
     lever = loop["summary"]["lever"]
-    assert (lever["lever"], lever["cohort"], lever["primary_metric"]) == ("fit_size_message", "category=knitwear", "return_rate_14d")
+    assert (lever["lever"], lever["cohort"], lever["primary_metric"]) == (
+        "fit_size_message", "category=knitwear", "return_rate_14d")
     assert lever["expected_low"] < lever["expected_high"] < 0
     assert lever["mde"] < 0 and lever["weeks_needed"] >= 1
 

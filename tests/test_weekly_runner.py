@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from playbook.validation import ContractError
-from playbook.weekly import RunError, check_kernel, check_parameters, run_week
+from playbook.data.validation import ContractError
+from playbook.run.weekly import RunError, check_kernel, check_parameters, run_week
 
 PARAMS = 'week = ""\ndata = ""\nconfig = ""\nrun_dir = ""\njournal = ""\n'
 
@@ -29,7 +29,7 @@ def make_notebook(path: Path, body: str, params: str | None = PARAMS, title: str
 
 
 WRITE_SUMMARY = (
-    "from playbook.summary import update_summary\n"
+    "from playbook.report.summary import update_summary\n"
     "update_summary(run_dir, week=week, marker='SECRET-FREE-OUTPUT')\n"
     "print('data is', data)"
 )
@@ -68,7 +68,7 @@ def test_parameters_keep_their_type_and_paths_do_not_depend_on_the_working_direc
     nb = make_notebook(tmp_path / "01_types.ipynb", "assert isinstance(week, str) and week == '2026-W46'\n"
                        "import os; assert os.path.isabs(run_dir) and os.path.isabs(data)")
     run_week("2026-W46", tiny_shop, "reports-rel", journal=tmp_path / "j", notebooks=[nb])
-    from playbook.paths import REPO_ROOT
+    from playbook.core.paths import REPO_ROOT
 
     assert (REPO_ROOT / "reports-rel" / "2026-W46" / "index.html").is_file()
     import shutil
@@ -134,8 +134,8 @@ MARK_RUN = "from pathlib import Path\nPath(run_dir).parent.joinpath('notebook-ra
 
 
 def test_a_configuration_mistake_stops_the_run_before_any_notebook(tiny_shop, tmp_path):
-    from playbook.config import ConfigError
-    from playbook.paths import DEFAULT_CONFIG
+    from playbook.core.paths import DEFAULT_CONFIG
+    from playbook.core.settings import ConfigError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace("red_below: 0.80", "red_belw: 0.80", 1))
@@ -146,7 +146,7 @@ def test_a_configuration_mistake_stops_the_run_before_any_notebook(tiny_shop, tm
 
 
 def test_main_exits_2_on_a_configuration_mistake_naming_the_file(tiny_shop, tmp_path, capsys):
-    from playbook.weekly import main
+    from playbook.run.weekly import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("metrics: {slices: [colour]}\ndecision_table: []\n")
@@ -172,7 +172,7 @@ def test_a_week_before_the_data_is_refused_naming_the_range(tiny_shop, tmp_path)
 
 
 def test_main_exits_2_on_a_week_outside_the_data(tiny_shop, tmp_path, capsys):
-    from playbook.weekly import main
+    from playbook.run.weekly import main
 
     code = main(["--week", "2026-W52", "--data", str(tiny_shop), "--out", str(tmp_path / "reports"),
                  "--journal", str(tmp_path / "j")])
@@ -181,8 +181,8 @@ def test_main_exits_2_on_a_week_outside_the_data(tiny_shop, tmp_path, capsys):
 
 
 def test_a_database_url_with_a_password_is_refused_before_anything_is_written(tmp_path, capsys):
-    from playbook.data import PASSWORD_ENV
-    from playbook.weekly import main
+    from playbook.data.dataset import PASSWORD_ENV
+    from playbook.run.weekly import main
 
     code = main(["--week", "2026-W46", "--data", "postgresql://ana:Hunter2pw@127.0.0.1:1/shop",
                  "--out", str(tmp_path / "reports"), "--journal", str(tmp_path / "j")])

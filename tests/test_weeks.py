@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from playbook.weeks import IsoWeek, completeness_note, latest_complete_week
+from playbook.core.weeks import IsoWeek, completeness_note, latest_complete_week
 
 
 def iso_weeks_in(year: int) -> int:

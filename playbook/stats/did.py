@@ -53,7 +53,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from playbook.stats.results import _clean, Estimate, clean_number
+from playbook.stats.results import Estimate, _clean
 
 __all__ = [
     "PreTrendCheck",

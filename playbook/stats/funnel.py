@@ -32,8 +32,8 @@ the shrinkage from :mod:`playbook.stats.shrinkage`.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
@@ -420,7 +420,7 @@ def funnel_table(
     if not levels:
         raise ValueError("levels must hold at least one level")
     tags = [level_tag(lv) for lv in levels]
-    low_tag, top_tag = tags[int(np.argmin(levels))], tags[int(np.argmax(levels))]
+    low_tag = tags[int(np.argmin(levels))]
 
     y = pd.to_numeric(data[events], errors="coerce").to_numpy(dtype=float)
     n = pd.to_numeric(data[units], errors="coerce").to_numpy(dtype=float)

@@ -35,7 +35,7 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from playbook.stats.results import _clean, Estimate, clean_number
+from playbook.stats.results import Estimate, _clean
 
 __all__ = [
     "FollowUpChoice",

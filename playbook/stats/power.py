@@ -29,7 +29,6 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 from scipy import optimize, stats
-
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from playbook.stats.results import _clean, clean_number
+from playbook.stats.results import _clean
 
 __all__ = ["BetaPrior", "fit_beta_prior", "beta_binomial_shrinkage"]
 

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 
 from playbook.stats.did import (
-    _WildClusterBootstrap,
     _fixed_effects,
     _prepare,
+    _WildClusterBootstrap,
     cohort_week_did,
     cohort_week_pre_trend,
     difference_in_differences,

@@ -12,13 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from playbook.stats.funnel import (
-    NO_UNITS_NOTE,
-    funnel_limits,
-    funnel_table,
-    level_tag,
-    overdispersion,
-)
+from playbook.stats.funnel import NO_UNITS_NOTE, funnel_limits, funnel_table, level_tag, overdispersion
 
 
 def binom_cdf(r: int, n: int, p: float) -> float:

@@ -20,12 +20,7 @@ import pytest
 from scipy import stats
 
 from playbook.stats.lag import return_within_k_difference
-from playbook.stats.power import (
-    customer_clustering,
-    k_day_read_mde,
-    k_day_read_plan,
-    k_day_read_power,
-)
+from playbook.stats.power import customer_clustering, k_day_read_mde, k_day_read_plan, k_day_read_power
 
 K = 14
 WEEKS = 4
@@ -99,7 +94,6 @@ def test_the_plan_needs_the_four_weeks_it_is_simulated_for():
 
 
 def test_the_replica_is_the_reviews_read():
-    rng = np.random.default_rng(41)
     change, days = planned_change(), 7 * WEEKS
     for seed in range(3):
         frames = []

@@ -9,11 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from playbook.stats.proportions import (
-    proportion_difference,
-    proportion_interval,
-    proportion_relative_lift,
-)
+from playbook.stats.proportions import proportion_difference, proportion_interval, proportion_relative_lift
 
 Z95 = stats.norm.ppf(0.975)
 

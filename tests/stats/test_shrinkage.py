@@ -5,12 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from playbook.stats.shrinkage import (
-    MAX_CONCENTRATION,
-    BetaPrior,
-    beta_binomial_shrinkage,
-    fit_beta_prior,
-)
+from playbook.stats.shrinkage import MAX_CONCENTRATION, BetaPrior, beta_binomial_shrinkage, fit_beta_prior
 
 
 def test_posterior_mean_and_interval_follow_the_beta_posterior_by_hand():

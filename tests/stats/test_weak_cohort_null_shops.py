@@ -14,7 +14,7 @@ The acceptance band is one-sided (a false alarm is what the decision fears): the
 null shops with any flagged slice is at most 5 % + 3 binomial standard errors at the number
 of shops simulated. To stay fast, the default tests compute the flags for every shop with the
 public ``excess_p_value`` and a vectorised Benjamini-Hochberg step-up, and run the public
-``playbook.cohorts.weak_cohort_table`` on a subset of the same shops, asserting the same
+``playbook.steps.cohorts.weak_cohort_table`` on a subset of the same shops, asserting the same
 p-values and the same verdict: the rate measured is the step's. The ``slow`` variants use
 2,000 shops per size. Measured numbers are in docs/statistics.md.
 """
@@ -29,9 +29,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from playbook.cohorts import weak_cohort_table
-from playbook.contract import REASON_CODES
+from playbook.data.contract import REASON_CODES
 from playbook.stats.standardized import excess_p_value
+from playbook.steps.cohorts import weak_cohort_table
 
 DIMENSIONS = {"category": 8, "channel": 3, "region": 5, "customer_type": 3}
 FIXED_SHARES = {"channel": [0.6, 0.3, 0.1], "region": [0.35, 0.25, 0.2, 0.12, 0.08],

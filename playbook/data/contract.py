@@ -1,0 +1,223 @@
+"""The input data contract, v1: which tables, which columns, which rules.
+
+This module is the single machine-readable statement of the contract documented in
+``docs/data_contract.md``. Validation (``playbook.data.validation``) and the sample-data generator
+read it from here; the as-of cut (``playbook.data.dataset.Snapshot.cut``) states which time column
+makes each table's rows known.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REASON_CODES: tuple[str, ...] = (
+    "size_too_small",
+    "size_too_large",
+    "not_as_described",
+    "damaged_defective",
+    "wrong_item",
+    "late_delivery",
+    "changed_mind",
+    "quality",
+    "other",
+)
+RESOLUTIONS = ("refund", "exchange", "store_credit")
+CONTACT_CAUSES = ("wismo", "return", "product_question", "damaged", "billing", "other")
+ACTION_STATUSES = ("open", "closed", "dropped")
+DESIGNS = ("randomized", "pre_post")
+VARIANTS = ("control", "treatment")
+
+REQUIRED_TABLES = ("orders", "order_lines", "returns")
+OPTIONAL_TABLES = (
+    "sessions",
+    "contacts",
+    "actions",
+    "marketing_spend",
+    "experiments",
+    "assignments",
+)
+ALL_TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
+
+
+@dataclass(frozen=True)
+class Column:
+    """One contract column.
+
+    kind is one of ``str``, ``int``, ``float``, ``date``, ``timestamp``, ``isoweek``.
+    """
+
+    name: str
+    kind: str
+    nullable: bool = False
+    unique: bool = False
+    minimum: float | None = None
+    allowed: tuple[str, ...] | None = None
+    references: tuple[str, str] | None = None  # (table, column) this one points to
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+    key: str | None = None  # the id used in error messages as examples
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "orders",
+            True,
+            (
+                Column("order_id", "str", unique=True),
+                Column("order_ts", "timestamp"),
+                Column("customer_id", "str"),
+                Column("channel", "str"),
+                Column("region", "str"),
+                Column("promised_delivery_date", "date"),
+                Column("delivered_ts", "timestamp", nullable=True),
+                Column("shipping_cost", "float", minimum=0),
+            ),
+            key="order_id",
+        ),
+        TableSpec(
+            "order_lines",
+            True,
+            (
+                Column("line_id", "str", unique=True),
+                Column("order_id", "str", references=("orders", "order_id")),
+                Column("sku", "str"),
+                Column("category", "str"),
+                Column("quantity", "int", minimum=1),
+                Column("unit_price", "float", minimum=0),
+                Column("discount_amount", "float", minimum=0),
+                Column("unit_cost", "float", minimum=0),
+            ),
+            key="line_id",
+        ),
+        TableSpec(
+            "returns",
+            True,
+            (
+                Column("return_id", "str", unique=True),
+                Column("line_id", "str", references=("order_lines", "line_id")),
+                Column("requested_ts", "timestamp"),
+                Column("quantity", "int", minimum=1),
+                Column("reason_code", "str"),  # outside the taxonomy -> 'other' + warning
+                Column("reason_text", "str", nullable=True),
+                Column("refund_amount", "float", minimum=0),
+                Column("return_shipping_cost", "float", minimum=0),
+                Column("processing_cost", "float", minimum=0),
+                Column("resolution", "str", allowed=RESOLUTIONS),
+            ),
+            key="return_id",
+        ),
+        TableSpec(
+            "sessions",
+            False,
+            (
+                Column("date", "date"),
+                Column("channel", "str"),
+                Column("category", "str"),
+                Column("sessions", "int", minimum=0),
+            ),
+        ),
+        TableSpec(
+            "contacts",
+            False,
+            (
+                Column("contact_id", "str", unique=True),
+                Column("contact_ts", "timestamp"),
+                Column("order_id", "str", nullable=True),
+                Column("cause", "str", allowed=CONTACT_CAUSES),
+                Column("cost", "float", nullable=True, minimum=0),
+            ),
+            key="contact_id",
+        ),
+        TableSpec(
+            "actions",
+            False,
+            (
+                Column("action_id", "str", unique=True),
+                Column("week", "isoweek"),
+                Column("owner", "str"),
+                Column("description", "str"),
+                Column("status", "str", allowed=ACTION_STATUSES),
+                Column("closed_ts", "timestamp", nullable=True),
+            ),
+            key="action_id",
+        ),
+        TableSpec(
+            "marketing_spend",
+            False,
+            (
+                Column("date", "date"),
+                Column("channel", "str"),
+                Column("spend", "float", minimum=0),
+            ),
+        ),
+        TableSpec(
+            "experiments",
+            False,
+            (
+                Column("experiment_id", "str", unique=True),
+                Column("lever", "str"),
+                Column("cohort", "str"),
+                Column("design", "str", allowed=DESIGNS),
+                Column("control_cohort", "str", nullable=True),
+                Column("primary_metric", "str"),
+                Column("expected_low", "float"),
+                Column("expected_high", "float"),
+                Column("start_date", "date"),
+                Column("review_date", "date"),
+            ),
+            key="experiment_id",
+        ),
+        TableSpec(
+            "assignments",
+            False,
+            (
+                Column("experiment_id", "str", references=("experiments", "experiment_id")),
+                Column("customer_id", "str"),
+                Column("variant", "str", allowed=VARIANTS),
+                Column("assigned_ts", "timestamp"),
+            ),
+            key="customer_id",
+        ),
+    )
+}
+
+
+def parse_cohort(text: str | None) -> dict[str, str]:
+    """``'category=knitwear;channel=web'`` -> ``{'category': 'knitwear', 'channel': 'web'}``.
+
+    An empty text is the empty filter (everything). Raises ValueError on a malformed part.
+    """
+    if text is None or (isinstance(text, float) and text != text) or str(text).strip() == "":
+        return {}  # None, NaN (an empty CSV field read by pandas) or blank: the empty filter
+    out: dict[str, str] = {}
+    for part in str(text).split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise ValueError(f"cohort filter {text!r}: part {part!r} is not of the form column=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        if not key or not value:
+            raise ValueError(f"cohort filter {text!r}: part {part!r} has an empty column or value")
+        out[key] = value
+    return out
+
+
+def format_cohort(filters: dict[str, str]) -> str:
+    return ";".join(f"{k}={v}" for k, v in filters.items())

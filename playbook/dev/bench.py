@@ -1,0 +1,537 @@
+"""The benchmark: how long and how much memory the weekly steps take as the shop grows.
+
+``python -m playbook.dev.bench [--scales 1,5] [--format csv|parquet|csv,parquet] [--out .bench]
+[--repeat 2] [--profile]`` (``make bench`` runs the defaults, a few minutes; ``--scales 1,5,20``
+is the long run). See ``docs/benchmarks.md``.
+
+Data: scale ``s`` is ``s`` copies of the 26-week sample shop (``generate_shop()``, default
+seed). Copy 1 keeps its ids (scale 1 is the sample shop itself); copy ``i > 1`` suffixes every
+order, line, return, contact and customer id with ``-x<i>`` (so orders, lines, returns,
+contacts, customers and the assignments' customers are ``s`` times as many), while dates,
+actions and the experiments stay identical, so the experiments still exist and are still due.
+Sessions and marketing spend keep their rows and are multiplied by ``s``. Each scaled shop is
+written once per format under ``<out>/shop-s<scale>-<format>-<hash>/`` and reused: the hash
+covers the generator (``sample_data.py``), the contract it writes (``contract.py``) and the
+version of the scaling below, so a changed generator builds new files.
+
+Measurement: every sample is a fresh ``python -m playbook.dev.bench --child`` process, so no
+stage inherits memory (or a warm DuckDB buffer) from another. A child imports the playbook,
+runs ``open_dataset`` (load + validate + cache), then one stage on ``as_of(week)``:
+``compute_metrics``, ``analyse_weak_cohorts`` or ``compare_due``. It times each step with
+``time.perf_counter`` (imports and process start-up excluded) and reads its own peak resident
+memory (``VmHWM`` of ``/proc/self/status`` on Linux, else ``ru_maxrss``) after the imports,
+after the open and at the end.
+So the seconds of a stage are its own (the open before it is timed apart), the RSS of
+``open`` is the high-water mark right after it, and the RSS of a later stage is the peak of
+the process that opened the data and ran that stage (open + stage: memory is cumulative,
+which is what a notebook kernel lives with). The open is timed in every child, so its best
+and median are over ``3 x repeat`` samples, the other stages' over ``repeat``. Peak RSS is
+the largest over the samples.
+
+(Not ``getrusage(RUSAGE_CHILDREN)`` in the parent: that is the maximum over every child ever
+waited for, so after the first big child every later reading would repeat it. Not the child's
+``ru_maxrss`` either: Linux carries the parent's high-water mark over fork and exec. The parent
+imports no data library and builds the shops in a child of their own, so it stays small.)
+
+Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
+machine, the versions, the date, every sample and the memory-versus-data ratios between
+scales.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playbook.core.paths import PACKAGE_DIR, REPO_ROOT, resolve
+
+STAGES = ("open", "metrics", "cohorts", "compare")
+CHILD_STAGES = ("metrics", "cohorts", "compare")  # each child also opens (and times) the dataset
+FORMATS = ("csv", "parquet")
+DEFAULT_SCALES = (1, 5)
+# Two samples per stage keep the default run (scales 1 and 5, 12 processes) within about five
+# minutes on a shared two-core machine; the open gets 3 x repeat samples anyway.
+DEFAULT_REPEAT = 2
+DEFAULT_WEEK = "2026-W47"  # the sample shop's last complete week (both W46 experiments are due)
+SCALER_VERSION = "1"  # bump when _scale_tables changes: the cached shops are rebuilt
+CHILD_TIMEOUT_S = 3600
+_ID_COLUMNS = {  # table -> id columns suffixed per copy
+    "orders": ("order_id", "customer_id"),
+    "order_lines": ("line_id", "order_id"),
+    "returns": ("return_id", "line_id"),
+    "contacts": ("contact_id", "order_id"),
+    "assignments": ("customer_id",),
+}
+_TIME_ORDER = {"orders": "order_ts", "returns": "requested_ts", "contacts": "contact_ts", "assignments": "assigned_ts"}
+
+
+# --- the scaled shops ---------------------------------------------------------------------
+
+def data_hash() -> str:
+    """Hash of what the scaled files are made from: the generator, the contract, the scaling."""
+    h = hashlib.sha256(SCALER_VERSION.encode())
+    for name in ("sample_data.py", "contract.py"):
+        h.update((PACKAGE_DIR / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def shop_folder(out: Path, scale: int, fmt: str) -> Path:
+    return out / f"shop-s{scale}-{fmt}-{data_hash()}"
+
+
+def _scale_tables(tables: dict, scale: int) -> dict:
+    """``scale`` copies of the shop, ids suffixed per copy; dates and experiments unchanged."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for name, df in tables.items():
+        if name in _ID_COLUMNS:
+            copies = []
+            for i in range(scale):
+                c = df.copy()
+                if i:
+                    for col in _ID_COLUMNS[name]:
+                        c[col] = c[col].where(c[col].isna(), c[col] + f"-x{i + 1}")
+                copies.append(c)
+            df = pd.concat(copies, ignore_index=True)
+            if name in _TIME_ORDER and scale > 1:  # an export lists rows in time order, copies interleaved
+                df = df.sort_values(_TIME_ORDER[name], kind="stable", ignore_index=True)
+        elif name == "sessions":
+            df = df.assign(sessions=df["sessions"] * scale)
+        elif name == "marketing_spend":
+            df = df.assign(spend=np.round(df["spend"] * scale, 2))
+        out[name] = df
+    if scale > 1:  # lines follow their orders
+        position = pd.Series(np.arange(len(out["orders"])), index=out["orders"]["order_id"])
+        lines = out["order_lines"]
+        order = np.argsort(position.reindex(lines["order_id"]).to_numpy(), kind="stable")
+        out["order_lines"] = lines.iloc[order].reset_index(drop=True)
+    return out
+
+
+def _write_parquet(tables: dict, folder: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from playbook.data.contract import TABLES
+
+    for name, df in tables.items():
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        for col in TABLES[name].columns:  # dates as dates, as a warehouse export would have them
+            if col.kind == "date":
+                i = table.schema.get_field_index(col.name)
+                table = table.set_column(i, col.name, table.column(i).cast(pa.timestamp("s")).cast(pa.date32()))
+        pq.write_table(table, folder / f"{name}.parquet")
+
+
+def build_shop(folder: Path, scale: int, fmt: str) -> tuple[Path, dict]:
+    """The scaled shop in ``fmt`` in ``folder``, built unless already there; and its manifest."""
+    out = folder.parent
+    manifest_path = folder / "manifest.json"
+    if manifest_path.is_file():
+        return folder, json.loads(manifest_path.read_text())
+    from playbook.core.atomic import write_json
+    from playbook.dev.sample_data import DEFAULT_SEED, generate_shop, write_shop
+
+    t0 = time.perf_counter()
+    tables = _scale_tables(generate_shop(DEFAULT_SEED), scale)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out))
+    try:
+        if fmt == "csv":
+            write_shop(tables, tmp)
+        else:
+            _write_parquet(tables, tmp)
+        manifest = {
+            "scale": scale, "format": fmt, "hash": data_hash(), "seed": DEFAULT_SEED,
+            "rows": {name: int(len(df)) for name, df in tables.items()},
+            "bytes": sum(p.stat().st_size for p in tmp.iterdir()),
+            "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - t0, 1),
+        }
+        write_json(tmp / "manifest.json", manifest)  # last: a folder without it is incomplete
+        os.chmod(tmp, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder, manifest
+
+
+# --- one measurement (the child process) ------------------------------------------------------
+
+def _ru_maxrss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def _maxrss_mib() -> float:
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux, ``VmHWM`` of ``/proc/self/status``: the high-water mark of the process's own
+    address space, which starts afresh at ``exec``. ``ru_maxrss`` does not: Linux carries the
+    parent's high-water mark over the fork and the exec, so a child started by a parent of
+    450 MiB reports at least 450 MiB (measured here before this was fixed). Elsewhere,
+    ``ru_maxrss`` (the parent is kept small, so the carried-over value stays below the child's).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _ru_maxrss_mib()
+
+
+def run_child(stage: str, data: str, week: str, result: str, profile: str | None) -> None:
+    """Open the dataset, run one stage, write timings and RSS marks to ``result`` (JSON)."""
+    t0 = time.perf_counter()
+    from playbook.config.loader import load_config
+    from playbook.data.dataset import open_dataset
+    from playbook.metrics.dictionary import compute_metrics
+    from playbook.steps.cohorts import analyse_weak_cohorts
+    from playbook.steps.experiments import compare_due
+
+    config = load_config()
+    out = {"stage": stage, "import_seconds": time.perf_counter() - t0, "rss_import_mib": _maxrss_mib()}
+
+    def run(what):
+        if not profile:
+            return what()
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        value = prof.runcall(what)
+        with open(f"{profile}.{'open' if what is do_open else stage}.txt", "w") as fh:
+            stats = pstats.Stats(prof, stream=fh).strip_dirs().sort_stats("cumulative")
+            stats.print_stats(45)
+            fh.write("\n--- by own time ---\n")
+            stats.sort_stats("tottime").print_stats(25)
+        return value
+
+    def do_open():
+        return open_dataset(data)
+
+    t = time.perf_counter()
+    dataset = run(do_open)
+    out["open_seconds"] = time.perf_counter() - t
+    out["rss_open_mib"] = _maxrss_mib()
+
+    def do_stage():
+        snap = dataset.as_of(week)
+        if stage == "metrics":
+            r = compute_metrics(snap, config.metrics)
+            return f"{len(r.frame)} metric rows, {len(r.reason_mix)} reason-mix rows"
+        if stage == "cohorts":
+            a = analyse_weak_cohorts(snap, config.metrics)
+            return f"weak cohort: {a.weak.label if a.weak else 'none'} ({len(a.table)} slices)"
+        comparisons = compare_due(snap, config)
+        return "compared: " + (", ".join(c.experiment_id for c in comparisons) or "none")
+
+    t = time.perf_counter()
+    out["check"] = run(do_stage)
+    out["stage_seconds"] = time.perf_counter() - t
+    out["rss_end_mib"] = _maxrss_mib()
+    out["ru_maxrss_end_mib"] = _ru_maxrss_mib()  # for the record: includes the parent's carried-over mark
+    Path(result).write_text(json.dumps(out))
+
+
+def build_in_child(out: Path, scale: int, fmt: str, log=print) -> tuple[Path, dict]:
+    """``build_shop`` in a child process: the parent never holds the generated tables (their
+    memory would stay in the parent, and on some systems be carried over to the children)."""
+    folder = shop_folder(out, scale, fmt)  # named once: the parent keeps this folder for the whole run
+    if not (folder / "manifest.json").is_file():
+        log(f"building {folder.name} (scale {scale}, {fmt}) ...")
+        cmd = [sys.executable, "-m", "playbook.dev.bench", "--build", str(scale), "--format", fmt,
+               "--build-into", str(folder)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"building {folder.name} failed with code {proc.returncode}:\n{tail}")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        log(f"  built in {manifest['build_seconds']} s: {manifest['rows']['order_lines']:,} order lines, "
+            f"{manifest['bytes'] / 2**20:.1f} MiB")
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def measure(stage: str, folder: Path, week: str, profile: str | None = None) -> dict:
+    """One fresh process running ``stage``; its report."""
+    with tempfile.TemporaryDirectory(prefix="playbook-bench-") as tmp:
+        result = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "playbook.dev.bench", "--child", stage, "--data", str(folder),
+               "--week", week, "--result", str(result)]
+        if profile:
+            cmd += ["--profile-to", profile]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0 or not result.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"benchmark child ({stage} on {folder.name}) failed with code {proc.returncode}:\n{tail}")
+        return json.loads(result.read_text())
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def code_version() -> dict:
+    """The commit measured, and the playbook files that differed from it (read-only git calls)."""
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "playbook") or ""
+    return {"commit": (git("rev-parse", "--short", "HEAD") or "").strip() or None,
+            "uncommitted": [line[3:] for line in status.splitlines() if len(line) > 3]}
+
+
+def machine() -> dict:
+    """The machine and the versions (read from the installed metadata: the parent imports no
+    data library, so that it stays small while it starts the children)."""
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        total = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "nproc": nproc, "total_memory_gib": round(total, 1) if total else None, "cpu": cpu,
+        "platform": platform.platform(), "python": platform.python_version(), "duckdb": _version("duckdb"),
+        "ibis": _version("ibis-framework"), "pandas": _version("pandas"), "pyarrow": _version("pyarrow"),
+        "numpy": _version("numpy"), "scipy": _version("scipy"),
+    }
+
+
+def summarise(samples: dict, manifests: dict) -> list[dict]:
+    """One row per (format, scale, stage) with best/median seconds and peak RSS."""
+    rows = []
+    for (fmt, scale), runs in samples.items():
+        lines = manifests[(fmt, scale)]["rows"]["order_lines"]
+        base = max(r["rss_import_mib"] for r in runs)
+        for stage in STAGES:
+            if stage == "open":
+                secs = [r["open_seconds"] for r in runs]
+                rss = [r["rss_open_mib"] for r in runs]
+                check = f"{len(runs)} opens"
+            else:
+                mine = [r for r in runs if r["stage"] == stage]
+                secs = [r["stage_seconds"] for r in mine]
+                rss = [r["rss_end_mib"] for r in mine]
+                check = mine[-1]["check"]
+            rows.append({
+                "format": fmt, "scale": scale, "stage": stage, "order_lines": lines, "n": len(secs),
+                "seconds_best": round(min(secs), 3), "seconds_median": round(statistics.median(secs), 3),
+                "seconds": [round(s, 3) for s in secs],
+                "peak_rss_mib": round(max(rss), 1), "rss_after_imports_mib": round(base, 1),
+                "cumulative": stage != "open", "check": check,
+            })
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per stage and format: data, time and memory of each scale relative to the smallest one."""
+    out = []
+    for fmt in sorted({r["format"] for r in rows}):
+        for stage in STAGES:
+            rs = sorted((r for r in rows if r["format"] == fmt and r["stage"] == stage), key=lambda r: r["scale"])
+            if len(rs) < 2:
+                continue
+            a = rs[0]
+            for b in rs[1:]:
+                above_a = a["peak_rss_mib"] - a["rss_after_imports_mib"]
+                above_b = b["peak_rss_mib"] - b["rss_after_imports_mib"]
+                out.append({
+                    "format": fmt, "stage": stage, "from_scale": a["scale"], "to_scale": b["scale"],
+                    "data_ratio": round(b["order_lines"] / a["order_lines"], 2),
+                    "time_ratio": round(b["seconds_median"] / a["seconds_median"], 2) if a["seconds_median"] else None,
+                    "peak_rss_ratio": round(b["peak_rss_mib"] / a["peak_rss_mib"], 2),
+                    "rss_above_imports_ratio": round(above_b / above_a, 2) if above_a > 0 else None,
+                    # the marginal memory: MiB of peak RSS per 100,000 more order lines
+                    "rss_mib_per_100k_lines": round((b["peak_rss_mib"] - a["peak_rss_mib"])
+                                                    / ((b["order_lines"] - a["order_lines"]) / 1e5), 1),
+                })
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("format", "scale", "stage", "order_lines", "best s", "median s", "peak RSS MiB", "check")
+    body = [(r["format"], str(r["scale"]), r["stage"] + ("" if r["stage"] == "open" else " (+open)"),
+             f"{r['order_lines']:,}", f"{r['seconds_best']:.2f}", f"{r['seconds_median']:.2f}",
+             f"{r['peak_rss_mib']:.0f}", r["check"]) for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    right = {1, 3, 4, 5, 6}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def format_ratios(rs: list[dict]) -> str:
+    return "\n".join(
+        f"{r['format']} {r['stage']:<8} scale {r['from_scale']} -> {r['to_scale']}: data x{r['data_ratio']:g}, "
+        f"median time x{r['time_ratio']:g}, peak RSS x{r['peak_rss_ratio']:g} "
+        f"(above the imports: x{r['rss_above_imports_ratio']:g}; {r['rss_mib_per_100k_lines']:g} MiB "
+        f"per 100k more order lines)"
+        for r in rs
+    )
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("scales are whole numbers >= 1")
+    return sorted(set(values))
+
+
+def _formats(text: str) -> list[str]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [v for v in values if v not in FORMATS]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"format must be csv, parquet or csv,parquet (got {text!r})")
+    return list(dict.fromkeys(values))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m playbook.dev.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--scales", type=_ints, default=list(DEFAULT_SCALES),
+                        help="comma-separated copies of the sample shop (default: 1,5; the long run: 1,5,20)")
+    parser.add_argument("--format", type=_formats, default=["csv"], dest="formats",
+                        help="files to read: csv (csv.gz, as the sample shop), parquet, or csv,parquet (default: csv)")
+    parser.add_argument("--out", default=".bench",
+                        help="cache and results folder; a relative path is taken from the repository root (default: .bench)")
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
+                        help=f"fresh processes per stage and scale (default: {DEFAULT_REPEAT}; the open is timed in "
+                             "every one of them)")
+    parser.add_argument("--week", default=DEFAULT_WEEK, help=f"the analysed week (default: {DEFAULT_WEEK})")
+    parser.add_argument("--profile", action="store_true",
+                        help="also run one cProfile'd child per stage at the largest scale; "
+                             "writes <out>/profile-s<scale>-<format>.<stage>.txt")
+    parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--build-into", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CHILD_STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        run_child(args.child, args.data, args.week, args.result, args.profile_to)
+        return 0
+    if args.build:
+        build_shop(Path(args.build_into), args.build, args.formats[0])
+        return 0
+    out = resolve(args.out, REPO_ROOT / ".bench")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    host = machine()  # with the load average before the run (the machine may be shared)
+    code = code_version()
+    manifests, samples, folders = {}, {}, {}
+    for fmt in args.formats:
+        for scale in args.scales:
+            folder, manifests[(fmt, scale)] = build_in_child(out, scale, fmt, log)
+            folders[(fmt, scale)] = folder
+            runs = []
+            for rep in range(args.repeat):
+                for stage in CHILD_STAGES:
+                    r = measure(stage, folder, args.week)
+                    runs.append(r)
+                    log(f"{fmt} scale {scale} {stage:<8} run {rep + 1}/{args.repeat}: open {r['open_seconds']:.2f} s, "
+                        f"stage {r['stage_seconds']:.2f} s, peak RSS {r['rss_end_mib']:.0f} MiB ({r['check']})")
+            samples[(fmt, scale)] = runs
+    profiles = []
+    if args.profile:
+        for fmt in args.formats:
+            scale = max(args.scales)
+            prefix = out / f"profile-s{scale}-{fmt}"
+            for stage in CHILD_STAGES:
+                try:
+                    measure(stage, folders[(fmt, scale)], args.week, profile=str(prefix))
+                except (RuntimeError, subprocess.SubprocessError) as exc:  # the measurements stand without it
+                    log(f"profile of {stage} failed: {exc}")
+            profiles += sorted(str(p) for p in out.glob(f"{prefix.name}.*.txt"))
+
+    rows = summarise(samples, manifests)
+    rel = ratios(rows)
+    from playbook.core.atomic import write_json
+
+    payload = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": host,
+        "code": code,
+        "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "settings": {"scales": args.scales, "formats": args.formats, "repeat": args.repeat, "week": args.week,
+                     "data_hash": sorted({m["hash"] for m in manifests.values()})},
+        "method": ("one fresh process per sample; seconds by time.perf_counter inside the child, imports excluded; "
+                   "open = open_dataset (load + validate + cache), timed in every child; metrics/cohorts/compare "
+                   "timed alone after the open; peak RSS = the child's own high-water mark (VmHWM, else ru_maxrss), "
+                   "right after the open for 'open', at the end (open + stage) for the others; largest over the "
+                   "samples"),
+        "shops": [manifests[k] for k in manifests],
+        "results": rows,
+        "ratios": rel,
+        "samples": [dict(r, format=f, scale=s) for (f, s), runs in samples.items() for r in runs],
+        "profiles": profiles,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    results = write_json(out / "results.json", payload)
+    m = payload["machine"]
+    print(f"{payload['date']}  {m['nproc']} cores, {m['total_memory_gib']} GiB, Python {m['python']}, "
+          f"duckdb {m['duckdb']}, ibis {m['ibis']}; repeat {args.repeat}, week {args.week}; "
+          f"load average {m['load_average_1m']} before, {payload['load_average_1m_after']} after; "
+          f"code {code['commit']}"
+          + (f" + uncommitted changes in {len(code['uncommitted'])} file(s)" if code["uncommitted"] else ""))
+    print(format_table(rows))
+    if rel:
+        print()
+        print(format_ratios(rel))
+    print(f"\nwritten {results} ({payload['total_seconds']:.0f} s)" + "".join(f"\nprofile {p}" for p in profiles))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

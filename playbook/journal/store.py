@@ -1,0 +1,680 @@
+"""The decision journal: every plan and every verdict, kept across weeks in one CSV file.
+
+Notebook 03 (lever design) records the week's plans, notebook 05 (J+7 review) the week's
+verdicts (keep / adjust / stop). Both go to ``<journal_dir>/decisions.csv``, a plain CSV file a
+person can open, read and diff. The journal folder is passed by the caller (default ``journal/``
+at the repository root, never inside the reports folder, which is replaced on every run).
+
+Rules of the file:
+
+* ``record_week(dir, week, entries, kind)`` replaces the entries of that (week, kind) and
+  nothing else: the plans and the verdicts of one week do not erase each other, re-running a
+  week does not duplicate its rows, and every other row is kept byte for byte (the file is
+  rewritten from the raw text of those rows, never re-formatted).
+* The rewrite is atomic (temporary file in the same folder + ``os.replace``) and happens under
+  an exclusive lock on ``decisions.lock`` beside the file, so two runs never lose each other's
+  rows and a reader sees the old file or the new one, whole.
+* A journal that cannot be parsed (bad quoting, wrong number of fields, missing columns, a
+  week or a decision that means nothing) raises ``JournalError`` naming the file, the line and
+  what is wrong; it is never rewritten.
+
+``read_journal`` returns the typed table; ``track_record`` the verdicts of the last weeks, the
+number of levers kept / adjusted / stopped and the cumulative effect of the kept ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pandas as pd
+
+from playbook.core.atomic import write_bytes
+from playbook.core.vocabulary import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP  # the one home of the verdict words
+from playbook.stats.results import clean_number
+from playbook.core.weeks import IsoWeek
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+JOURNAL_FILE = "decisions.csv"
+LOCK_FILE = "decisions.lock"
+
+PLAN, VERDICT = "plan", "verdict"
+KINDS = (PLAN, VERDICT)
+#: Columns every journal file has.
+BASE_COLUMNS = (
+    "week", "kind", "experiment_id", "lever", "cohort", "primary_metric", "design",
+    "expected_low", "expected_high", "estimate", "ci_low", "ci_high",
+    "decision", "why", "recorded_at",
+)
+#: Columns added with counted looks: ``look`` (1, 2, ... per experiment, one per review week),
+#: ``k_read`` (the return window in days the estimate was actually read at) and ``follow_ups``
+#: (dated reads a keep depends on). A journal written before them gains them in its header on its next
+#: write; its older rows are kept byte for byte and read with those fields empty.
+LOOK_COLUMNS = ("look", "k_read", "follow_ups")
+#: Columns added with the track record in money: a verdict's effect as money per week for the whole
+#: cohort (positive: saved), with its interval; empty when the metric has no money value.
+MONEY_COLUMNS = ("money_per_week", "money_ci_low", "money_ci_high")
+#: Columns appended after the first version of the journal, in the order they came.
+LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS
+COLUMNS = BASE_COLUMNS + LATER_COLUMNS
+NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS
+INT_COLUMNS = ("look", "k_read")
+TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
+
+_LINE_END = "\n"
+_KIND_ORDER = {PLAN: 0, VERDICT: 1}
+
+
+class JournalError(ValueError):
+    """The journal file cannot be read as a decision journal (the message names file and line)."""
+
+
+# --- one entry -----------------------------------------------------------------------------
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, not a boolean ({value!r})")
+    value = clean_number(value)
+    if value is None:  # NaN / inf
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _whole(name: str, value: Any) -> int | None:
+    """A whole number >= 1 (look, k_read) or None."""
+    number = _number(name, value)
+    if number is None:
+        return None
+    if number != int(number) or number < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(number)
+
+
+def _text(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text, got {type(value).__name__} {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    return value
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One plan (notebook 03) or one verdict (notebook 05) of one experiment.
+
+    Attributes:
+        week: ISO week of the run that wrote the entry (``2026-W47``).
+        kind: ``plan`` or ``verdict``.
+        experiment_id: stable identifier of the experiment across weeks (plan and verdict share it).
+        lever, cohort, primary_metric, design: what is tested, on whom, judged on what, how.
+        expected_low, expected_high: the expected impact range on the primary metric (plans).
+        estimate, ci_low, ci_high: the measured effect and its interval (verdicts).
+        decision: ``keep`` / ``adjust`` / ``stop`` for verdicts, empty for plans.
+        why: the reason in words (may contain commas, quotes, newlines; never customer text).
+        recorded_at: UTC timestamp ``YYYY-MM-DDTHH:MM:SSZ``; filled by ``record_week`` when None.
+    """
+
+    week: str
+    kind: str
+    experiment_id: str
+    lever: str = ""
+    cohort: str = ""
+    primary_metric: str = ""
+    design: str = ""
+    expected_low: float | None = None
+    expected_high: float | None = None
+    estimate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    decision: str = ""
+    why: str = ""
+    recorded_at: str | None = None
+    look: int | None = None
+    k_read: int | None = None
+    follow_ups: str = ""
+    money_per_week: float | None = None
+    money_ci_low: float | None = None
+    money_ci_high: float | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            week = str(IsoWeek.parse(self.week))
+        except ValueError as exc:
+            raise ValueError(f"week: {exc}") from None
+        object.__setattr__(self, "week", week)
+        for name in ("kind", "experiment_id", "lever", "cohort", "primary_metric", "design", "decision", "why",
+                     "follow_ups"):
+            object.__setattr__(self, name, _text(name, getattr(self, name)))
+        for name in NUMBER_COLUMNS:
+            object.__setattr__(self, name, _number(name, getattr(self, name)))
+        for name in INT_COLUMNS:
+            object.__setattr__(self, name, _whole(name, getattr(self, name)))
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not self.experiment_id.strip():
+            raise ValueError("experiment_id is empty: plans and verdicts are matched on it")
+        if self.kind == VERDICT and self.decision not in DECISIONS:
+            raise ValueError(f"decision of a verdict must be one of {', '.join(DECISIONS)}, got {self.decision!r}")
+        if self.kind == PLAN and self.decision:
+            raise ValueError(f"decision must be empty for a plan (decisions are verdicts), got {self.decision!r}")
+        if self.recorded_at is not None:
+            object.__setattr__(self, "recorded_at", _timestamp_text(self.recorded_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict in column order (numbers as floats or None)."""
+        return {name: clean_number(getattr(self, name)) for name in COLUMNS}
+
+    def _row(self) -> list[str]:
+        row = []
+        for name in COLUMNS:
+            value = getattr(self, name)
+            if name in NUMBER_COLUMNS:
+                row.append("" if value is None else repr(float(value)))
+            elif name in INT_COLUMNS:
+                row.append("" if value is None else str(int(value)))
+            else:
+                row.append("" if value is None else str(value))
+        return row
+
+
+def _timestamp_text(value: Any) -> str:
+    """A UTC timestamp as ``YYYY-MM-DDTHH:MM:SSZ`` (naive datetimes are taken as UTC)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"recorded_at {value!r} is not an ISO timestamp") from None
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"recorded_at must be a datetime or an ISO timestamp, got {value!r}")
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the file ------------------------------------------------------------------------------
+
+@dataclass
+class _Row:
+    raw: str            # the exact text of the record in the file (its line end included)
+    values: dict[str, str]
+    line: int           # first line of the record in the file (1 = header)
+
+    @property
+    def key(self) -> tuple[IsoWeek, int]:
+        return IsoWeek.parse(self.values["week"]), _KIND_ORDER[self.values["kind"]]
+
+
+@dataclass
+class _Parsed:
+    prefix: str         # a byte-order mark kept as it was, if any
+    header_raw: str
+    header: list[str]
+    rows: list[_Row]
+
+
+def journal_path(journal_dir: str | os.PathLike) -> Path:
+    return Path(journal_dir) / JOURNAL_FILE
+
+
+def _physical_lines(text: str) -> Iterator[str]:
+    # newline="" splits on \n, \r and \r\n but leaves the line ends in place: the raw text of
+    # every record is the concatenation of the lines the csv reader consumed for it.
+    yield from io.StringIO(text, newline="")
+
+
+def _parse(path: Path) -> _Parsed | None:
+    """Parse and validate the journal file; None when it does not exist."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JournalError(f"decision journal {path} is not UTF-8 text ({exc}); it was left untouched") from None
+    prefix = ""
+    if text.startswith("\ufeff"):
+        prefix, text = "\ufeff", text[1:]
+    if not text.strip():
+        raise JournalError(f"decision journal {path} is empty (no header line); it was left untouched. "
+                           f"Restore it from version control or delete it to start a new journal.")
+
+    consumed: list[str] = []
+
+    def feed() -> Iterator[str]:
+        for line in _physical_lines(text):
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(feed(), strict=True)
+    records: list[tuple[str, list[str], int]] = []
+    next_line = 1
+    try:
+        for values in reader:
+            records.append(("".join(consumed), values, next_line))
+            next_line += len(consumed)
+            consumed.clear()
+    except csv.Error as exc:
+        raise JournalError(f"decision journal {path} is not a valid CSV file (record starting on line {next_line}): "
+                           f"{exc}; it was left untouched") from None
+
+    header_raw, header, _ = records[0]
+    missing = [c for c in BASE_COLUMNS if c not in header]
+    if missing:
+        raise JournalError(f"decision journal {path} lacks the column(s) {', '.join(missing)} "
+                           f"(header: {', '.join(header) or 'empty'}); it was left untouched")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise JournalError(f"decision journal {path} has the column(s) {', '.join(duplicated)} more than once; "
+                           f"it was left untouched")
+
+    rows: list[_Row] = []
+    for raw, values, line in records[1:]:
+        if not values:  # a blank line: not a record
+            continue
+        short = len(header) - len(values)
+        if 0 < short <= len(LATER_COLUMNS) and all(c in LATER_COLUMNS for c in header[len(values):]):
+            values = values + [""] * short  # a row written before the later columns: they are empty
+        if len(values) != len(header):
+            raise JournalError(f"decision journal {path}, line {line}: {len(values)} fields where the header has "
+                               f"{len(header)}; it was left untouched")
+        row = _Row(raw, dict(zip(header, values)), line)
+        try:
+            _check_row(path, row)
+        except JournalError as exc:
+            raise JournalError(f"{exc}; it was left untouched, fix that line by hand") from None
+        rows.append(row)
+    return _Parsed(prefix, header_raw, header, rows)
+
+
+def _check_row(path: Path, row: _Row) -> None:
+    v = row.values
+    where = f"decision journal {path}, line {row.line}"
+    try:
+        IsoWeek.parse(v["week"])
+    except ValueError as exc:
+        raise JournalError(f"{where}: {exc}") from None
+    if v["kind"] not in KINDS:
+        raise JournalError(f"{where}: kind {v['kind']!r} is not one of {', '.join(KINDS)}")
+    if v["kind"] == VERDICT and v["decision"] not in DECISIONS:
+        raise JournalError(f"{where}: decision {v['decision']!r} of a verdict is not one of {', '.join(DECISIONS)}")
+    if not v["experiment_id"].strip():
+        raise JournalError(f"{where}: experiment_id is empty")
+    for name in NUMBER_COLUMNS:
+        text = v.get(name, "").strip()  # a column added later may be absent from an older file
+        if text:
+            try:
+                float(text)
+            except ValueError:
+                raise JournalError(f"{where}: {name} {v[name]!r} is not a number") from None
+    for name in INT_COLUMNS:
+        text = v.get(name, "").strip()
+        if text and not (text.isdigit() and int(text) >= 1):
+            raise JournalError(f"{where}: {name} {v[name]!r} is not a whole number >= 1")
+    if v["recorded_at"].strip():
+        try:
+            _timestamp_text(v["recorded_at"])
+        except ValueError as exc:
+            raise JournalError(f"{where}: {exc}") from None
+
+
+def _with_look_columns(parsed: _Parsed) -> _Parsed:
+    """A journal written before ``LATER_COLUMNS`` gets them appended to its header; its rows stay byte for
+    byte (a row without the trailing fields reads them as empty)."""
+    missing = [c for c in LATER_COLUMNS if c not in parsed.header]
+    if not missing:
+        return parsed
+    body = parsed.header_raw.rstrip("\r\n")
+    header_raw = body + "".join("," + c for c in missing) + (parsed.header_raw[len(body):] or _LINE_END)
+    return _Parsed(parsed.prefix, header_raw, parsed.header + missing, parsed.rows)
+
+
+def _format_record(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator=_LINE_END, quoting=csv.QUOTE_MINIMAL).writerow(values)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Exclusive lock on ``decisions.lock``: one writer at a time reads, merges and replaces."""
+    with open(folder / LOCK_FILE, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        else:  # pragma: no cover - Windows: lock the first byte, retrying
+            import msvcrt
+
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    fh.seek(0)
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"could not lock {folder / LOCK_FILE} within 60 s") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+def _check_folder(journal_dir: Path) -> None:
+    from playbook.core.paths import REPORTS_DIR
+
+    resolved = journal_dir.resolve()
+    reports = REPORTS_DIR.resolve()
+    if resolved == reports or reports in resolved.parents:
+        raise ValueError(f"journal folder {journal_dir} is inside the reports folder {REPORTS_DIR}, whose week "
+                         f"folders are replaced on every run; keep the journal outside it (default: journal/)")
+
+
+def record_week(
+    journal_dir: str | os.PathLike,
+    week: str | IsoWeek,
+    entries: Iterable[JournalEntry],
+    kind: str,
+    *,
+    now: dt.datetime | None = None,
+) -> Path:
+    """Replace the ``kind`` entries of ``week`` in the journal by ``entries``; return the file.
+
+    Rows of other weeks, and rows of the other kind of the same week, are kept byte for byte.
+    New rows go where that (week, kind) belongs in time (before the first later row), so a journal
+    written week after week stays in chronological order. ``recorded_at`` of entries that have
+    none is set to ``now`` (default: the current UTC time). An empty ``entries`` removes that
+    week's entries of that kind.
+
+    Raises ValueError (naming the field) when an entry's week or kind differs from the call's,
+    or when two entries share an experiment_id; JournalError when the existing file is corrupt
+    (it is then left untouched).
+    """
+    iso = IsoWeek.parse(week)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    stamp = _timestamp_text(now or dt.datetime.now(dt.timezone.utc))
+    checked: list[JournalEntry] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, JournalEntry):
+            raise ValueError(f"entry {i} is a {type(entry).__name__}, not a JournalEntry")
+        if entry.week != str(iso):
+            raise ValueError(f"entry {i} ({entry.experiment_id}): week is {entry.week}, but this run records {iso}")
+        if entry.kind != kind:
+            raise ValueError(f"entry {i} ({entry.experiment_id}): kind is {entry.kind!r}, but this call records {kind!r}")
+        if kind == VERDICT and entry.decision not in DECISIONS:  # already refused by JournalEntry; kept explicit
+            raise ValueError(f"entry {i} ({entry.experiment_id}): decision must be one of {', '.join(DECISIONS)}")
+        if entry.experiment_id in seen:
+            raise ValueError(f"entry {i}: experiment_id {entry.experiment_id!r} appears twice in the {kind}s of {iso}")
+        seen.add(entry.experiment_id)
+        checked.append(entry if entry.recorded_at else replace(entry, recorded_at=stamp))
+
+    folder = Path(journal_dir)
+    _check_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / JOURNAL_FILE
+    with _locked(folder):
+        parsed = _parse(path)
+        if parsed is None:
+            parsed = _Parsed("", _format_record(list(COLUMNS)), list(COLUMNS), [])
+        parsed = _with_look_columns(parsed)
+        header_raw = parsed.header_raw
+        if not header_raw.endswith(("\n", "\r")):
+            header_raw += _LINE_END
+        new_records = []
+        for entry in checked:
+            values = dict(zip(COLUMNS, entry._row()))
+            new_records.append(_format_record([values.get(c, "") for c in parsed.header]))
+        key = (iso, _KIND_ORDER[kind])
+        kept = [row for row in parsed.rows if row.key != key]
+        position = next((i for i, row in enumerate(kept) if row.key > key), len(kept))
+        raws = [row.raw for row in kept]
+        if position > 0 and not raws[position - 1].endswith(("\n", "\r")):
+            raws[position - 1] += _LINE_END  # the last row of a hand-edited file may lack its line end
+        raws[position:position] = new_records
+        write_bytes(path, (parsed.prefix + header_raw + "".join(raws)).encode("utf-8"))
+    return path
+
+
+def read_journal(journal_dir: str | os.PathLike) -> pd.DataFrame:
+    """The journal as a typed table, in file order.
+
+    Numbers are floats (NaN when empty), ``recorded_at`` a UTC datetime (NaT when empty), the
+    other columns text ("" when empty, e.g. the decision of a plan). Columns of the file that
+    are not journal columns follow the journal columns, as text. An absent file gives an empty
+    table with the columns; a corrupt one raises JournalError.
+    """
+    path = journal_path(journal_dir)
+    parsed = _parse(path)
+    extra = [c for c in (parsed.header if parsed else []) if c not in COLUMNS]
+    columns = list(COLUMNS) + extra
+    records = [[row.values.get(c, "") for c in columns] for row in (parsed.rows if parsed else [])]
+    frame = pd.DataFrame(records, columns=columns, dtype=object)
+    for name in NUMBER_COLUMNS:
+        frame[name] = pd.to_numeric(frame[name].replace("", None), errors="raise").astype("float64")
+    for name in INT_COLUMNS:
+        frame[name] = pd.to_numeric(frame[name].replace("", None), errors="raise").astype("Int64")
+    frame["recorded_at"] = pd.to_datetime(
+        frame["recorded_at"].map(lambda t: _timestamp_text(t) if str(t).strip() else None), utc=True, format="ISO8601"
+    )
+    return frame.reset_index(drop=True)
+
+
+def read_entries(journal_dir: str | os.PathLike) -> list[JournalEntry]:
+    """The journal as JournalEntry objects, in file order."""
+    entries = []
+    for record in read_journal(journal_dir).to_dict("records"):
+        stamp = record["recorded_at"]
+        record["recorded_at"] = None if pd.isna(stamp) else stamp.to_pydatetime()
+        for name in INT_COLUMNS:
+            record[name] = None if pd.isna(record[name]) else int(record[name])
+        entries.append(JournalEntry(**{c: record[c] for c in COLUMNS}))
+    return entries
+
+
+def next_look(journal_dir: str | os.PathLike, experiment_id: str, week: str | IsoWeek) -> int:
+    """The number of this week's look at an experiment: 1 + the weeks before ``week`` with a verdict on it.
+
+    Every read counts, whatever its verdict (a provisional or inconclusive read is a look too); a
+    re-run of the same week replaces that week's verdict and keeps its number.
+    """
+    iso = IsoWeek.parse(week)
+    journal = read_journal(journal_dir)
+    mine = journal[(journal["kind"] == VERDICT) & (journal["experiment_id"] == str(experiment_id))]
+    earlier = {w for w in mine["week"] if IsoWeek.parse(w) < iso}
+    return len(earlier) + 1
+
+
+# --- the track record ----------------------------------------------------------------------
+
+# "why" stays in the journal file; the report's table keeps to what fits on a line
+_TABLE_COLUMNS = ("week", "experiment_id", "lever", "cohort", "primary_metric", "expected_low", "expected_high",
+                  "estimate", "ci_low", "ci_high", "decision", "money_per_week")
+
+
+@dataclass(frozen=True, eq=False)
+class TrackRecord:
+    """The team's own record over the last ``weeks`` weeks up to ``week``.
+
+    Attributes:
+        week, weeks, first_week: the window (``first_week`` .. ``week``, both included).
+        verdicts: the latest verdict of each experiment reviewed in the window, newest first.
+        counts: number of levers kept / adjusted / stopped / provisional.
+        money_per_week: what the kept levers save per week, summed in money (the only unit in which
+            effects on different cohorts and metrics add up), with ``money_ci`` its interval: the
+            half-widths combined as independent (root of the sum of squares; asymmetric sides kept).
+        kept_without_money: kept levers whose effect has no money value (not in the sum).
+    """
+
+    week: str
+    weeks: int
+    first_week: str
+    verdicts: pd.DataFrame
+    counts: dict[str, int]
+    money_per_week: float | None
+    money_ci: tuple[float, float] | None
+    kept_without_money: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_reviewed(self) -> int:
+        return int(len(self.verdicts))
+
+    def table(self) -> pd.DataFrame:
+        """One row per reviewed experiment (newest first), for display in the report."""
+        return self.verdicts.loc[:, list(_TABLE_COLUMNS)].reset_index(drop=True)
+
+    def summary(self) -> str:
+        """The record in one sentence."""
+        window = f"{self.first_week} to {self.week}"
+        if not self.n_reviewed:
+            return f"No lever reviewed from {window} yet."
+        c = self.counts
+        text = (f"From {window}: {self.n_reviewed} lever(s) reviewed, {c[KEEP]} kept, {c[ADJUST]} adjusted, "
+                f"{c[STOP]} stopped" + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
+                                        if c.get(PROVISIONAL) else "") + ".")
+        if self.money_per_week is not None:
+            low, high = self.money_ci
+            text += (f" The kept levers save about {self.money_per_week:,.0f} a week in return costs and "
+                     f"discounts (interval {low:,.0f} to {high:,.0f}).")
+        if self.kept_without_money:
+            text += f" Kept, with no money value (not summed): {', '.join(self.kept_without_money)}."
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "week": self.week,
+            "weeks": self.weeks,
+            "first_week": self.first_week,
+            "n_reviewed": self.n_reviewed,
+            "counts": dict(self.counts),
+            "money_per_week": clean_number(self.money_per_week),
+            "money_ci": [clean_number(v) for v in self.money_ci] if self.money_ci else None,
+            "kept_without_money": list(self.kept_without_money),
+            "verdicts": [
+                {k: clean_number(v) for k, v in record.items()}
+                for record in self.table().to_dict("records")
+            ],
+        }
+
+
+def _money_sum(kept: pd.DataFrame) -> tuple[float | None, tuple[float, float] | None]:
+    """Sum of the kept levers' money per week, and its interval from independent half-widths."""
+    valued = kept[kept["money_per_week"].notna()]
+    if valued.empty:
+        return None, None
+    total = float(valued["money_per_week"].sum())
+    below = (valued["money_per_week"] - valued["money_ci_low"]).fillna(0.0)
+    above = (valued["money_ci_high"] - valued["money_per_week"]).fillna(0.0)
+    return total, (total - math.sqrt(float((below ** 2).sum())), total + math.sqrt(float((above ** 2).sum())))
+
+
+def track_record(journal_dir: str | os.PathLike, week: str | IsoWeek, weeks: int = 8) -> TrackRecord:
+    """Verdicts of the ``weeks`` weeks up to and including ``week``, counted, and the kept ones in money.
+
+    An experiment reviewed more than once in the window counts once, with its latest verdict
+    (latest week, then latest ``recorded_at``, then last in the file).
+    """
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 1:
+        raise ValueError(f"weeks must be a positive whole number, got {weeks!r}")
+    iso = IsoWeek.parse(week)
+    first = iso.shift(-(weeks - 1))
+    journal = read_journal(journal_dir)
+    window = {str(first.shift(i)) for i in range(weeks)}
+    verdicts = journal[(journal["kind"] == VERDICT) & journal["week"].isin(window)].copy()
+    verdicts["_order"] = range(len(verdicts))
+    verdicts["_week"] = verdicts["week"].map(lambda w: IsoWeek.parse(w))
+    verdicts = verdicts.sort_values(["_week", "recorded_at", "_order"], na_position="first", kind="stable")
+    latest = verdicts.drop_duplicates("experiment_id", keep="last")
+    latest = latest.iloc[::-1].drop(columns=["_order", "_week"]).reset_index(drop=True)
+
+    counts = {d: int((latest["decision"] == d).sum()) for d in DECISIONS}
+    kept = latest[latest["decision"] == KEEP]
+    money, interval = _money_sum(kept)
+    missing = tuple(kept.loc[kept["money_per_week"].isna(), "experiment_id"])
+    return TrackRecord(str(iso), weeks, str(first), latest, counts, money, interval, missing)
+
+
+__all__ = [
+    "ADJUST", "COLUMNS", "DECISIONS", "JOURNAL_FILE", "JournalEntry", "JournalError", "KEEP", "KINDS",
+    "LOCK_FILE", "PLAN", "PROVISIONAL", "STOP", "next_look", "TrackRecord", "VERDICT", "journal_path", "read_entries", "read_journal",
+    "record_week", "track_record",
+]
+
+
+# --- staging: a weekly run's entries land only with its report ------------------------------
+
+STAGED_DIR = "journal_entries"
+
+
+def stage(run_dir: str | os.PathLike, week: str | IsoWeek, entries: Iterable[JournalEntry], kind: str) -> Path:
+    """Keep a notebook's plan or verdict entries in the week's run folder, not yet in the journal.
+
+    The weekly runner applies them (``apply_staged``) once the whole report has been swapped in,
+    so a run that fails half-way leaves no journal row for a report that never appeared, and an
+    interactive exploration never rewrites the journal of record.
+    """
+    if kind not in (PLAN, VERDICT):
+        raise ValueError(f"kind: {kind!r} is not one of {PLAN!r}, {VERDICT!r}")
+    week = str(IsoWeek.parse(week))
+    rows = []
+    for e in entries:
+        if e.week != week or e.kind != kind:
+            raise ValueError(f"entry {e.experiment_id}: week/kind {e.week}/{e.kind} differ from {week}/{kind}")
+        rows.append(e.to_dict())
+    from playbook.core.atomic import write_json
+
+    return write_json(Path(run_dir) / STAGED_DIR / f"{kind}.json", {"week": week, "kind": kind, "entries": rows})
+
+
+def _staged(run_dir: str | os.PathLike) -> list[tuple[str, str, list[JournalEntry]]]:
+    import json
+
+    out = []
+    for path in sorted((Path(run_dir) / STAGED_DIR).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = [JournalEntry(**{k: v for k, v in e.items() if k in COLUMNS}) for e in data["entries"]]
+        out.append((data["week"], data["kind"], entries))
+    return out
+
+
+def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> list[Path]:
+    """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind)."""
+    return [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
+
+
+def track_record_with_staged(journal_dir: str | os.PathLike, week: str | IsoWeek, run_dir: str | os.PathLike,
+                             weeks: int = 8) -> TrackRecord:
+    """The track record as it will be once this run's staged entries are recorded (the journal is untouched)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = journal_path(journal_dir)
+        if source.is_file():
+            shutil.copyfile(source, journal_path(scratch))
+        apply_staged(run_dir, scratch)
+        return track_record(scratch, week, weeks)

@@ -1,0 +1,230 @@
+"""Rendering: executed notebooks to HTML, the week's index page, and safe display of customer text.
+
+Customer text (return comments) is untrusted: it is always HTML-escaped, never rendered as markup.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import nbformat
+import pandas as pd
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+
+from playbook.core.atomic import write_text
+from playbook.steps.experiments import Comparison, state_why
+
+INJECTED_TAG = "injected-parameters"
+
+
+def escape(text: Any) -> str:
+    """Untrusted text as inert HTML (``<script>`` shows as text, never runs)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def html_table(frame: pd.DataFrame, float_format: str = "{:,.4g}", max_rows: int = 50) -> str:
+    """A DataFrame as an HTML table with every cell escaped (pandas escapes too; this says so)."""
+    return frame.head(max_rows).to_html(index=False, escape=True, na_rep="", float_format=float_format.format, border=0)
+
+
+def quote_block(texts: Iterable[str], limit: int = 10) -> str:
+    """Customer comments as an escaped list, for notebooks (``IPython.display.HTML``)."""
+    items = [f"<li><q>{escape(t)}</q></li>" for t in list(texts)[:limit] if t is not None and str(t).strip()]
+    return "<ul class='customer-text'>" + "".join(items) + "</ul>" if items else "<p><em>no comment</em></p>"
+
+
+def _exporter(no_input: bool) -> HTMLExporter:
+    exporter = HTMLExporter(template_name="lab")
+    remover = TagRemovePreprocessor(remove_cell_tags={INJECTED_TAG}, enabled=True)
+    exporter.register_preprocessor(remover, enabled=True)
+    if no_input:
+        exporter.exclude_input = True
+        exporter.exclude_input_prompt = True
+        exporter.exclude_output_prompt = True
+    return exporter
+
+
+def notebook_to_html(notebook: str | os.PathLike | nbformat.NotebookNode, target: str | os.PathLike,
+                     no_input: bool = False) -> Path:
+    """Export an executed notebook to HTML without its injected-parameters cell.
+
+    The injected cell is removed because papermill prints every parameter there, and
+    ``--report-mode`` does not hide it from nbconvert.
+    """
+    nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(str(notebook), as_version=4)
+    body, _ = _exporter(no_input).from_notebook_node(nb)
+    return write_text(target, body)
+
+
+_STATUS_COLOURS = {"green": "#1a7f37", "amber": "#b7791f", "red": "#c53030", "not available": "#718096"}
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #1a202c; }}
+table {{ border-collapse: collapse; width: 100%; margin: 0.5rem 0 1.5rem; }}
+th, td {{ text-align: left; padding: 0.3rem 0.6rem; border-bottom: 1px solid #e2e8f0; vertical-align: top; }}
+.status {{ font-weight: 600; }}
+.muted {{ color: #718096; }}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _status_cell(status: str) -> str:
+    colour = _STATUS_COLOURS.get(status, "#1a202c")
+    return f"<td class='status' style='color:{colour}'>{escape(status)}</td>"
+
+
+_GUARDRAIL_WORDS = {"safe": "safe", "not_shown_safe": "not shown safe yet", "harm_likely": "harm likely",
+                    "breached": "breached", "not_measured": "not measured"}
+
+
+def _verdict_row(r: dict[str, Any]) -> str:
+    """One verdict for a manager: the decision (with its look and date), why, flags, follow-ups, guardrails."""
+    decision = str(r.get("decision", ""))
+    if decision == "provisional" and r.get("readable_on"):
+        decision += f" until {r['readable_on']}"
+    if r.get("look"):
+        decision += f" (look {r['look']} of {r.get('planned_looks') or '?'})"
+    extra = "".join(f"<br><b>Check before rolling out:</b> {escape(f)}" for f in r.get("flags") or [])
+    extra += "".join(f"<br><b>Follow-up:</b> {escape(f)}" for f in r.get("follow_ups") or [])
+    guards = "; ".join(f"{g.get('metric')} {_GUARDRAIL_WORDS.get(g.get('state'), g.get('state'))}"
+                       for g in r.get("guardrails") or [])
+    return (f"<tr><td>{escape(r.get('experiment_id'))}</td><td class='status'>{escape(decision)}</td>"
+            f"<td>{escape(r.get('why'))}{extra}</td><td>{escape(guards)}</td></tr>")
+
+
+def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_dir: str | None = "brief") -> str:
+    """The week's headline page: statuses, weak cohort, verdicts, next action, then the links.
+
+    ``notebooks`` is a list of (title, html file name). Every value from the data is escaped.
+    """
+    week = escape(summary.get("week", ""))
+    parts = [f"<h1>Returns playbook, week {week}</h1>",
+             f"<p class='muted'>Data: {escape(summary.get('data_source', ''))}; "
+             f"known up to {escape(summary.get('as_of', ''))}.</p>"]
+    lever = summary.get("lever") or {}
+    if lever.get("ready") is False and lever.get("no_row_reason"):  # said first: no experiment starts this week
+        parts.append(f"<p><b>{escape(lever['no_row_reason'])}</b></p>")
+    baseline = summary.get("baseline") or {}
+    metrics = baseline.get("metrics") or {}
+    if metrics:
+        rows = "".join(
+            f"<tr><td>{escape(name)}</td>{_status_cell(m.get('status', ''))}<td>{escape(m.get('why', ''))}</td></tr>"
+            for name, m in metrics.items()
+        )
+        parts.append(f"<h2>Statuses</h2><table><tr><th>metric</th><th>status</th><th>why</th></tr>{rows}</table>")
+    trig = baseline.get("triggers") or []
+    if trig:
+        items = "".join(f"<li><b>{escape(t.get('zone'))}</b> ({escape(t.get('metric'))}): {escape(t.get('action'))}</li>"
+                        for t in trig)
+        parts.append(f"<h2>Red triggers and their actions</h2><ul>{items}</ul>")
+    if "weak_cohort" in summary:
+        wc = summary["weak_cohort"]
+        if wc:
+            filters = ", ".join(f"{k} = {v}" for k, v in (wc.get("filters") or {}).items())
+            parts.append(
+                f"<h2>Weak cohort</h2><p>{escape(filters)}: return rate {escape(_pct(wc.get('return_rate')))} "
+                f"vs {escape(_pct(wc.get('expected_rate')))} expected on {escape(wc.get('units'))} units; "
+                f"excess cost {escape(_money(wc.get('excess_cost')))} (q = {escape(_num(wc.get('q_value')))}).</p>"
+            )
+        else:
+            parts.append("<h2>Weak cohort</h2><p>No cohort stands out this week.</p>")
+        aside = [c.get("why", "") for c in summary.get("weak_cohort_set_aside") or []]
+        if aside:
+            items = "".join(f"<li>{escape(why)}</li>" for why in aside)
+            parts.append(f"<p>Rose too, but not a cohort to act on:</p><ul>{items}</ul>")
+    review = summary.get("review") or []
+    if review:
+        rows = "".join(_verdict_row(r) for r in review)
+        parts.append("<h2>J+7 verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th>"
+                     f"<th>guardrails</th></tr>{rows}</table>")
+    late = summary.get("overdue") or []
+    if late:
+        items = "".join(f"<li>{escape(item.get('text', ''))}</li>" for item in late)
+        parts.append(f"<h2>Overdue reviews</h2><ul>{items}</ul>")
+    nxt = summary.get("next_action")
+    if nxt:
+        parts.append(
+            f"<h2>Next action</h2><p>{escape(nxt.get('action'))} on {escape(nxt.get('cohort'))} "
+            f"(excess cost {escape(_money(nxt.get('excess_cost')))}).</p>"
+        )
+    warnings = (summary.get("data_quality") or {}).get("warnings") or []
+    if warnings:
+        items = "".join(f"<li>{escape(w.get('message', w))}</li>" if isinstance(w, dict) else f"<li>{escape(w)}</li>"
+                        for w in warnings)
+        parts.append(f"<h2>Data quality</h2><ul>{items}</ul>")
+    links = "".join(f"<li><a href='{escape(href)}'>{escape(title)}</a></li>" for title, href in notebooks)
+    parts.append(f"<h2>Notebooks</h2><ol>{links}</ol>")
+    if brief_dir:
+        parts.append(f"<p><a href='{escape(brief_dir)}/index.html'>Stakeholder edition (no code)</a> · "
+                     f"<a href='summary.json'>summary.json</a></p>")
+    return _PAGE.format(title=f"Returns playbook {week}", body="\n".join(parts))
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v) * 100:.1f} %"
+
+
+def _money(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):,.0f}"
+
+
+def _num(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.3g}"
+
+
+def say(text: str, bold_prefix: str | None = None):
+    """A sentence built from data, as HTML (``IPython.display.HTML``): every part escaped.
+
+    Category names, customer text and ids come from the source and are untrusted. HTML, not
+    Markdown: escaping keeps ``<img onerror=...>`` inert, but Markdown would still turn a value such
+    as ``[x](javascript:alert(1))`` or ``![](http://...)`` into a live link or a remote image,
+    in the notebook and in the HTML export; HTML-escaped text inside a ``<p>`` stays text.
+    """
+    from IPython.display import HTML
+
+    prefix = f"<b>{escape(bold_prefix)}</b> " if bold_prefix else ""
+    return HTML(f"<p>{prefix}{escape(text)}</p>")
+
+
+def comparison_checks(c: Comparison) -> str:
+    """HTML (every data value escaped) on the checks behind one comparison: split, follow-up, warnings."""
+    items = []
+    for label, srm in (("all assigned customers", c.srm), ("exposed customers analysed", c.srm_exposed)):
+        if srm is None:
+            continue
+        if srm.p_value is None:
+            items.append(f"Split of {label}: {escape(srm.observed)}; no test possible ({escape(srm.error)}).")
+        else:
+            verdict = "<b>mismatch: no keep possible</b>" if srm.mismatch else "consistent with the planned split"
+            items.append(f"Split of {label}: {escape(srm.observed)}, p = {srm.p_value:.3g}: {verdict}.")
+    if c.primary.window is not None:
+        items.append(f"Pre-registered window: {escape(c.primary.window.why)}.")
+    for g in c.guardrails:
+        items.append(f"Guardrail {escape(g.metric)}: {escape(state_why(g))}"
+                     + (f"; read again on {g.follow_up_on:%Y-%m-%d}" if g.follow_up_on else "") + ".")
+    items += [f"<b>Blocks a keep</b>: {escape(b)}" for b in c.keep_blockers]
+    choice = c.views.get("follow_up")
+    if choice is not None:
+        items.append(f"Follow-up window: {escape(choice.reason)}.")
+    for name in ("log_rank", "cox"):
+        if name in c.views:
+            items.append(f"{name.replace('_', '-')}: {escape(c.views[name])}")
+    trend = c.views.get("pre_trend")
+    if trend is not None:
+        if trend.error:
+            items.append(f"Pre-trend check not run: {escape(trend.error)}")
+        else:
+            items.append(f"Pre-trend check ({escape(trend.method)}): p = {trend.p_value:.3g} over "
+                         f"{trend.n_pre_coefficients} pre-period weeks; "
+                         f"{escape(trend.warning or 'no sign of diverging pre-trends')} (note: {escape(trend.note)}).")
+    items += [f"Warning: {escape(w)}" for w in c.warnings if w not in c.keep_blockers]
+    title = (f"{escape(c.experiment_id)} ({escape(c.design)}, lever {escape(c.experiment.get('lever'))} "
+             f"on {escape(c.experiment.get('cohort'))})")
+    return f"<h3>{title}</h3><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"

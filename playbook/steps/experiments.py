@@ -1,0 +1,773 @@
+"""Step 4 of the loop: compare treatment and control for every experiment due for review this week.
+
+Randomized experiments (A/B by customer): the exposure is the cohort's order lines placed by
+assigned customers from ``start_date`` to ``review_date`` (after their assignment), followed up to
+the end of the analysed week. The assignment split is checked first (sample ratio mismatch). A
+return-rate primary metric is compared on units with k days of follow-up in both arms (returns
+arrive days after delivery; a unit not yet mature is never counted as "not returned"), with
+Kaplan-Meier, log-rank and Cox views beside it; ratio metrics use the delta method on
+per-customer sums, because customers, not lines, were randomized.
+
+Pre/post changes (not randomized): weekly slice-level data (channel x region cells of the cohort
+and of its control cohort), two-way fixed-effects difference-in-differences with cluster-robust
+errors by slice, an event study of the pre-period and a pre-trend warning.
+
+The engine does the joins and the sums; pandas receives per-line rows of one experiment's
+exposure (bounded by the experiment's size) or per-slice weekly aggregates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from playbook.core.settings import Config, Guardrail
+from playbook.core.vocabulary import ADJUST, PROVISIONAL, GuardrailState
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import parse_cohort
+from playbook.data.dataset import Snapshot
+from playbook.journal.store import VERDICT, read_journal
+from playbook.metrics.dictionary import definitions, is_mature, line_facts, matches
+from playbook.stats import did, lag
+from playbook.stats.means import mean_difference
+from playbook.stats.ratio import ratio_difference
+from playbook.stats.results import Estimate, jsonable
+from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
+from playbook.stats.srm import SrmResult, sample_ratio_mismatch
+from playbook.steps.verdict import GuardrailRead, WindowRead, guardrail_state
+
+
+@dataclass
+class MetricComparison:
+    """One metric compared between arms: the estimate and what it means.
+
+    A guardrail carries its state (``decisions.GuardrailState``: a non-inferiority reading of its
+    interval against its tolerance) and, when not shown safe, the date of the follow-up read that
+    could show it (``follow_up_on``). The primary carries how its pre-registered window was read
+    (``window``).
+    """
+
+    metric: str
+    estimate: Estimate
+    good_direction: str
+    role: str  # primary | guardrail
+    tolerance: float | None = None
+    expected_low: float | None = None
+    expected_high: float | None = None
+    optional: bool = False
+    follow_up_on: dt.date | None = None
+    window: WindowRead | None = None
+
+    @property
+    def state(self) -> GuardrailState | None:
+        """The guardrail's state (None for the primary)."""
+        if self.role != "guardrail":
+            return None
+        e = self.estimate
+        bad = "higher" if self.good_direction == "lower" else "lower"
+        return guardrail_state(e.estimate if e.ok else None, e.ci_low, e.ci_high, tolerance=self.tolerance,
+                               bad_direction=bad, null_value=e.null_value, confidence=e.confidence)
+
+    @property
+    def breached(self) -> bool:
+        """A guardrail is breached when its whole interval lies past the tolerance on the bad side."""
+        return self.state == GuardrailState.BREACHED
+
+    def read(self) -> GuardrailRead:
+        """The guardrail as the verdict sees it."""
+        return GuardrailRead(self.metric, self.state, state_why(self), self.optional, self.follow_up_on)
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.estimate
+        d = {"metric": self.metric, "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high,
+             "null_value": e.null_value, "good_direction": self.good_direction, "p_value": e.p_value,
+             "method": e.method, "n": e.n, "error": e.error, "confidence": e.confidence,
+             "std_error": e.details.get("std_error")}
+        if self.role == "guardrail":
+            d.update(tolerance=self.tolerance, state=self.state.value, breached=self.breached,
+                     state_why=state_why(self), optional=self.optional,
+                     follow_up_on=self.follow_up_on.isoformat() if self.follow_up_on else None)
+        else:
+            d.update(expected_low=self.expected_low, expected_high=self.expected_high)
+            if self.window is not None:
+                w = self.window
+                d.update(k_registered=w.k_registered, k_read=w.k_read, readable=w.readable,
+                         readable_on=w.readable_on.isoformat() if w.readable_on else None, window_why=w.why)
+        return jsonable(d)
+
+
+_STATE_WORDS = {
+    GuardrailState.SAFE: "shown safe: the interval rules out harm beyond the tolerance",
+    GuardrailState.NOT_SHOWN_SAFE: "not shown safe: the interval reaches past the tolerance, the estimate does not",
+    GuardrailState.HARM_LIKELY: "harm likely: the estimate is past the tolerance",
+    GuardrailState.BREACHED: "breached: the whole interval is past the tolerance",
+}
+
+
+def state_why(m: MetricComparison) -> str:
+    if m.state == GuardrailState.NOT_MEASURED:
+        return f"not measured: {m.estimate.error or 'no interval'}"
+    e = m.estimate
+    return f"{_STATE_WORDS[m.state]} ({e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}], tolerance {m.tolerance:g})"
+
+
+def guardrail_follow_up_date(m: MetricComparison, start: dt.date, as_of: dt.date, *, alpha: float = 0.025,
+                             power: float = 0.8, max_days: int = 182) -> dt.date | None:
+    """When a read of a not-shown-safe guardrail has ``power`` to show it safe (None beyond ``max_days``).
+
+    Non-inferiority power for margin = tolerance, true harm 0, one-sided ``alpha`` (Chow, Shao &
+    Wang 2008, 3.2): the standard error must fall to tolerance / (z_{1-alpha} + z_{power}). The
+    standard error shrinks as 1 / sqrt(information) and information grows with the days of
+    exposure at a steady inflow, so the days needed are the days so far times (se / se_needed)^2.
+    """
+    from scipy import stats as st
+
+    e = m.estimate
+    if not e.ok or not m.tolerance or m.tolerance <= 0:
+        return None
+    se = (e.ci_high - e.ci_low) / (2 * float(st.norm.ppf(0.5 + e.confidence / 2)))
+    needed = m.tolerance / (float(st.norm.ppf(1 - alpha)) + float(st.norm.ppf(power)))
+    elapsed = max((as_of - start).days, 1)
+    days = math.ceil(elapsed * (se / needed) ** 2)
+    if days > max_days:
+        return None
+    return max(start + dt.timedelta(days=days), as_of + dt.timedelta(days=7))
+
+
+@dataclass
+class Comparison:
+    """Everything step 4 knows about one experiment.
+
+    ``keep_blockers``: warnings that make the read untrustworthy (few clusters, pre-trend
+    failure, ...): the verdict cannot be keep while any is present. ``srm`` checks all assigned
+    customers, ``srm_exposed`` the exposed customers that are analysed.
+    """
+
+    experiment: dict[str, Any]
+    design: str
+    primary: MetricComparison
+    guardrails: list[MetricComparison]
+    srm: SrmResult | None = None
+    follow_up_days: float | None = None
+    views: dict[str, Any] = field(default_factory=dict)  # secondary estimates (KM, log-rank, Cox, event study)
+    warnings: list[str] = field(default_factory=list)
+    keep_blockers: list[str] = field(default_factory=list)
+    srm_exposed: SrmResult | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        return str(self.experiment["experiment_id"])
+
+    @property
+    def planned_looks(self) -> int:
+        return planned_looks(self.experiment)
+
+    def to_dict(self) -> dict[str, Any]:
+        exposed = self.srm_exposed
+        return jsonable({
+            "experiment_id": self.experiment_id, "design": self.design, "lever": self.experiment.get("lever"),
+            "cohort": self.experiment.get("cohort"), "due": self.experiment.get("due") or "review date this week",
+            "srm_p_value": self.srm.p_value if self.srm is not None else None,
+            "srm_mismatch": bool(self.srm.mismatch) if self.srm is not None else False,
+            "srm_assigned": dict(self.srm.observed) if self.srm is not None else None,
+            "srm_exposed_p_value": exposed.p_value if exposed is not None else None,
+            "srm_exposed_mismatch": bool(exposed.mismatch) if exposed is not None else False,
+            "srm_exposed": dict(exposed.observed) if exposed is not None else None,
+            "follow_up_days": self.follow_up_days,
+            "planned_looks": self.planned_looks,
+            "primary": self.primary.to_dict(),
+            "guardrails": [g.to_dict() for g in self.guardrails],
+            "warnings": self.warnings,
+            "keep_blockers": self.keep_blockers,
+            "views": {k: _compact(v) for k, v in self.views.items()},
+        })
+
+
+def planned_looks(exp: dict[str, Any]) -> int:
+    """Planned looks of the experiment: its plan's ``planned_looks`` when present, else
+    ``sequential.DEFAULT_PLANNED_LOOKS`` (J+7 and three weekly re-reads)."""
+    value = exp.get("planned_looks")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_PLANNED_LOOKS
+    return n if n >= 1 and n == value else DEFAULT_PLANNED_LOOKS
+
+
+def _compact(view: Any) -> Any:
+    """A view as it goes into summary.json: curves stay in the notebook, their difference goes in."""
+    if hasattr(view, "difference"):
+        return view.difference.to_dict()
+    if isinstance(view, dict):
+        return {k: _compact(v) for k, v in view.items()}
+    if isinstance(view, pd.DataFrame):
+        return jsonable(view.to_dict("records"))
+    if hasattr(view, "to_dict"):
+        d = view.to_dict()
+        d.pop("table", None)
+        d.pop("coefficients", None)
+        return d
+    return view
+
+
+def due_for_review(snap: Snapshot, journal_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Experiments to read this week (empty without an experiments table).
+
+    Those whose review date falls in the analysed week (their first look), and, given the decision
+    journal, those whose review date has passed and that are still open: the latest verdict is
+    provisional, or inconclusive (adjust) with planned looks left. Column ``due`` says which.
+    """
+    if not snap.has("experiments"):
+        return pd.DataFrame()
+    out = _experiments_table(snap)
+    first = (out["review_date"] >= snap.week.monday) & (out["review_date"] <= snap.week.sunday)
+    out["due"] = np.where(first, "review date this week", "")
+    if journal_dir is not None:
+        latest = _latest_verdicts(journal_dir, snap.week)
+        for i, row in out[out["review_date"] < snap.week.monday].iterrows():
+            seen = latest.get(str(row["experiment_id"]))
+            if seen is None:
+                continue
+            decision, looks = seen
+            if decision == PROVISIONAL or (decision == ADJUST and looks < planned_looks(row.to_dict())):
+                out.loc[i, "due"] = f"still open after look {looks} ({decision})"
+    return out[out["due"] != ""].reset_index(drop=True)
+
+
+def overdue(snap: Snapshot, journal_dir: str | os.PathLike) -> pd.DataFrame:
+    """Experiments whose review date passed before this week without any verdict in the journal.
+
+    They are listed, not read: a review the team skipped is theirs to run (set its review date to
+    this week in the experiments table) or to close.
+    """
+    if not snap.has("experiments"):
+        return pd.DataFrame(columns=["experiment_id", "lever", "cohort", "review_date"])
+    out = _experiments_table(snap)
+    latest = _latest_verdicts(journal_dir, snap.week.shift(1))
+    late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest)]
+    return late[["experiment_id", "lever", "cohort", "review_date"]].reset_index(drop=True)
+
+
+def _experiments_table(snap: Snapshot) -> pd.DataFrame:
+    out = snap.tables["experiments"].order_by("experiment_id").to_pandas()
+    for col in ("start_date", "review_date"):
+        out[col] = pd.to_datetime(out[col]).dt.date
+    out["control_cohort"] = out["control_cohort"].fillna("").astype(str)
+    return out
+
+
+def _latest_verdicts(journal_dir: str | os.PathLike, before: IsoWeek) -> dict[str, tuple[str, int]]:
+    """Per experiment, its latest verdict before ``before`` and how many weeks it was read."""
+    j = read_journal(journal_dir)
+    j = j[(j["kind"] == VERDICT) & j["week"].map(lambda w: IsoWeek.parse(w) < before)]
+    out = {}
+    for exp_id, g in j.groupby("experiment_id"):
+        g = g.assign(_week=g["week"].map(IsoWeek.parse)).sort_values("_week", kind="stable")
+        out[str(exp_id)] = (str(g["decision"].iloc[-1]), int(g["week"].nunique()))
+    return out
+
+
+def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(exp["start_date"], dt.time.min)
+    end = dt.datetime.combine(exp["review_date"], dt.time.max)
+    return start, end
+
+
+# --- randomized ---------------------------------------------------------------------------
+
+def _assignments(snap: Snapshot, experiment_id: str) -> ibis.Table:
+    """One row per assigned customer (a repeated assignment row must not count twice)."""
+    a = snap.tables["assignments"]
+    a = a.filter(a.experiment_id == experiment_id)
+    return a.group_by(["customer_id", "variant"]).agg(assigned_ts=a.assigned_ts.min())
+
+
+def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
+    """One row per exposed order line with its arm, delivery and first return request."""
+    start, end = _window(exp)
+    lf = line_facts(snap, k)
+    lf = lf.filter(matches(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
+    a = _assignments(snap, exp["experiment_id"])
+    x = lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts)
+    r = snap.tables["returns"]
+    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
+    x = x.left_join(first, "line_id").drop("line_id_right")
+    cols = ["line_id", "order_id", "customer_id", "variant", "delivered_ts", "returned_ts", "units",
+            "returned_units", "discount_amount", "gross", "net", "return_cost_k"]
+    df = x.select(*cols).to_pandas()
+    df["returned_units"] = df["returned_units"].fillna(0).clip(upper=df["units"])
+    return df.rename(columns={"variant": "arm"})
+
+
+def _as_units(lines: pd.DataFrame) -> pd.DataFrame:
+    """Split each line into its returned units and its kept units (a line of 2 with 1 returned is both)."""
+    returned = lines[lines.returned_units > 0].assign(quantity=lambda d: d.returned_units)
+    kept = lines[lines.units > lines.returned_units].assign(
+        quantity=lambda d: d.units - d.returned_units, returned_ts=pd.NaT)
+    return pd.concat([returned, kept], ignore_index=True)
+
+
+def _per_customer(df: pd.DataFrame, num: str, den: str) -> tuple[np.ndarray, ...]:
+    g = df.groupby(["arm", "customer_id"])[[num, den]].sum()
+    t, c = g.loc["treatment"] if "treatment" in g.index.get_level_values(0) else g.iloc[:0], \
+        g.loc["control"] if "control" in g.index.get_level_values(0) else g.iloc[:0]
+    return t[num].to_numpy(float), t[den].to_numpy(float), c[num].to_numpy(float), c[den].to_numpy(float)
+
+
+def _window_of(metric: str, default: int) -> int:
+    """K of ``return_rate_{K}d`` (the plan's own window), else the configured one."""
+    found = re.fullmatch(r"return_rate_(\d+)d", metric)
+    return int(found.group(1)) if found else default
+
+
+#: Customers per arm under which a randomized read is not trusted for a keep (the customer-clustered
+#: variance needs tens of clusters; Cameron & Miller 2015, section VI).
+MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
+
+
+def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of: dt.datetime,
+                      mc, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+    """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
+
+    No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
+    primary carries no estimate (the verdict is provisional with the date K becomes readable) and
+    a shorter-window view, labelled with its own k, goes to ``views['shorter_window']``.
+    """
+    views: dict[str, Any] = {}
+    warnings: list[str] = []
+    units = _as_units(lines)
+    read = lag.read_at_window(units, as_of, k_registered, quantity="quantity")
+    views["window_read"] = read
+    window = WindowRead(k_registered, k_registered if read.readable else None, read.readable,
+                        read.readable_on, read.why)
+    comparison = mc(read.difference)
+    comparison.window = window
+    if not read.readable:
+        warnings.append(f"{metric} cannot be read at its pre-registered {k_registered} days yet: {read.why}")
+        choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
+        if getattr(choice, "k", None) is not None and choice.k < k_registered:
+            short = lag.return_within_k_difference(units, as_of, choice.k, quantity="quantity")
+            views["shorter_window"] = {"metric": f"return_rate_{choice.k}d", "k": choice.k,
+                                       "note": f"shorter-window view, not the pre-registered {k_registered}-day metric",
+                                       "estimate": short}
+    if secondary_views:  # curves, log-rank and Cox are shown, never decided on
+        views["kaplan_meier"] = lag.kaplan_meier_by_arm(units, as_of, k_registered, quantity="quantity")
+        views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
+        views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
+    return comparison, (k_registered if read.readable else None), views, warnings
+
+
+def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int,
+                        defs, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+    metric = str(exp["primary_metric"])
+    good = defs[metric].good_direction if metric in defs else "lower"
+    mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+                                      expected_high=float(exp["expected_high"]))
+    if metric.startswith("return_rate_"):
+        return _return_rate_read(lines, metric, _window_of(metric, k_default), as_of, mc, secondary_views)
+    if metric == "discount_depth":
+        lines = lines.assign(discount_points=lines.discount_amount * 100)
+        return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, {}, []
+    if metric == "return_cost_ratio":
+        return mc(ratio_difference(*_per_customer(lines, "return_cost_k", "net"))), None, {}, []
+    return mc(Estimate.unavailable("none", 0, f"primary metric {metric!r} is not supported for randomized designs "
+                                   "(supported: return_rate_<k>d, discount_depth, return_cost_ratio)")), None, {}, []
+
+
+def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guardrails: list[Guardrail]) -> list[MetricComparison]:
+    out = []
+    for g in guardrails:
+        if g.metric == "contact_rate":
+            if not snap.has("contacts"):
+                est = Estimate.unavailable("delta", 0, snap.missing("contacts"))
+            else:
+                c = snap.tables["contacts"]
+                orders = lines[["order_id", "customer_id", "arm"]].drop_duplicates("order_id")
+                ids = ibis.memtable(orders[["order_id"]])
+                n = c.semi_join(ids, "order_id").group_by("order_id").agg(contacts=ibis._.count()).to_pandas()
+                per = orders.merge(n, on="order_id", how="left").fillna({"contacts": 0}).assign(orders=1)
+                est = ratio_difference(*_per_customer(per, "contacts", "orders"))
+        elif g.metric == "net_revenue_per_customer":
+            assigned = _assignments(snap, exp["experiment_id"]).to_pandas()
+            revenue = lines.groupby("customer_id")["net"].sum()
+            assigned["net"] = assigned["customer_id"].map(revenue).fillna(0.0)
+            est = mean_difference(assigned.loc[assigned.variant == "treatment", "net"],
+                                  assigned.loc[assigned.variant == "control", "net"])
+        else:
+            est = Estimate.unavailable("none", 0, f"guardrail {g.metric!r} is not computable per arm")
+        good = "lower" if g.bad_direction == "higher" else "higher"
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance,
+                                    optional=g.optional))
+    return out
+
+
+def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
+                    config: Config, guardrails: list[MetricComparison] | None = None, *,
+                    secondary_views: bool = True) -> Comparison:
+    """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
+    pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
+
+    Pure (no data access), so that a verdict-level simulation can run the path without a database.
+    """
+    split = config.experiments.planned_split
+    srm = sample_ratio_mismatch({arm: 0 for arm in split} | dict(assigned), split)
+    exposed_counts = lines.groupby("arm")["customer_id"].nunique().to_dict() if len(lines) else {}
+    exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
+    srm_exposed = sample_ratio_mismatch(exposed, split)
+    primary, follow_up, views, warnings = _primary_randomized(lines, exp, as_of, config.metrics.return_window_days,
+                                                              definitions(config.metrics), secondary_views)
+    guards = list(guardrails or [])
+    start, today = exp["start_date"], pd.Timestamp(as_of).date()
+    for g in guards:
+        if g.state == GuardrailState.NOT_SHOWN_SAFE:
+            g.follow_up_on = guardrail_follow_up_date(g, start, today)
+    blockers: list[str] = []
+    if srm.mismatch:
+        warnings.append(f"sample ratio mismatch among all assigned customers (p = {srm.p_value:.2g}): the split "
+                        f"differs from the planned {split}; no 'keep' is possible")
+    if srm_exposed.mismatch:
+        warnings.append(f"sample ratio mismatch among the exposed customers that are analysed (p = "
+                        f"{srm_exposed.p_value:.2g}, {exposed}): the lever may change who orders, or exposure is "
+                        "logged differently per arm; no 'keep' is possible")
+    few = [arm for arm, n in exposed.items() if n < MIN_CUSTOMERS_PER_ARM]
+    if few:
+        blockers.append(f"few clusters: fewer than {MIN_CUSTOMERS_PER_ARM} exposed customers in {', '.join(few)} "
+                        f"({exposed}); the customer-clustered interval is not trusted")
+    warnings += [b for b in blockers if b not in warnings]
+    return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed)
+
+
+def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    k = config.metrics.return_window_days
+    if not snap.has("assignments"):
+        est = Estimate.unavailable("none", 0, snap.missing("assignments"))
+        primary = MetricComparison(str(exp["primary_metric"]), est, "lower", "primary",
+                                   expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
+        return Comparison(exp, "randomized", primary, [])
+    counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
+    assigned = dict(zip(counts.variant, counts.n.astype(int)))
+    lines = exposure_lines(snap, exp, _window_of(str(exp["primary_metric"]), k))
+    guards = _guardrails_randomized(snap, exp, lines, list(config.experiments.guardrails["randomized"]))
+    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards)
+
+
+# --- pre/post -----------------------------------------------------------------------------
+
+def _cell(lf: ibis.Table) -> ibis.Value:
+    return lf.channel.cast("string").concat("/", lf.region.cast("string"))
+
+
+class NotMatureYet(ValueError):
+    """The post-period of a return metric has no delivery week with full follow-up yet."""
+
+
+def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings, pre_weeks: int = 8) -> pd.DataFrame:
+    """Weekly slice-level values of ``metric`` for the cohort and its control cohort.
+
+    Discount depth is counted by order week. Return metrics are counted by *delivery* week, on
+    delivered units only, and only for delivery weeks whose units have all had the return window
+    by the end of the analysed week: a post week still collecting returns would look better than
+    it is, and the weak cohort's higher normal rate would turn that bias into a false effect.
+
+    The pre-period is ``pre_weeks`` weeks that end before the weeks step 2 read when it chose the
+    cohort (``_pre_period``): those weeks and every week up to the start are left out, so that the
+    rise that selected the cohort is not read as the lever's effect (regression to the mean). The
+    rule is in ``attrs["pre_period"]``.
+    """
+    cohort = parse_cohort(exp["cohort"])
+    control = parse_cohort(exp.get("control_cohort") or "")
+    period = _pre_period(snap, exp, settings, pre_weeks)
+    is_return = metric.startswith("return_rate_") or metric == "return_cost_ratio"
+    k = _window_of(metric, settings.return_window_days)
+    lf = line_facts(snap, k)
+    week_col = "delivery_week" if is_return else "order_week"
+    lf = lf.filter((lf[week_col] >= period.first) & ((lf[week_col] < period.end) | (lf[week_col] >= period.start))
+                   & (lf.delivered_ts.notnull() if is_return else ibis.literal(True)))
+    in_cohort = matches(lf, cohort)
+    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
+    lf = lf.mutate(treated=in_cohort, cell=_cell(lf)).filter(in_cohort | in_control)
+    if metric == "discount_depth":
+        num, den = lf.discount_amount.sum() * 100, lf.gross.sum()
+    elif is_return:
+        num = lf.return_cost_k.sum() if metric == "return_cost_ratio" else lf.returned_units_k.sum()
+        den = lf.net.sum() if metric == "return_cost_ratio" else lf.units.sum()
+    else:
+        raise ValueError(f"metric {metric!r} is not supported for pre/post designs "
+                         "(supported: discount_depth, return_rate_<k>d, return_cost_ratio)")
+    g = lf.group_by(["treated", "cell", lf[week_col].name("week")]).agg(num=num, weight=den).to_pandas()
+    g["week"] = pd.to_datetime(g["week"]).dt.date
+    if is_return:
+        settings_k = type(settings)(**{**settings.__dict__, "return_window_days": k})
+        g = g[[is_mature(w, "delivery", snap.week, settings_k) for w in g["week"]]]
+        start = IsoWeek.of(exp["start_date"]).monday
+        if not (g["week"] >= start).any():
+            ready = start + dt.timedelta(days=6 + k)
+            raise NotMatureYet(f"no post-period delivery week has {k} days of follow-up yet: the first one "
+                               f"({IsoWeek.of(start)}) is complete on {ready:%Y-%m-%d}; review again then")
+    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
+    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"]
+    g = g.dropna(subset=["value"])
+    g.attrs["pre_period"] = period
+    return g
+
+
+def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    """Difference in differences of the cohort against its control cohort, before and after the start.
+
+    Inference at the cohort x week level (``did.cohort_week_did``), so that weekly shocks shared by
+    every slice of the cohort widen the interval; the pre-period ends before the weeks that selected
+    the cohort (``_pre_period``). A pre-trend warning, or a pre-trend that cannot be checked, blocks
+    a keep (``keep_blockers``). The slice-clustered TWFE estimate and its event study are kept as views.
+    """
+    metric = str(exp["primary_metric"])
+    defs = definitions(config.metrics)
+    good = defs[metric].good_direction if metric in defs else "lower"
+    start = IsoWeek.of(exp["start_date"]).monday
+    warnings: list[str] = []
+    blockers: list[str] = []
+    views: dict[str, Any] = {}
+    try:
+        panel = pre_post_panel(snap, exp, metric, config.metrics, config.experiments.pre_weeks)
+    except ValueError as exc:
+        est = Estimate.unavailable("did-cohort-week-t", 0, str(exc))
+    else:
+        period = panel.attrs["pre_period"]
+        views["pre_period"] = period.describe()
+        if period.warning:
+            warnings.append(period.warning)
+        est = did.cohort_week_did(panel, start)
+        views["twfe_by_slice"] = did.difference_in_differences(panel, start)
+        views["event_study"] = did.event_study(panel, start)
+        trend = did.cohort_week_pre_trend(panel, start)
+        views["pre_trend"] = trend
+        blockers += _trend_blockers(trend)
+        if trend.warning:
+            warnings.append(str(trend.warning))
+        if est.details.get("warning"):
+            warnings.append(str(est.details["warning"]))
+    primary = MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+                               expected_high=float(exp["expected_high"]))
+    guards = _guardrails_pre_post(snap, exp, config, start)
+    for g in guards:
+        if g.estimate.details.get("warning"):
+            warnings.append(f"guardrail {g.metric}: {g.estimate.details['warning']}")
+    return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings, keep_blockers=blockers)
+
+
+def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.date) -> list[MetricComparison]:
+    out = []
+    for g in config.experiments.guardrails["pre_post"]:
+        good = "lower" if g.bad_direction == "higher" else "higher"
+        panel, error = _guardrail_panel(snap, exp, g.metric, config)
+        est = did.cohort_week_did(panel, start) if error is None else Estimate.unavailable("did-cohort-week-t", 0, error)
+        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance, optional=g.optional))
+    return out
+
+
+def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
+    cohort = parse_cohort(exp["cohort"])
+    control = parse_cohort(exp.get("control_cohort") or "")
+    period = _pre_period(snap, exp, config.metrics, config.experiments.pre_weeks)
+    first = period.first
+    k = config.metrics.return_window_days
+    lf = line_facts(snap, k)
+    in_cohort = matches(lf, cohort)
+    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
+    lf = lf.filter((lf.order_week >= first) & (in_cohort | in_control)).mutate(treated=in_cohort)
+    orders = lf.group_by(["order_id", "channel", "region", "order_week"]).agg(treated=lf.treated.max())
+    if metric == "contact_rate":
+        if not snap.has("contacts"):
+            return None, snap.missing("contacts")
+        c = snap.tables["contacts"]
+        per_order = c.group_by("order_id").agg(contacts=c.count())
+        o = orders.left_join(per_order, "order_id").drop("order_id_right")
+        g = o.group_by(["treated", o.channel.cast("string").concat("/", o.region.cast("string")).name("cell"),
+                        o.order_week.name("week")]).agg(num=o.contacts.fill_null(0).sum(), weight=o.count()).to_pandas()
+    elif metric == "conversion_rate":
+        if not snap.has("sessions"):
+            return None, snap.missing("sessions")
+        if set(cohort) - {"category", "channel"}:
+            return None, "conversion needs a cohort defined by category or channel (the sessions table's columns)"
+        s = snap.tables["sessions"]
+        if set(control) - {"category", "channel"}:
+            return None, "conversion needs a control cohort defined by category or channel (the sessions table's columns)"
+        s_cohort = matches(s, cohort)
+        s_control = matches(s, control) & ~s_cohort if control else ~s_cohort
+        s = s.mutate(week=s.date.cast("timestamp").truncate("W").cast("date"), treated=s_cohort)
+        s = s.filter((s.week >= first) & (s_cohort | s_control))
+        sess = s.group_by(["treated", s.channel.cast("string").name("cell"), "week"]).agg(weight=s.sessions.sum()).to_pandas()
+        n = lf.group_by(["treated", lf.channel.cast("string").name("cell"), lf.order_week.name("week")]).agg(
+            num=lf.order_id.nunique()).to_pandas()
+        g = sess.merge(n, on=["treated", "cell", "week"], how="left").fillna({"num": 0})
+    else:
+        return None, f"guardrail {metric!r} is not computable for pre/post designs"
+    g["week"] = pd.to_datetime(g["week"]).dt.date
+    g = g[(g["week"] < period.end) | (g["week"] >= period.start)]  # the same weeks as the primary metric
+    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
+    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"].astype(str)
+    return g.dropna(subset=["value"]), None
+
+
+#: Step 2's defaults (``cohorts.analyse_weak_cohorts``, notebook 02): the latest 4 mature delivery
+#: weeks (the window) against up to 8 weeks before them (the baseline).
+_SELECTION_WINDOW_WEEKS, _SELECTION_BASELINE_WEEKS = 4, 8
+#: Fewer clean weeks than this before step 2's baseline: the pre-period falls back to the baseline.
+_MIN_CLEAN_PRE_WEEKS = 4
+
+
+@dataclass(frozen=True)
+class _PrePeriod:
+    """The pre-period of a pre/post comparison: weeks ``first`` <= week < ``end``; the weeks from
+    ``end`` to ``start`` (exclusive) are left out."""
+
+    first: dt.date
+    end: dt.date
+    start: dt.date
+    selection: tuple[dt.date, dt.date]  # first and last week step 2 read when it chose the cohort
+    window_start: dt.date
+    warning: str | None = None
+
+    def describe(self) -> str:
+        text = (f"pre-period {IsoWeek.of(self.first)} to {IsoWeek.of(self.end - dt.timedelta(days=7))}; "
+                f"weeks {IsoWeek.of(self.end)} to {IsoWeek.of(self.start - dt.timedelta(days=7))} left out "
+                f"(step 2 chose the cohort on {IsoWeek.of(self.selection[0])} to {IsoWeek.of(self.selection[1])}, "
+                f"window from {IsoWeek.of(self.window_start)})")
+        return f"{text}; {self.warning}" if self.warning else text
+
+
+def _selection_weeks(exp: dict[str, Any], settings) -> list[dt.date]:
+    """The delivery weeks step 2 read when it chose the cohort, found from the start date.
+
+    A plan's start is the Monday after the week step 2 ran (``levers.design_lever``), so that week
+    is the one before the start's week; step 2 read the latest ``_SELECTION_WINDOW_WEEKS`` delivery
+    weeks mature by then (``metrics.is_mature`` with the configured return window) and up to
+    ``_SELECTION_BASELINE_WEEKS`` mature weeks before them (``cohorts.choose_windows``).
+    """
+    plan_week = IsoWeek.of(exp["start_date"]).shift(-1)
+    mondays, week = [], plan_week
+    while len(mondays) < _SELECTION_WINDOW_WEEKS + _SELECTION_BASELINE_WEEKS and week.shift(104) >= plan_week:
+        if is_mature(week.monday, "delivery", plan_week, settings):
+            mondays.append(week.monday)
+        week = week.shift(-1)
+    return sorted(mondays)
+
+
+def _pre_period(snap: Snapshot, exp: dict[str, Any], settings, pre_weeks: int) -> _PrePeriod:
+    """``pre_weeks`` weeks ending before the first week step 2 read (its baseline included).
+
+    Step 2 flags a cohort whose window rose against its baseline, so the window is high and the
+    baseline low by selection; a pre-period in either biases the difference in differences (the
+    window towards a false keep, the baseline towards a false harm). When the data hold fewer than
+    ``_MIN_CLEAN_PRE_WEEKS`` weeks before the baseline, the pre-period ends before the window
+    instead and a warning says the estimate leans towards harm.
+    """
+
+    selection = _selection_weeks(exp, settings)
+    start = IsoWeek.of(exp["start_date"]).monday
+    window_start = selection[-_SELECTION_WINDOW_WEEKS]
+    end, warning = selection[0], None
+    data_first = snap.first_week().monday
+    if (end - data_first).days // 7 < _MIN_CLEAN_PRE_WEEKS:
+        end = window_start
+        warning = (f"fewer than {_MIN_CLEAN_PRE_WEEKS} weeks of data before the weeks that selected the cohort: "
+                   "the pre-period is step 2's baseline, which was low by selection, so the estimate leans "
+                   "towards harm (a keep is harder, not easier)")
+    first = max(end - dt.timedelta(days=7 * pre_weeks), data_first)
+    return _PrePeriod(first, end, start, (selection[0], selection[-1]), window_start, warning)
+
+
+def _trend_blockers(trend: did.PreTrendCheck) -> list[str]:
+    """A drifting or unverifiable pre-trend blocks a keep: the estimate may be the drift."""
+    if trend.warning:
+        return [f"The cohort was already drifting away from its control before the start "
+                f"(pre-trend p = {trend.p_value:.2g}), so the change cannot be credited to the lever."]
+    if trend.error:
+        return [f"The pre-trend could not be checked ({trend.error}), so the change cannot be credited to the lever."]
+    return []
+
+
+# --- entry point --------------------------------------------------------------------------
+
+def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
+    if exp["design"] == "randomized":
+        return compare_randomized(snap, exp, config)
+    c = compare_pre_post(snap, exp, config)
+    today = pd.Timestamp(snap.cutoff).date()
+    for g in c.guardrails:  # a not-shown-safe guardrail gets its dated follow-up read in every design
+        if g.state == GuardrailState.NOT_SHOWN_SAFE and g.follow_up_on is None:
+            g.follow_up_on = guardrail_follow_up_date(g, exp["start_date"], today)
+    return c
+
+
+def compare_due(snap: Snapshot, config: Config, journal_dir: str | os.PathLike | None = None) -> list[Comparison]:
+    """A comparison for every experiment due for review in the week (and still open, given the journal)."""
+    return [compare_experiment(snap, row, config) for row in due_for_review(snap, journal_dir).to_dict("records")]
+
+
+def _expected_text(m: MetricComparison) -> str:
+    if m.role == "guardrail":
+        return f"{m.tolerance:g}"
+    if m.expected_low is None or m.expected_high is None:
+        return "none registered"
+    return f"[{m.expected_low:.4g}, {m.expected_high:.4g}]"
+
+
+def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
+    """One row per metric: the primary under its pre-registered name (empty until K can be read),
+    each guardrail with its state in words."""
+    rows = []
+    for c in comparisons:
+        for m in [c.primary, *c.guardrails]:
+            e = m.estimate
+            if m.role == "guardrail":
+                state = m.state.value.replace("_", " ")
+                if m.follow_up_on:
+                    state += f" (read again on {m.follow_up_on:%Y-%m-%d})"
+            else:
+                w = m.window
+                state = "" if w is None else (f"read at {w.k_read} days" if w.readable else
+                                              f"not readable at {w.k_registered} days yet" +
+                                              (f" (readable on {w.readable_on:%Y-%m-%d})" if w.readable_on else ""))
+            rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
+                         "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
+                         "n": e.n, "expected / tolerance": _expected_text(m), "state": state,
+                         "note": e.error or ""})
+        short = c.views.get("shorter_window")
+        if short is not None:
+            e = short["estimate"]
+            rows.append({"experiment": c.experiment_id, "role": "shorter-window view", "metric": short["metric"],
+                         "method": e.method, "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                         "p_value": e.p_value, "n": e.n, "expected / tolerance": "not compared",
+                         "state": short["note"], "note": e.error or ""})
+    return pd.DataFrame(rows)
+
+
+def conclusion(comparisons: list[Comparison]) -> str:
+    if not comparisons:
+        return "No experiment is due for review this week."
+    parts = []
+    for c in comparisons:
+        e, w = c.primary.estimate, c.primary.window
+        if w is not None and not w.readable:
+            when = f"readable on {w.readable_on:%Y-%m-%d}" if w.readable_on else "not yet datable"
+            parts.append(f"{c.experiment_id}: {c.primary.metric} cannot be read at {w.k_registered} days yet ({when})")
+        elif e.ok:
+            parts.append(f"{c.experiment_id}: {c.primary.metric} {e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}]")
+        else:
+            parts.append(f"{c.experiment_id}: no interval ({e.error})")
+    return f"{len(comparisons)} experiment(s) compared: " + "; ".join(parts) + "."
+
+
+def overdue_section(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped."""
+    return [{"experiment_id": str(r.experiment_id), "review_date": r.review_date.isoformat(),
+             "text": (f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
+                      "without a verdict; set its review date to this week to read it, or close it")}
+            for r in table.itertuples(index=False)]

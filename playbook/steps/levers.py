@@ -1,0 +1,489 @@
+"""Step 3 of the loop: one lever, one cohort, one primary metric, an expected range set in advance.
+
+The plan is written before acting so that the review cannot move the goalposts: the lever
+(by default the decision table's lever for the cohort's dominant reason), the primary metric and
+its expected impact range, the guardrails with their tolerances, and the power of the read the
+review will actually make: ``return_rate_{K}d`` read at the review date on the units delivered at
+least K days before it, customers as clusters (design effect measured on the cohort's baseline
+weeks). The review date is the first weekly review at which that read reaches 80 % power; J+7
+stays a first look (split, guardrails, early trend) that can stop a harmful change, never keep one.
+A plan that cannot reach power within ``experiments.max_weeks`` proposes its alternatives (the
+parent slice, pooled with the next flagged cohort, a bigger lever, a longer run) and the ready
+experiments row takes the first that reaches power; when none does, no row is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import ibis
+
+from playbook.core.settings import Config, Guardrail
+from playbook.data.contract import format_cohort
+from playbook.data.dataset import Snapshot
+from playbook.metrics.dictionary import line_facts, matches, return_rate_name
+from playbook.stats.power import (
+    CustomerClustering,
+    KDayPlan,
+    clustering_from_sums,
+    k_day_read_mde,
+    k_day_read_plan,
+)
+from playbook.stats.results import jsonable
+
+PLANNED_POWER = 0.8
+FIRST_LOOK_DAYS = 7  # J+7: split, guardrails and early trend; it can stop a harmful change, never keep one
+
+
+@dataclass(frozen=True)
+class PowerOption:
+    """One way to run the lever, with the power of the review's K-day read and the weeks it needs.
+
+    Attributes:
+        kind: ``as_planned``, ``widened`` (the parent slice), ``pooled`` (with the next flagged
+            cohort of the same lever), ``bigger_lever`` (powered for the stronger end of the range)
+            or ``longer_run`` (the planned cohort and change, run as long as needed).
+        expected_change: the change the option is powered for (absolute, signed).
+        weeks: weeks from the start to the review at which the read reaches 80 % power, when
+            within the configured maximum; ``weeks_uncapped`` without the maximum.
+        power: the read's power at ``weeks`` (or at the maximum duration when not reached).
+        can_be_a_row: False when the option cannot be written as one experiments row (``note``).
+    """
+
+    kind: str
+    description: str
+    cohort: str
+    expected_low: float
+    expected_high: float
+    expected_change: float
+    base_rate: float
+    weekly_units: float
+    design_effect: float | None
+    weeks: int | None
+    weeks_uncapped: int | None
+    power: float | None
+    mature_share: float | None
+    reaches_power: bool
+    can_be_a_row: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class LeverPlan:
+    experiment_id: str
+    lever: str
+    lever_description: str
+    cohort: str
+    reason_code: str
+    design: str
+    control_cohort: str
+    primary_metric: str
+    good_direction: str
+    expected_low: float
+    expected_high: float
+    start_date: dt.date
+    review_date: dt.date
+    base_rate: float
+    weekly_units: float
+    mde_at_max_weeks: float | None  # smallest change the K-day read detects with 80 % power at the longest run
+    weeks_needed: int | None
+    power_message: str
+    underpowered: bool = False  # the plan as designed cannot reach power within max_weeks
+    guardrails: tuple[Guardrail, ...] = field(default_factory=tuple)
+    first_look_date: dt.date | None = None  # J+7: can stop a harmful change, never keep one
+    max_weeks: int = 8
+    k_days: int = 14
+    design_effect: float | None = None
+    icc: float | None = None
+    power_at_review: float | None = None
+    mature_share_at_review: float | None = None
+    options: tuple[PowerOption, ...] = field(default_factory=tuple)
+    chosen_option: str | None = None  # the kind of the option the ready row takes; None: no row
+    no_row_reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when an option reaches 80 % power within ``max_weeks`` and can be written as a row."""
+        return self.chosen_option is not None
+
+    def experiments_row(self) -> dict[str, Any] | None:
+        """The plan as a ready row of the ``experiments`` table (data contract); None when not ready."""
+        if not self.ready:
+            return None
+        return {
+            "experiment_id": self.experiment_id, "lever": self.lever, "cohort": self.cohort, "design": self.design,
+            "control_cohort": self.control_cohort, "primary_metric": self.primary_metric,
+            "expected_low": round(self.expected_low, 6), "expected_high": round(self.expected_high, 6),
+            "start_date": self.start_date.isoformat(), "review_date": self.review_date.isoformat(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+    def summary_section(self) -> dict[str, Any]:
+        return jsonable({
+            "lever": self.lever, "cohort": self.cohort, "primary_metric": self.primary_metric,
+            "expected_low": self.expected_low, "expected_high": self.expected_high, "mde": self.mde_at_max_weeks,
+            "weeks_needed": self.weeks_needed, "underpowered": self.underpowered, "ready": self.ready,
+            "experiment_id": self.experiment_id, "design": self.design,
+            "reason_code": self.reason_code, "base_rate": self.base_rate, "weekly_units": self.weekly_units,
+            "guardrails": [g.to_dict() for g in self.guardrails], "power": self.power_message,
+            "start_date": self.start_date, "first_look_date": self.first_look_date, "review_date": self.review_date,
+            "max_weeks": self.max_weeks, "k_days": self.k_days, "design_effect": self.design_effect, "icc": self.icc,
+            "power_at_review": self.power_at_review, "mature_share_at_review": self.mature_share_at_review,
+            "options": [o.to_dict() for o in self.options], "chosen_option": self.chosen_option,
+            "no_row_reason": self.no_row_reason, "experiments_row": self.experiments_row(),
+        })
+
+
+def _cohort_lines(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> ibis.Table:
+    lf = line_facts(snap, k)
+    return lf.filter(lf.delivered_ts.notnull() & lf.delivery_week.isin(weeks) & matches(lf, filters))
+
+
+def cohort_volume(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> tuple[float, float]:
+    """Units delivered per week and return rate within k days of the cohort over ``weeks``."""
+    lf = _cohort_lines(snap, k, filters, weeks)
+    row = lf.agg(units=lf.units.sum(), returned=lf.returned_units_k.sum()).to_pandas().iloc[0]
+    units = float(row["units"] or 0)
+    return units / max(len(weeks), 1), (float(row["returned"]) / units if units else float("nan"))
+
+
+def cohort_clustering(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> CustomerClustering:
+    """How much the cohort's units move together within a customer over ``weeks`` (delivery weeks).
+
+    Computed in the engine: per-customer sums of units and of units returned within k days,
+    then one row of moments (customers, Σu, Σr, Σu², Σr², Σur); no line leaves the database.
+    A line without a customer id is its order's own cluster.
+    """
+    lf = _cohort_lines(snap, k, filters, weeks)
+    cluster = lf.customer_id.cast("string").fill_null("order:" + lf.order_id.cast("string"))
+    per = lf.group_by(cluster.name("cluster")).agg(u=lf.units.sum().cast("float64"),
+                                                   r=lf.returned_units_k.sum().cast("float64"))
+    row = per.agg(g=per.count(), su=per.u.sum(), sr=per.r.sum(), suu=(per.u * per.u).sum(),
+                  srr=(per.r * per.r).sum(), sur=(per.u * per.r).sum()).to_pandas().iloc[0]
+    val = {c: (0.0 if row[c] is None or row[c] != row[c] else float(row[c])) for c in row.index}
+    return clustering_from_sums(int(val["g"]), val["su"], val["sr"], val["suu"], val["srr"], val["sur"])
+
+
+def baseline_weeks(window_weeks: list[dt.date], n: int) -> list[dt.date]:
+    """The ``n`` delivery weeks just before the cohort's window (the cohort's own normal)."""
+    first = min(window_weeks)
+    return [first - dt.timedelta(days=7 * i) for i in range(n, 0, -1)]
+
+
+def _design_effect_by_read_length(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date],
+                                  fallback: list[dt.date]) -> tuple[Callable[[float], float], CustomerClustering]:
+    """Design effect for a read of ``read_days`` of deliveries, measured on the last baseline weeks
+    of that length (customers accumulate lines over a longer read, so the effect grows with it).
+    Without baseline data (a young shop) the ``fallback`` weeks (the cohort's window) are used
+    rather than assuming independent lines."""
+
+    @functools.lru_cache(maxsize=None)
+    def measured(n_weeks: int) -> CustomerClustering:
+        c = cohort_clustering(snap, k, filters, weeks[-n_weeks:])
+        return c if c.ok else cohort_clustering(snap, k, filters, fallback[-n_weeks:])
+
+    def deff(read_days: float) -> float:
+        c = measured(min(max(math.ceil(read_days / 7), 1), len(weeks)))
+        return c.design_effect if c.ok else 1.0
+
+    return deff, measured(len(weeks))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "-", text.upper()).strip("-")
+
+
+@dataclass(frozen=True)
+class _Population:
+    """A population the lever could run on: its filter, volume, rate and design effect by read length."""
+
+    cohort: str
+    weekly_units: float
+    base_rate: float
+    deff: Callable[[float], float]
+    clustering: CustomerClustering
+
+
+def _population(snap: Snapshot, k: int, filters: dict[str, str], window: list[dt.date],
+                baseline: list[dt.date]) -> _Population:
+    weekly, rate = cohort_volume(snap, k, filters, window)
+    deff, clustering = _design_effect_by_read_length(snap, k, filters, baseline, window)
+    return _Population(format_cohort(filters), weekly, rate, deff, clustering)
+
+
+def _option(kind: str, description: str, pop: _Population, low: float, high: float, change: float,
+            per_arm_share: float, k: int, max_weeks: int, power: float, *, can_be_a_row: bool = True,
+            note: str = "") -> PowerOption:
+    plan = _read_plan(pop, change, per_arm_share, k, max_weeks, power)
+    at = plan.at_review if plan is not None and not plan.error else None
+    return PowerOption(
+        kind=kind, description=description, cohort=pop.cohort, expected_low=low, expected_high=high,
+        expected_change=change, base_rate=pop.base_rate, weekly_units=pop.weekly_units,
+        design_effect=at.design_effect if at else None,
+        weeks=plan.weeks if plan else None, weeks_uncapped=plan.weeks_uncapped if plan else None,
+        power=plan.achieved_power if plan else None, mature_share=at.mature_share if at else None,
+        reaches_power=bool(plan and plan.reachable), can_be_a_row=can_be_a_row,
+        note=note or (plan.message if plan else _no_power_reason(pop, change)),
+    )
+
+
+def _no_power_reason(pop: _Population, change: float) -> str:
+    if not pop.weekly_units > 0:
+        return "no power: the cohort had no delivered unit in its window"
+    if not 0 < pop.base_rate < 1:
+        return f"no power: the cohort's return rate is {pop.base_rate:.0%}"
+    if change == 0:
+        return "no power: the expected change is 0"
+    return f"no power: a change of {change * 100:+.1f} points takes the rate {pop.base_rate:.1%} outside 0-100 %"
+
+
+def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, max_weeks: int,
+               power: float) -> KDayPlan | None:
+    if not (pop.weekly_units > 0 and 0 < pop.base_rate < 1 and change != 0):
+        return None
+    plan = k_day_read_plan(pop.base_rate, change, pop.weekly_units * per_arm_share, k, pop.deff,
+                           power=power, max_weeks=max_weeks)
+    return None if plan.error else plan
+
+
+def _next_candidate(weak: dict[str, Any], candidates: list[dict[str, Any]], lever: str,
+                    config: Config) -> dict[str, str] | None:
+    """The next flagged cohort on the same dimension whose reason calls for the same lever."""
+    keys = set(weak["filters"])
+    for c in sorted(candidates or [], key=lambda c: -float(c.get("excess_cost") or 0)):
+        f = c.get("filters") or {}
+        if f == weak["filters"] or set(f) != keys:
+            continue
+        if config.lever_for(f.get("reason_code", "other"))["lever"] == lever:
+            return {k: v for k, v in f.items() if k != "reason_code"}
+    return None
+
+
+def design_lever(
+    weak: dict[str, Any], snap: Snapshot, config: Config, *,
+    lever: str = "", design: str = "randomized", expected_low: float | None = None,
+    expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3),
+    power: float = PLANNED_POWER,
+    candidates: list[dict[str, Any]] | None = None,
+) -> LeverPlan:
+    """Plan the lever for the weak cohort ``weak`` (the ``weak_cohort`` summary section).
+
+    Default expected range: the lever removes between 30 % and 70 % of the cohort's excess rate
+    (its reason's rate above its own baseline), as an absolute change of the slice's return rate.
+    ``candidates`` (summary.json's ``weak_cohort_candidates``) gives the cohort to pool with.
+    Power: :func:`playbook.stats.power.k_day_read_plan` for the weaker end of the range, with the
+    design effect of the cohort's baseline weeks; the alternatives when it does not reach
+    ``power`` within ``config.experiments.max_weeks`` are described in :class:`PowerOption`.
+    """
+    k = config.metrics.return_window_days
+    max_weeks = config.experiments.max_weeks
+    reason = weak["filters"]["reason_code"]
+    slice_filter = {c: v for c, v in weak["filters"].items() if c != "reason_code"}
+    chosen = config.lever_for(reason)
+    lever_name = lever or chosen["lever"]
+    description = chosen.get("description", "") if not lever or lever == chosen["lever"] else lever
+    excess_rate = max(float(weak["return_rate"]) - float(weak["expected_rate"]), 0.0)
+    lo = expected_low if expected_low is not None else -share_of_excess[0] * excess_rate
+    hi = expected_high if expected_high is not None else -share_of_excess[1] * excess_rate
+    lo, hi = sorted((float(lo), float(hi)))
+    weaker_end = hi if hi < 0 else lo  # the change closest to zero that we still want to see
+    stronger_end = lo if hi < 0 else hi
+    # the same delivery weeks in which step 2 found the cohort (recorded in its summary section)
+    window = [dt.date.fromisoformat(d) for d in weak["window_weeks"]]
+    base_weeks = baseline_weeks(window, config.metrics.baseline_weeks)
+    share = 0.5 if design == "randomized" else 1.0
+    pop = _population(snap, k, slice_filter, window, base_weeks)
+    options = _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
+                       lo, hi, weaker_end, stronger_end, share, k, max_weeks, power)
+    as_planned = options[0]
+    pick = next((o for o in options if o.reaches_power and o.can_be_a_row), None)
+    start = snap.week.sunday + dt.timedelta(days=1)
+    run = pick or as_planned
+    cohort = run.cohort
+    review = start + dt.timedelta(days=7 * (pick.weeks if pick else max_weeks))
+    mde = (k_day_read_mde(pop.base_rate, pop.weekly_units * share, k, 7 * max_weeks, pop.deff, power=power)
+           if pop.weekly_units > 0 and 0 < pop.base_rate < 1 else None)
+    no_row = None if pick else (
+        f"No experiment is ready this week: {lever_name} on {as_planned.cohort or 'the whole shop'} cannot reach "
+        f"{power:.0%} power within {max_weeks} weeks, nor can any alternative, so no experiments row was written.")
+    return LeverPlan(
+        experiment_id=f"EXP-{snap.week.shift(1)}-{_slug(cohort.split('=', 1)[-1]) or 'ALL'}-{_slug(lever_name)}",
+        lever=lever_name, lever_description=description, cohort=cohort, reason_code=reason, design=design,
+        control_cohort="", primary_metric=return_rate_name(k), good_direction="lower",
+        expected_low=run.expected_low, expected_high=run.expected_high, start_date=start, review_date=review,
+        base_rate=run.base_rate, weekly_units=run.weekly_units, mde_at_max_weeks=mde,
+        weeks_needed=run.weeks if pick else as_planned.weeks_uncapped,
+        underpowered=not as_planned.reaches_power, power_message=_power_message(as_planned, pick, k),
+        guardrails=tuple(config.experiments.guardrails[design]),
+        first_look_date=start + dt.timedelta(days=FIRST_LOOK_DAYS), max_weeks=max_weeks, k_days=k,
+        design_effect=run.design_effect, icc=pop.clustering.icc, power_at_review=run.power,
+        mature_share_at_review=run.mature_share, options=tuple(options),
+        chosen_option=pick.kind if pick else None, no_row_reason=no_row,
+    )
+
+
+def _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
+             lo, hi, weaker_end, stronger_end, share, k, max_weeks, power) -> list[PowerOption]:
+    """The planned run first, then the alternatives in the order the ready row considers them."""
+    opt = functools.partial(_option, per_arm_share=share, k=k, max_weeks=max_weeks, power=power)
+    options = [opt("as_planned", f"as planned, powered for the weaker end ({weaker_end * 100:+.1f} points)",
+                   pop, lo, hi, weaker_end)]
+    if slice_filter:
+        parent_filter = dict(list(slice_filter.items())[:-1])
+        parent = _population(snap, k, parent_filter, window, base_weeks)
+        # the lever removes the cohort's excess only: the same returns avoided, spread over more units
+        dilution = pop.weekly_units / parent.weekly_units if parent.weekly_units > 0 else 0.0
+        options.append(opt("widened", f"widened to the parent slice ({parent.cohort or 'the whole shop'}), "
+                           f"the cohort's effect diluted to {dilution:.0%}", parent, lo * dilution, hi * dilution,
+                           weaker_end * dilution))
+    other = _next_candidate(weak, candidates or [], lever_name, config)
+    if other:
+        pooled = _population(snap, k, other, window, base_weeks)
+        both = _Population(f"{pop.cohort} + {pooled.cohort}", pop.weekly_units + pooled.weekly_units,
+                           (pop.base_rate * pop.weekly_units + pooled.base_rate * pooled.weekly_units)
+                           / max(pop.weekly_units + pooled.weekly_units, 1e-12),
+                           lambda d: max(pop.deff(d), pooled.deff(d)), pop.clustering)
+        options.append(opt("pooled", f"pooled with the next flagged cohort of the same lever ({pooled.cohort}), "
+                           "assuming the same change there", both, lo, hi, weaker_end, can_be_a_row=False,
+                           note="two slices are not one experiments-table cohort (a cohort is one filter): "
+                                "write it as two experiments with the same plan"))
+    options.append(opt("bigger_lever", f"a bigger lever, powered for the stronger end ({stronger_end * 100:+.1f} points)",
+                       pop, lo, hi, stronger_end))
+    planned = options[0]
+    if not planned.reaches_power:
+        longer = planned.weeks_uncapped
+        options.append(replace(planned, kind="longer_run", description=(
+            f"a longer run: {longer} weeks" if longer else "a longer run: more than two years"),
+            note=f"beyond the maximum of {max_weeks} weeks"))
+    return options
+
+
+def _power_message(planned: PowerOption, pick: PowerOption | None, k: int) -> str:
+    text = f"As planned: {planned.note}"
+    if pick is None or pick.kind == "as_planned":
+        return text
+    return f"{text}. Ready row: {pick.description}, {pick.weeks} week(s) at {pick.power:.0%} power"
+
+
+def journal_entry(plan: LeverPlan, week: str):
+    """The plan as a decision-journal entry (kind ``plan``)."""
+    from playbook.journal.store import JournalEntry
+
+    ready = (f"review {plan.review_date} (first look {plan.first_look_date}: can stop, never keep)" if plan.ready
+             else "not ready: no experiments row")
+    return JournalEntry(
+        week=week, kind="plan", experiment_id=plan.experiment_id, lever=plan.lever, cohort=plan.cohort,
+        primary_metric=plan.primary_metric, design=plan.design, expected_low=plan.expected_low,
+        expected_high=plan.expected_high,
+        why=f"weak cohort {plan.cohort} x {plan.reason_code}; {ready}; {plan.power_message}",
+    )
+
+
+def conclusion(plan: LeverPlan | None) -> str:
+    if plan is None:
+        return "No weak cohort this week, so no new lever: the team keeps its capacity for the running tests."
+    text = (f"Plan {plan.experiment_id}: {plan.lever} on {plan.cohort or 'the whole shop'} ({plan.design}), expecting "
+            f"{plan.primary_metric} to change by {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points")
+    if not plan.ready:
+        return (f"{plan.no_row_reason} As planned it would need "
+                f"{f'about {plan.weeks_needed} weeks' if plan.weeks_needed else 'more than two years'}: "
+                f"find a bolder lever or a bigger cohort before running it.")
+    first = (f"the J+7 look on {plan.first_look_date} checks the split and the guardrails and can stop a harmful "
+             f"change, but never keeps one")
+    if plan.chosen_option != "as_planned":
+        return (f"{text}. As planned it could not reach 80 % power within {plan.max_weeks} weeks, so the ready row takes "
+                f"the alternative '{plan.chosen_option}': review on {plan.review_date}, after {plan.weeks_needed} "
+                f"week(s), when the {plan.k_days}-day read has {plan.power_at_review:.0%} power; {first}.")
+    return (f"{text}; review on {plan.review_date}, after {plan.weeks_needed} week(s), when the {plan.k_days}-day "
+            f"read has {plan.power_at_review:.0%} power; {first}.")
+
+
+def guardrail_table(plan: LeverPlan):
+    import pandas as pd
+
+    return pd.DataFrame([{"guardrail": g.metric, "harm is": g.bad_direction, "tolerance": g.tolerance,
+                          "what it watches": g.description} for g in plan.guardrails])
+
+
+def options_table(plan: LeverPlan):
+    """The planned run and its alternatives: power of the review's read and the weeks each needs."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "option": o.kind, "what": o.description, "cohort": o.cohort or "(whole shop)",
+        "powered for (points)": round(o.expected_change * 100, 2),
+        "weeks to 80 % power": o.weeks_uncapped, f"power within {plan.max_weeks} weeks": o.power,
+        "design effect": o.design_effect, "reaches power": o.reaches_power,
+        "ready row": o.kind == plan.chosen_option, "note": o.note,
+    } for o in plan.options])
+
+
+def experiments_table(plan: LeverPlan):
+    """The ready row for the ``experiments`` table, to paste into the source (empty when not ready)."""
+    import pandas as pd
+
+    from playbook.data.contract import TABLES
+
+    row = plan.experiments_row()
+    return pd.DataFrame([row] if row else [], columns=list(TABLES["experiments"].column_names))
+
+
+def describe(plan: LeverPlan) -> list[tuple[str, str]]:
+    """The plan in sentences (title, text) for the notebook."""
+    when = (f"from {plan.start_date}, first look on {plan.first_look_date} (split, guardrails, early trend: it can "
+            f"stop a harmful change, never keep one), review on {plan.review_date}" if plan.ready
+            else f"not ready to run ({plan.no_row_reason.rstrip('.')})")
+    return [
+        ("Lever.", f"{plan.lever}: {plan.lever_description} on {plan.cohort or 'the whole shop'} (dominant reason "
+                   f"{plan.reason_code}), design {plan.design}, {when}."),
+        ("Primary metric.", f"{plan.primary_metric}, base rate {plan.base_rate:.1%} on {plan.weekly_units:,.0f} units a "
+                            f"week; expected change {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points; "
+                            f"read at the review on the units delivered at least {plan.k_days} days before it, "
+                            f"customers as clusters (design effect {_num(plan.design_effect)})."),
+    ]
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+@dataclass(frozen=True)
+class ExperimentsRowFile:
+    """What :func:`write_experiments_row` did: the file written, or why none was."""
+
+    path: Path | None
+    message: str
+
+
+def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
+    """``experiments_plan.csv`` in the week's folder: the plan as a row to append to the experiments table.
+
+    A plan that cannot reach power writes nothing (and removes a row left by an earlier run of the
+    same folder, which would otherwise still look ready); the message says why.
+    """
+    import io
+
+    import pandas as pd
+
+    from playbook.core.atomic import write_text
+
+    target = Path(run_dir) / "experiments_plan.csv"
+    row = plan.experiments_row()
+    if row is None:
+        target.unlink(missing_ok=True)
+        return ExperimentsRowFile(None, plan.no_row_reason or "No experiments row written.")
+    buffer = io.StringIO()
+    pd.DataFrame([row]).to_csv(buffer, index=False)
+    path = write_text(target, buffer.getvalue())
+    return ExperimentsRowFile(path, f"Ready row for the experiments table written to {path.name} in this week's "
+                                    f"report folder.")

@@ -1,0 +1,231 @@
+"""Step 5 of the loop: the J+7 review, keep / adjust / stop by a written rule, and the next action.
+
+The verdict rule lives in ``playbook.steps.verdict.decide``; this module applies it to the week's
+comparisons (the ``comparisons`` section written by notebook 04), answers the weekly review
+script from the data (what moved, why, what we decide, what we do next) and prepares the
+decision-journal entries.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from playbook.core.settings import Config
+from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, GuardrailState
+from playbook.data.contract import parse_cohort
+from playbook.data.dataset import Snapshot
+from playbook.journal.store import JournalEntry
+from playbook.metrics.dictionary import cohort_week, definitions, money_per_week
+from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
+from playbook.steps.verdict import GuardrailRead, LookPlan, Verdict, WindowRead, decide, guardrail_state
+
+
+@dataclass(frozen=True)
+class ExperimentVerdict:
+    experiment_id: str
+    design: str
+    lever: str
+    cohort: str
+    primary_metric: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    expected_low: float | None
+    expected_high: float | None
+    verdict: Verdict
+    guardrails: tuple[GuardrailRead, ...] = ()
+    #: the effect as money saved per week on the whole cohort, with its interval (None: no money value)
+    money: tuple[float, float, float] | None = None
+
+    def summary_row(self) -> dict[str, Any]:
+        v = self.verdict
+        return {"experiment_id": self.experiment_id, "decision": v.decision, "why": v.why,
+                "next_step": v.next_step, "estimate": self.estimate, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "primary_metric": self.primary_metric, "k_read": v.k_read,
+                "look": v.look, "planned_looks": v.planned_looks,
+                "readable_on": v.readable_on.isoformat() if v.readable_on else None,
+                "flags": list(v.flags), "follow_ups": list(v.follow_ups),
+                "money_per_week": self.money[0] if self.money else None,
+                "money_ci": list(self.money[1:]) if self.money else None,
+                "guardrails": [{"metric": g.metric, "state": g.state.value, "why": g.why,
+                                "follow_up_on": g.follow_up_on.isoformat() if g.follow_up_on else None}
+                               for g in self.guardrails]}
+
+    def journal_entry(self, week: str) -> JournalEntry:
+        v = self.verdict
+        why = v.why + "".join(f"; FLAG {f}" for f in v.flags)
+        return JournalEntry(
+            week=week, kind="verdict", experiment_id=self.experiment_id, lever=self.lever, cohort=self.cohort,
+            primary_metric=self.primary_metric, design=self.design, expected_low=self.expected_low,
+            expected_high=self.expected_high, estimate=self.estimate, ci_low=self.ci_low, ci_high=self.ci_high,
+            decision=v.decision, why=why, look=v.look, k_read=v.k_read, follow_ups="; ".join(v.follow_ups),
+            money_per_week=self.money[0] if self.money else None,
+            money_ci_low=self.money[1] if self.money else None, money_ci_high=self.money[2] if self.money else None,
+        )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _date(value: Any) -> dt.date | None:
+    return None if not value else dt.date.fromisoformat(str(value)[:10])
+
+
+def _guardrail_read(g: dict[str, Any]) -> GuardrailRead:
+    """A guardrail entry of the summary as the verdict sees it (its state as notebook 04 wrote it)."""
+    if g.get("state"):
+        state = GuardrailState(g["state"])
+    else:  # an entry without a state (older summary): read it from its numbers
+        bad = "higher" if g.get("good_direction", "lower") == "lower" else "lower"
+        state = guardrail_state(g.get("estimate") if not g.get("error") else None, g.get("ci_low"), g.get("ci_high"),
+                                tolerance=g.get("tolerance"), bad_direction=bad,
+                                null_value=float(g.get("null_value") or 0.0))
+    why = g.get("state_why") or (g.get("error") or "")
+    return GuardrailRead(g["metric"], state, why, bool(g.get("optional")), _date(g.get("follow_up_on")))
+
+
+def _window(p: dict[str, Any]) -> WindowRead | None:
+    if "k_registered" not in p:
+        return None
+    return WindowRead(int(p["k_registered"]), p.get("k_read"), bool(p.get("readable")), _date(p.get("readable_on")),
+                      p.get("window_why") or "")
+
+
+def verdict_for(comparison: dict[str, Any], look: int = 1) -> ExperimentVerdict:
+    """Apply the written rule to one entry of the ``comparisons`` summary section at look ``look``
+    (counted in the journal: ``journal.next_look``) of the experiment's planned looks."""
+    p = comparison["primary"]
+    guards = tuple(_guardrail_read(g) for g in comparison.get("guardrails", []))
+    planned = int(comparison.get("planned_looks") or DEFAULT_PLANNED_LOOKS)
+    v = decide(
+        p.get("estimate"), p.get("ci_low"), p.get("ci_high"),
+        good_direction=p.get("good_direction", "lower"),
+        expected_low=_number(p.get("expected_low")), expected_high=_number(p.get("expected_high")),
+        null_value=float(p.get("null_value") or 0.0),
+        srm=bool(comparison.get("srm_mismatch")) or bool(comparison.get("srm_exposed_mismatch")),
+        guardrails=guards, keep_blockers=tuple(comparison.get("keep_blockers") or ()),
+        window=_window(p), looks=LookPlan(look, planned), confidence=float(p.get("confidence") or 0.95),
+    )
+    if p.get("error") and v.decision not in (STOP, PROVISIONAL):
+        v = replace(v, why=f"{v.why} ({p['error']})")
+    return ExperimentVerdict(
+        comparison["experiment_id"], comparison["design"], comparison.get("lever") or "", comparison.get("cohort") or "",
+        p["metric"], p.get("estimate"), p.get("ci_low"), p.get("ci_high"), p.get("expected_low"), p.get("expected_high"),
+        v, guards,
+    )
+
+
+def verdicts(comparisons: list[dict[str, Any]], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
+    """The week's verdicts; with a journal and a week, each look is numbered from the journal."""
+    from playbook.journal.store import next_look
+
+    def look(c: dict[str, Any]) -> int:
+        return next_look(journal_dir, c["experiment_id"], week) if journal_dir is not None and week is not None else 1
+    return [verdict_for(c, look(c)) for c in comparisons]
+
+
+def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> list[ExperimentVerdict]:
+    """Each verdict with its effect in money per week on the whole cohort (``metrics.money_per_week``).
+
+    Money is the one unit in which effects on different cohorts and metrics add up in the track record;
+    the interval's ends are the interval of the metric turned into money (a saving is positive).
+    """
+    defs = definitions(config.metrics)
+    out = []
+    for item in items:
+        defn = defs.get(item.primary_metric)
+        if defn is None or item.estimate is None:
+            out.append(item)
+            continue
+        week = cohort_week(snap, config.metrics, parse_cohort(item.cohort))
+        values = [money_per_week(defn, x, week) for x in (item.estimate, item.ci_low, item.ci_high)]
+        if any(v is None for v in values):
+            out.append(item)
+            continue
+        out.append(replace(item, money=(values[0], min(values[1:]), max(values[1:]))))
+    return out
+
+
+def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
+    """One row per verdict, in words: decision, look, window read, guardrail states, flags and follow-ups."""
+    rows = []
+    for i in items:
+        r = i.summary_row()
+        rows.append({"experiment": r["experiment_id"], "decision": r["decision"],
+                     "look": f"{r['look']} of {r['planned_looks']}", "primary_metric": r["primary_metric"],
+                     "read at": f"{r['k_read']} days" if r["k_read"] else "",
+                     "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                     "guardrails": "; ".join(f"{g['metric']}: {g['state'].replace('_', ' ')}" for g in r["guardrails"]),
+                     "why": r["why"], "next step": r["next_step"],
+                     "flags": "; ".join(r["flags"]), "follow-ups": "; ".join(r["follow_ups"]),
+                     "saved per week": r["money_per_week"]})
+    return pd.DataFrame(rows)
+
+
+def cohorts_under_test(snap: Snapshot) -> list[dict[str, str]]:
+    """Cohort filters of experiments still running or due for review this week (or later)."""
+    if not snap.has("experiments"):
+        return []
+    e = snap.tables["experiments"]
+    live = e.filter(e.review_date >= snap.week.monday).select("cohort").to_pandas()
+    return [parse_cohort(c) for c in live["cohort"]]
+
+
+def _covered(candidate: dict[str, str], under_test: list[dict[str, str]]) -> bool:
+    slice_filter = {k: v for k, v in candidate.items() if k != "reason_code"}
+    return any(t and all(slice_filter.get(k) == v for k, v in t.items()) for t in under_test)
+
+
+def next_action(candidates: list[dict[str, Any]], under_test: list[dict[str, str]], config: Config,
+                plan: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The weak cohort with the largest excess cost not already under test, with its lever."""
+    for c in sorted(candidates, key=lambda c: -float(c.get("excess_cost") or 0)):
+        if _covered(c["filters"], under_test):
+            continue
+        filters = c["filters"]
+        cohort = ";".join(f"{k}={v}" for k, v in filters.items() if k != "reason_code")
+        lever = config.lever_for(filters.get("reason_code", "other"))
+        action = lever["lever"]
+        if plan and plan.get("cohort") == cohort:
+            action = plan["lever"]
+        return {"cohort": cohort, "reason_code": filters.get("reason_code"), "action": action,
+                "description": lever.get("description", ""), "excess_cost": float(c.get("excess_cost") or 0.0)}
+    return None
+
+
+def review_script(summary: dict[str, Any], items: list[ExperimentVerdict], nxt: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The weekly review questions, answered from the week's summary."""
+    metrics = (summary.get("baseline") or {}).get("metrics") or {}
+    moved = [f"{name} ({m['status']}: {m['why']})" for name, m in metrics.items() if m.get("status") in ("red", "amber")]
+    weak = summary.get("weak_cohort")
+    why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak['filters'].items())}: "
+           f"{weak['return_rate']:.1%} returned against {weak['expected_rate']:.1%} normally, "
+           f"excess cost {weak['excess_cost']:,.0f}" if weak else "no cohort stands out against its own baseline")
+    decided = ("; ".join(f"{i.experiment_id}: {i.verdict.decision} ({i.verdict.why})" for i in items)
+               or "no experiment was due for review")
+    nxt_text = (f"{nxt['action']} on {nxt['cohort']} ({nxt['reason_code']}), excess cost {nxt['excess_cost']:,.0f}"
+                if nxt else "no flagged cohort outside the running tests: keep capacity for the running ones")
+    return [
+        ("What moved?", "; ".join(moved) or "nothing left its usual range"),
+        ("Why?", why),
+        ("Keep, adjust or stop?", decided),
+        ("Next highest-impact action?", nxt_text),
+    ]
+
+
+def conclusion(items: list[ExperimentVerdict], nxt: dict[str, Any] | None) -> str:
+    counts = {d: sum(i.verdict.decision == d for i in items) for d in DECISIONS}
+    text = (f"{len(items)} experiment(s) reviewed: {counts['keep']} kept, {counts['adjust']} to adjust, "
+            f"{counts['stop']} stopped, {counts['provisional']} provisional")
+    flagged = [i.experiment_id for i in items if i.verdict.flags]
+    if flagged:
+        text += f" ({', '.join(flagged)}: check before rolling out)"
+    return text + (f"; next action: {nxt['action']} on {nxt['cohort']}." if nxt else "; no new cohort to act on.")
+
+
+def as_dicts(items: list[ExperimentVerdict]) -> list[dict[str, Any]]:
+    return [i.summary_row() for i in items]

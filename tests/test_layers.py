@@ -1,0 +1,80 @@
+"""The package's folders are its layers, and imports flow one way (core <- ... <- run <- dev).
+
+Every import of a playbook module is read from the source (function-level imports included, so a
+late import cannot hide a loop).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "playbook"
+#: lowest first: a module may import from its own layer and the layers before it
+LAYERS = ("core", "stats", "data", "metrics", "config", "journal", "steps", "report", "run", "dev")
+#: the one module of a step layer every step may use: the written verdict rule
+SHARED_STEP = "playbook.steps.verdict"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The playbook modules ``path`` imports (``from playbook.x import y`` counts ``playbook.x.y`` if it is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("playbook")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("playbook"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in MODULES else node.module)
+    return found
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+GRAPH = {name: {m for m in imports_of(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_every_module_lives_in_a_layer():
+    assert sorted(m for m in MODULES if m != "playbook" and layer(m) is None) == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m)))
+def test_imports_flow_from_higher_layers_to_lower_ones(module):
+    mine = LAYERS.index(layer(module))
+    upward = sorted(m for m in GRAPH[module] if LAYERS.index(layer(m)) > mine)
+    assert upward == [], f"{module} ({layer(module)}) imports from higher layers: {upward}"
+
+
+def test_steps_never_import_each_other_except_the_verdict_rule():
+    crossing = sorted((m, d) for m, deps in GRAPH.items() if layer(m) == "steps"
+                      for d in deps if layer(d) == "steps" and d != SHARED_STEP)
+    assert crossing == []
+
+
+def test_there_is_no_import_loop():
+    state: dict[str, int] = {}
+    loops = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(GRAPH[node]):
+            if state.get(dep) == 1:
+                loops.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = 2
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name, [name])
+    assert loops == []
