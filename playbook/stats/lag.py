@@ -441,6 +441,25 @@ def _km_influence(time: np.ndarray, event: np.ndarray, w: np.ndarray, k: float):
     return 1.0 - s_k, -s_k * u_log, greenwood
 
 
+def _clustered_km_at(u: _Units, k: float) -> tuple[list[float], list[float], np.ndarray, float, int]:
+    """KM return share at day ``k`` per arm, Greenwood variances, customers per arm, and the variance of the
+    difference from customer-summed influence values (infinitesimal jackknife, small-sample factor G/(G-1)
+    per arm), and the number of customers."""
+    g = u.n_customers
+    infl = np.zeros((g, 2))
+    present = np.zeros((g, 2), dtype=bool)
+    shares, greenwood = [0.0, 0.0], [0.0, 0.0]
+    for a in (0, 1):
+        m = u.arm == a
+        shares[a], ifl, greenwood[a] = _km_influence(u.time[m], u.event[m], u.w[m], k)
+        infl[:, a] = np.bincount(u.cust[m], weights=u.w[m] * ifl, minlength=g)
+        present[:, a] = np.bincount(u.cust[m], minlength=g) > 0
+    g_arm = present.sum(axis=0)
+    infl *= np.sqrt(g_arm / np.maximum(g_arm - 1, 1))[None, :]
+    var = float(np.sum((infl[:, 1] - infl[:, 0]) ** 2))
+    return shares, greenwood, g_arm, var, int(np.sum(present.any(axis=1)))
+
+
 def kaplan_meier_by_arm(
     df: pd.DataFrame,
     as_of: Any,
@@ -524,20 +543,8 @@ def kaplan_meier_by_arm(
             return KaplanMeierResult(curves, Estimate.unavailable(
                 method, 0, f"no {name} unit is still followed at day {k:g}: the KM curve is "
                 "undefined there", **details))
-    g = u.n_customers
-    infl = np.zeros((g, 2))
-    present = np.zeros((g, 2), dtype=bool)
-    shares, greenwood = [0.0, 0.0], [0.0, 0.0]
-    for a in (0, 1):
-        m = u.arm == a
-        shares[a], ifl, greenwood[a] = _km_influence(u.time[m], u.event[m], u.w[m], k)
-        infl[:, a] = np.bincount(u.cust[m], weights=u.w[m] * ifl, minlength=g)
-        present[:, a] = np.bincount(u.cust[m], minlength=g) > 0
-    g_arm = present.sum(axis=0)
-    infl *= np.sqrt(g_arm / np.maximum(g_arm - 1, 1))[None, :]
+    shares, greenwood, g_arm, var, n = _clustered_km_at(u, k)
     diff = shares[1] - shares[0]
-    var = float(np.sum((infl[:, 1] - infl[:, 0]) ** 2))
-    n = int(np.sum(present.any(axis=1)))
     details.update(return_share_control=shares[0], return_share_treatment=shares[1],
                    customers_control=int(g_arm[0]), customers_treatment=int(g_arm[1]),
                    greenwood_std_error=math.sqrt(greenwood[0] + greenwood[1]),
@@ -812,20 +819,8 @@ def _km_difference_at(u: _Units, k: float, confidence: float, details: dict[str,
     """F_t(k) - F_c(k) with the customer-clustered infinitesimal-jackknife interval (see ``_km_influence``)."""
     method = "km"
     z = _z(confidence)
-    g = u.n_customers
-    infl = np.zeros((g, 2))
-    present = np.zeros((g, 2), dtype=bool)
-    shares = [0.0, 0.0]
-    for a in (0, 1):
-        m = u.arm == a
-        shares[a], ifl, _ = _km_influence(u.time[m], u.event[m], u.w[m], k)
-        infl[:, a] = np.bincount(u.cust[m], weights=u.w[m] * ifl, minlength=g)
-        present[:, a] = np.bincount(u.cust[m], minlength=g) > 0
-    g_arm = present.sum(axis=0)
-    infl *= np.sqrt(g_arm / np.maximum(g_arm - 1, 1))[None, :]
+    shares, _, g_arm, var, n = _clustered_km_at(u, k)
     diff = shares[1] - shares[0]
-    var = float(np.sum((infl[:, 1] - infl[:, 0]) ** 2))
-    n = int(np.sum(present.any(axis=1)))
     details = {**details, "k": k, "return_share_control": shares[0], "return_share_treatment": shares[1],
                "customers_control": int(g_arm[0]), "customers_treatment": int(g_arm[1]),
                "variance": "customer-clustered infinitesimal jackknife"}
