@@ -261,10 +261,6 @@ def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
     return text + (f"; next action: {nxt.action} on {nxt.cohort}." if nxt else "; no new cohort to act on.")
 
 
-def as_dicts(items: list[ExperimentVerdict]) -> list[dict[str, Any]]:
-    return [i.summary_row() for i in items]
-
-
 def review_section(items: list[ExperimentVerdict]) -> list[ReviewEntry]:
     """The ``review`` section of summary.json."""
     return [from_json(ReviewEntry, i.summary_row(), f"review[{i.experiment_id}]") for i in items]

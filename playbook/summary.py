@@ -33,7 +33,6 @@ from playbook.stats.results import jsonable
 SUMMARY_NAME = "summary.json"
 #: bumped when a section's fields change in a way a reader of an older file must know about
 SCHEMA_VERSION = 1
-SCHEMA_ID = "https://github.com/returns-playbook/returns-playbook/docs/summary.schema.json"
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,9 @@ class Summary:
     present: frozenset[str] = field(default=frozenset(), metadata=NOT_IN_JSON)
 
     def to_json(self) -> dict[str, Any]:
+        """The summary as written: the keys read from the file (``present``) and every section set."""
         return jsonable(_ordered({f.name: to_json(getattr(self, f.name)) for f in _section_fields()
-                                  if f.name in self.present}))
+                                  if f.name in self.present or getattr(self, f.name) is not None}))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Summary:
@@ -85,7 +85,7 @@ def _section_fields() -> list[dataclasses.Field]:
 
 
 #: the type of every top-level key of the file
-_TYPES = {f.name: t for f in _section_fields() for t in [typing.get_type_hints(Summary)[f.name]]}
+_TYPES = {f.name: typing.get_type_hints(Summary)[f.name] for f in _section_fields()}
 
 
 #: the sections and the notebook that writes each (the identity keys are written by every notebook)
@@ -149,12 +149,16 @@ def read_section(run_dir: str | os.PathLike, name: str) -> Any:
     return None if value is None else read_section_value(name, value)
 
 
-def require_section(run_dir: str | os.PathLike, name: str, producer: str) -> Any:
-    """A section written by an earlier notebook, as its model; a clear error when that notebook has not run."""
+def require_section(run_dir: str | os.PathLike, name: str, producer: str | None = None) -> Any:
+    """A section written by an earlier notebook, as its model; a clear error when that notebook has not run.
+
+    ``producer``: the notebook to name in that error (default: the one :data:`SECTIONS` lists).
+    """
     summary = read_summary(run_dir)
     if name not in summary:
         raise LookupError(
-            f"{summary_path(run_dir)} has no '{name}' section: run {producer} for this week first"
+            f"{summary_path(run_dir)} has no '{name}' section: run {producer or SECTIONS.get(name, 'its notebook')} "
+            "for this week first"
         )
     return None if summary[name] is None else read_section_value(name, summary[name])
 
@@ -167,7 +171,6 @@ def json_schema_document() -> dict[str, Any]:
     body["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "Returns playbook weekly summary.json",
         **body,
         "$defs": dict(sorted(defs.items())),
