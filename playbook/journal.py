@@ -38,7 +38,7 @@ import pandas as pd
 
 from playbook.atomic import write_bytes
 from playbook.jsonmodel import from_json
-from playbook.stats.results import clean_number
+from playbook.stats.results import clean_number, jsonable
 from playbook.weeks import IsoWeek
 
 try:  # POSIX
@@ -569,7 +569,7 @@ class TrackRecord:
 
     def section(self) -> TrackRecordSection:
         """The record as the ``track_record`` section of summary.json."""
-        return from_json(TrackRecordSection, self.to_dict(), "track_record")
+        return from_json(TrackRecordSection, jsonable(self.to_dict()), "track_record")
 
     def to_dict(self) -> dict[str, Any]:
         return {

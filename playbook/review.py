@@ -24,6 +24,7 @@ from playbook.decisions import (
 from playbook.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry
 from playbook.jsonmodel import from_json
 from playbook.levers import LeverSection
+from playbook.stats.results import jsonable
 from playbook.journal import JournalEntry
 from playbook.metrics import cohort_week, definitions, money_per_week
 
@@ -263,4 +264,4 @@ def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
 
 def review_section(items: list[ExperimentVerdict]) -> list[ReviewEntry]:
     """The ``review`` section of summary.json."""
-    return [from_json(ReviewEntry, i.summary_row(), f"review[{i.experiment_id}]") for i in items]
+    return [from_json(ReviewEntry, jsonable(i.summary_row()), f"review[{i.experiment_id}]") for i in items]
