@@ -10,7 +10,7 @@ OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
 
-.PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md clean help
+.PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml]"
@@ -52,3 +52,7 @@ clean:
 
 docs/metrics.md: playbook/metrics/dictionary.py $(VENV)/.installed
 	$(PY) -m playbook.metrics.dictionary > docs/metrics.md.tmp && mv docs/metrics.md.tmp docs/metrics.md
+
+# The JSON Schema of summary.json, generated from the section models (tests/test_summary.py fails when it is stale).
+docs/summary.schema.json: $(VENV)/.installed
+	$(PY) -m playbook.report.summary > docs/summary.schema.json.tmp && mv docs/summary.schema.json.tmp docs/summary.schema.json

@@ -236,8 +236,8 @@ def test_slices_at_their_own_norm_are_not_flagged(spike):
 
 def test_candidates_are_the_flagged_cohorts_by_excess_cost(spike):
     c = candidates_section(spike[1])
-    assert c[0]["filters"] == {"category": "knitwear", "reason_code": "size_too_small"}
-    assert [x["excess_cost"] for x in c] == sorted((x["excess_cost"] for x in c), reverse=True)
+    assert c[0].filters == {"category": "knitwear", "reason_code": "size_too_small"}
+    assert [x.excess_cost for x in c] == sorted((x.excess_cost for x in c), reverse=True)
 
 
 def test_the_trend_of_the_weak_cohort_shows_the_spike_in_the_window(spike):

@@ -55,10 +55,38 @@ def test_imports_flow_from_higher_layers_to_lower_ones(module):
     assert upward == [], f"{module} ({layer(module)}) imports from higher layers: {upward}"
 
 
-def test_steps_never_import_each_other_except_the_verdict_rule():
-    crossing = sorted((m, d) for m, deps in GRAPH.items() if layer(m) == "steps"
-                      for d in deps if layer(d) == "steps" and d != SHARED_STEP)
-    assert crossing == []
+#: the steps in the order of the loop: a step reads what the steps before it wrote
+LOOP = ("baseline", "cohorts", "levers", "experiments", "review")
+
+
+def step_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every name a step imports from another step module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("playbook.steps."):
+            found += [(node.module, a.name) for a in node.names]
+    return found
+
+
+def is_section_model(module: str, name: str) -> bool:
+    """A typed summary section (or an entry of one): a dataclass the step writes to summary.json."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+    return cls is not None and (name.endswith(("Section", "Entry")) or name in ("NextAction",))
+
+
+@pytest.mark.parametrize("step", LOOP)
+def test_a_step_reads_only_the_typed_sections_of_earlier_steps(step):
+    """Steps share typed objects, never functions: shared logic lives in a lower layer."""
+    me = f"playbook.steps.{step}"
+    wrong = []
+    for module, name in step_imports(MODULES[me]):
+        other = module.rsplit(".", 1)[-1]
+        if module == SHARED_STEP:
+            continue
+        if other not in LOOP or LOOP.index(other) >= LOOP.index(step) or not is_section_model(module, name):
+            wrong.append(f"{module}.{name}")
+    assert wrong == []
 
 
 def test_there_is_no_import_loop():

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
+from section_examples import candidate, read, weak_cohort
 
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
@@ -24,8 +25,8 @@ from playbook.steps.levers import (
 )
 
 W45, W46 = dt.date(2026, 11, 2), dt.date(2026, 11, 9)
-WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.30, "expected_rate": 0.10,
-        "window_weeks": ["2026-11-02"]}
+WEAK = read("weak_cohort", weak_cohort(filters={"category": "knitwear", "reason_code": "size_too_small"},
+                                       return_rate=0.30, expected_rate=0.10, window_weeks=["2026-11-02"]))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,9 @@ def plan(snap, config):
 
 
 # the sample shop's weak cohort (notebook 02 on 2026-W47): knitwear x size_too_small
-SAMPLE_WEAK = {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.0972,
-               "expected_rate": 0.0401, "window_weeks": ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]}
+SAMPLE_WEAK = read("weak_cohort", weak_cohort(
+    filters={"category": "knitwear", "reason_code": "size_too_small"}, return_rate=0.0972, expected_rate=0.0401,
+    window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_a_range_given_by_the_analyst_is_kept_and_put_in_order(snap, config):
 
 
 def test_a_cohort_below_its_norm_gets_an_empty_range_not_a_positive_one(snap, config):
-    p = design_lever(dict(WEAK, return_rate=0.05), snap, config)
+    p = design_lever(dataclasses.replace(WEAK, return_rate=0.05), snap, config)
     assert p.expected_low == 0 and p.expected_high == 0
 
 
@@ -149,9 +151,10 @@ def test_a_longer_maximum_duration_lets_the_plan_run_as_planned(sample_snap, con
 
 
 def test_pooling_takes_the_next_flagged_cohort_of_the_same_lever_and_dimension(sample_snap, config):
-    candidates = [{"filters": SAMPLE_WEAK["filters"], "excess_cost": 5000.0},
-                  {"filters": {"customer_type": "first_time", "reason_code": "size_too_small"}, "excess_cost": 3000.0},
-                  {"filters": {"category": "shoes", "reason_code": "size_too_large"}, "excess_cost": 1000.0}]
+    candidates = read("weak_cohort_candidates", [
+        candidate(filters=SAMPLE_WEAK.filters, excess_cost=5000.0),
+        candidate(filters={"customer_type": "first_time", "reason_code": "size_too_small"}, excess_cost=3000.0),
+        candidate(filters={"category": "shoes", "reason_code": "size_too_large"}, excess_cost=1000.0)])
     p = design_lever(SAMPLE_WEAK, sample_snap, config, candidates=candidates)
     pooled = next(o for o in p.options if o.kind == "pooled")
     assert pooled.cohort == "category=knitwear + category=shoes" and not pooled.can_be_a_row
@@ -259,13 +262,19 @@ def test_the_conclusion_states_the_range_in_points_and_that_j7_never_keeps(ready
     assert conclusion(None).startswith("No weak cohort this week")
 
 
-def test_the_summary_section_is_json_safe(ready, plan):
+def test_the_summary_section_is_json_safe(ready, plan, tmp_path):
     import json
 
-    s = json.loads(json.dumps(ready.summary_section(), allow_nan=False))
-    assert s["experiments_row"] == ready.experiments_row()
-    assert (s["first_look_date"], s["review_date"]) == (ready.first_look_date.isoformat(), ready.review_date.isoformat())
-    assert json.loads(json.dumps(plan.summary_section(), allow_nan=False))["experiments_row"] is None
+    from playbook.report.summary import read_section, summary_path, update_summary
+
+    update_summary(tmp_path, lever=ready.summary_section())
+    s = json.loads(summary_path(tmp_path).read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert s["lever"]["experiments_row"] == ready.experiments_row()
+    assert (s["lever"]["first_look_date"], s["lever"]["review_date"]) == (ready.first_look_date.isoformat(),
+                                                                          ready.review_date.isoformat())
+    assert read_section(tmp_path, "lever") == ready.summary_section()
+    update_summary(tmp_path, lever=plan.summary_section())
+    assert json.loads(summary_path(tmp_path).read_text())["lever"]["experiments_row"] is None
 
 
 def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from_independence(sample_snap, config):
@@ -277,5 +286,6 @@ def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from
     assert not cohort_clustering(sample_snap, 14, {"category": "knitwear"}, baseline_weeks(early, 8)).ok
     from_window = cohort_clustering(sample_snap, 14, {"category": "knitwear"}, early)
     assert from_window.ok and from_window.design_effect > 1.0
-    p = design_lever(dict(SAMPLE_WEAK, window_weeks=window), sample_snap, config, expected_low=-0.30, expected_high=-0.10)
+    p = design_lever(dataclasses.replace(SAMPLE_WEAK, window_weeks=tuple(early)), sample_snap, config,
+                     expected_low=-0.30, expected_high=-0.10)
     assert p.design_effect > 1.0

@@ -5,7 +5,9 @@ import html
 
 import pandas as pd
 import pytest
+import section_examples as examples
 
+from playbook.core.jsonmodel import FieldError
 from playbook.report.rendering import escape, html_table, index_page, quote_block
 
 SCRIPT = "<script>alert('x')</script>"
@@ -88,19 +90,22 @@ def test_quote_block_without_comments_says_so():
 
 @pytest.fixture
 def hostile_summary() -> dict:
+    """A summary.json whose every text from the data carries markup (complete sections, as written)."""
+    status = {"value": 0.3, "baseline": 0.1, "status": "red", "why": BOLD + " went up", "week": "W",
+              "zone": None, "action": None}
+    warning = {"table": "returns", "rule": "r", "n_rows": 1, "examples": []}
     return {
         "week": "2026-W47" + BOLD,
         "data_source": SCRIPT,
         "as_of": "2026-11-22",
-        "baseline": {
-            "metrics": {"return_rate_14d" + SCRIPT: {"status": "red", "why": BOLD + " went up"}},
-            "triggers": [{"zone": SCRIPT, "metric": BOLD, "action": "act " + SCRIPT}],
-        },
-        "weak_cohort": {"filters": {"category": BOLD, "reason_code": SCRIPT}, "return_rate": 0.3,
-                        "expected_rate": 0.1, "units": 1200, "excess_cost": 4321.0, "q_value": 0.0012},
-        "review": [{"experiment_id": "EXP-" + BOLD, "decision": "keep", "why": SCRIPT}],
-        "next_action": {"action": BOLD, "cohort": SCRIPT, "excess_cost": 99.0},
-        "data_quality": {"warnings": [{"message": SCRIPT}, BOLD]},
+        "baseline": examples.baseline(
+            metrics={"return_rate_14d" + SCRIPT: status},
+            triggers=[{"zone": SCRIPT, "metric": BOLD, "action": "act " + SCRIPT, "why": ""}]),
+        "weak_cohort": examples.weak_cohort(filters={"category": BOLD, "reason_code": SCRIPT}, return_rate=0.3,
+                                            expected_rate=0.1, units=1200, excess_cost=4321.0, q_value=0.0012),
+        "review": [examples.review(experiment_id="EXP-" + BOLD, decision="keep", why=SCRIPT)],
+        "next_action": examples.next_action(action=BOLD, cohort=SCRIPT, excess_cost=99.0),
+        "data_quality": examples.data_quality(warnings=[dict(warning, message=SCRIPT), dict(warning, message=BOLD)]),
     }
 
 
@@ -125,12 +130,12 @@ def test_index_page_escapes_the_week_and_the_data_source(hostile_summary):
 
 
 def test_index_page_escapes_metric_names_and_reasons(hostile_summary):
-    page = index_page({"week": "W", "baseline": {"metrics": hostile_summary["baseline"]["metrics"]}}, NOTEBOOKS)
+    page = index_page({"week": "W", "baseline": dict(hostile_summary["baseline"], triggers=[])}, NOTEBOOKS)
     assert_inert(page, SCRIPT, BOLD)
 
 
 def test_index_page_escapes_trigger_fields(hostile_summary):
-    page = index_page({"week": "W", "baseline": {"triggers": hostile_summary["baseline"]["triggers"]}}, NOTEBOOKS)
+    page = index_page({"week": "W", "baseline": dict(hostile_summary["baseline"], metrics={})}, NOTEBOOKS)
     assert_inert(page, SCRIPT, BOLD)
 
 
@@ -138,6 +143,13 @@ def test_index_page_escapes_the_weak_cohort_filters_and_formats_its_numbers(host
     page = index_page({"week": "W", "weak_cohort": hostile_summary["weak_cohort"]}, NOTEBOOKS)
     assert_inert(page, SCRIPT, BOLD)
     assert "30.0 %" in page and "10.0 %" in page and "4,321" in page and "0.0012" in page
+
+
+def test_index_page_fails_naming_the_section_and_field_a_summary_lacks(hostile_summary):
+    weak = dict(hostile_summary["weak_cohort"])
+    del weak["excess_cost"]
+    with pytest.raises(FieldError, match="weak_cohort has no field 'excess_cost'"):
+        index_page({"week": "W", "weak_cohort": weak}, NOTEBOOKS)
 
 
 def test_index_page_says_when_no_cohort_stands_out():
@@ -154,7 +166,7 @@ def test_index_page_escapes_the_next_action(hostile_summary):
     assert_inert(page, SCRIPT, BOLD)
 
 
-def test_index_page_escapes_data_quality_warnings_given_as_dicts_or_text(hostile_summary):
+def test_index_page_escapes_data_quality_warnings(hostile_summary):
     page = index_page({"week": "W", "data_quality": hostile_summary["data_quality"]}, NOTEBOOKS)
     assert_inert(page, SCRIPT, BOLD)
 

@@ -6,20 +6,16 @@ import datetime as dt
 
 import pytest
 from conftest import TINY_SHOP, write_shop
+from section_examples import baseline, candidate, comparison, read, weak_cohort
+from section_examples import lever as lever_json
 
 from playbook.config.loader import load_config
+from playbook.core.jsonmodel import FieldError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Snapshot, open_dataset
+from playbook.steps import review
 from playbook.steps.experiments import compare_randomized
-from playbook.steps.review import (
-    cohorts_under_test,
-    conclusion,
-    next_action,
-    review_script,
-    valued,
-    verdict_for,
-    verdicts,
-)
+from playbook.steps.review import cohorts_under_test, conclusion, next_action, review_script, valued
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +23,13 @@ def config():
     return load_config()
 
 
-def comparison(estimate=-0.03, ci=(-0.05, -0.01), expected=(-0.04, -0.01), good="lower", **extra) -> dict:
-    """A ``comparisons`` entry as notebook 04 writes it."""
-    c = {
-        "experiment_id": "EXP-1", "design": "randomized", "lever": "fit_size_message", "cohort": "category=knitwear",
-        "srm_p_value": 0.6, "srm_mismatch": False, "planned_looks": 1,
-        "primary": {"metric": "return_rate_14d", "estimate": estimate, "ci_low": ci[0], "ci_high": ci[1],
-                    "null_value": 0.0, "good_direction": good, "p_value": 0.01, "method": "return-within-k", "n": 900,
-                    "error": None, "expected_low": expected[0], "expected_high": expected[1]},
-        "guardrails": [
-            {"metric": "contact_rate", "estimate": 0.001, "ci_low": -0.002, "ci_high": 0.004, "breached": False,
-             "tolerance": 0.01, "good_direction": "lower", "state": "safe"},
-            {"metric": "net_revenue_per_customer", "estimate": 0.5, "ci_low": -1.0, "ci_high": 2.0, "breached": False,
-             "tolerance": 2.0, "good_direction": "higher", "state": "safe"},
-        ],
-    }
-    c.update(extra)
-    return c
+def verdict_for(entry: dict, look: int = 1):
+    """The rule applied to a ``comparisons`` entry (JSON as notebook 04 writes it), read as notebook 05 reads it."""
+    return review.verdict_for(read("comparisons", [entry])[0], look)
+
+
+def verdicts(entries: list[dict], journal_dir=None, week=None):
+    return review.verdicts(list(read("comparisons", entries)), journal_dir, week)
 
 
 # --- verdict_for ------------------------------------------------------------------------------------
@@ -75,17 +61,18 @@ def test_the_good_direction_is_read_from_the_entry():
     assert verdict_for(c).verdict.decision == "keep"
 
 
-def test_the_good_direction_defaults_to_lower():
+def test_an_entry_without_its_good_direction_fails_naming_the_section_and_the_field():
     c = comparison()
     del c["primary"]["good_direction"]
-    assert verdict_for(c).verdict.decision == "keep"
+    with pytest.raises(FieldError, match=r"comparisons\[0\]\.primary has no field 'good_direction'"):
+        verdict_for(c)
 
 
 def test_a_ratio_entry_is_judged_against_its_null_of_one():
     c = comparison(0.8, (0.7, 0.9), (0.7, 0.9))
     c["primary"]["null_value"] = 1.0
     assert verdict_for(c).verdict.decision == "keep"
-    c["primary"]["null_value"] = None  # a missing null means 0: the same interval is then on the bad side
+    c["primary"]["null_value"] = 0.0  # against a null of 0 the same interval is on the bad side
     assert verdict_for(c).verdict.decision == "stop"
 
 
@@ -97,10 +84,8 @@ def test_the_primary_error_is_appended_to_the_reason_when_not_stopping():
     assert v.why.endswith("(no follow-up window with enough mature units)")
 
 
-def test_an_entry_without_guardrails_or_srm_fields_is_judged_on_its_primary():
-    c = comparison()
-    for k in ("guardrails", "srm_mismatch", "srm_p_value", "lever", "cohort"):
-        del c[k]
+def test_an_entry_without_guardrails_or_srm_read_is_judged_on_its_primary():
+    c = comparison(guardrails=[], srm_p_value=None, srm_assigned=None, lever=None, cohort=None)
     v = verdict_for(c)
     assert v.verdict.decision == "keep" and v.lever == "" and v.cohort == ""
 
@@ -128,8 +113,8 @@ def test_a_randomized_experiment_without_assignments_gets_an_adjust_verdict(conf
     exp = {"experiment_id": "EXP-NA", "lever": "x", "cohort": "category=knitwear", "design": "randomized",
            "control_cohort": "", "primary_metric": "return_rate_14d", "expected_low": -0.05, "expected_high": -0.01,
            "start_date": dt.date(2026, 11, 16), "review_date": dt.date(2026, 11, 22)}
-    entry = compare_randomized(Snapshot(None, IsoWeek(2026, 47), {}), exp, config).to_dict()
-    v = verdict_for(entry).verdict
+    entry = compare_randomized(Snapshot(None, IsoWeek(2026, 47), {}), exp, config).section()
+    v = review.verdict_for(entry).verdict
     assert v.decision == "adjust" and "no assignments table" in v.why
 
 
@@ -228,27 +213,27 @@ def test_a_keep_inside_twice_the_range_is_not_flagged():
 
 # --- next_action ------------------------------------------------------------------------------------
 
-CANDIDATES = [
-    {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "excess_cost": 500.0},
-    {"filters": {"channel": "app", "reason_code": "changed_mind"}, "excess_cost": 900.0},
-    {"filters": {"region": "north", "reason_code": "quality"}, "excess_cost": 100.0},
-]
+CANDIDATES = read("weak_cohort_candidates", [
+    candidate(filters={"category": "knitwear", "reason_code": "size_too_small"}, excess_cost=500.0),
+    candidate(filters={"channel": "app", "reason_code": "changed_mind"}, excess_cost=900.0),
+    candidate(filters={"region": "north", "reason_code": "quality"}, excess_cost=100.0),
+])
 
 
 def test_the_next_action_is_the_largest_excess_cost(config):
     nxt = next_action(CANDIDATES, [], config)
-    assert (nxt["cohort"], nxt["reason_code"], nxt["excess_cost"]) == ("channel=app", "changed_mind", 900.0)
-    assert nxt["action"] == config.levers["changed_mind"]["lever"]
+    assert (nxt.cohort, nxt.reason_code, nxt.excess_cost) == ("channel=app", "changed_mind", 900.0)
+    assert nxt.action == config.levers["changed_mind"]["lever"]
 
 
 def test_the_next_action_skips_cohorts_already_under_test(config):
     nxt = next_action(CANDIDATES, [{"channel": "app"}], config)
-    assert nxt["cohort"] == "category=knitwear" and nxt["action"] == "fit_size_message"
+    assert nxt.cohort == "category=knitwear" and nxt.action == "fit_size_message"
 
 
 def test_a_test_on_a_narrower_cohort_does_not_cover_the_wider_one(config):
     nxt = next_action(CANDIDATES, [{"channel": "app", "region": "north"}], config)
-    assert nxt["cohort"] == "channel=app"
+    assert nxt.cohort == "channel=app"
 
 
 def test_no_next_action_when_every_candidate_is_under_test(config):
@@ -258,13 +243,15 @@ def test_no_next_action_when_every_candidate_is_under_test(config):
 
 
 def test_the_plan_of_the_week_names_the_action_for_its_cohort(config):
-    nxt = next_action(CANDIDATES, [], config, plan={"cohort": "channel=app", "lever": "promo rules v2"})
-    assert nxt["action"] == "promo rules v2"
+    plan = read("lever", lever_json(cohort="channel=app", lever="promo rules v2"))
+    nxt = next_action(CANDIDATES, [], config, plan=plan)
+    assert nxt.action == "promo rules v2"
 
 
 def test_an_unknown_reason_gets_the_other_lever(config):
-    nxt = next_action([{"filters": {"category": "bags", "reason_code": "mystery"}, "excess_cost": 1}], [], config)
-    assert nxt["action"] == "reason_capture"
+    unknown = read("weak_cohort_candidates", [candidate(filters={"category": "bags", "reason_code": "mystery"})])
+    nxt = next_action(unknown, [], config)
+    assert nxt.action == "reason_capture"
 
 
 # --- cohorts under test, from the experiments table ---------------------------------------------------
@@ -297,15 +284,11 @@ def test_no_experiments_table_means_nothing_under_test(tmp_path):
 # --- the weekly review script --------------------------------------------------------------------------
 
 def test_the_review_script_answers_the_four_questions_from_the_summary(config):
-    summary = {
-        "baseline": {"metrics": {"closure_rate": {"status": "red", "why": "70.0 % is below the red line"},
-                                 "contact_rate": {"status": "green", "why": "fine"}}},
-        "weak_cohort": {"filters": {"category": "knitwear", "reason_code": "size_too_small"}, "return_rate": 0.25,
-                        "expected_rate": 0.1, "excess_cost": 2220.0},
-    }
+    week = read("baseline", baseline())
+    weak = read("weak_cohort", weak_cohort(return_rate=0.25, expected_rate=0.1, excess_cost=2220.0))
     items = [verdict_for(comparison())]
     nxt = next_action(CANDIDATES, [], config)
-    answers = dict(review_script(summary, items, nxt))
+    answers = dict(review_script(week, weak, items, nxt))
     assert list(answers) == ["What moved?", "Why?", "Keep, adjust or stop?", "Next highest-impact action?"]
     assert "closure_rate" in answers["What moved?"] and "contact_rate" not in answers["What moved?"]
     assert "25.0% returned against 10.0% normally" in answers["Why?"]
@@ -314,7 +297,7 @@ def test_the_review_script_answers_the_four_questions_from_the_summary(config):
 
 
 def test_the_review_script_of_a_quiet_week_says_so():
-    answers = dict(review_script({}, [], None))
+    answers = dict(review_script(None, None, [], None))
     assert answers["What moved?"] == "nothing left its usual range"
     assert answers["Keep, adjust or stop?"] == "no experiment was due for review"
 

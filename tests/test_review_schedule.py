@@ -5,8 +5,12 @@ W45) passed; what the journal says about it decides whether it is read again, li
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from conftest import write_shop
+from section_examples import overdue as overdue_json
+from section_examples import review
 from test_experiments import experiment_shop
 
 from playbook.data.dataset import open_dataset
@@ -65,8 +69,8 @@ def test_a_review_date_passed_without_any_verdict_is_overdue(snap, tmp_path):
     late = overdue(snap, tmp_path)
     assert list(late["experiment_id"]) == ["EXP-OLD"]
     (item,) = overdue_section(late)
-    assert item["review_date"] == "2026-11-08"
-    assert item["text"].startswith("EXP-OLD (lever EXP-OLD on region=south): review date 2026-11-08 passed without")
+    assert item.review_date == dt.date(2026, 11, 8)
+    assert item.text.startswith("EXP-OLD (lever EXP-OLD on region=south): review date 2026-11-08 passed without")
 
 
 def test_an_experiment_with_a_verdict_is_not_overdue(snap, tmp_path):
@@ -74,14 +78,15 @@ def test_an_experiment_with_a_verdict_is_not_overdue(snap, tmp_path):
 
 
 def test_the_index_shows_the_state_of_each_verdict_and_the_overdue_reviews():
+    def guard(state):
+        return [{"metric": "contact_rate", "state": state, "why": "", "follow_up_on": None}]
     summary = {"week": "2026-W47", "review": [
-        {"experiment_id": "EXP-A", "decision": "provisional", "readable_on": "2026-11-25", "look": 1,
-         "planned_looks": 4, "why": "14-day window not readable yet", "flags": [], "follow_ups": [],
-         "guardrails": [{"metric": "contact_rate", "state": "not_shown_safe"}]},
-        {"experiment_id": "<b>EXP-B</b>", "decision": "keep", "look": 2, "planned_looks": 4, "why": "improved",
-         "flags": ["far outside the registered range"], "follow_ups": ["read contact_rate again on 2026-12-09"],
-         "guardrails": [{"metric": "contact_rate", "state": "safe"}]},
-    ], "overdue": [{"experiment_id": "EXP-OLD", "text": "EXP-OLD (x on y): review date 2026-11-08 passed"}]}
+        review(experiment_id="EXP-A", decision="provisional", readable_on="2026-11-25", look=1, planned_looks=4,
+               why="14-day window not readable yet", guardrails=guard("not_shown_safe")),
+        review(experiment_id="<b>EXP-B</b>", decision="keep", look=2, planned_looks=4, why="improved",
+               flags=["far outside the registered range"], follow_ups=["read contact_rate again on 2026-12-09"],
+               guardrails=guard("safe")),
+    ], "overdue": [overdue_json(experiment_id="EXP-OLD", text="EXP-OLD (x on y): review date 2026-11-08 passed")]}
     page = index_page(summary, [])
     assert "provisional until 2026-11-25 (look 1 of 4)" in page
     assert "contact_rate not shown safe yet" in page and "contact_rate safe" in page

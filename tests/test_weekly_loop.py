@@ -6,6 +6,7 @@ the second replaces the week's journal entries, so the re-run behaviour is check
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,18 @@ def test_every_notebook_renders_with_its_brief_and_the_index(loop):
         assert (loop["planted"] / "brief" / f"{name}.html").is_file()
     index = (loop["planted"] / "index.html").read_text(encoding="utf-8")
     assert all(f"{name}.html" in index for name in NOTEBOOKS)
+
+
+def test_the_summary_reads_as_its_typed_sections_and_matches_the_schema_in_docs(loop):
+    from playbook.report.summary import SCHEMA_VERSION, SECTIONS, Summary
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parent.parent / "docs" / "summary.schema.json").read_text())
+    for written in (loop["summary"], loop["aa_summary"]):
+        assert list(written)[0] == "schema_version" and written["schema_version"] == SCHEMA_VERSION
+        assert set(SECTIONS) <= set(written)
+        assert Summary.from_json(written).to_json() == written
+        jsonschema.validate(written, schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_the_brief_has_no_code_cells(loop):

@@ -30,7 +30,7 @@ def make_notebook(path: Path, body: str, params: str | None = PARAMS, title: str
 
 WRITE_SUMMARY = (
     "from playbook.report.summary import update_summary\n"
-    "update_summary(run_dir, week=week, marker='SECRET-FREE-OUTPUT')\n"
+    "update_summary(run_dir, week=week, data_source='SECRET-FREE-OUTPUT')\n"
     "print('data is', data)"
 )
 

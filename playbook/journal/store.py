@@ -37,8 +37,8 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from playbook.core.atomic import write_bytes
-from playbook.core.vocabulary import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP  # the one home of the verdict words
-from playbook.stats.results import clean_number
+from playbook.core.jsonmodel import from_json
+from playbook.stats.results import clean_number, jsonable
 from playbook.core.weeks import IsoWeek
 
 try:  # POSIX
@@ -564,6 +564,10 @@ class TrackRecord:
             text += f" Kept, with no money value (not summed): {', '.join(self.kept_without_money)}."
         return text
 
+    def section(self) -> TrackRecordSection:
+        """The record as the ``track_record`` section of summary.json."""
+        return from_json(TrackRecordSection, jsonable(self.to_dict()), "track_record")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "week": self.week,
@@ -579,6 +583,40 @@ class TrackRecord:
                 for record in self.table().to_dict("records")
             ],
         }
+
+
+@dataclass(frozen=True)
+class TrackRecordVerdict:
+    """One reviewed experiment of the ``track_record`` section (its latest verdict in the window)."""
+
+    week: str
+    experiment_id: str
+    lever: str | None
+    cohort: str | None
+    primary_metric: str | None
+    expected_low: float | None
+    expected_high: float | None
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    decision: str
+    money_per_week: float | None
+
+
+@dataclass(frozen=True)
+class TrackRecordSection:
+    """The ``track_record`` section of summary.json: the verdicts of the last ``weeks`` weeks, counted,
+    and the kept levers' saving in money per week with its interval (None: no kept lever has a money value)."""
+
+    week: str
+    weeks: int
+    first_week: str
+    n_reviewed: int
+    counts: dict[str, int]
+    money_per_week: float | None
+    money_ci: tuple[float, ...] | None
+    kept_without_money: tuple[str, ...]
+    verdicts: tuple[TrackRecordVerdict, ...]
 
 
 def _money_sum(kept: pd.DataFrame) -> tuple[float | None, tuple[float, float] | None]:

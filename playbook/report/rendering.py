@@ -15,7 +15,9 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from playbook.core.atomic import write_text
+from playbook.report.summary import Summary
 from playbook.steps.experiments import Comparison, state_why
+from playbook.steps.review import ReviewEntry
 
 INJECTED_TAG = "injected-parameters"
 
@@ -84,80 +86,77 @@ _GUARDRAIL_WORDS = {"safe": "safe", "not_shown_safe": "not shown safe yet", "har
                     "breached": "breached", "not_measured": "not measured"}
 
 
-def _verdict_row(r: dict[str, Any]) -> str:
+def _verdict_row(r: ReviewEntry) -> str:
     """One verdict for a manager: the decision (with its look and date), why, flags, follow-ups, guardrails."""
-    decision = str(r.get("decision", ""))
-    if decision == "provisional" and r.get("readable_on"):
-        decision += f" until {r['readable_on']}"
-    if r.get("look"):
-        decision += f" (look {r['look']} of {r.get('planned_looks') or '?'})"
-    extra = "".join(f"<br><b>Check before rolling out:</b> {escape(f)}" for f in r.get("flags") or [])
-    extra += "".join(f"<br><b>Follow-up:</b> {escape(f)}" for f in r.get("follow_ups") or [])
-    guards = "; ".join(f"{g.get('metric')} {_GUARDRAIL_WORDS.get(g.get('state'), g.get('state'))}"
-                       for g in r.get("guardrails") or [])
-    return (f"<tr><td>{escape(r.get('experiment_id'))}</td><td class='status'>{escape(decision)}</td>"
-            f"<td>{escape(r.get('why'))}{extra}</td><td>{escape(guards)}</td></tr>")
+    decision = r.decision
+    if decision == "provisional" and r.readable_on:
+        decision += f" until {r.readable_on.isoformat()}"
+    if r.look:
+        decision += f" (look {r.look} of {r.planned_looks or '?'})"
+    extra = "".join(f"<br><b>Check before rolling out:</b> {escape(f)}" for f in r.flags)
+    extra += "".join(f"<br><b>Follow-up:</b> {escape(f)}" for f in r.follow_ups)
+    guards = "; ".join(f"{g.metric} {_GUARDRAIL_WORDS.get(g.state, g.state)}" for g in r.guardrails)
+    return (f"<tr><td>{escape(r.experiment_id)}</td><td class='status'>{escape(decision)}</td>"
+            f"<td>{escape(r.why)}{extra}</td><td>{escape(guards)}</td></tr>")
 
 
-def index_page(summary: dict[str, Any], notebooks: list[tuple[str, str]], brief_dir: str | None = "brief") -> str:
+def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str]], brief_dir: str | None = "brief") -> str:
     """The week's headline page: statuses, weak cohort, verdicts, next action, then the links.
 
-    ``notebooks`` is a list of (title, html file name). Every value from the data is escaped.
+    ``summary`` is the typed summary (a parsed summary.json is read through its models first, so a
+    section that does not match its model fails here, loudly). ``notebooks`` is a list of
+    (title, html file name). Every value from the data is escaped.
     """
-    week = escape(summary.get("week", ""))
+    s = summary if isinstance(summary, Summary) else Summary.from_json(summary)
+    week = escape(s.week or "")
     parts = [f"<h1>Returns playbook, week {week}</h1>",
-             f"<p class='muted'>Data: {escape(summary.get('data_source', ''))}; "
-             f"known up to {escape(summary.get('as_of', ''))}.</p>"]
-    lever = summary.get("lever") or {}
-    if lever.get("ready") is False and lever.get("no_row_reason"):  # said first: no experiment starts this week
-        parts.append(f"<p><b>{escape(lever['no_row_reason'])}</b></p>")
-    baseline = summary.get("baseline") or {}
-    metrics = baseline.get("metrics") or {}
+             f"<p class='muted'>Data: {escape(s.data_source or '')}; "
+             f"known up to {escape(s.as_of or '')}.</p>"]
+    lever = s.lever
+    if lever is not None and not lever.ready and lever.no_row_reason:  # said first: no experiment starts this week
+        parts.append(f"<p><b>{escape(lever.no_row_reason)}</b></p>")
+    metrics = s.baseline.metrics if s.baseline is not None else {}
     if metrics:
         rows = "".join(
-            f"<tr><td>{escape(name)}</td>{_status_cell(m.get('status', ''))}<td>{escape(m.get('why', ''))}</td></tr>"
+            f"<tr><td>{escape(name)}</td>{_status_cell(m.status)}<td>{escape(m.why)}</td></tr>"
             for name, m in metrics.items()
         )
         parts.append(f"<h2>Statuses</h2><table><tr><th>metric</th><th>status</th><th>why</th></tr>{rows}</table>")
-    trig = baseline.get("triggers") or []
+    trig = s.baseline.triggers if s.baseline is not None else ()
     if trig:
-        items = "".join(f"<li><b>{escape(t.get('zone'))}</b> ({escape(t.get('metric'))}): {escape(t.get('action'))}</li>"
-                        for t in trig)
+        items = "".join(f"<li><b>{escape(t.zone)}</b> ({escape(t.metric)}): {escape(t.action)}</li>" for t in trig)
         parts.append(f"<h2>Red triggers and their actions</h2><ul>{items}</ul>")
-    if "weak_cohort" in summary:
-        wc = summary["weak_cohort"]
+    if "weak_cohort" in s.present:
+        wc = s.weak_cohort
         if wc:
-            filters = ", ".join(f"{k} = {v}" for k, v in (wc.get("filters") or {}).items())
+            filters = ", ".join(f"{k} = {v}" for k, v in wc.filters.items())
             parts.append(
-                f"<h2>Weak cohort</h2><p>{escape(filters)}: return rate {escape(_pct(wc.get('return_rate')))} "
-                f"vs {escape(_pct(wc.get('expected_rate')))} expected on {escape(wc.get('units'))} units; "
-                f"excess cost {escape(_money(wc.get('excess_cost')))} (q = {escape(_num(wc.get('q_value')))}).</p>"
+                f"<h2>Weak cohort</h2><p>{escape(filters)}: return rate {escape(_pct(wc.return_rate))} "
+                f"vs {escape(_pct(wc.expected_rate))} expected on {escape(wc.units)} units; "
+                f"excess cost {escape(_money(wc.excess_cost))} (q = {escape(_num(wc.q_value))}).</p>"
             )
         else:
             parts.append("<h2>Weak cohort</h2><p>No cohort stands out this week.</p>")
-        aside = [c.get("why", "") for c in summary.get("weak_cohort_set_aside") or []]
+        aside = [c.why for c in s.weak_cohort_set_aside or ()]
         if aside:
             items = "".join(f"<li>{escape(why)}</li>" for why in aside)
             parts.append(f"<p>Rose too, but not a cohort to act on:</p><ul>{items}</ul>")
-    review = summary.get("review") or []
-    if review:
-        rows = "".join(_verdict_row(r) for r in review)
+    if s.review:
+        rows = "".join(_verdict_row(r) for r in s.review)
         parts.append("<h2>J+7 verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th>"
                      f"<th>guardrails</th></tr>{rows}</table>")
-    late = summary.get("overdue") or []
-    if late:
-        items = "".join(f"<li>{escape(item.get('text', ''))}</li>" for item in late)
+    if s.overdue:
+        items = "".join(f"<li>{escape(item.text)}</li>" for item in s.overdue)
         parts.append(f"<h2>Overdue reviews</h2><ul>{items}</ul>")
-    nxt = summary.get("next_action")
+    nxt = s.next_action
     if nxt:
         parts.append(
-            f"<h2>Next action</h2><p>{escape(nxt.get('action'))} on {escape(nxt.get('cohort'))} "
-            f"(excess cost {escape(_money(nxt.get('excess_cost')))}).</p>"
+            f"<h2>Next action</h2><p>{escape(nxt.action)} on {escape(nxt.cohort)} "
+            f"(excess cost {escape(_money(nxt.excess_cost))}).</p>"
         )
-    warnings = (summary.get("data_quality") or {}).get("warnings") or []
+    warnings = s.data_quality.warnings if s.data_quality is not None else ()
     if warnings:
-        items = "".join(f"<li>{escape(w.get('message', w))}</li>" if isinstance(w, dict) else f"<li>{escape(w)}</li>"
-                        for w in warnings)
+        items = "".join(f"<li>{escape(w.message)}</li>" for w in warnings)
         parts.append(f"<h2>Data quality</h2><ul>{items}</ul>")
     links = "".join(f"<li><a href='{escape(href)}'>{escape(title)}</a></li>" for title, href in notebooks)
     parts.append(f"<h2>Notebooks</h2><ol>{links}</ol>")

@@ -1,20 +1,113 @@
-"""The week's ``summary.json``: one section per notebook, written atomically.
+"""The week's ``summary.json``: one typed section per notebook, written and read through this module.
 
-Every notebook of the cycle adds its own section (``baseline``, ``weak_cohort``, ``lever``,
+Every notebook of the cycle adds its own sections (``baseline``, ``weak_cohort``, ``lever``,
 ``comparisons``, ``review``, ``next_action``...), so the file is the machine-readable result of
-the week and the way later notebooks read what earlier ones found.
+the week and the way later notebooks read what earlier ones found. Each section is a frozen
+dataclass (declared next to the step that builds it); :data:`SECTIONS` lists them, and
+``playbook.core.jsonmodel`` is the one (de)serialiser: a section is checked against its model when it
+is written and read back as that model, so a renamed field fails loudly where it is read.
+
+``python -m playbook.report.summary`` prints the JSON Schema of summary.json (``docs/summary.schema.json``,
+for the people who load the file elsewhere, such as BI tools).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from playbook.core.atomic import write_json
+from playbook.core.jsonmodel import NOT_IN_JSON, OMIT_IF_NONE, FieldError, from_json, json_schema, to_json
+from playbook.journal.store import TrackRecordSection
 from playbook.stats.results import jsonable
+from playbook.steps.baseline import BaselineSection, DataQualitySection
+from playbook.steps.cohorts import CandidateEntry, SetAsideEntry, WeakCohortSection
+from playbook.steps.experiments import ComparisonSection, OverdueEntry
+from playbook.steps.levers import LeverSection
+from playbook.steps.review import NextAction, ReviewEntry
 
 SUMMARY_NAME = "summary.json"
+#: bumped when a section's fields change in a way a reader of an older file must know about
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The week's summary.json: the run's identity, then one section per step.
+
+    A section absent from the file (its notebook has not run) reads as None and is not in
+    ``present``; ``weak_cohort`` and ``lever`` are written as null when no cohort stands out
+    (``present`` tells the two apart).
+    """
+
+    schema_version: int | None = field(default=None, metadata=OMIT_IF_NONE)
+    week: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    data_source: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    as_of: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    baseline: BaselineSection | None = field(default=None, metadata=OMIT_IF_NONE)
+    data_quality: DataQualitySection | None = field(default=None, metadata=OMIT_IF_NONE)
+    weak_cohort: WeakCohortSection | None = field(default=None, metadata=OMIT_IF_NONE)
+    weak_cohort_candidates: tuple[CandidateEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    weak_cohort_set_aside: tuple[SetAsideEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    lever: LeverSection | None = field(default=None, metadata=OMIT_IF_NONE)
+    comparisons: tuple[ComparisonSection, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    review: tuple[ReviewEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    next_action: NextAction | None = field(default=None, metadata=OMIT_IF_NONE)
+    track_record: TrackRecordSection | None = field(default=None, metadata=OMIT_IF_NONE)
+    overdue: tuple[OverdueEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: the top-level keys found in the file (not itself in the JSON)
+    present: frozenset[str] = field(default=frozenset(), metadata=NOT_IN_JSON)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as written: the keys read from the file (``present``) and every section set."""
+        return jsonable(_ordered({f.name: to_json(getattr(self, f.name)) for f in _section_fields()
+                                  if f.name in self.present or getattr(self, f.name) is not None}))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Summary:
+        """The summary read from parsed JSON; a section that does not match its model raises FieldError."""
+        if not isinstance(data, dict):
+            raise FieldError(f"{SUMMARY_NAME} is {type(data).__name__}, expected an object")
+        known = {f.name for f in _section_fields()}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FieldError(f"{SUMMARY_NAME} has unknown section(s) {', '.join(unknown)}")
+        values = {name: read_section_value(name, value) for name, value in data.items()}
+        return cls(**values, present=frozenset(data))
+
+
+def _section_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(Summary) if f.metadata.get("json", True)]
+
+
+#: the type of every top-level key of the file
+_TYPES = {f.name: typing.get_type_hints(Summary)[f.name] for f in _section_fields()}
+
+
+#: the sections and the notebook that writes each (the identity keys are written by every notebook)
+SECTIONS: dict[str, str] = {
+    "baseline": "01_baseline", "data_quality": "01_baseline",
+    "weak_cohort": "02_weak_cohort", "weak_cohort_candidates": "02_weak_cohort",
+    "weak_cohort_set_aside": "02_weak_cohort", "lever": "03_lever_design", "comparisons": "04_comparison",
+    "review": "05_j7_review", "next_action": "05_j7_review", "track_record": "05_j7_review",
+    "overdue": "05_j7_review",
+}
+
+
+def read_section_value(name: str, value: Any) -> Any:
+    """Parsed JSON ``value`` of section ``name`` as its model (FieldError naming the section and field)."""
+    if name not in _TYPES:
+        raise FieldError(f"{SUMMARY_NAME} has no section '{name}' in its schema (known: {', '.join(_TYPES)})")
+    return from_json(_TYPES[name], value, name)
+
+
+def _ordered(summary: dict[str, Any]) -> dict[str, Any]:
+    """``schema_version`` first, the other keys in the order they were written."""
+    return {"schema_version": SCHEMA_VERSION, **{k: v for k, v in summary.items() if k != "schema_version"}}
 
 
 def summary_path(run_dir: str | os.PathLike) -> Path:
@@ -22,25 +115,72 @@ def summary_path(run_dir: str | os.PathLike) -> Path:
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The raw JSON of the week's summary (an empty dict when no notebook has written it yet)."""
     path = summary_path(run_dir)
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def load_summary(run_dir: str | os.PathLike) -> Summary:
+    """The week's summary as typed sections; a section that does not match its model raises FieldError."""
+    return Summary.from_json(read_summary(run_dir))
+
+
 def update_summary(run_dir: str | os.PathLike, **sections: Any) -> dict[str, Any]:
-    """Set top-level sections of the summary (other sections are kept) and write it atomically."""
+    """Set top-level sections of the summary (other sections are kept) and write it atomically.
+
+    Each value is a section model (or a list of them, or None); a plain dict is accepted only if it
+    reads as its model, so what is written always matches ``docs/summary.schema.json``.
+    """
     summary = read_summary(run_dir)
-    summary.update(jsonable(sections))
+    for name, value in sections.items():
+        data = jsonable(to_json(value))
+        read_section_value(name, data)  # the written JSON must read back as the section's model
+        summary[name] = data
+    summary = _ordered(summary)
     write_json(summary_path(run_dir), summary)
     return summary
 
 
-def require_section(run_dir: str | os.PathLike, name: str, producer: str) -> Any:
-    """A section written by an earlier notebook; a clear error when that notebook has not run."""
+def read_section(run_dir: str | os.PathLike, name: str) -> Any:
+    """Section ``name`` as its model; None when absent (its notebook has not run) or written as null."""
+    value = read_summary(run_dir).get(name)
+    return None if value is None else read_section_value(name, value)
+
+
+def require_section(run_dir: str | os.PathLike, name: str, producer: str | None = None) -> Any:
+    """A section written by an earlier notebook, as its model; a clear error when that notebook has not run.
+
+    ``producer``: the notebook to name in that error (default: the one :data:`SECTIONS` lists).
+    """
     summary = read_summary(run_dir)
     if name not in summary:
         raise LookupError(
-            f"{summary_path(run_dir)} has no '{name}' section: run {producer} for this week first"
+            f"{summary_path(run_dir)} has no '{name}' section: run {producer or SECTIONS.get(name, 'its notebook')} "
+            "for this week first"
         )
-    return summary[name]
+    return None if summary[name] is None else read_section_value(name, summary[name])
+
+
+def json_schema_document() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of summary.json, generated from the section models."""
+    defs: dict[str, Any] = {}
+    root = json_schema(Summary, defs)["$ref"].rsplit("/", 1)[-1]
+    body = defs.pop(root)
+    body["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Returns playbook weekly summary.json",
+        **body,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def schema_text() -> str:
+    """The schema as written to ``docs/summary.schema.json`` (stable key order, trailing newline)."""
+    return json.dumps(json_schema_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(schema_text(), end="")

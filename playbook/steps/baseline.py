@@ -1,12 +1,13 @@
 """Step 1 of the loop: the week's baseline, its statuses and red triggers, as a summary section."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import pandas as pd
 
 from playbook.core.settings import Config
 from playbook.data.dataset import Dataset, Snapshot
+from playbook.data.validation import DataQualityWarning
 from playbook.metrics.dictionary import MetricResults, compute_metrics
 from playbook.metrics.rules import MetricStatus, format_value, metric_statuses, triggers
 
@@ -30,20 +31,55 @@ def status_table(statuses: list[MetricStatus]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def baseline_section(statuses: list[MetricStatus]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MetricStatusEntry:
+    """One metric's status in the ``baseline`` section (``value``/``baseline``: a number, or shares by
+    reason for ``reason_mix``; None when not computable)."""
+
+    value: float | dict[str, float | None] | None
+    baseline: float | dict[str, float | None] | None
+    status: str
+    why: str
+    week: str | None
+    zone: str | None
+    action: str | None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A red trigger of the decision table: its zone, metric and action."""
+
+    zone: str
+    metric: str
+    action: str | None
+    why: str
+
+
+@dataclass(frozen=True)
+class BaselineSection:
+    """The ``baseline`` section of summary.json: every metric's status, and the red triggers."""
+
+    metrics: dict[str, MetricStatusEntry]
+    triggers: tuple[Trigger, ...]
+
+
+@dataclass(frozen=True)
+class DataQualitySection:
+    """The ``data_quality`` section: the warnings that did not stop the run, the optional tables missing."""
+
+    warnings: tuple[DataQualityWarning, ...]
+    missing_tables: tuple[str, ...]
+
+
+def baseline_section(statuses: list[MetricStatus]) -> BaselineSection:
     """The ``baseline`` section of summary.json."""
-    metrics = {}
-    for s in statuses:
-        metrics[s.metric] = {"value": s.value, "baseline": s.baseline, "status": s.status, "why": s.why,
-                             "week": s.week, "zone": s.zone, "action": s.action}
-    return {"metrics": metrics, "triggers": triggers(statuses)}
+    metrics = {s.metric: MetricStatusEntry(s.value, s.baseline, s.status, s.why, s.week, s.zone, s.action)
+               for s in statuses}
+    return BaselineSection(metrics, tuple(Trigger(**t) for t in triggers(statuses)))
 
 
-def data_quality_section(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "warnings": [w.to_dict() for w in dataset.warnings],
-        "missing_tables": list(dataset.missing_tables),
-    }
+def data_quality_section(dataset: Dataset) -> DataQualitySection:
+    return DataQualitySection(tuple(dataset.warnings), tuple(dataset.missing_tables))
 
 
 def conclusion(statuses: list[MetricStatus]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from playbook.core.jsonmodel import from_json
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
@@ -611,21 +612,81 @@ def top_comments(snap: Snapshot, settings: MetricSettings, analysis: WeakCohortA
     return out.to_pandas()
 
 
-def weak_cohort_section(analysis: WeakCohortAnalysis) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class WeakCohortSection:
+    """The ``weak_cohort`` section of summary.json: the cohort step 3 designs a lever for.
+
+    ``window_weeks`` are the delivery weeks (Mondays) in which it was found; ``phi`` the overdispersion of
+    its "dimension x reason" group (None: too few slices to estimate), ``phi_applied`` whether it widened
+    the limits; ``explains`` the candidates it explains.
+    """
+
+    filters: dict[str, str]
+    units: int
+    return_rate: float
+    expected_rate: float
+    excess_cost: float
+    q_value: float
+    excess_events: float
+    windows: str
+    window_weeks: tuple[dt.date, ...]
+    phi: float | None
+    phi_applied: bool
+    explains: tuple[str, ...]
+    also_real: tuple[str, ...]
+    concentration: Concentration | None
+
+
+@dataclass(frozen=True)
+class CandidateEntry:
+    """One entry of ``weak_cohort_candidates``: a cohort a lever can target (flagged, actionable)."""
+
+    filters: dict[str, str]
+    excess_cost: float
+    q_value: float
+    units: int
+
+
+@dataclass(frozen=True)
+class SetAsideEntry:
+    """One entry of ``weak_cohort_set_aside``: a candidate no lever should target, with ``why``."""
+
+    dimension: str
+    slice_value: str
+    reason_code: str
+    units: int
+    return_rate: float
+    expected_rate: float
+    excess_events: float
+    excess_cost: float
+    q_value: float
+    flagged: bool
+    concentration: Concentration | None
+    explained_by: tuple[Explanation, ...]
+    also_real: tuple[str, ...]
+    filters: dict[str, str]
+    label: str
+    actionable: bool
+    concentrated: bool
+    why: str
+
+
+def weak_cohort_section(analysis: WeakCohortAnalysis) -> WeakCohortSection | None:
     """The ``weak_cohort`` section of summary.json (None when no cohort stands out)."""
     if analysis.weak is None:
         return None
     w = analysis.weak
-    return jsonable({
-        "filters": w.filters, "units": w.units, "return_rate": w.return_rate, "expected_rate": w.expected_rate,
-        "excess_cost": w.excess_cost, "q_value": w.q_value, "excess_events": w.excess_events,
-        "windows": analysis.windows.describe(), "window_weeks": [d.isoformat() for d in analysis.windows.window],
-        "phi": analysis.phi.get(f"{w.dimension} x {w.reason_code}"),
-        "phi_applied": f"{w.dimension} x {w.reason_code}" in analysis.phi_applied,
-        "explains": [c.label for c in explained_by(analysis, w)],
-        "also_real": list(w.also_real),
-        "concentration": asdict(w.concentration) if w.concentration else None,
-    })
+    phi = analysis.phi.get(f"{w.dimension} x {w.reason_code}")
+    return WeakCohortSection(
+        filters=w.filters, units=int(w.units), return_rate=float(w.return_rate), expected_rate=float(w.expected_rate),
+        excess_cost=float(w.excess_cost), q_value=float(w.q_value), excess_events=float(w.excess_events),
+        windows=analysis.windows.describe(), window_weeks=tuple(analysis.windows.window),
+        phi=None if phi is None or phi != phi else float(phi),  # NaN: too few slices, written as null
+        phi_applied=f"{w.dimension} x {w.reason_code}" in analysis.phi_applied,
+        explains=tuple(c.label for c in explained_by(analysis, w)),
+        also_real=tuple(w.also_real),
+        concentration=w.concentration,
+    )
 
 
 def explained_by(analysis: WeakCohortAnalysis, cohort: Candidate) -> list[Candidate]:
@@ -633,21 +694,23 @@ def explained_by(analysis: WeakCohortAnalysis, cohort: Candidate) -> list[Candid
     return [c for c in analysis.candidates if any(e.by == cohort.label for e in c.explained_by)]
 
 
-def candidates_section(analysis: WeakCohortAnalysis, limit: int = 10) -> list[dict[str, Any]]:
+def candidates_section(analysis: WeakCohortAnalysis, limit: int = 10) -> list[CandidateEntry]:
     """The cohorts a lever can target, by excess cost: flagged, not explained by another, not a few accounts.
 
     Later steps pick the next one not already under test.
     """
-    rows = [{"filters": c.filters, "excess_cost": c.excess_cost, "q_value": c.q_value, "units": c.units}
+    rows = [CandidateEntry(c.filters, float(c.excess_cost), float(c.q_value), int(c.units))
             for c in analysis.candidates if c.actionable]
-    return jsonable(rows[:limit])
+    return rows[:limit]
 
 
-def set_aside_section(analysis: WeakCohortAnalysis) -> list[dict[str, Any]]:
+def set_aside_section(analysis: WeakCohortAnalysis) -> list[SetAsideEntry]:
     """The slices that rose but that no lever should target, each with why: explained by another, or a few
     accounts (slices flagged only unit by unit and spread over many customers are within chance, not listed)."""
-    return [dict(c.to_dict(), why=why_set_aside(c)) for c in analysis.candidates
-            if c.explained_by or (c.concentration is not None and c.concentration.concentrated)]
+    aside = [c for c in analysis.candidates
+             if c.explained_by or (c.concentration is not None and c.concentration.concentrated)]
+    return [from_json(SetAsideEntry, dict(c.to_dict(), why=why_set_aside(c)), f"weak_cohort_set_aside[{i}]")
+            for i, c in enumerate(aside)]
 
 
 def why_set_aside(c: Candidate) -> str:

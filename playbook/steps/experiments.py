@@ -28,6 +28,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
 from playbook.core.vocabulary import ADJUST, PROVISIONAL, GuardrailState
 from playbook.core.weeks import IsoWeek
@@ -141,6 +142,87 @@ def guardrail_follow_up_date(m: MetricComparison, start: dt.date, as_of: dt.date
     return max(start + dt.timedelta(days=days), as_of + dt.timedelta(days=7))
 
 
+@dataclass(frozen=True)
+class MetricEntry:
+    """The fields every metric read of a ``comparisons`` entry carries (estimate, interval, method)."""
+
+    metric: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    null_value: float
+    good_direction: str
+    p_value: float | None
+    method: str
+    n: int | None
+    error: str | None
+    confidence: float
+    std_error: float | None
+
+
+@dataclass(frozen=True)
+class PrimaryEntry(MetricEntry):
+    """The primary metric of a ``comparisons`` entry, with its expected range and (when registered)
+    its K-day window read: ``k_registered`` ... ``window_why`` are present together or not at all."""
+
+    expected_low: float | None
+    expected_high: float | None
+    k_registered: int | None = field(default=None, metadata=OMIT_IF_NONE)
+    k_read: int | None = field(default=None, metadata=omitted_with("k_registered"))
+    readable: bool | None = field(default=None, metadata=omitted_with("k_registered"))
+    readable_on: dt.date | None = field(default=None, metadata=omitted_with("k_registered"))
+    window_why: str | None = field(default=None, metadata=omitted_with("k_registered"))
+
+
+@dataclass(frozen=True)
+class GuardrailEntry(MetricEntry):
+    """A guardrail of a ``comparisons`` entry with its state as step 4 read it."""
+
+    tolerance: float | None
+    state: str
+    breached: bool
+    state_why: str
+    optional: bool
+    follow_up_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    """One entry of the ``comparisons`` section of summary.json (written by step 4, read by step 5).
+
+    ``views``: the secondary estimates (KM, log-rank, Cox, event study, pre-trend) as compact JSON,
+    shown to people, never read by a later step.
+    """
+
+    experiment_id: str
+    design: str
+    lever: str | None
+    cohort: str | None
+    due: str
+    srm_p_value: float | None
+    srm_mismatch: bool
+    srm_assigned: dict[str, int] | None
+    srm_exposed_p_value: float | None
+    srm_exposed_mismatch: bool
+    srm_exposed: dict[str, int] | None
+    follow_up_days: float | None
+    planned_looks: int
+    primary: PrimaryEntry
+    guardrails: tuple[GuardrailEntry, ...]
+    warnings: tuple[str, ...]
+    keep_blockers: tuple[str, ...]
+    views: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OverdueEntry:
+    """One entry of the ``overdue`` section: an experiment whose review date passed without a verdict."""
+
+    experiment_id: str
+    review_date: dt.date
+    text: str
+
+
 @dataclass
 class Comparison:
     """Everything step 4 knows about one experiment.
@@ -188,6 +270,10 @@ class Comparison:
             "keep_blockers": self.keep_blockers,
             "views": {k: _compact(v) for k, v in self.views.items()},
         })
+
+    def section(self) -> ComparisonSection:
+        """This comparison as its entry of the ``comparisons`` summary section."""
+        return from_json(ComparisonSection, self.to_dict(), f"comparisons[{self.experiment_id}]")
 
 
 def planned_looks(exp: dict[str, Any]) -> int:
@@ -765,9 +851,9 @@ def conclusion(comparisons: list[Comparison]) -> str:
     return f"{len(comparisons)} experiment(s) compared: " + "; ".join(parts) + "."
 
 
-def overdue_section(table: pd.DataFrame) -> list[dict[str, Any]]:
+def overdue_section(table: pd.DataFrame) -> list[OverdueEntry]:
     """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped."""
-    return [{"experiment_id": str(r.experiment_id), "review_date": r.review_date.isoformat(),
-             "text": (f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
-                      "without a verdict; set its review date to this week to read it, or close it")}
+    return [OverdueEntry(str(r.experiment_id), dt.date.fromisoformat(r.review_date.isoformat()[:10]),
+                         f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
+                         "without a verdict; set its review date to this week to read it, or close it")
             for r in table.itertuples(index=False)]

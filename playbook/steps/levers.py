@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import ibis
 
+from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config, Guardrail
 from playbook.data.contract import format_cohort
 from playbook.data.dataset import Snapshot
@@ -35,6 +36,7 @@ from playbook.stats.power import (
     k_day_read_plan,
 )
 from playbook.stats.results import jsonable
+from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 
 PLANNED_POWER = 0.8
 FIRST_LOOK_DAYS = 7  # J+7: split, guardrails and early trend; it can stop a harmful change, never keep one
@@ -128,20 +130,77 @@ class LeverPlan:
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
 
-    def summary_section(self) -> dict[str, Any]:
-        return jsonable({
-            "lever": self.lever, "cohort": self.cohort, "primary_metric": self.primary_metric,
-            "expected_low": self.expected_low, "expected_high": self.expected_high, "mde": self.mde_at_max_weeks,
-            "weeks_needed": self.weeks_needed, "underpowered": self.underpowered, "ready": self.ready,
-            "experiment_id": self.experiment_id, "design": self.design,
-            "reason_code": self.reason_code, "base_rate": self.base_rate, "weekly_units": self.weekly_units,
-            "guardrails": [g.to_dict() for g in self.guardrails], "power": self.power_message,
-            "start_date": self.start_date, "first_look_date": self.first_look_date, "review_date": self.review_date,
-            "max_weeks": self.max_weeks, "k_days": self.k_days, "design_effect": self.design_effect, "icc": self.icc,
-            "power_at_review": self.power_at_review, "mature_share_at_review": self.mature_share_at_review,
-            "options": [o.to_dict() for o in self.options], "chosen_option": self.chosen_option,
-            "no_row_reason": self.no_row_reason, "experiments_row": self.experiments_row(),
-        })
+    def summary_section(self) -> LeverSection:
+        row = self.experiments_row()
+        return LeverSection(
+            lever=self.lever, cohort=self.cohort, primary_metric=self.primary_metric,
+            expected_low=self.expected_low, expected_high=self.expected_high, mde=self.mde_at_max_weeks,
+            weeks_needed=self.weeks_needed, underpowered=self.underpowered, ready=self.ready,
+            experiment_id=self.experiment_id, design=self.design,
+            reason_code=self.reason_code, base_rate=self.base_rate, weekly_units=self.weekly_units,
+            guardrails=self.guardrails, power=self.power_message,
+            start_date=self.start_date, first_look_date=self.first_look_date, review_date=self.review_date,
+            max_weeks=self.max_weeks, k_days=self.k_days, design_effect=self.design_effect, icc=self.icc,
+            power_at_review=self.power_at_review, mature_share_at_review=self.mature_share_at_review,
+            options=self.options, chosen_option=self.chosen_option,
+            no_row_reason=self.no_row_reason,
+            experiments_row=from_json(ExperimentsRow, row, "lever.experiments_row") if row is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class ExperimentsRow:
+    """The ready row of the ``experiments`` table (data contract) the plan proposes."""
+
+    experiment_id: str
+    lever: str
+    cohort: str
+    design: str
+    control_cohort: str
+    primary_metric: str
+    expected_low: float
+    expected_high: float
+    start_date: dt.date
+    review_date: dt.date
+
+
+@dataclass(frozen=True)
+class LeverSection:
+    """The ``lever`` section of summary.json: the plan written before acting (see :class:`LeverPlan`).
+
+    ``mde``: the smallest change the K-day read detects with 80 % power at the longest run; ``power``:
+    the power message in words; ``experiments_row``: None when no option is ready.
+    """
+
+    lever: str
+    cohort: str
+    primary_metric: str
+    expected_low: float
+    expected_high: float
+    mde: float | None
+    weeks_needed: int | None
+    underpowered: bool
+    ready: bool
+    experiment_id: str
+    design: str
+    reason_code: str
+    base_rate: float
+    weekly_units: float
+    guardrails: tuple[Guardrail, ...]
+    power: str
+    start_date: dt.date
+    first_look_date: dt.date | None
+    review_date: dt.date
+    max_weeks: int
+    k_days: int
+    design_effect: float | None
+    icc: float | None
+    power_at_review: float | None
+    mature_share_at_review: float | None
+    options: tuple[PowerOption, ...]
+    chosen_option: str | None
+    no_row_reason: str | None
+    experiments_row: ExperimentsRow | None
 
 
 def _cohort_lines(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> ibis.Table:
@@ -256,13 +315,13 @@ def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, ma
     return None if plan.error else plan
 
 
-def _next_candidate(weak: dict[str, Any], candidates: list[dict[str, Any]], lever: str,
+def _next_candidate(weak: WeakCohortSection, candidates: list[CandidateEntry], lever: str,
                     config: Config) -> dict[str, str] | None:
     """The next flagged cohort on the same dimension whose reason calls for the same lever."""
-    keys = set(weak["filters"])
-    for c in sorted(candidates or [], key=lambda c: -float(c.get("excess_cost") or 0)):
-        f = c.get("filters") or {}
-        if f == weak["filters"] or set(f) != keys:
+    keys = set(weak.filters)
+    for c in sorted(candidates or [], key=lambda c: -c.excess_cost):
+        f = c.filters
+        if f == weak.filters or set(f) != keys:
             continue
         if config.lever_for(f.get("reason_code", "other"))["lever"] == lever:
             return {k: v for k, v in f.items() if k != "reason_code"}
@@ -270,11 +329,11 @@ def _next_candidate(weak: dict[str, Any], candidates: list[dict[str, Any]], leve
 
 
 def design_lever(
-    weak: dict[str, Any], snap: Snapshot, config: Config, *,
+    weak: WeakCohortSection, snap: Snapshot, config: Config, *,
     lever: str = "", design: str = "randomized", expected_low: float | None = None,
     expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3),
     power: float = PLANNED_POWER,
-    candidates: list[dict[str, Any]] | None = None,
+    candidates: list[CandidateEntry] | None = None,
 ) -> LeverPlan:
     """Plan the lever for the weak cohort ``weak`` (the ``weak_cohort`` summary section).
 
@@ -287,19 +346,19 @@ def design_lever(
     """
     k = config.metrics.return_window_days
     max_weeks = config.experiments.max_weeks
-    reason = weak["filters"]["reason_code"]
-    slice_filter = {c: v for c, v in weak["filters"].items() if c != "reason_code"}
+    reason = weak.filters["reason_code"]
+    slice_filter = {c: v for c, v in weak.filters.items() if c != "reason_code"}
     chosen = config.lever_for(reason)
     lever_name = lever or chosen["lever"]
     description = chosen.get("description", "") if not lever or lever == chosen["lever"] else lever
-    excess_rate = max(float(weak["return_rate"]) - float(weak["expected_rate"]), 0.0)
+    excess_rate = max(weak.return_rate - weak.expected_rate, 0.0)
     lo = expected_low if expected_low is not None else -share_of_excess[0] * excess_rate
     hi = expected_high if expected_high is not None else -share_of_excess[1] * excess_rate
     lo, hi = sorted((float(lo), float(hi)))
     weaker_end = hi if hi < 0 else lo  # the change closest to zero that we still want to see
     stronger_end = lo if hi < 0 else hi
     # the same delivery weeks in which step 2 found the cohort (recorded in its summary section)
-    window = [dt.date.fromisoformat(d) for d in weak["window_weeks"]]
+    window = list(weak.window_weeks)
     base_weeks = baseline_weeks(window, config.metrics.baseline_weeks)
     share = 0.5 if design == "randomized" else 1.0
     pop = _population(snap, k, slice_filter, window, base_weeks)

@@ -13,14 +13,19 @@ from typing import Any
 
 import pandas as pd
 
+from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config
 from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, GuardrailState
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.store import JournalEntry
 from playbook.metrics.dictionary import cohort_week, definitions, money_per_week
-from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
-from playbook.steps.verdict import GuardrailRead, LookPlan, Verdict, WindowRead, decide, guardrail_state
+from playbook.stats.results import jsonable
+from playbook.steps.baseline import BaselineSection
+from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
+from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry
+from playbook.steps.levers import LeverSection
+from playbook.steps.verdict import GuardrailRead, LookPlan, Verdict, WindowRead, decide
 
 
 @dataclass(frozen=True)
@@ -67,64 +72,94 @@ class ExperimentVerdict:
         )
 
 
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
+@dataclass(frozen=True)
+class ReviewGuardrail:
+    """A guardrail's state in a ``review`` entry."""
+
+    metric: str
+    state: str
+    why: str
+    follow_up_on: dt.date | None
 
 
-def _date(value: Any) -> dt.date | None:
-    return None if not value else dt.date.fromisoformat(str(value)[:10])
+@dataclass(frozen=True)
+class ReviewEntry:
+    """One entry of the ``review`` section of summary.json: a verdict, its look and its reasons.
+
+    ``money_per_week``: the effect as money saved per week on the whole cohort, ``money_ci`` its interval
+    (both None: no money value).
+    """
+
+    experiment_id: str
+    decision: str
+    why: str
+    next_step: str
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    primary_metric: str
+    k_read: int | None
+    look: int
+    planned_looks: int
+    readable_on: dt.date | None
+    flags: tuple[str, ...]
+    follow_ups: tuple[str, ...]
+    money_per_week: float | None
+    money_ci: tuple[float, ...] | None
+    guardrails: tuple[ReviewGuardrail, ...]
 
 
-def _guardrail_read(g: dict[str, Any]) -> GuardrailRead:
+@dataclass(frozen=True)
+class NextAction:
+    """The ``next_action`` section: the flagged cohort with the largest excess cost not under test, and its lever."""
+
+    cohort: str
+    reason_code: str | None
+    action: str
+    description: str
+    excess_cost: float
+
+
+def _guardrail_read(g: GuardrailEntry) -> GuardrailRead:
     """A guardrail entry of the summary as the verdict sees it (its state as notebook 04 wrote it)."""
-    if g.get("state"):
-        state = GuardrailState(g["state"])
-    else:  # an entry without a state (older summary): read it from its numbers
-        bad = "higher" if g.get("good_direction", "lower") == "lower" else "lower"
-        state = guardrail_state(g.get("estimate") if not g.get("error") else None, g.get("ci_low"), g.get("ci_high"),
-                                tolerance=g.get("tolerance"), bad_direction=bad,
-                                null_value=float(g.get("null_value") or 0.0))
-    why = g.get("state_why") or (g.get("error") or "")
-    return GuardrailRead(g["metric"], state, why, bool(g.get("optional")), _date(g.get("follow_up_on")))
+    return GuardrailRead(g.metric, GuardrailState(g.state), g.state_why, g.optional, g.follow_up_on)
 
 
-def _window(p: dict[str, Any]) -> WindowRead | None:
-    if "k_registered" not in p:
+def _window(p: PrimaryEntry) -> WindowRead | None:
+    if p.k_registered is None:
         return None
-    return WindowRead(int(p["k_registered"]), p.get("k_read"), bool(p.get("readable")), _date(p.get("readable_on")),
-                      p.get("window_why") or "")
+    return WindowRead(p.k_registered, p.k_read, bool(p.readable), p.readable_on, p.window_why or "")
 
 
-def verdict_for(comparison: dict[str, Any], look: int = 1) -> ExperimentVerdict:
+def verdict_for(comparison: ComparisonSection, look: int = 1) -> ExperimentVerdict:
     """Apply the written rule to one entry of the ``comparisons`` summary section at look ``look``
     (counted in the journal: ``journal.next_look``) of the experiment's planned looks."""
-    p = comparison["primary"]
-    guards = tuple(_guardrail_read(g) for g in comparison.get("guardrails", []))
-    planned = int(comparison.get("planned_looks") or DEFAULT_PLANNED_LOOKS)
+    p = comparison.primary
+    guards = tuple(_guardrail_read(g) for g in comparison.guardrails)
     v = decide(
-        p.get("estimate"), p.get("ci_low"), p.get("ci_high"),
-        good_direction=p.get("good_direction", "lower"),
-        expected_low=_number(p.get("expected_low")), expected_high=_number(p.get("expected_high")),
-        null_value=float(p.get("null_value") or 0.0),
-        srm=bool(comparison.get("srm_mismatch")) or bool(comparison.get("srm_exposed_mismatch")),
-        guardrails=guards, keep_blockers=tuple(comparison.get("keep_blockers") or ()),
-        window=_window(p), looks=LookPlan(look, planned), confidence=float(p.get("confidence") or 0.95),
+        p.estimate, p.ci_low, p.ci_high,
+        good_direction=p.good_direction,
+        expected_low=p.expected_low, expected_high=p.expected_high,
+        null_value=p.null_value,
+        srm=comparison.srm_mismatch or comparison.srm_exposed_mismatch,
+        guardrails=guards, keep_blockers=comparison.keep_blockers,
+        window=_window(p), looks=LookPlan(look, comparison.planned_looks), confidence=p.confidence,
     )
-    if p.get("error") and v.decision not in (STOP, PROVISIONAL):
-        v = replace(v, why=f"{v.why} ({p['error']})")
+    if p.error and v.decision not in (STOP, PROVISIONAL):
+        v = replace(v, why=f"{v.why} ({p.error})")
     return ExperimentVerdict(
-        comparison["experiment_id"], comparison["design"], comparison.get("lever") or "", comparison.get("cohort") or "",
-        p["metric"], p.get("estimate"), p.get("ci_low"), p.get("ci_high"), p.get("expected_low"), p.get("expected_high"),
+        comparison.experiment_id, comparison.design, comparison.lever or "", comparison.cohort or "",
+        p.metric, p.estimate, p.ci_low, p.ci_high, p.expected_low, p.expected_high,
         v, guards,
     )
 
 
-def verdicts(comparisons: list[dict[str, Any]], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
+def verdicts(comparisons: list[ComparisonSection], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
     """The week's verdicts; with a journal and a week, each look is numbered from the journal."""
     from playbook.journal.store import next_look
 
-    def look(c: dict[str, Any]) -> int:
-        return next_look(journal_dir, c["experiment_id"], week) if journal_dir is not None and week is not None else 1
+    def look(c: ComparisonSection) -> int:
+        return next_look(journal_dir, c.experiment_id, week) if journal_dir is not None and week is not None else 1
     return [verdict_for(c, look(c)) for c in comparisons]
 
 
@@ -180,34 +215,34 @@ def _covered(candidate: dict[str, str], under_test: list[dict[str, str]]) -> boo
     return any(t and all(slice_filter.get(k) == v for k, v in t.items()) for t in under_test)
 
 
-def next_action(candidates: list[dict[str, Any]], under_test: list[dict[str, str]], config: Config,
-                plan: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def next_action(candidates: list[CandidateEntry], under_test: list[dict[str, str]], config: Config,
+                plan: LeverSection | None = None) -> NextAction | None:
     """The weak cohort with the largest excess cost not already under test, with its lever."""
-    for c in sorted(candidates, key=lambda c: -float(c.get("excess_cost") or 0)):
-        if _covered(c["filters"], under_test):
+    for c in sorted(candidates, key=lambda c: -c.excess_cost):
+        if _covered(c.filters, under_test):
             continue
-        filters = c["filters"]
+        filters = c.filters
         cohort = ";".join(f"{k}={v}" for k, v in filters.items() if k != "reason_code")
         lever = config.lever_for(filters.get("reason_code", "other"))
         action = lever["lever"]
-        if plan and plan.get("cohort") == cohort:
-            action = plan["lever"]
-        return {"cohort": cohort, "reason_code": filters.get("reason_code"), "action": action,
-                "description": lever.get("description", ""), "excess_cost": float(c.get("excess_cost") or 0.0)}
+        if plan and plan.cohort == cohort:
+            action = plan.lever
+        return NextAction(cohort, filters.get("reason_code"), action, lever.get("description", ""),
+                          float(c.excess_cost))
     return None
 
 
-def review_script(summary: dict[str, Any], items: list[ExperimentVerdict], nxt: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """The weekly review questions, answered from the week's summary."""
-    metrics = (summary.get("baseline") or {}).get("metrics") or {}
-    moved = [f"{name} ({m['status']}: {m['why']})" for name, m in metrics.items() if m.get("status") in ("red", "amber")]
-    weak = summary.get("weak_cohort")
-    why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak['filters'].items())}: "
-           f"{weak['return_rate']:.1%} returned against {weak['expected_rate']:.1%} normally, "
-           f"excess cost {weak['excess_cost']:,.0f}" if weak else "no cohort stands out against its own baseline")
+def review_script(baseline: BaselineSection | None, weak: WeakCohortSection | None, items: list[ExperimentVerdict],
+                  nxt: NextAction | None) -> list[tuple[str, str]]:
+    """The weekly review questions, answered from the week's ``baseline`` and ``weak_cohort`` sections."""
+    metrics = baseline.metrics if baseline is not None else {}
+    moved = [f"{name} ({m.status}: {m.why})" for name, m in metrics.items() if m.status in ("red", "amber")]
+    why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak.filters.items())}: "
+           f"{weak.return_rate:.1%} returned against {weak.expected_rate:.1%} normally, "
+           f"excess cost {weak.excess_cost:,.0f}" if weak else "no cohort stands out against its own baseline")
     decided = ("; ".join(f"{i.experiment_id}: {i.verdict.decision} ({i.verdict.why})" for i in items)
                or "no experiment was due for review")
-    nxt_text = (f"{nxt['action']} on {nxt['cohort']} ({nxt['reason_code']}), excess cost {nxt['excess_cost']:,.0f}"
+    nxt_text = (f"{nxt.action} on {nxt.cohort} ({nxt.reason_code}), excess cost {nxt.excess_cost:,.0f}"
                 if nxt else "no flagged cohort outside the running tests: keep capacity for the running ones")
     return [
         ("What moved?", "; ".join(moved) or "nothing left its usual range"),
@@ -217,15 +252,16 @@ def review_script(summary: dict[str, Any], items: list[ExperimentVerdict], nxt: 
     ]
 
 
-def conclusion(items: list[ExperimentVerdict], nxt: dict[str, Any] | None) -> str:
+def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
     counts = {d: sum(i.verdict.decision == d for i in items) for d in DECISIONS}
     text = (f"{len(items)} experiment(s) reviewed: {counts['keep']} kept, {counts['adjust']} to adjust, "
             f"{counts['stop']} stopped, {counts['provisional']} provisional")
     flagged = [i.experiment_id for i in items if i.verdict.flags]
     if flagged:
         text += f" ({', '.join(flagged)}: check before rolling out)"
-    return text + (f"; next action: {nxt['action']} on {nxt['cohort']}." if nxt else "; no new cohort to act on.")
+    return text + (f"; next action: {nxt.action} on {nxt.cohort}." if nxt else "; no new cohort to act on.")
 
 
-def as_dicts(items: list[ExperimentVerdict]) -> list[dict[str, Any]]:
-    return [i.summary_row() for i in items]
+def review_section(items: list[ExperimentVerdict]) -> list[ReviewEntry]:
+    """The ``review`` section of summary.json."""
+    return [from_json(ReviewEntry, jsonable(i.summary_row()), f"review[{i.experiment_id}]") for i in items]
