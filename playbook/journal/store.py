@@ -38,6 +38,7 @@ import pandas as pd
 
 from playbook.core.atomic import write_bytes
 from playbook.core.jsonmodel import from_json
+from playbook.core.vocabulary import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP  # the one home of the verdict words
 from playbook.stats.results import clean_number, jsonable
 from playbook.core.weeks import IsoWeek
 
