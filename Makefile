@@ -9,6 +9,7 @@ DATA ?= data_samples
 OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
+BENCH_ARGS ?=
 
 .PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md clean help
 
@@ -37,8 +38,9 @@ test-slow: $(VENV)/.installed
 sample-data: $(VENV)/.installed
 	$(PY) -m playbook.sample_data --out data_samples
 
+# BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md)
 bench: $(VENV)/.installed
-	$(PY) -m playbook.bench
+	$(PY) -m playbook.bench $(BENCH_ARGS)
 
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab notebooks/
