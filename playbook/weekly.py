@@ -31,7 +31,9 @@ import papermill
 from playbook import journal as decision_journal
 from playbook.atomic import write_text
 from playbook.config import ConfigError, load_config
-from playbook.data import SNAPSHOT_SCHEMA_ENV, SnapshotLocation, SourceError, drop_snapshot, fingerprint, is_url, open_dataset, redact
+from playbook.data import (
+    SNAPSHOT_SCHEMA_ENV, Dataset, SnapshotLocation, SourceError, drop_snapshot, fingerprint, is_url, open_dataset, redact,
+)
 from playbook.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, NOTEBOOKS_DIR, REPORTS_DIR, resolve
 from playbook.rendering import index_page, notebook_to_html
 from playbook.session import store_week
@@ -223,7 +225,7 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
     return SnapshotLocation(data, schema, f"pb_run_{run_id}_") if schema else None
 
 
-def _release(dataset) -> None:
+def _release(dataset: Dataset) -> None:
     """Close the runner's connection: a DuckDB database file is locked while it is open, and the
     runner would otherwise hold the whole shop in memory while the notebooks run."""
     con = dataset.con

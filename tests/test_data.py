@@ -18,6 +18,12 @@ from playbook.metrics import compute_metrics
 from playbook.weeks import IsoWeek
 
 
+@pytest.fixture(autouse=True)
+def _snapshot_cache(tmp_path, monkeypatch):
+    """session.start caches its snapshot: in the test's folder, never in the user's cache."""
+    monkeypatch.setenv("PLAYBOOK_CACHE_DIR", str(tmp_path / "snapshot-cache"))
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return open_dataset(write_shop(tmp_path_factory.mktemp("tiny") / "shop"))

@@ -209,3 +209,21 @@ def test_a_database_source_stores_its_snapshot_in_the_named_schema(tiny_shop, tm
     second = session.start("2026-W46", url, run_dir=str(tmp_path / "run"))
     assert (counted["validate"], second.snapshot.tables["orders"].count().execute()) == (1, n_first)
     assert any(t.endswith("orders") for t in second.dataset.con.list_tables(database="playbook_snapshots"))
+
+
+def test_a_database_run_stores_its_snapshot_in_the_named_schema_and_drops_it(tiny_shop, tmp_path, monkeypatch):
+    import duckdb
+
+    db = tmp_path / "shop.db"
+    with duckdb.connect(str(db)) as con:
+        for path in tiny_shop.glob("*.csv"):
+            con.execute(f"CREATE TABLE {path.stem} AS SELECT * FROM read_csv('{path}')")
+    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
+    nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
+    report = run_week("2026-W46", f"duckdb:///{db}", tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    summary = json.loads((report / "summary.json").read_text())
+    assert (summary["kernel_validations"], summary["snapshot_parameter"].split(":")[:2]) == (0, ["db", "playbook_snapshots"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        left = con.execute("SELECT table_name FROM information_schema.tables "
+                           "WHERE table_schema = 'playbook_snapshots'").fetchall()
+    assert left == []
