@@ -14,6 +14,7 @@ variable ``PLAYBOOK_DB_PASSWORD``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
@@ -221,6 +222,16 @@ class Dataset:
 
     def as_of(self, week: IsoWeek | str) -> "Snapshot":
         return Snapshot.cut(self, IsoWeek.parse(week))
+
+    def close(self) -> None:
+        """Drop the cached tables and disconnect (a DuckDB database file stays locked while open).
+
+        The tables are released first so that ibis drops its cached copies while the connection
+        still answers (left to the garbage collector, they fail at exit on a closed connection).
+        """
+        self.tables.clear()
+        gc.collect()
+        self.con.disconnect()
 
 
 def open_dataset(source: str | os.PathLike) -> Dataset:

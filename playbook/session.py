@@ -142,7 +142,7 @@ def interactive_snapshot(source: str, week: str, k: int) -> Snapshot:
     if not week:
         _remember_week(key, iso)
     _prune(location)
-    del dataset
+    dataset.close()
     return attach_snapshot(location)
 
 

@@ -16,7 +16,6 @@ weekly`` calls). The run closes the known traps of papermill and nbconvert:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import shutil
 import sys
@@ -32,7 +31,7 @@ from playbook import journal as decision_journal
 from playbook.atomic import write_text
 from playbook.config import ConfigError, load_config
 from playbook.data import (
-    SNAPSHOT_SCHEMA_ENV, Dataset, SnapshotLocation, SourceError, drop_snapshot, fingerprint, is_url, open_dataset, redact,
+    SNAPSHOT_SCHEMA_ENV, SnapshotLocation, SourceError, drop_snapshot, fingerprint, is_url, open_dataset, redact,
 )
 from playbook.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, NOTEBOOKS_DIR, REPORTS_DIR, resolve
 from playbook.rendering import index_page, notebook_to_html
@@ -174,7 +173,9 @@ def run_week(
             store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
         else:
             log(f"No {SNAPSHOT_SCHEMA_ENV} for this database: each notebook opens and validates the source itself.")
-        _release(dataset)
+        # the runner would otherwise hold the whole shop in memory (and lock a DuckDB database file)
+        # while the notebooks run
+        dataset.close()
         del dataset
         for i, nb in enumerate(notebooks, 1):
             started = time.monotonic()
@@ -223,15 +224,6 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
         return SnapshotLocation(str(out_dir / f".{iso}.snapshot-{run_id}.duckdb"))
     schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "")
     return SnapshotLocation(data, schema, f"pb_run_{run_id}_") if schema else None
-
-
-def _release(dataset: Dataset) -> None:
-    """Close the runner's connection: a DuckDB database file is locked while it is open, and the
-    runner would otherwise hold the whole shop in memory while the notebooks run."""
-    con = dataset.con
-    dataset.tables.clear()  # the cached tables are dropped by ibis while the connection is still open
-    gc.collect()
-    con.disconnect()
 
 
 def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek, error: Exception) -> Path:
