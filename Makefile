@@ -9,6 +9,7 @@ DATA ?= data_samples
 OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
+BENCH_ARGS ?=
 
 .PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
@@ -38,8 +39,9 @@ test-slow: $(VENV)/.installed
 sample-data: $(VENV)/.installed
 	$(PY) -m playbook.dev.sample_data --out data_samples
 
+# BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md)
 bench: $(VENV)/.installed
-	$(PY) -m playbook.dev.bench
+	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
 
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab notebooks/

@@ -25,6 +25,12 @@ from playbook.data.dataset import (
 from playbook.metrics.dictionary import compute_metrics
 
 
+@pytest.fixture(autouse=True)
+def _snapshot_cache(tmp_path, monkeypatch):
+    """session.start caches its snapshot: in the test's folder, never in the user's cache."""
+    monkeypatch.setenv("PLAYBOOK_CACHE_DIR", str(tmp_path / "snapshot-cache"))
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return open_dataset(write_shop(tmp_path_factory.mktemp("tiny") / "shop"))

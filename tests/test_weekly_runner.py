@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from playbook.data.validation import ContractError
 from playbook.run.weekly import RunError, check_kernel, check_parameters, run_week
 
-PARAMS = 'week = ""\ndata = ""\nconfig = ""\nrun_dir = ""\njournal = ""\n'
+PARAMS = 'week = ""\ndata = ""\nconfig = ""\nrun_dir = ""\njournal = ""\nsnapshot = ""\n'
 
 
 def make_notebook(path: Path, body: str, params: str | None = PARAMS, title: str = "Test step") -> Path:

@@ -14,6 +14,9 @@ variable ``PLAYBOOK_DB_PASSWORD``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -220,6 +223,16 @@ class Dataset:
     def as_of(self, week: IsoWeek | str) -> "Snapshot":
         return Snapshot.cut(self, IsoWeek.parse(week))
 
+    def close(self) -> None:
+        """Drop the cached tables and disconnect (a DuckDB database file stays locked while open).
+
+        The tables are released first so that ibis drops its cached copies while the connection
+        still answers (left to the garbage collector, they fail at exit on a closed connection).
+        """
+        self.tables.clear()
+        gc.collect()
+        self.con.disconnect()
+
 
 def open_dataset(source: str | os.PathLike) -> Dataset:
     """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract."""
@@ -364,3 +377,269 @@ class Snapshot:
                 status=ibis.ifelse((actions.status == "closed") & late, ibis.literal("open"), actions.status),
             )
         return cls(dataset, week, out)
+
+
+# --- the stored snapshot: one open and one validation per weekly run ------------------------------
+#
+# The runner opens and validates the source once, cuts it at the end of the week and stores the
+# cut tables with the shared facts (``Snapshot.derived``) where the data live: a DuckDB file for a
+# folder source, tables in a schema the user names (``PLAYBOOK_SNAPSHOT_SCHEMA``) for a database.
+# Every notebook then attaches it instead of re-opening and re-validating the source.
+
+SNAPSHOT_SCHEMA_ENV = "PLAYBOOK_SNAPSHOT_SCHEMA"
+_SNAPSHOT_META = "playbook_snapshot_meta"
+_SNAPSHOT_LAYOUT = "1"  # bump when the stored tables or the metadata change shape
+#: the column whose latest value tells that a database table changed (besides its row count)
+_TIME_COLUMNS = {
+    "orders": "order_ts", "returns": "requested_ts", "contacts": "contact_ts", "assignments": "assigned_ts",
+    "sessions": "date", "marketing_spend": "date", "experiments": "start_date", "actions": "closed_ts",
+    EXPORT_TABLE: "complete_through",
+}
+
+
+def snapshot_version() -> str:
+    """What a stored snapshot depends on besides the data: the contract, the cut, validation, the facts.
+
+    The hash of those modules' source (the contract is v1 in words, but its rules live in code): a
+    changed rule or fact must never be served from a snapshot built by the previous code.
+    """
+    digest = hashlib.sha256(_SNAPSHOT_LAYOUT.encode())
+    package = Path(__file__).resolve().parents[1]
+    for module in ("data/contract.py", "data/validation.py", "data/dataset.py", "metrics/dictionary.py",
+                   "core/weeks.py", "core/settings.py"):
+        path = package / module
+        if not path.is_file():  # a moved module must never silently stop counting
+            raise RuntimeError(f"snapshot_version: {path} does not exist; update the list of modules it hashes")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(source: str | os.PathLike) -> str:
+    """A cheap identity of the source's content, without reading it.
+
+    A folder: each table file's name, size and modification time (nanoseconds). A database: each
+    contract table's row count and latest timestamp (one aggregate per table). A file rewritten
+    with the same size within the same nanosecond, or a database row updated in place without a
+    newer timestamp, would go unseen: the week's report is then rebuilt only by ``make weekly``,
+    which never reuses a snapshot.
+    """
+    text = str(source)
+    parts: list[str] = []
+    if is_url(text):
+        con = _connect(text)
+        present = set(con.list_tables())
+        for name in (*contract.ALL_TABLES, EXPORT_TABLE):
+            if name not in present:
+                continue
+            t = con.table(name)
+            column = _TIME_COLUMNS.get(name)
+            aggs = {"n": t.count()}
+            if column in t.columns:
+                aggs["last"] = t[column].cast("string").max()
+            row = t.agg(**aggs).to_pyarrow().to_pylist()[0]
+            parts.append(f"{name}:{row['n']}:{row.get('last')}")
+    else:
+        folder = Path(text)
+        files = list(_table_files(folder).values()) if folder.is_dir() else []
+        export = folder / f"{EXPORT_TABLE}.csv"
+        for path in sorted([*files, *([export] if export.is_file() else [])]):
+            stat = path.stat()
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _connect(url: str) -> ibis.BaseBackend:
+    refuse_secrets(url)
+    try:
+        return ibis.connect(_url_with_password(url))
+    except Exception as exc:  # the message may echo the URL: never let the password through
+        raise SourceError(f"cannot open {redact(url)}: {type(exc).__name__}") from None
+
+
+@dataclass(frozen=True)
+class SnapshotLocation:
+    """Where a stored snapshot lives: a DuckDB file, or a table prefix in a schema of a database.
+
+    As a notebook parameter it is one string (``text()``/``parse``): ``file:<path>`` or
+    ``db:<schema>:<prefix>:<url>``. The URL carries no password (refused upstream), so the string
+    may be kept in the executed notebooks.
+    """
+
+    target: str  # the DuckDB file's path, or the database URL
+    schema: str = ""  # empty for a file
+    prefix: str = ""
+
+    @property
+    def is_file(self) -> bool:
+        return not self.schema
+
+    def text(self) -> str:
+        return f"file:{self.target}" if self.is_file else f"db:{self.schema}:{self.prefix}:{self.target}"
+
+    @classmethod
+    def parse(cls, text: str) -> "SnapshotLocation":
+        kind, _, rest = text.partition(":")
+        if kind == "file" and rest:
+            return cls(rest)
+        if kind == "db":
+            schema, prefix, url = (rest.split(":", 2) + ["", ""])[:3]
+            if schema and prefix and is_url(url):
+                return cls(url, schema, prefix)
+        raise SourceError(f"snapshot {text!r}: expected 'file:<path>' or 'db:<schema>:<prefix>:<url>'")
+
+    def table_name(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+@dataclass(frozen=True)
+class SnapshotMeta:
+    """What a notebook needs besides the tables: the dataset's identity, warnings and the week."""
+
+    week: str
+    fingerprint: str
+    version: str
+    source_label: str
+    warnings: tuple[DataQualityWarning, ...]
+    missing_tables: tuple[str, ...]
+    empty_tables: tuple[str, ...]
+    complete_through: str  # ISO date or timestamp, empty when the source says nothing
+    tables: tuple[str, ...]
+    derived: tuple[tuple, ...]  # the keys of Snapshot.derived stored with it, e.g. ("line_facts", 14)
+
+    def to_json(self) -> str:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["warnings"] = [w.to_dict() for w in self.warnings]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SnapshotMeta":
+        data = json.loads(text)
+        data["warnings"] = tuple(DataQualityWarning(**{**w, "examples": tuple(w["examples"])}) for w in data["warnings"])
+        data["derived"] = tuple(tuple(k) for k in data["derived"])
+        for key in ("missing_tables", "empty_tables", "tables"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+    def complete_through_value(self) -> dt.datetime | dt.date | None:
+        if not self.complete_through:
+            return None
+        value = dt.datetime.fromisoformat(self.complete_through)
+        return value.date() if len(self.complete_through) == 10 else value
+
+
+def _derived_name(key: tuple) -> str:
+    return "derived__" + "__".join(str(part) for part in key)
+
+
+def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprint: str) -> SnapshotMeta:
+    """Write ``snap``'s cut tables and its materialized derived tables at ``location``.
+
+    The caller builds the derived tables it wants shared first (``metrics.line_facts`` and
+    ``order_facts``). A DuckDB file is written under a temporary name and renamed, so that a
+    reader never attaches half a snapshot; database tables are replaced whole, metadata last.
+    """
+    ds = snap.dataset
+    complete = ds.complete_through.isoformat() if ds.complete_through is not None else ""
+    if isinstance(ds.complete_through, dt.datetime):
+        complete = ds.complete_through.isoformat(sep=" ")
+    meta = SnapshotMeta(str(snap.week), source_fingerprint, snapshot_version(), ds.source_label,
+                        tuple(ds.warnings), tuple(ds.missing_tables), tuple(ds.empty_tables), complete,
+                        tuple(snap.tables), tuple(snap._derived))
+    items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
+    if location.is_file:
+        _store_file(ds.con, items, meta, Path(location.target))
+    else:
+        if location.schema not in ds.con.list_databases():
+            ds.con.create_database(location.schema, force=True)
+        for name, table in items.items():
+            ds.con.create_table(location.table_name(name), table, database=location.schema, overwrite=True)
+        ds.con.create_table(location.table_name(_SNAPSHOT_META), pd.DataFrame({"meta": [meta.to_json()]}),
+                            database=location.schema, overwrite=True)
+    return meta
+
+
+def _store_file(con: ibis.BaseBackend, items: dict[str, ibis.Table], meta: SnapshotMeta, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    alias = "playbook_snapshot_out"
+    con.raw_sql(f"ATTACH '{_sql_text(partial)}' AS {alias}")
+    try:
+        for name, table in items.items():
+            con.raw_sql(f'CREATE TABLE {alias}.main."{name}" AS {con.compile(table)}')
+        con.con.execute(f"CREATE TABLE {alias}.main.{_SNAPSHOT_META} AS SELECT ? AS meta", [meta.to_json()])
+    finally:
+        con.raw_sql(f"DETACH {alias}")
+    os.replace(partial, path)
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def read_snapshot_meta(location: SnapshotLocation, con: ibis.BaseBackend | None = None) -> SnapshotMeta | None:
+    """The metadata of the snapshot at ``location``, or None when there is none (or it is unreadable)."""
+    try:
+        con = con or _attach_connection(location)
+        table = _snapshot_table(con, location, _SNAPSHOT_META)
+        return SnapshotMeta.from_json(table.to_pyarrow().to_pylist()[0]["meta"])
+    except SourceError:
+        raise
+    except Exception:  # missing, half-written or from an older layout: not a usable snapshot
+        return None
+
+
+_ATTACHED = "playbook_snapshot"
+
+
+def _attach_connection(location: SnapshotLocation) -> ibis.BaseBackend:
+    if not location.is_file:
+        return _connect(location.target)
+    path = Path(location.target)
+    if not path.is_file():
+        raise SourceError(f"snapshot file {path} does not exist (the weekly run removes it when it ends)")
+    # an in-memory engine with the file attached read-only: the steps' own cached tables live in
+    # memory, and several kernels may attach the same file at once
+    con = ibis.duckdb.connect()
+    con.attach(str(path), name=_ATTACHED, read_only=True)
+    return con
+
+
+def _snapshot_table(con: ibis.BaseBackend, location: SnapshotLocation, name: str) -> ibis.Table:
+    if location.is_file:
+        return con.table(name, database=(_ATTACHED, "main"))
+    return con.table(location.table_name(name), database=location.schema)
+
+
+def attach_snapshot(location: SnapshotLocation | str) -> Snapshot:
+    """The stored snapshot at ``location``, attached without reading, validating or cutting the source.
+
+    The returned ``Snapshot.dataset`` carries the source's label, warnings and missing tables as
+    validated by whoever stored it; its ``tables`` are the cut tables (the full history is not
+    stored), so it answers for the stored week only.
+    """
+    loc = SnapshotLocation.parse(location) if isinstance(location, str) else location
+    con = _attach_connection(loc)
+    meta = read_snapshot_meta(loc, con)
+    if meta is None:
+        raise SourceError(f"no readable snapshot at {redact(loc.text())}")
+    if meta.version != snapshot_version():
+        raise SourceError(f"the snapshot at {redact(loc.text())} was built by other code "
+                          f"(version {meta.version}, this code {snapshot_version()}); rebuild it")
+    tables = {name: _snapshot_table(con, loc, name) for name in meta.tables}
+    dataset = Dataset(con, tables, list(meta.warnings), list(meta.missing_tables), meta.source_label,
+                      list(meta.empty_tables), meta.complete_through_value())
+    derived = {key: _snapshot_table(con, loc, _derived_name(key)) for key in meta.derived}
+    return Snapshot(dataset, IsoWeek.parse(meta.week), tables, derived)
+
+
+def drop_snapshot(location: SnapshotLocation) -> None:
+    """Remove a stored snapshot (the file, or its tables in the schema); nothing when it is gone."""
+    if location.is_file:
+        Path(location.target).unlink(missing_ok=True)
+        return
+    con = _connect(location.target)
+    meta = read_snapshot_meta(location, con)
+    names = [*(meta.tables if meta else ()), *(_derived_name(k) for k in (meta.derived if meta else ()))]
+    for name in [*names, _SNAPSHOT_META]:
+        con.drop_table(location.table_name(name), database=location.schema, force=True)

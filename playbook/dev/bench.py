@@ -33,6 +33,13 @@ waited for, so after the first big child every later reading would repeat it. No
 ``ru_maxrss`` either: Linux carries the parent's high-water mark over fork and exec. The parent
 imports no data library and builds the shops in a child of their own, so it stays small.)
 
+The cycle (``--cycle-repeat``, default 1; ``--cycle-only`` skips the stages): the whole weekly run
+of ``data_samples/`` (``python -m playbook.run.weekly``) in a fresh process, beside its floor, a fresh
+process that executes and exports the five notebooks reduced to their imports exactly as the
+runner does (``run_floor``). Both are wall seconds timed by the parent around the process, floor
+and cycle alternated; their ratio says what the data work of a weekly run adds to the fixed cost
+of starting five kernels, importing the stack and exporting ten pages.
+
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
 scales.
@@ -53,6 +60,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from playbook.core.paths import PACKAGE_DIR, REPO_ROOT, resolve
 
@@ -287,6 +295,100 @@ def measure(stage: str, folder: Path, week: str, profile: str | None = None) -> 
 
 # --- the run --------------------------------------------------------------------------------
 
+# --- the weekly cycle and its floor ------------------------------------------------------------
+
+def floor_notebook(path: Path) -> Any:  # an nbformat.NotebookNode (nbformat is imported where it is used)
+    """``path`` with its code reduced to its imports: what a notebook costs before it touches data.
+
+    The markdown cells and the parameters cell stay (the export renders the same narrative); each
+    other code cell keeps only its ``import`` and ``from ... import`` lines.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            lines = cell.source.splitlines()
+            cell.source = "\n".join(x for x in lines if x.startswith(("import ", "from "))) or "pass"
+    return nb
+
+
+def run_floor(folder: Path, week: str) -> None:
+    """The floor of the weekly run, in this (fresh) process: the five floor notebooks executed and
+    exported exactly as ``weekly.run_week`` does, with its imports, its kernel and its parameters."""
+    import nbformat
+
+    from playbook.core.atomic import write_text
+    from playbook.report.rendering import index_page, notebook_to_html
+    from playbook.run import weekly
+
+    weekly.check_kernel()
+    run_dir = folder / "report"
+    (run_dir / "executed").mkdir(parents=True, exist_ok=True)
+    parameters = {"week": week, "data": str(REPO_ROOT / "data_samples"), "config": "", "run_dir": str(run_dir),
+                  "journal": str(folder / "journal"), "snapshot": ""}
+    links = []
+    for nb_path in weekly.cycle_notebooks():
+        floor = folder / nb_path.name
+        nbformat.write(floor_notebook(nb_path), str(floor))
+        weekly.check_parameters(floor, parameters)
+        executed = run_dir / "executed" / nb_path.name
+        weekly._execute(floor, executed, parameters, 900)
+        links.append((weekly.notebook_title(floor), f"{nb_path.stem}.html"))
+    for nb_path in weekly.cycle_notebooks():
+        executed = run_dir / "executed" / nb_path.name
+        notebook_to_html(executed, run_dir / f"{nb_path.stem}.html")
+        notebook_to_html(executed, run_dir / "brief" / f"{nb_path.stem}.html", no_input=True)
+    write_text(run_dir / "index.html", index_page({"week": week}, links))
+    write_text(run_dir / "brief" / "index.html", index_page({"week": week}, links, brief_dir=None))
+
+
+def _child_env() -> dict:
+    """The environment of a cycle process: this checkout's package first, in the runner and in its
+    kernels (a kernel starts in ``notebooks/`` and would otherwise import the installed package)."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT) + (os.pathsep + path if path else "")}
+
+
+def measure_cycle(kind: str, week: str) -> dict:
+    """Wall seconds of one fresh process: the weekly run of the sample (``cycle``) or its ``floor``.
+
+    Timed from the parent around the whole process (start-up, imports, kernels, exports included),
+    in a temporary folder for the reports and the journal (the repository's are never touched).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+        if kind == "cycle":
+            cmd = [sys.executable, "-m", "playbook.run.weekly", "--week", week, "--data", str(REPO_ROOT / "data_samples"),
+                   "--out", str(Path(tmp) / "reports"), "--journal", str(Path(tmp) / "journal")]
+        else:
+            cmd = [sys.executable, "-m", "playbook.dev.bench", "--floor-into", tmp, "--week", week]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=_child_env(), capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT_S)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark {kind} failed with code {proc.returncode}:\n{proc.stderr[-2000:]}")
+        pages = len(list(Path(tmp).rglob("*.html")))
+    return {"kind": kind, "seconds": round(seconds, 2), "html_pages": pages}
+
+
+def summarise_cycle(samples: list[dict]) -> dict:
+    by_kind = {k: sorted(s["seconds"] for s in samples if s["kind"] == k) for k in ("cycle", "floor")}
+    out = {k: {"best": v[0], "median": round(statistics.median(v), 2), "n": len(v)} for k, v in by_kind.items() if v}
+    if len(out) == 2:
+        out["ratio_best"] = round(out["cycle"]["best"] / out["floor"]["best"], 2)
+        out["ratio_median"] = round(out["cycle"]["median"] / out["floor"]["median"], 2)
+    return out
+
+
+def format_cycle(c: dict) -> str:
+    lines = ["measurement | best s | median s | samples",
+             *(f"{k} | {c[k]['best']:.1f} | {c[k]['median']:.1f} | {c[k]['n']}" for k in ("cycle", "floor") if k in c)]
+    if "ratio_best" in c:
+        lines.append(f"cycle / floor: {c['ratio_best']:.2f} (best), {c['ratio_median']:.2f} (median); target <= 1.5")
+    return "\n".join(lines)
+
+
 def _version(dist: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -452,7 +554,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    parser.add_argument("--cycle-repeat", type=int, default=1,
+                        help="fresh weekly runs of the sample (and as many floors), alternated (default: 1; 0 skips)")
+    parser.add_argument("--cycle-only", action="store_true", help="measure only the weekly cycle and its floor")
+    parser.add_argument("--floor-into", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.floor_into:
+        run_floor(Path(args.floor_into), args.week)
+        return 0
 
     if args.child:
         run_child(args.child, args.data, args.week, args.result, args.profile_to)
@@ -471,8 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()  # with the load average before the run (the machine may be shared)
     code = code_version()
     manifests, samples, folders = {}, {}, {}
-    for fmt in args.formats:
-        for scale in args.scales:
+    cycle_samples = []
+    for rep in range(args.cycle_repeat):  # floor first, then the cycle: a burst of load hits both alike
+        for kind in ("floor", "cycle"):
+            cycle_samples.append(measure_cycle(kind, args.week))
+            log(f"{kind} run {rep + 1}/{args.cycle_repeat}: {cycle_samples[-1]['seconds']:.1f} s "
+                f"({cycle_samples[-1]['html_pages']} pages)")
+    cycle = summarise_cycle(cycle_samples)
+    for fmt in ([] if args.cycle_only else args.formats):
+        for scale in ([] if args.cycle_only else args.scales):
             folder, manifests[(fmt, scale)] = build_in_child(out, scale, fmt, log)
             folders[(fmt, scale)] = folder
             runs = []
@@ -516,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": rel,
         "samples": [dict(r, format=f, scale=s) for (f, s), runs in samples.items() for r in runs],
         "profiles": profiles,
+        "cycle": dict(cycle, samples=cycle_samples,
+                      method="wall seconds of a fresh process timed by the parent: `python -m playbook.run.weekly` on "
+                             "data_samples/ (cycle), and the five notebooks reduced to their imports, executed and "
+                             "exported the same way (floor)"),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     results = write_json(out / "results.json", payload)
@@ -525,7 +645,11 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {m['load_average_1m']} before, {payload['load_average_1m_after']} after; "
           f"code {code['commit']}"
           + (f" + uncommitted changes in {len(code['uncommitted'])} file(s)" if code["uncommitted"] else ""))
-    print(format_table(rows))
+    if cycle:
+        print(format_cycle(cycle))
+        print()
+    if rows:
+        print(format_table(rows))
     if rel:
         print()
         print(format_ratios(rel))

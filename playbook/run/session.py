@@ -4,9 +4,17 @@ Notebooks call ``start(week, data, config, run_dir, journal)`` with their paperm
 Empty parameters take the defaults (the sample data, the default configuration, the latest
 complete week, the scratch folder ``reports/interactive/<week>/``, ``journal/``), resolved against the repository root so that
 JupyterLab (kernel in ``notebooks/``) and papermill (kernel in the caller's folder) agree.
+
+The data come from a stored snapshot (``playbook.data.dataset.attach_snapshot``): the weekly runner builds
+one per run and passes it as the ``snapshot`` parameter; an interactive session (empty
+``snapshot``) reuses the one in its cache folder (``snapshot_cache_dir``) while the source's
+fingerprint, the week and the code's version match, and builds it otherwise.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +22,22 @@ from playbook.config.loader import load_config
 from playbook.core.paths import DATA_SAMPLES_DIR, JOURNAL_DIR, REPORTS_DIR, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
-from playbook.data.dataset import Dataset, Snapshot, is_url, open_dataset
+from playbook.data.dataset import (
+    SNAPSHOT_SCHEMA_ENV,
+    Dataset,
+    Snapshot,
+    SnapshotLocation,
+    SourceError,
+    attach_snapshot,
+    fingerprint,
+    is_url,
+    open_dataset,
+    read_snapshot_meta,
+    redact,
+    snapshot_version,
+    store_snapshot,
+)
+from playbook.metrics.dictionary import line_facts, order_facts
 from playbook.report.summary import update_summary
 
 
@@ -46,15 +69,136 @@ class Run:
         )
 
 
-def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", journal: str = "") -> Run:
-    """Open and validate the data, resolve the week and the output folders."""
+def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", journal: str = "",
+          snapshot: str = "") -> Run:
+    """Attach the week's snapshot (or open, validate and store it), resolve the week and the output folders.
+
+    ``snapshot``: the location the weekly runner passes (``SnapshotLocation.text()``); empty in an
+    interactive session, which reuses or builds a cached one (``interactive_snapshot``).
+    """
     source = data if data and is_url(data) else str(resolve(data or None, DATA_SAMPLES_DIR))
-    dataset = open_dataset(source)  # a URL carrying a password is refused (SourceError)
-    # a week the data do not cover would show empty or half-filled numbers as if they were real
-    iso = dataset.check_week(week) if week else dataset.latest_complete_week()
     cfg = load_config(config or None)
+    if snapshot:
+        snap = attach_snapshot(snapshot)
+        if redact(source) != snap.dataset.source_label:
+            raise SourceError(f"the snapshot was built from {snap.dataset.source_label}, not from {redact(source)}")
+        if week and IsoWeek.parse(week) != snap.week:
+            raise ValueError(f"the snapshot is of week {snap.week}, not {IsoWeek.parse(week)}")
+    else:
+        snap = interactive_snapshot(source, week, cfg.metrics.return_window_days)
+    iso = snap.week
     # an interactive run (no run_dir) works in a scratch folder: it never overwrites the published
     # report of the week, and its journal entries stay staged there (only `make weekly` records them)
     out = resolve(run_dir or None, REPORTS_DIR / "interactive" / str(iso))
     out.mkdir(parents=True, exist_ok=True)
-    return Run(iso, dataset, dataset.as_of(iso), cfg, out, resolve(journal or None, JOURNAL_DIR))
+    return Run(iso, snap.dataset, snap, cfg, out, resolve(journal or None, JOURNAL_DIR))
+
+
+def shared_facts(snap: Snapshot, k: int) -> None:
+    """Materialize the facts every step shares (line and order facts for the return window k) on ``snap``."""
+    line_facts(snap, k)
+    order_facts(snap, k)
+
+
+def store_week(dataset: Dataset, week: IsoWeek, k: int, location: SnapshotLocation, source_fingerprint: str) -> None:
+    """Cut ``dataset`` at the end of ``week``, build the shared facts and store them at ``location``."""
+    snap = dataset.as_of(week)
+    shared_facts(snap, k)
+    store_snapshot(snap, location, source_fingerprint)
+
+
+# --- the interactive cache -----------------------------------------------------------------------
+
+CACHE_ENV = "PLAYBOOK_CACHE_DIR"
+CACHE_KEEP = 8  # snapshot files kept in the cache folder, the most recently used first
+
+
+def snapshot_cache_dir() -> Path:
+    """``$PLAYBOOK_CACHE_DIR``, else ``$XDG_CACHE_HOME/returns-playbook/snapshots`` (``~/.cache/...``).
+
+    The user's cache folder, never under ``reports/``: a snapshot holds the shop's rows, which must
+    not travel with a report folder that is shared or downloaded.
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "returns-playbook" / "snapshots"
+
+
+def interactive_snapshot(source: str, week: str, k: int) -> Snapshot:
+    """The snapshot of ``week`` (empty: the latest complete week), reused when still valid, else built.
+
+    Valid means: same source fingerprint (``data.fingerprint``), same week, same code version
+    (``data.snapshot_version``), and the facts for this k. A folder source is cached as a DuckDB
+    file in ``snapshot_cache_dir()``; a database source in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA``
+    when it is set, else it is opened and validated in this kernel as before (nothing stored).
+    """
+    schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "") if is_url(source) else ""
+    if is_url(source) and not schema:
+        dataset = open_dataset(source)
+        return dataset.as_of(dataset.check_week(week) if week else dataset.latest_complete_week())
+    stamp = fingerprint(source)
+    key = hashlib.sha256(f"{source}\n{stamp}\n{snapshot_version()}\n{k}".encode()).hexdigest()[:16]
+    known = IsoWeek.parse(week) if week else _remembered_week(key)
+    if known is not None:
+        location = _cache_location(source, schema, key, known)
+        meta = read_snapshot_meta(location) if _exists(location) else None
+        if meta is not None and (meta.fingerprint, meta.week, meta.version) == (stamp, str(known), snapshot_version()):
+            _touch(location)
+            return attach_snapshot(location)
+    dataset = open_dataset(source)  # a URL carrying a password is refused (SourceError)
+    # a week the data do not cover would show empty or half-filled numbers as if they were real
+    iso = dataset.check_week(week) if week else dataset.latest_complete_week()
+    location = _cache_location(source, schema, key, iso)
+    store_week(dataset, iso, k, location, stamp)
+    if not week:
+        _remember_week(key, iso)
+    _prune(location)
+    dataset.close()
+    return attach_snapshot(location)
+
+
+def _cache_location(source: str, schema: str, key: str, week: IsoWeek) -> SnapshotLocation:
+    name = f"{key}_{str(week).replace('-', '_').lower()}"
+    if schema:
+        return SnapshotLocation(source, schema, f"pb_{name}_")
+    return SnapshotLocation(str(snapshot_cache_dir() / f"{name}.duckdb"))
+
+
+def _exists(location: SnapshotLocation) -> bool:
+    return Path(location.target).is_file() if location.is_file else True
+
+
+def _touch(location: SnapshotLocation) -> None:
+    if location.is_file:
+        os.utime(location.target)
+
+
+def _remembered_week(key: str) -> IsoWeek | None:
+    """The latest complete week of this very content (it is a function of the data), if known."""
+    path = snapshot_cache_dir() / f"{key}.latest"
+    try:
+        return IsoWeek.parse(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _remember_week(key: str, week: IsoWeek) -> None:
+    folder = snapshot_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{key}.latest").write_text(str(week), encoding="utf-8")
+
+
+def _prune(keep: SnapshotLocation) -> None:
+    """Keep the ``CACHE_KEEP`` most recently used snapshot files (a database schema is left to its owner)."""
+    if not keep.is_file:
+        return
+    folder = snapshot_cache_dir()
+    files = sorted(folder.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[CACHE_KEEP:]:
+        if old != Path(keep.target):
+            old.unlink(missing_ok=True)
+    # the latest-week markers are a few bytes each; forget those not written for a month
+    for marker in folder.glob("*.latest"):
+        if time.time() - marker.stat().st_mtime > 30 * 86400:
+            marker.unlink(missing_ok=True)

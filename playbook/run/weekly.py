@@ -39,15 +39,25 @@ from playbook.core.paths import (
 )
 from playbook.core.settings import ConfigError
 from playbook.core.weeks import IsoWeek
-from playbook.data.dataset import SourceError, open_dataset, redact
+from playbook.data.dataset import (
+    SNAPSHOT_SCHEMA_ENV,
+    SnapshotLocation,
+    SourceError,
+    drop_snapshot,
+    fingerprint,
+    is_url,
+    open_dataset,
+    redact,
+)
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
 from playbook.report.rendering import index_page, notebook_to_html
 from playbook.report.summary import read_summary
+from playbook.run.session import store_week
 
 KERNEL = "python3"
 #: The parameters the runner passes to every notebook; each must declare all of them.
-COMMON_PARAMETERS = ("week", "data", "config", "run_dir", "journal")
+COMMON_PARAMETERS = ("week", "data", "config", "run_dir", "journal", "snapshot")
 
 
 class RunError(RuntimeError):
@@ -153,16 +163,19 @@ def run_week(
     out_dir = resolve(out, REPORTS_DIR)
     config_path = resolve(config, DEFAULT_CONFIG)
     journal_path = resolve(journal, JOURNAL_DIR)
-    load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
+    cfg = load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
+    stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
     dataset = open_dataset(data_text)  # validation first: a broken input stops before anything is written
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()
     final = out_dir / str(iso)
-    staging = out_dir / f".{iso}.staging-{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    staging = out_dir / f".{iso}.staging-{run_id}"
+    location = snapshot_location(data_text, out_dir, iso, run_id)
     parameters = {
         "week": str(iso), "data": data_text, "config": str(config_path),
-        "run_dir": str(staging), "journal": str(journal_path),
+        "run_dir": str(staging), "journal": str(journal_path), "snapshot": location.text() if location else "",
     }
     for nb in notebooks:
         check_parameters(nb, parameters)
@@ -170,6 +183,15 @@ def run_week(
     staging.mkdir(parents=True)
     runs: list[NotebookRun] = []
     try:
+        if location is not None:
+            # the one open of the run: every notebook attaches the cut tables and the shared facts
+            store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
+        else:
+            log(f"No {SNAPSHOT_SCHEMA_ENV} for this database: each notebook opens and validates the source itself.")
+        # the runner would otherwise hold the whole shop in memory (and lock a DuckDB database file)
+        # while the notebooks run
+        dataset.close()
+        del dataset
         for i, nb in enumerate(notebooks, 1):
             started = time.monotonic()
             log(f"[{i}/{len(notebooks)}] {nb.stem} ...")
@@ -198,8 +220,25 @@ def run_week(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if location is not None:
+            drop_snapshot(location)  # the shop's rows never outlive the run, nor sit in a report folder
     log(f"Report: {final / 'index.html'}")
     return final
+
+
+def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> SnapshotLocation | None:
+    """Where this run stores its snapshot, or None when a database names no schema for it.
+
+    A folder: a DuckDB file beside the reports, ``<out>/.<week>.snapshot-<id>.duckdb``, removed when
+    the run ends (never inside the report folder that is swapped in). A database: tables prefixed
+    ``pb_run_<id>_`` in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA`` (temporary tables do not outlive
+    the runner's connection, and each notebook has its own), dropped when the run ends.
+    """
+    if not is_url(data):
+        return SnapshotLocation(str(out_dir / f".{iso}.snapshot-{run_id}.duckdb"))
+    schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "")
+    return SnapshotLocation(data, schema, f"pb_run_{run_id}_") if schema else None
 
 
 def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek, error: Exception) -> Path:

@@ -1,0 +1,71 @@
+"""The stored snapshot of a PostgreSQL source lives in the schema PLAYBOOK_SNAPSHOT_SCHEMA of that database."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import ibis
+import pandas as pd
+import pytest
+from conftest import write_shop
+from test_snapshot import COUNTING, count_opens
+from test_weekly_runner import make_notebook
+
+import playbook.data.dataset as pdata
+from playbook.core.settings import MetricSettings
+from playbook.data.dataset import open_dataset
+from playbook.metrics.dictionary import compute_metrics
+from playbook.run import session
+from playbook.run.weekly import run_week
+
+pytestmark = pytest.mark.postgres
+SCHEMA = "playbook_snapshots"
+
+
+@pytest.fixture(scope="module")
+def pg_shop(postgres_server, tmp_path_factory):
+    """The tiny shop copied into a fresh database (public schema), and its folder."""
+    db = f"playbook_snap_{uuid.uuid4().hex[:10]}"
+    with postgres_server.connect() as admin:
+        admin.execute(f'CREATE DATABASE "{db}"')
+    folder = write_shop(tmp_path_factory.mktemp("pgsnap") / "shop")
+    try:
+        _, raw = pdata.load_tables(folder)
+        pg = ibis.connect(postgres_server.url_for(db))
+        for name, table in raw.items():
+            pg.create_table(name, table.to_pyarrow())
+        pg.disconnect()
+        yield {"url": postgres_server.url_for(db), "folder": folder}
+    finally:
+        with postgres_server.connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def snapshot_tables(url: str) -> list[str]:
+    con = ibis.connect(url)
+    try:
+        return con.list_tables(database=SCHEMA) if SCHEMA in con.list_databases() else []
+    finally:
+        con.disconnect()
+
+
+def test_an_interactive_session_stores_and_reuses_its_snapshot_in_the_schema(pg_shop, tmp_path, monkeypatch):
+    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    calls = count_opens(monkeypatch)
+    session.start("2026-W46", pg_shop["url"], run_dir=str(tmp_path / "run")).dataset.con.disconnect()
+    run = session.start("2026-W46", pg_shop["url"], run_dir=str(tmp_path / "run"))
+    stored = compute_metrics(run.snapshot, MetricSettings()).frame
+    run.dataset.con.disconnect()
+    assert calls["validate"] == 1  # before the folder below is opened (and validated) for the comparison
+    direct = compute_metrics(open_dataset(pg_shop["folder"]).as_of("2026-W46"), MetricSettings()).frame
+    pd.testing.assert_frame_equal(stored, direct, check_dtype=False)
+
+
+def test_a_weekly_run_attaches_its_schema_snapshot_and_drops_it(pg_shop, tmp_path, monkeypatch):
+    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    before = snapshot_tables(pg_shop["url"])
+    nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
+    report = run_week("2026-W46", pg_shop["url"], tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
+    summary = json.loads((report / "summary.json").read_text())
+    assert (summary["kernel_validations"], summary["orders"]) == (0, 3)
+    assert snapshot_tables(pg_shop["url"]) == before
