@@ -35,7 +35,7 @@ def band(reps: int, rate: float = 0.025) -> float:
 def read(config, lines, day, exp, look=1):
     seen, as_of = at(lines, day)
     c = compare_exposed(exp, seen, ASSIGNED, as_of, config, [], secondary_views=False)
-    return c, verdict_for(c.to_dict(), look)
+    return c, verdict_for(c.section(), look)
 
 
 def keep_rate(config, reps, seed, *, day, exp, **sim) -> float:

@@ -153,7 +153,7 @@ def test_every_correlated_slice_that_rose_is_explained_by_the_category(correlate
     assert c.flagged, f"{label} should rise with knitwear (the fixture is too weak otherwise)"
     assert [e.by for e in c.explained_by] == ["category=knitwear x size_too_small"]
     assert not c.actionable
-    assert label in weak_cohort_section(a)["explains"]
+    assert label in weak_cohort_section(a).explains
 
 
 def test_the_excess_without_the_category_is_computed_from_the_other_units(correlated):
@@ -176,10 +176,10 @@ def test_the_conclusion_names_the_slices_the_weak_cohort_explains(correlated):
 
 
 def test_explained_slices_are_never_offered_as_the_next_cohort(correlated):
-    offered = [c["filters"] for c in candidates_section(correlated[2])]
+    offered = [c.filters for c in candidates_section(correlated[2])]
     assert offered[0] == {"category": "knitwear", "reason_code": "size_too_small"}
     assert {"channel": "app", "reason_code": "size_too_small"} not in offered
-    aside = {c["label"]: c["why"] for c in set_aside_section(correlated[2])}
+    aside = {c.label: c.why for c in set_aside_section(correlated[2])}
     assert "explained by category=knitwear x size_too_small" in aside["channel=app x size_too_small"]
 
 
@@ -205,7 +205,7 @@ def test_two_independent_rises_are_both_named(two_causes):
     knit, south = (by_label(two_causes, "category=knitwear x size_too_small"),
                    by_label(two_causes, "region=south x quality"))
     assert knit.actionable and south.actionable
-    offered = [c["filters"] for c in candidates_section(two_causes)]
+    offered = [c.filters for c in candidates_section(two_causes)]
     assert {"category": "knitwear", "reason_code": "size_too_small"} in offered
     assert {"region": "south", "reason_code": "quality"} in offered
 
@@ -227,7 +227,7 @@ def one_account(tmp_path_factory):
 
 def test_a_rise_carried_by_one_customer_is_never_the_weak_cohort(one_account):
     assert one_account.weak is None or one_account.weak.filters.get("category") != "candles"
-    assert {"category": "candles", "reason_code": "other"} not in [c["filters"] for c in candidates_section(one_account)]
+    assert {"category": "candles", "reason_code": "other"} not in [c.filters for c in candidates_section(one_account)]
 
 
 def test_the_concentration_of_the_excess_is_reported(one_account):
