@@ -1,6 +1,6 @@
 """One open and one validation per weekly run: the runner stores the week's snapshot, the notebooks attach it.
 
-A notebook kernel is another process: what it did is written by the test notebook into summary.json
+A notebook kernel is another process: what it did is written by the test notebook into kernel.json
 and read back here.
 """
 from __future__ import annotations
@@ -25,13 +25,14 @@ from playbook.run.weekly import run_week
 #: the notebook of the test: start like the five notebooks, count the validations in its own kernel
 COUNTING = (
     "import playbook.data.dataset as pdata\n"
-    "from playbook import session\n"
+    "from playbook.run import session\n"
     "calls = []\n"
     "real = pdata.validate\n"
     "pdata.validate = lambda raw: calls.append(1) or real(raw)\n"
     "run = session.start(week, data, config, run_dir, journal, snapshot)\n"
-    "run.write(kernel_validations=len(calls), snapshot_parameter=snapshot,\n"
-    "          orders=int(run.snapshot.tables['orders'].count().execute()))\n"
+    "import json\n"
+    "(run.run_dir / 'kernel.json').write_text(json.dumps(dict(kernel_validations=len(calls),\n"
+    "    snapshot_parameter=snapshot, orders=int(run.snapshot.tables['orders'].count().execute()))))\n"
 )
 
 
@@ -78,7 +79,7 @@ def weekly(tmp_path_factory):
     finally:
         mp.undo()
     return {"report": report, "out": tmp / "reports", "calls": dict(calls),
-            "summary": json.loads((report / "summary.json").read_text())}
+            "summary": json.loads((report / "kernel.json").read_text())}
 
 
 def test_the_runner_opens_and_validates_the_source_once(weekly):
@@ -220,7 +221,7 @@ def test_a_database_run_stores_its_snapshot_in_the_named_schema_and_drops_it(tin
     monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
     nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
     report = run_week("2026-W46", f"duckdb:///{db}", tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
-    summary = json.loads((report / "summary.json").read_text())
+    summary = json.loads((report / "kernel.json").read_text())
     assert (summary["kernel_validations"], summary["snapshot_parameter"].split(":")[:2]) == (0, ["db", "playbook_snapshots"])
     with duckdb.connect(str(db), read_only=True) as con:
         left = con.execute("SELECT table_name FROM information_schema.tables "

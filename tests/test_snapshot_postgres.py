@@ -66,6 +66,6 @@ def test_a_weekly_run_attaches_its_schema_snapshot_and_drops_it(pg_shop, tmp_pat
     before = snapshot_tables(pg_shop["url"])
     nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
     report = run_week("2026-W46", pg_shop["url"], tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
-    summary = json.loads((report / "summary.json").read_text())
+    summary = json.loads((report / "kernel.json").read_text())
     assert (summary["kernel_validations"], summary["orders"]) == (0, 3)
     assert snapshot_tables(pg_shop["url"]) == before
