@@ -11,20 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from playbook.journal import entry as journal_entry
 from playbook.journal import store as journal
-from playbook.journal.store import (
-    COLUMNS,
-    JournalEntry,
-    JournalError,
-    read_journal,
-    record_week,
-    track_record,
-)
+from playbook.journal.entry import COLUMNS, JournalEntry, JournalError
+from playbook.journal.store import read_journal, record_week
+from playbook.journal.track_record import track_record
 
 NOW = dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.timezone.utc)
 HEADER = ",".join(COLUMNS) + "\n"
 #: a journal written before looks were counted (hand-built files below use it: they must stay readable)
-LEGACY_HEADER = ",".join(journal.BASE_COLUMNS) + "\n"
+LEGACY_HEADER = ",".join(journal_entry.BASE_COLUMNS) + "\n"
 
 
 def plan(week: str, exp: str, low: float = -0.02, high: float = -0.005, **kw) -> JournalEntry:
@@ -324,7 +320,8 @@ def test_applying_the_same_staged_week_twice_leaves_one_entry(tmp_path):
 
 
 def test_the_track_record_with_staged_entries_counts_them_without_writing_the_journal(tmp_path):
-    from playbook.journal.store import stage, track_record_with_staged
+    from playbook.journal.store import stage
+    from playbook.journal.track_record import track_record_with_staged
 
     run_dir, journal = tmp_path / "run", tmp_path / "journal"
     record_week(journal, "2026-W46", [_verdict("2026-W46", "E0", "stop", 0.01)], "verdict")
@@ -403,12 +400,12 @@ def test_the_track_record_adds_the_kept_levers_in_money_per_week_with_their_inte
 
 
 def test_a_journal_with_look_columns_gains_the_money_columns_and_keeps_its_rows(tmp_path):
-    old_header = ",".join(journal.BASE_COLUMNS + journal.LOOK_COLUMNS)
+    old_header = ",".join(journal_entry.BASE_COLUMNS + journal_entry.LOOK_COLUMNS)
     row = "2026-W45,verdict,E1,fit,knitwear,return_rate_14d,randomized,,,-0.01,-0.02,0.0,adjust,,2026-11-06T10:00:00Z,1,14,"
     (tmp_path / journal.JOURNAL_FILE).write_text(old_header + "\n" + row + "\n", encoding="utf-8")
     record_week(tmp_path, "2026-W46", [JournalEntry("2026-W46", "verdict", "E2", decision="keep",
                                                     money_per_week=10.0)], "verdict")
     lines = (tmp_path / journal.JOURNAL_FILE).read_text(encoding="utf-8").splitlines()
-    assert lines[0] == ",".join(journal.COLUMNS) and lines[1] == row
+    assert lines[0] == ",".join(journal_entry.COLUMNS) and lines[1] == row
     table = journal.read_journal(tmp_path).set_index("experiment_id")
     assert table.loc["E2", "money_per_week"] == 10.0 and pd.isna(table.loc["E1", "money_per_week"])

@@ -14,7 +14,8 @@ from section_examples import review
 from test_experiments import experiment_shop
 
 from playbook.data.dataset import open_dataset
-from playbook.journal.store import JournalEntry, record_week
+from playbook.journal.entry import JournalEntry
+from playbook.journal.store import record_week
 from playbook.report.rendering import index_page
 from playbook.steps.experiments import due_for_review, overdue, overdue_section
 

@@ -18,8 +18,8 @@ Rules of the file:
   week or a decision that means nothing) raises ``JournalError`` naming the file, the line and
   what is wrong; it is never rewritten.
 
-``read_journal`` returns the typed table; ``track_record`` the verdicts of the last weeks, the
-number of levers kept / adjusted / stopped and the cumulative effect of the kept ones.
+``read_journal`` returns the typed table; the entry type is in ``playbook.journal.entry`` and the
+team's record over the last weeks in ``playbook.journal.track_record``.
 """
 from __future__ import annotations
 
@@ -27,20 +27,31 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import pandas as pd
 
 from playbook.core.atomic import write_bytes
-from playbook.core.jsonmodel import from_json
-from playbook.core.vocabulary import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP  # the one home of the verdict words
-from playbook.stats.results import clean_number, jsonable
+from playbook.core.vocabulary import DECISIONS
 from playbook.core.weeks import IsoWeek
+from playbook.journal.entry import (
+    _KIND_ORDER,
+    BASE_COLUMNS,
+    COLUMNS,
+    INT_COLUMNS,
+    KINDS,
+    LATER_COLUMNS,
+    NUMBER_COLUMNS,
+    PLAN,
+    VERDICT,
+    JournalEntry,
+    JournalError,
+    _timestamp_text,
+)
 
 try:  # POSIX
     import fcntl
@@ -49,165 +60,7 @@ except ImportError:  # pragma: no cover - Windows
 
 JOURNAL_FILE = "decisions.csv"
 LOCK_FILE = "decisions.lock"
-
-PLAN, VERDICT = "plan", "verdict"
-KINDS = (PLAN, VERDICT)
-#: Columns every journal file has.
-BASE_COLUMNS = (
-    "week", "kind", "experiment_id", "lever", "cohort", "primary_metric", "design",
-    "expected_low", "expected_high", "estimate", "ci_low", "ci_high",
-    "decision", "why", "recorded_at",
-)
-#: Columns added with counted looks: ``look`` (1, 2, ... per experiment, one per review week),
-#: ``k_read`` (the return window in days the estimate was actually read at) and ``follow_ups``
-#: (dated reads a keep depends on). A journal written before them gains them in its header on its next
-#: write; its older rows are kept byte for byte and read with those fields empty.
-LOOK_COLUMNS = ("look", "k_read", "follow_ups")
-#: Columns added with the track record in money: a verdict's effect as money per week for the whole
-#: cohort (positive: saved), with its interval; empty when the metric has no money value.
-MONEY_COLUMNS = ("money_per_week", "money_ci_low", "money_ci_high")
-#: Columns appended after the first version of the journal, in the order they came.
-LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS
-COLUMNS = BASE_COLUMNS + LATER_COLUMNS
-NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS
-INT_COLUMNS = ("look", "k_read")
-TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
-
 _LINE_END = "\n"
-_KIND_ORDER = {PLAN: 0, VERDICT: 1}
-
-
-class JournalError(ValueError):
-    """The journal file cannot be read as a decision journal (the message names file and line)."""
-
-
-# --- one entry -----------------------------------------------------------------------------
-
-def _number(name: str, value: Any) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, not a boolean ({value!r})")
-    value = clean_number(value)
-    if value is None:  # NaN / inf
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-def _whole(name: str, value: Any) -> int | None:
-    """A whole number >= 1 (look, k_read) or None."""
-    number = _number(name, value)
-    if number is None:
-        return None
-    if number != int(number) or number < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(number)
-
-
-def _text(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be text, got {type(value).__name__} {value!r}")
-    if "\x00" in value:
-        raise ValueError(f"{name} contains a NUL character")
-    return value
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One plan (notebook 03) or one verdict (notebook 05) of one experiment.
-
-    Attributes:
-        week: ISO week of the run that wrote the entry (``2026-W47``).
-        kind: ``plan`` or ``verdict``.
-        experiment_id: stable identifier of the experiment across weeks (plan and verdict share it).
-        lever, cohort, primary_metric, design: what is tested, on whom, judged on what, how.
-        expected_low, expected_high: the expected impact range on the primary metric (plans).
-        estimate, ci_low, ci_high: the measured effect and its interval (verdicts).
-        decision: ``keep`` / ``adjust`` / ``stop`` for verdicts, empty for plans.
-        why: the reason in words (may contain commas, quotes, newlines; never customer text).
-        recorded_at: UTC timestamp ``YYYY-MM-DDTHH:MM:SSZ``; filled by ``record_week`` when None.
-    """
-
-    week: str
-    kind: str
-    experiment_id: str
-    lever: str = ""
-    cohort: str = ""
-    primary_metric: str = ""
-    design: str = ""
-    expected_low: float | None = None
-    expected_high: float | None = None
-    estimate: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    decision: str = ""
-    why: str = ""
-    recorded_at: str | None = None
-    look: int | None = None
-    k_read: int | None = None
-    follow_ups: str = ""
-    money_per_week: float | None = None
-    money_ci_low: float | None = None
-    money_ci_high: float | None = None
-
-    def __post_init__(self) -> None:
-        try:
-            week = str(IsoWeek.parse(self.week))
-        except ValueError as exc:
-            raise ValueError(f"week: {exc}") from None
-        object.__setattr__(self, "week", week)
-        for name in ("kind", "experiment_id", "lever", "cohort", "primary_metric", "design", "decision", "why",
-                     "follow_ups"):
-            object.__setattr__(self, name, _text(name, getattr(self, name)))
-        for name in NUMBER_COLUMNS:
-            object.__setattr__(self, name, _number(name, getattr(self, name)))
-        for name in INT_COLUMNS:
-            object.__setattr__(self, name, _whole(name, getattr(self, name)))
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if not self.experiment_id.strip():
-            raise ValueError("experiment_id is empty: plans and verdicts are matched on it")
-        if self.kind == VERDICT and self.decision not in DECISIONS:
-            raise ValueError(f"decision of a verdict must be one of {', '.join(DECISIONS)}, got {self.decision!r}")
-        if self.kind == PLAN and self.decision:
-            raise ValueError(f"decision must be empty for a plan (decisions are verdicts), got {self.decision!r}")
-        if self.recorded_at is not None:
-            object.__setattr__(self, "recorded_at", _timestamp_text(self.recorded_at))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict in column order (numbers as floats or None)."""
-        return {name: clean_number(getattr(self, name)) for name in COLUMNS}
-
-    def _row(self) -> list[str]:
-        row = []
-        for name in COLUMNS:
-            value = getattr(self, name)
-            if name in NUMBER_COLUMNS:
-                row.append("" if value is None else repr(float(value)))
-            elif name in INT_COLUMNS:
-                row.append("" if value is None else str(int(value)))
-            else:
-                row.append("" if value is None else str(value))
-        return row
-
-
-def _timestamp_text(value: Any) -> str:
-    """A UTC timestamp as ``YYYY-MM-DDTHH:MM:SSZ`` (naive datetimes are taken as UTC)."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"recorded_at {value!r} is not an ISO timestamp") from None
-    if not isinstance(value, dt.datetime):
-        raise ValueError(f"recorded_at must be a datetime or an ISO timestamp, got {value!r}")
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the file ------------------------------------------------------------------------------
@@ -510,160 +363,6 @@ def next_look(journal_dir: str | os.PathLike, experiment_id: str, week: str | Is
     return len(earlier) + 1
 
 
-# --- the track record ----------------------------------------------------------------------
-
-# "why" stays in the journal file; the report's table keeps to what fits on a line
-_TABLE_COLUMNS = ("week", "experiment_id", "lever", "cohort", "primary_metric", "expected_low", "expected_high",
-                  "estimate", "ci_low", "ci_high", "decision", "money_per_week")
-
-
-@dataclass(frozen=True, eq=False)
-class TrackRecord:
-    """The team's own record over the last ``weeks`` weeks up to ``week``.
-
-    Attributes:
-        week, weeks, first_week: the window (``first_week`` .. ``week``, both included).
-        verdicts: the latest verdict of each experiment reviewed in the window, newest first.
-        counts: number of levers kept / adjusted / stopped / provisional.
-        money_per_week: what the kept levers save per week, summed in money (the only unit in which
-            effects on different cohorts and metrics add up), with ``money_ci`` its interval: the
-            half-widths combined as independent (root of the sum of squares; asymmetric sides kept).
-        kept_without_money: kept levers whose effect has no money value (not in the sum).
-    """
-
-    week: str
-    weeks: int
-    first_week: str
-    verdicts: pd.DataFrame
-    counts: dict[str, int]
-    money_per_week: float | None
-    money_ci: tuple[float, float] | None
-    kept_without_money: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def n_reviewed(self) -> int:
-        return int(len(self.verdicts))
-
-    def table(self) -> pd.DataFrame:
-        """One row per reviewed experiment (newest first), for display in the report."""
-        return self.verdicts.loc[:, list(_TABLE_COLUMNS)].reset_index(drop=True)
-
-    def summary(self) -> str:
-        """The record in one sentence."""
-        window = f"{self.first_week} to {self.week}"
-        if not self.n_reviewed:
-            return f"No lever reviewed from {window} yet."
-        c = self.counts
-        text = (f"From {window}: {self.n_reviewed} lever(s) reviewed, {c[KEEP]} kept, {c[ADJUST]} adjusted, "
-                f"{c[STOP]} stopped" + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
-                                        if c.get(PROVISIONAL) else "") + ".")
-        if self.money_per_week is not None:
-            low, high = self.money_ci
-            text += (f" The kept levers save about {self.money_per_week:,.0f} a week in return costs and "
-                     f"discounts (interval {low:,.0f} to {high:,.0f}).")
-        if self.kept_without_money:
-            text += f" Kept, with no money value (not summed): {', '.join(self.kept_without_money)}."
-        return text
-
-    def section(self) -> TrackRecordSection:
-        """The record as the ``track_record`` section of summary.json."""
-        return from_json(TrackRecordSection, jsonable(self.to_dict()), "track_record")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "week": self.week,
-            "weeks": self.weeks,
-            "first_week": self.first_week,
-            "n_reviewed": self.n_reviewed,
-            "counts": dict(self.counts),
-            "money_per_week": clean_number(self.money_per_week),
-            "money_ci": [clean_number(v) for v in self.money_ci] if self.money_ci else None,
-            "kept_without_money": list(self.kept_without_money),
-            "verdicts": [
-                {k: clean_number(v) for k, v in record.items()}
-                for record in self.table().to_dict("records")
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class TrackRecordVerdict:
-    """One reviewed experiment of the ``track_record`` section (its latest verdict in the window)."""
-
-    week: str
-    experiment_id: str
-    lever: str | None
-    cohort: str | None
-    primary_metric: str | None
-    expected_low: float | None
-    expected_high: float | None
-    estimate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    decision: str
-    money_per_week: float | None
-
-
-@dataclass(frozen=True)
-class TrackRecordSection:
-    """The ``track_record`` section of summary.json: the verdicts of the last ``weeks`` weeks, counted,
-    and the kept levers' saving in money per week with its interval (None: no kept lever has a money value)."""
-
-    week: str
-    weeks: int
-    first_week: str
-    n_reviewed: int
-    counts: dict[str, int]
-    money_per_week: float | None
-    money_ci: tuple[float, ...] | None
-    kept_without_money: tuple[str, ...]
-    verdicts: tuple[TrackRecordVerdict, ...]
-
-
-def _money_sum(kept: pd.DataFrame) -> tuple[float | None, tuple[float, float] | None]:
-    """Sum of the kept levers' money per week, and its interval from independent half-widths."""
-    valued = kept[kept["money_per_week"].notna()]
-    if valued.empty:
-        return None, None
-    total = float(valued["money_per_week"].sum())
-    below = (valued["money_per_week"] - valued["money_ci_low"]).fillna(0.0)
-    above = (valued["money_ci_high"] - valued["money_per_week"]).fillna(0.0)
-    return total, (total - math.sqrt(float((below ** 2).sum())), total + math.sqrt(float((above ** 2).sum())))
-
-
-def track_record(journal_dir: str | os.PathLike, week: str | IsoWeek, weeks: int = 8) -> TrackRecord:
-    """Verdicts of the ``weeks`` weeks up to and including ``week``, counted, and the kept ones in money.
-
-    An experiment reviewed more than once in the window counts once, with its latest verdict
-    (latest week, then latest ``recorded_at``, then last in the file).
-    """
-    if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 1:
-        raise ValueError(f"weeks must be a positive whole number, got {weeks!r}")
-    iso = IsoWeek.parse(week)
-    first = iso.shift(-(weeks - 1))
-    journal = read_journal(journal_dir)
-    window = {str(first.shift(i)) for i in range(weeks)}
-    verdicts = journal[(journal["kind"] == VERDICT) & journal["week"].isin(window)].copy()
-    verdicts["_order"] = range(len(verdicts))
-    verdicts["_week"] = verdicts["week"].map(lambda w: IsoWeek.parse(w))
-    verdicts = verdicts.sort_values(["_week", "recorded_at", "_order"], na_position="first", kind="stable")
-    latest = verdicts.drop_duplicates("experiment_id", keep="last")
-    latest = latest.iloc[::-1].drop(columns=["_order", "_week"]).reset_index(drop=True)
-
-    counts = {d: int((latest["decision"] == d).sum()) for d in DECISIONS}
-    kept = latest[latest["decision"] == KEEP]
-    money, interval = _money_sum(kept)
-    missing = tuple(kept.loc[kept["money_per_week"].isna(), "experiment_id"])
-    return TrackRecord(str(iso), weeks, str(first), latest, counts, money, interval, missing)
-
-
-__all__ = [
-    "ADJUST", "COLUMNS", "DECISIONS", "JOURNAL_FILE", "JournalEntry", "JournalError", "KEEP", "KINDS",
-    "LOCK_FILE", "PLAN", "PROVISIONAL", "STOP", "next_look", "TrackRecord", "VERDICT", "journal_path", "read_entries", "read_journal",
-    "record_week", "track_record",
-]
-
-
 # --- staging: a weekly run's entries land only with its report ------------------------------
 
 STAGED_DIR = "journal_entries"
@@ -703,17 +402,3 @@ def _staged(run_dir: str | os.PathLike) -> list[tuple[str, str, list[JournalEntr
 def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> list[Path]:
     """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind)."""
     return [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
-
-
-def track_record_with_staged(journal_dir: str | os.PathLike, week: str | IsoWeek, run_dir: str | os.PathLike,
-                             weeks: int = 8) -> TrackRecord:
-    """The track record as it will be once this run's staged entries are recorded (the journal is untouched)."""
-    import shutil
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        source = journal_path(journal_dir)
-        if source.is_file():
-            shutil.copyfile(source, journal_path(scratch))
-        apply_staged(run_dir, scratch)
-        return track_record(scratch, week, weeks)

@@ -22,7 +22,7 @@ from typing import Any
 
 from playbook.core.atomic import write_json
 from playbook.core.jsonmodel import NOT_IN_JSON, OMIT_IF_NONE, FieldError, from_json, json_schema, to_json
-from playbook.journal.store import TrackRecordSection
+from playbook.journal.track_record import TrackRecordSection
 from playbook.stats.results import jsonable
 from playbook.steps.baseline import BaselineSection, DataQualitySection
 from playbook.steps.cohorts import CandidateEntry, SetAsideEntry, WeakCohortSection

@@ -34,7 +34,8 @@ from playbook.core.vocabulary import ADJUST, PROVISIONAL, GuardrailState
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.journal.store import VERDICT, read_journal
+from playbook.journal.entry import VERDICT
+from playbook.journal.store import read_journal
 from playbook.metrics.dictionary import definitions, is_mature, line_facts, matches
 from playbook.stats import did, lag
 from playbook.stats.means import mean_difference

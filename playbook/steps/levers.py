@@ -436,7 +436,7 @@ def _power_message(planned: PowerOption, pick: PowerOption | None, k: int) -> st
 
 def journal_entry(plan: LeverPlan, week: str):
     """The plan as a decision-journal entry (kind ``plan``)."""
-    from playbook.journal.store import JournalEntry
+    from playbook.journal.entry import JournalEntry
 
     ready = (f"review {plan.review_date} (first look {plan.first_look_date}: can stop, never keep)" if plan.ready
              else "not ready: no experiments row")

@@ -18,7 +18,7 @@ from playbook.core.settings import Config
 from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, GuardrailState
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.journal.store import JournalEntry
+from playbook.journal.entry import JournalEntry
 from playbook.metrics.dictionary import cohort_week, definitions, money_per_week
 from playbook.stats.results import jsonable
 from playbook.steps.baseline import BaselineSection
