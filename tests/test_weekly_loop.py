@@ -185,3 +185,52 @@ def test_the_journal_keeps_the_history_of_other_weeks_byte_for_byte(loop):
     header, row = HISTORY.splitlines()
     # the header gains the look columns; the rows of other weeks stay byte for byte
     assert text.splitlines()[0].startswith(header + ",look") and text.splitlines()[1] == row
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "summary_numbers_2026-W47.json"
+
+
+DECISION_WORDS = {"status", "decision", "state", "week", "lever", "cohort", "primary_metric", "method", "label"}
+
+
+def summary_numbers(node, path: str = "") -> dict[str, float | str]:
+    """Every number and decision word (status, verdict, cohort...) of a summary, keyed by its JSON path.
+
+    Timestamps and paths are left out: they change with every run.
+    """
+    if isinstance(node, dict):
+        out: dict[str, float | str] = {}
+        for key, value in node.items():
+            if key not in {"recorded_at", "generated_at", "run_dir", "data_path", "source"}:
+                out.update(summary_numbers(value, f"{path}/{key}"))
+        return out
+    if isinstance(node, list):
+        out = {}
+        for i, value in enumerate(node):
+            out.update(summary_numbers(value, f"{path}/{i}"))
+        return out
+    if isinstance(node, bool) or node is None:
+        return {path: str(node)}
+    if isinstance(node, (int, float)):
+        return {path: float(node)}
+    if path.rsplit("/", 1)[-1] in DECISION_WORDS:
+        return {path: node}
+    return {}
+
+
+def test_the_sample_week_renders_the_numbers_recorded_before_the_restructuring(loop):
+    """Issue 9's restructuring changes no number: the golden file was written by commit e957bb4's code.
+
+    Regenerate it (PLAYBOOK_WRITE_GOLDEN=1) only for a change that is meant to move a number, and say so
+    in the commit message.
+    """
+    import os
+
+    numbers = summary_numbers(loop["summary"])
+    if os.environ.get("PLAYBOOK_WRITE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    recorded = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert set(numbers) == set(recorded)
+    moved = {k: (recorded[k], v) for k, v in numbers.items()
+             if v != (pytest.approx(recorded[k], rel=1e-9, abs=1e-12) if isinstance(v, float) else recorded[k])}
+    assert not moved, moved
