@@ -279,8 +279,9 @@ def test_a_planned_90_10_split_is_normalised_and_kept(tmp_path, default_text):
 
 def test_a_guardrail_that_cannot_be_computed_per_arm_is_a_config_error(tmp_path, default_text):
     text = _with_experiments(default_text, {"guardrails": {"randomized": [
-        {"metric": "discount_depth", "tolerance": 1, "bad_direction": "higher"}]}})
-    with pytest.raises(ConfigError, match=r"guardrails.randomized\[0\].*discount_depth"):
+        {"metric": "wismo_share", "tolerance": 1, "bad_direction": "higher"}]}})
+    with pytest.raises(ConfigError, match=r"guardrails.randomized\[0\]: 'wismo_share' is not computable for randomized "
+                                          r"designs; computable: \[.*'discount_depth'"):
         load_config(write(tmp_path, text))
 
 

@@ -136,7 +136,7 @@ def experiment_shop(with_assignments: bool = True) -> dict[str, list[tuple]]:
         exp_row("EXP-D", "category=knitwear", "randomized", "discount_depth", -5, -1, "2026-11-16", "2026-11-20"),
         exp_row("EXP-U", "category=knitwear", "randomized", "conversion_rate", 0.001, 0.01, "2026-11-16", "2026-11-22"),
         exp_row("EXP-S", "category=shoes", "randomized", "discount_depth", -5, -1, "2026-11-16", "2026-11-22"),
-        exp_row("EXP-P", "category=knitwear", "pre_post", "conversion_rate", 0.001, 0.01, "2026-11-16", "2026-11-22"),
+        exp_row("EXP-P", "category=knitwear", "pre_post", "wismo_share", -0.01, -0.001, "2026-11-16", "2026-11-22"),
         exp_row("EXP-LATER", "channel=app", "randomized", "return_rate_14d", -0.1, -0.02, "2026-11-16", "2026-12-04"),
         exp_row("EXP-OLD", "region=south", "randomized", "return_rate_14d", -0.1, -0.02, "2026-10-26", "2026-11-08"),
     ]
@@ -221,13 +221,13 @@ def test_a_35_to_5_split_is_a_sample_ratio_mismatch_with_a_warning(compared):
 def test_an_unsupported_randomized_primary_metric_gives_an_error_text_not_an_exception(compared):
     e = compared["EXP-U"].primary.estimate
     assert not e.ok and e.estimate is None
-    assert "'conversion_rate' is not supported for randomized designs" in e.error
+    assert "'conversion_rate' is not computable for randomized designs" in e.error
 
 
 def test_an_unsupported_pre_post_primary_metric_gives_an_error_text_not_an_exception(compared):
     e = compared["EXP-P"].primary.estimate
     assert not e.ok
-    assert "'conversion_rate' is not supported for pre/post designs" in e.error
+    assert "'wismo_share' is not computable for pre/post designs (computable: " in e.error
 
 
 def test_every_comparison_serialises_with_its_error_and_the_table_lists_primary_and_guardrails(compared):

@@ -7,7 +7,8 @@ import pytest
 
 from playbook.core.settings import MetricSettings
 from playbook.data.dataset import open_dataset
-from playbook.metrics.dictionary import CohortWeek, cohort_week, compute_metrics, definitions, money_per_week
+from playbook.metrics.dictionary import cohort_week, compute_metrics, definitions
+from playbook.metrics.metric import CohortWeek
 
 W45, W46, W47 = dt.date(2026, 11, 2), dt.date(2026, 11, 9), dt.date(2026, 11, 16)
 
@@ -160,7 +161,7 @@ def test_a_cohort_week_averages_its_mature_delivery_weeks_since_the_data_began(t
 def test_a_return_rate_change_is_worth_the_returns_avoided_at_the_cohorts_cost():
     d = definitions(MetricSettings())
     week = CohortWeek(units=500.0, gross=20_000.0, cost_per_return=40.0, weeks=())
-    assert money_per_week(d["return_rate_14d"], -0.02, week) == pytest.approx(0.02 * 500 * 40)
-    assert money_per_week(d["discount_depth"], -3.0, week) == pytest.approx(0.03 * 20_000)  # points of gross
-    assert money_per_week(d["conversion_rate"], 0.01, week) is None
-    assert money_per_week(d["return_rate_14d"], None, week) is None
+    assert d["return_rate_14d"].money_per_week(-0.02, week) == pytest.approx(0.02 * 500 * 40)
+    assert d["discount_depth"].money_per_week(-3.0, week) == pytest.approx(0.03 * 20_000)  # points of gross
+    assert d["conversion_rate"].money_per_week(0.01, week) is None
+    assert d["return_rate_14d"].money_per_week(None, week) is None

@@ -18,7 +18,8 @@ import playbook.data.dataset as pdata
 import playbook.run.session as psession
 from playbook.config.loader import load_config
 from playbook.data.dataset import SnapshotLocation, SourceError, attach_snapshot, open_dataset
-from playbook.metrics.dictionary import compute_metrics, line_facts, order_facts
+from playbook.data.facts import line_facts, order_facts
+from playbook.metrics.dictionary import compute_metrics
 from playbook.run import session
 from playbook.run.weekly import run_week
 

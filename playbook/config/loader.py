@@ -9,7 +9,6 @@ import yaml
 from playbook.core.paths import DEFAULT_CONFIG, resolve
 from playbook.core.settings import (
     DEFAULT_EXPERIMENTS,
-    GUARDRAIL_METRICS,
     SLICE_COLUMNS,
     Config,
     ConfigError,
@@ -18,7 +17,8 @@ from playbook.core.settings import (
     Guardrail,
     MetricSettings,
 )
-from playbook.metrics.dictionary import definitions
+from playbook.core.vocabulary import Design, Direction
+from playbook.metrics.dictionary import computable_in, definitions, metric_named
 from playbook.metrics.rules import PARAM_KINDS, RULE_PARAMS, RULES
 
 
@@ -143,11 +143,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         if "lever" not in entry:
             raise ConfigError(f"{file}: levers.{reason}: missing key 'lever'")
         levers[str(reason)] = {str(k): str(v) for k, v in entry.items()}
-    experiments = _experiment_settings(f"{file}: experiments", raw.get("experiments"))
+    experiments = _experiment_settings(f"{file}: experiments", raw.get("experiments"), settings)
     return Config(file, settings, table, default, levers, experiments)
 
 
-def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
+def _experiment_settings(where: str, value: Any, settings: MetricSettings) -> ExperimentSettings:
     if value is None:
         return DEFAULT_EXPERIMENTS
     e = _mapping(where, value)
@@ -164,9 +164,10 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
     if isinstance(max_weeks, bool) or not isinstance(max_weeks, int) or max_weeks < 1:
         raise ConfigError(f"{where}.max_weeks: expected a whole number of weeks >= 1, got {max_weeks!r}")
     guardrails = dict(DEFAULT_EXPERIMENTS.guardrails)
-    for design, rows in _mapping(f"{where}.guardrails", e.get("guardrails")).items():
-        if design not in GUARDRAIL_METRICS:
-            raise ConfigError(f"{where}.guardrails: unknown design {design!r}; known: {sorted(GUARDRAIL_METRICS)}")
+    for design_name, rows in _mapping(f"{where}.guardrails", e.get("guardrails")).items():
+        if design_name not in set(Design):
+            raise ConfigError(f"{where}.guardrails: unknown design {design_name!r}; known: {sorted(Design)}")
+        design = Design(design_name)
         if not isinstance(rows, list):
             raise ConfigError(f"{where}.guardrails.{design}: expected a list of guardrails")
         parsed = []
@@ -174,19 +175,25 @@ def _experiment_settings(where: str, value: Any) -> ExperimentSettings:
             at = f"{where}.guardrails.{design}[{i}]"
             row = _mapping(at, row)
             _require_keys(at, row, {"metric", "tolerance", "bad_direction", "description", "optional"},
-                          {"metric", "tolerance", "bad_direction"})
-            if row["metric"] not in GUARDRAIL_METRICS[design]:
-                raise ConfigError(f"{at}: {row['metric']!r} is not computable per arm for {design} designs; "
-                                  f"computable: {sorted(GUARDRAIL_METRICS[design])}")
-            if row["bad_direction"] not in ("higher", "lower"):
-                raise ConfigError(f"{at}.bad_direction: expected higher or lower, got {row['bad_direction']!r}")
+                          {"metric", "tolerance"})
+            metric = metric_named(str(row["metric"]), settings)
+            if metric is None or not metric.computable_in(design):
+                raise ConfigError(f"{at}: {row['metric']!r} is not computable for {design.words} designs; "
+                                  f"computable: {sorted(computable_in(design, settings))}")
+            bad = row.get("bad_direction", str(metric.good_direction.opposite))
+            if bad not in set(Direction):
+                raise ConfigError(f"{at}.bad_direction: expected higher or lower, got {bad!r}")
+            if bad == metric.good_direction:
+                raise ConfigError(f"{at}.bad_direction: {bad!r} contradicts the metric dictionary, where "
+                                  f"{metric.name} is better when {metric.good_direction}; harm is "
+                                  f"{metric.good_direction.opposite} (or leave bad_direction out)")
             tol = row["tolerance"]
             if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
                 raise ConfigError(f"{at}.tolerance: expected a number >= 0 in the metric's unit, got {tol!r}")
             optional = row.get("optional", False)
             if not isinstance(optional, bool):
                 raise ConfigError(f"{at}.optional: expected true or false, got {optional!r}")
-            parsed.append(Guardrail(row["metric"], float(tol), row["bad_direction"], str(row.get("description", "")),
+            parsed.append(Guardrail(metric.name, float(tol), Direction(bad), str(row.get("description", "")),
                                     optional))
         guardrails[design] = tuple(parsed)
     return ExperimentSettings(split, pre, guardrails, max_weeks)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import functools
 import types
 import typing
@@ -127,6 +128,12 @@ def _dataclass(cls: type, data: Any, where: str) -> Any:
 
 
 def _scalar(tp: Any, data: Any, where: str) -> Any:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            words = ", ".join(repr(m.value) for m in tp)
+            raise FieldError(f"{where} is {data!r}, expected one of {words} ({tp.__name__})") from None
     if tp is dt.date:
         if isinstance(data, str):
             try:
@@ -177,6 +184,8 @@ def json_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": json_schema(typing.get_args(tp)[1], defs)}
     if tp is dt.date:
         return {"type": "string", "format": "date"}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"type": "string", "enum": [m.value for m in tp]}
     simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
     if tp in simple:
         return {"type": simple[tp]}

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook.core.vocabulary import Direction
+
 #: The columns metrics can be sliced by (``metrics.slices`` names some of them).
 SLICE_COLUMNS: tuple[str, ...] = ("category", "channel", "region", "customer_type")
 
@@ -41,7 +43,7 @@ class Guardrail:
 
     metric: str
     tolerance: float
-    bad_direction: str  # higher | lower
+    bad_direction: Direction  # the metric's good direction reversed (the loader checks it)
     description: str = ""
     #: the plan accepts a keep without this guardrail measured (else an unmeasured guardrail blocks a keep)
     optional: bool = False
@@ -49,11 +51,6 @@ class Guardrail:
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "tolerance": self.tolerance, "bad_direction": self.bad_direction,
                 "description": self.description, "optional": self.optional}
-
-
-#: the guardrails the comparison step can compute per arm from the contract, by design
-GUARDRAIL_METRICS = {"randomized": {"contact_rate", "net_revenue_per_customer"},
-                     "pre_post": {"contact_rate", "conversion_rate"}}
 
 
 @dataclass(frozen=True)
@@ -68,10 +65,14 @@ DEFAULT_EXPERIMENTS = ExperimentSettings(
     planned_split={"control": 0.5, "treatment": 0.5},
     pre_weeks=8,
     guardrails={
-        "randomized": (Guardrail("contact_rate", 0.01, "higher", "contacts per exposed order (+1 point is harm)"),
-                       Guardrail("net_revenue_per_customer", 2.0, "lower", "net revenue per assigned customer (-2.00 is harm)")),
-        "pre_post": (Guardrail("contact_rate", 0.01, "higher", "contacts per order (+1 point is harm)"),
-                     Guardrail("conversion_rate", 0.002, "lower", "orders per session (-0.2 point is harm)")),
+        "randomized": (
+            Guardrail("contact_rate", 0.01, Direction.HIGHER, "contacts per exposed order (+1 point is harm)"),
+            Guardrail("net_revenue_per_customer", 2.0, Direction.LOWER, "net revenue per assigned customer (-2.00 is harm)"),
+        ),
+        "pre_post": (
+            Guardrail("contact_rate", 0.01, Direction.HIGHER, "contacts per order (+1 point is harm)"),
+            Guardrail("conversion_rate", 0.002, Direction.LOWER, "orders per session (-0.2 point is harm)"),
+        ),
     },
 )
 

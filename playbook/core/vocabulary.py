@@ -1,16 +1,27 @@
-"""The playbook's vocabulary: status words, verdict words and guardrail states, each defined once.
+"""The playbook's vocabulary: statuses, verdicts, guardrail states, directions and designs, each defined once.
 
-Every module that says "red", "keep" or "not shown safe" imports the word from here.
+Every module that says "red", "keep", "not shown safe", "lower is better" or "pre/post" imports
+the word from here. The enums are ``StrEnum``: a member is its word in JSON, in f-strings and in
+comparisons with the plain string, so files written before the enums read back unchanged.
 """
 from __future__ import annotations
 
-from enum import Enum
-
-#: Metric statuses of the weekly baseline (step 1), from the decision table.
-GREEN, AMBER, RED, UNAVAILABLE = "green", "amber", "red", "not available"
+from enum import StrEnum
 
 
-class Decision(str, Enum):
+class Status(StrEnum):
+    """Metric statuses of the weekly baseline (step 1), from the decision table."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+    UNAVAILABLE = "not available"
+
+
+GREEN, AMBER, RED, UNAVAILABLE = Status.GREEN, Status.AMBER, Status.RED, Status.UNAVAILABLE
+
+
+class Decision(StrEnum):
     """The verdict words of the J+7 review: the one home of this vocabulary (the journal uses it)."""
 
     KEEP = "keep"
@@ -19,11 +30,11 @@ class Decision(str, Enum):
     PROVISIONAL = "provisional"  # the pre-registered window cannot be read yet: no keep, a date to read it
 
 
-KEEP, ADJUST, STOP, PROVISIONAL = (d.value for d in Decision)
+KEEP, ADJUST, STOP, PROVISIONAL = Decision.KEEP, Decision.ADJUST, Decision.STOP, Decision.PROVISIONAL
 DECISIONS: tuple[str, ...] = tuple(d.value for d in Decision)
 
 
-class GuardrailState(str, Enum):
+class GuardrailState(StrEnum):
     """What a guardrail's interval says about harm beyond its tolerance (non-inferiority reading)."""
 
     SAFE = "safe"                      # the one-sided bound rules out harm beyond the tolerance
@@ -31,3 +42,30 @@ class GuardrailState(str, Enum):
     HARM_LIKELY = "harm_likely"        # the estimate is past the tolerance
     BREACHED = "breached"              # the whole interval is past the tolerance
     NOT_MEASURED = "not_measured"      # no interval (the reason goes with it)
+
+
+class Direction(StrEnum):
+    """Which way a metric moves when things get better (or, for a guardrail's harm, worse)."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+    @property
+    def opposite(self) -> Direction:
+        return Direction.LOWER if self is Direction.HIGHER else Direction.HIGHER
+
+    def signed(self, change: float) -> float:
+        """``change`` signed so that a move in this direction is positive."""
+        return change if self is Direction.HIGHER else -change
+
+
+class Design(StrEnum):
+    """How a change is deployed and compared (step 5)."""
+
+    RANDOMIZED = "randomized"  # A/B by customer: the comparison is between arms
+    PRE_POST = "pre_post"      # not randomized: difference in differences against a control cohort
+
+    @property
+    def words(self) -> str:
+        """The design as people say it ("pre/post")."""
+        return self.value.replace("_", "/")

@@ -1,209 +1,192 @@
-"""The metric dictionary: every metric a named, documented definition, computed per ISO week and slice.
+"""The metric dictionary: every metric one :class:`~playbook.metrics.metric.Metric`, defined in this file.
 
-Each definition states its numerator, denominator, time window (which weekly cohort a row
-belongs to) and unit of analysis. Computation happens in the engine through ibis; what comes
-back to pandas is one row per (metric, week, slice value) with numerator, denominator and value.
+Each metric states its numerator, denominator, time window (which weekly cohort a row belongs
+to), unit of analysis and good direction, and names its forms: weekly per slice (step 1), per arm
+(randomized experiments), per slice cell and week (pre/post), and its money value. Computation
+happens in the engine through ibis; what comes back to pandas is one row per (metric, week, slice
+value) with numerator, denominator and value.
 
 Maturity: returns arrive days after delivery, so a metric that counts returns is only shown for
 weeks whose units have had the full return window (``return_window_days``, k). A week that is
 not mature yet is reported as such, never as a low rate.
+
+Adding a metric: write its weekly parts function and its ``Metric(...)`` entry in
+:func:`definitions` (and a test); the config, the experiments table checks and docs/metrics.md
+read it from here.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
-from typing import Callable
 
 import ibis
 import pandas as pd
 
 from playbook.core.settings import SLICE_COLUMNS, MetricSettings
+from playbook.core.vocabulary import Design, Direction
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Snapshot
+from playbook.data.facts import (
+    Maturity,
+    is_mature,
+    line_facts,
+    matches,
+    order_facts,
+    returns_of_lines,
+    week_of,
+)
+from playbook.metrics.forms import (
+    ContactsPerExposedOrder,
+    ContactsPerOrderPanel,
+    LinePanel,
+    MeanPerAssignedCustomer,
+    RatioOfCustomerSums,
+    ReturnsWithinWindow,
+    SessionsConversionPanel,
+    WeeklyForm,
+    WeeklyInputs,
+)
+from playbook.metrics.metric import CohortWeek, Metric, discount_money, returned_units_money
 
 SHOP = "all"  # the slice column value meaning "the whole shop"
-
-
-@dataclass(frozen=True)
-class MetricDefinition:
-    """A documented metric: what is divided by what, over which weekly cohort, for which units."""
-
-    name: str
-    title: str
-    numerator: str
-    denominator: str
-    window: str
-    unit: str
-    format: str  # percent | points | days | currency | number
-    good_direction: str  # higher | lower
-    needs: tuple[str, ...]
-    slices: tuple[str, ...]
-    maturity: str = "none"  # none | delivery | order
-    scale: float = 1.0
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+HIGHER, LOWER = Direction.HIGHER, Direction.LOWER
+_RETURN_RATE = re.compile(r"return_rate_(\d+)d")
 
 
 def return_rate_name(k: int) -> str:
     return f"return_rate_{k}d"
 
 
-def definitions(settings: MetricSettings) -> dict[str, MetricDefinition]:
+def return_rate(k: int) -> Metric:
+    """The return rate within k days of delivery: the family ``return_rate_<k>d`` (a plan may register
+    its own k, read by :func:`metric_named`)."""
+    return Metric(
+        return_rate_name(k), f"Return rate within {k} days of delivery",
+        f"units whose return was requested within {k} days of delivery",
+        "units delivered", "delivery week (units delivered that week)", "order line unit",
+        "percent", LOWER, ("orders", "order_lines", "returns"), SLICE_COLUMNS, Maturity.DELIVERY,
+        weekly=WeeklyForm(lambda i, s: _return_rate(i, s)),
+        per_arm=ReturnsWithinWindow(k),
+        panel=LinePanel(lambda lf: lf.returned_units_k.sum(), lambda lf: lf.units.sum(), Maturity.DELIVERY),
+        money=returned_units_money, return_window_days=k,
+    )
+
+
+def definitions(settings: MetricSettings) -> dict[str, Metric]:
     """The metric dictionary for these settings (the return window k names the return rate)."""
     k = settings.return_window_days
     line_slices = SLICE_COLUMNS
     order_slices = ("channel", "region", "customer_type")
     defs = [
-        MetricDefinition(
-            return_rate_name(k), f"Return rate within {k} days of delivery",
-            f"units whose return was requested within {k} days of delivery",
-            "units delivered", "delivery week (units delivered that week)", "order line unit",
-            "percent", "lower", ("orders", "order_lines", "returns"), line_slices, "delivery",
-        ),
-        MetricDefinition(
+        return_rate(k),
+        Metric(
             "return_cost_ratio", "Return cost ratio",
             f"refunds + return shipping + processing costs of returns requested within {k} days of delivery",
             "net revenue (gross - discount) of the same delivered units", "delivery week",
-            "order line", "percent", "lower", ("orders", "order_lines", "returns"), line_slices, "delivery",
+            "order line", "percent", LOWER, ("orders", "order_lines", "returns"), line_slices, Maturity.DELIVERY,
+            weekly=WeeklyForm(_return_cost_ratio),
+            per_arm=RatioOfCustomerSums("return_cost_k", "net"),
+            panel=LinePanel(lambda lf: lf.return_cost_k.sum(), lambda lf: lf.net.sum(), Maturity.DELIVERY),
+            return_window_days=k,
         ),
-        MetricDefinition(
+        Metric(
             "reason_mix", "Reason mix",
             f"returned units of each reason code (returns within {k} days of delivery)",
-            "all returned units of the slice", "delivery week", "returned unit", "percent", "lower",
-            ("orders", "order_lines", "returns"), line_slices, "delivery",
+            "all returned units of the slice", "delivery week", "returned unit", "percent", LOWER,
+            ("orders", "order_lines", "returns"), line_slices, Maturity.DELIVERY, shares=True,  # see reason_mix()
         ),
-        MetricDefinition(
+        Metric(
             "conversion_rate", "Conversion rate", "orders placed", "sessions", "order week",
-            "order / session", "percent", "higher", ("orders", "order_lines", "sessions"), ("channel", "category"),
+            "order / session", "percent", HIGHER, ("orders", "order_lines", "sessions"), ("channel", "category"),
+            weekly=WeeklyForm(_conversion), panel=SessionsConversionPanel(),
         ),
-        MetricDefinition(
+        Metric(
             "qualified_conversion_rate", "Qualified conversion rate",
             f"orders not fully returned within {k} days of delivery", "sessions", "order week",
-            "order / session", "percent", "higher", ("orders", "order_lines", "returns", "sessions"),
-            ("channel", "category"), "order",
+            "order / session", "percent", HIGHER, ("orders", "order_lines", "returns", "sessions"),
+            ("channel", "category"), Maturity.ORDER, weekly=WeeklyForm(_qualified_conversion),
         ),
-        MetricDefinition(
+        Metric(
             "discount_depth", "Discount depth", "discount amount", "gross line value (quantity x unit price)",
-            "order week", "order line", "points", "lower", ("orders", "order_lines"), line_slices, scale=100.0,
+            "order week", "order line", "points", LOWER, ("orders", "order_lines"), line_slices, scale=100.0,
+            weekly=WeeklyForm(_discount_depth),
+            per_arm=RatioOfCustomerSums("discount_amount", "gross"),
+            panel=LinePanel(lambda lf: lf.discount_amount.sum(), lambda lf: lf.gross.sum()),
+            money=discount_money,
         ),
-        MetricDefinition(
+        Metric(
             "contribution_per_100_sessions", "Contribution per 100 sessions",
             f"net revenue - unit costs - shipping - return costs (within {k} days) - marketing spend",
-            "sessions / 100", "order week", "session", "currency", "higher",
-            ("orders", "order_lines", "returns", "sessions", "marketing_spend"), ("channel",), "order", 100.0,
+            "sessions / 100", "order week", "session", "currency", HIGHER,
+            ("orders", "order_lines", "returns", "sessions", "marketing_spend"), ("channel",), Maturity.ORDER, 100.0,
+            weekly=WeeklyForm(_contribution),
         ),
-        MetricDefinition(
+        Metric(
             "delivery_promise_kept", "Delivery promise kept",
             "orders delivered on or before the promised date", "orders delivered", "delivery week",
-            "order", "percent", "higher", ("orders",), order_slices,
+            "order", "percent", HIGHER, ("orders",), order_slices, weekly=WeeklyForm(_promise),
         ),
-        MetricDefinition(
+        Metric(
             "click_to_possession_days", "Click to possession (median days)",
             "median of days from order to delivery", "(median, no denominator)", "delivery week", "order",
-            "days", "lower", ("orders",), order_slices,
+            "days", LOWER, ("orders",), order_slices, weekly=WeeklyForm(_possession, value_is_numerator=True),
         ),
-        MetricDefinition(
+        Metric(
             "contact_rate", "Contact rate", "customer contacts", "orders placed", "contact week / order week",
-            "contact / order", "percent", "lower", ("orders", "contacts"), (),
+            "contact / order", "percent", LOWER, ("orders", "contacts"), (),
+            weekly=WeeklyForm(_contact_rate), per_arm=ContactsPerExposedOrder(), panel=ContactsPerOrderPanel(),
         ),
-        MetricDefinition(
+        Metric(
             "wismo_share", "WISMO share", "contacts with cause wismo (where is my order)", "contacts",
-            "contact week", "contact", "percent", "lower", ("contacts",), (),
+            "contact week", "contact", "percent", LOWER, ("contacts",), (), weekly=WeeklyForm(_wismo),
         ),
-        MetricDefinition(
+        Metric(
             "contact_cost", "Contact cost",
             f"sum of contact costs (empty cost = default {settings.default_contact_cost:g})", "(total, no denominator)",
-            "contact week", "contact", "currency", "lower", ("contacts",), (),
+            "contact week", "contact", "currency", LOWER, ("contacts",), (),
+            weekly=WeeklyForm(_contact_cost, value_is_numerator=True),
         ),
-        MetricDefinition(
+        Metric(
             "closure_rate", "Action closure rate", "actions planned for the week closed by the week's end",
-            "actions planned for the week", "planned week", "action", "percent", "higher", ("actions",), (),
+            "actions planned for the week", "planned week", "action", "percent", HIGHER, ("actions",), (),
+            weekly=WeeklyForm(_closure),
         ),
-        MetricDefinition(
+        Metric(
             "net_cac", "Net CAC after returns", "marketing spend",
             f"new customers whose first order was not fully returned within {k} days of delivery", "order week",
-            "new customer", "currency", "lower", ("orders", "order_lines", "returns", "marketing_spend"),
-            ("channel",), "order",
+            "new customer", "currency", LOWER, ("orders", "order_lines", "returns", "marketing_spend"),
+            ("channel",), Maturity.ORDER, weekly=WeeklyForm(_net_cac),
         ),
-        MetricDefinition(
+        Metric(
             "revenue_per_visitor", "Revenue per visitor", "net revenue (gross - discount)", "sessions",
-            "order week", "session", "currency", "higher", ("orders", "order_lines", "sessions"), ("channel", "category"),
+            "order week", "session", "currency", HIGHER, ("orders", "order_lines", "sessions"), ("channel", "category"),
+            weekly=WeeklyForm(_revenue_per_visitor),
+        ),
+        Metric(
+            "net_revenue_per_customer", "Net revenue per assigned customer",
+            "net revenue (gross - discount) of the exposed lines", "customers assigned to the arm (zero if no order)",
+            "experiment window", "assigned customer", "currency", HIGHER, ("orders", "order_lines", "assignments"), (),
+            per_arm=MeanPerAssignedCustomer("net"),  # an experiment's guardrail: no weekly value
         ),
     ]
     return {d.name: d for d in defs}
 
 
-# --- facts in the engine -------------------------------------------------------------------
-
-def _week(ts: ibis.Value) -> ibis.Value:
-    return ts.truncate("W").cast("date")
-
-
-def _orders(snap: Snapshot) -> ibis.Table:
-    o = snap.tables["orders"]
-    first = ibis.row_number().over(group_by=o.customer_id, order_by=[o.order_ts, o.order_id])
-    return o.mutate(
-        customer_type=ibis.ifelse(first == 0, "first_time", "repeat"),
-        order_week=_week(o.order_ts),
-        delivery_week=_week(o.delivered_ts),
-    )
+def metric_named(name: str, settings: MetricSettings) -> Metric | None:
+    """The metric called ``name``: a dictionary entry, or a return rate with its own k (``return_rate_7d``)."""
+    found = definitions(settings).get(name)
+    if found is None and (family := _RETURN_RATE.fullmatch(name)):
+        found = return_rate(int(family.group(1)))
+    return found
 
 
-def line_facts(snap: Snapshot, k: int) -> ibis.Table:
-    """One row per order line with its order's attributes and its returns within k days of delivery.
-
-    Materialized once per snapshot and k (``Snapshot.derived``), then shared by every step.
-    """
-    return snap.derived(("line_facts", k), lambda: _line_facts(snap, k))
+def computable_in(design: Design, settings: MetricSettings) -> list[str]:
+    """The dictionary's metrics that can be compared in an experiment of ``design`` (plus ``return_rate_<k>d``)."""
+    return [m.name for m in definitions(settings).values() if m.computable_in(design)]
 
 
-def order_facts(snap: Snapshot, k: int) -> ibis.Table:
-    """One row per order: value, costs, whether fully returned within k days, delivery timing."""
-    return snap.derived(("order_facts", k), lambda: _order_facts(snap, k))
-
-
-def _line_facts(snap: Snapshot, k: int) -> ibis.Table:
-    o = _orders(snap)
-    lines = snap.tables["order_lines"].join(o, "order_id")
-    r = snap.tables["returns"].join(lines.select("line_id", "delivered_ts"), "line_id")
-    within = r.delivered_ts.notnull() & (r.requested_ts <= r.delivered_ts + ibis.interval(days=k))
-    cost = r.refund_amount + r.return_shipping_cost + r.processing_cost
-    per_line = r.group_by("line_id").agg(
-        returned_units_k=ibis.ifelse(within, r.quantity, 0).sum(),
-        return_cost_k=ibis.ifelse(within, cost, 0.0).sum(),
-    )
-    f = lines.left_join(per_line, "line_id").drop("line_id_right")
-    gross = f.quantity * f.unit_price
-    return f.mutate(
-        units=f.quantity,
-        gross=gross,
-        net=gross - f.discount_amount,
-        goods_cost=f.quantity * f.unit_cost,
-        returned_units_k=f.returned_units_k.fill_null(0),
-        return_cost_k=f.return_cost_k.fill_null(0.0),
-    )
-
-
-def _order_facts(snap: Snapshot, k: int) -> ibis.Table:
-    lf = line_facts(snap, k)
-    per_order = lf.group_by("order_id").agg(
-        units=lf.units.sum(),
-        net=lf.net.sum(),
-        goods_cost=lf.goods_cost.sum(),
-        returned_units_k=lf.returned_units_k.sum(),
-        return_cost_k=lf.return_cost_k.sum(),
-    )
-    o = _orders(snap).join(per_order, "order_id")
-    seconds = o.delivered_ts.epoch_seconds().cast("int64") - o.order_ts.epoch_seconds().cast("int64")
-    return o.mutate(
-        fully_returned_k=(o.returned_units_k >= o.units) & (o.units > 0),
-        on_time=o.delivered_ts.cast("date") <= o.promised_delivery_date,
-        days_to_delivery=seconds.cast("float64") / 86400.0,
-    )
-
-
-# --- weekly aggregation ---------------------------------------------------------------------
+# --- weekly parts, one function per metric -------------------------------------------------------
 
 def _by_week(table: ibis.Table, week: str, slice_col: str | None, **aggs: ibis.Value) -> pd.DataFrame:
     keys = [table[week].name("week_start")]
@@ -217,9 +200,138 @@ def _by_week(table: ibis.Table, week: str, slice_col: str | None, **aggs: ibis.V
     return df
 
 
-def _slices(defn: MetricDefinition, settings: MetricSettings) -> list[str | None]:
-    return [None] + [s for s in defn.slices if s in settings.slices]
+def _join_parts(num: pd.DataFrame, den: pd.DataFrame) -> pd.DataFrame:
+    out = num.merge(den, on=["week_start", "slice_value"], how="outer")
+    out["numerator"] = out["numerator"].fillna(0.0)
+    return out
 
+
+def _delivered(i: WeeklyInputs) -> ibis.Table:
+    return i.lines.filter(i.lines.delivered_ts.notnull())
+
+
+def _return_rate(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    d = _delivered(i)
+    return _by_week(d, "delivery_week", s, numerator=d.returned_units_k.sum(), denominator=d.units.sum())
+
+
+def _return_cost_ratio(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    d = _delivered(i)
+    return _by_week(d, "delivery_week", s, numerator=d.return_cost_k.sum(), denominator=d.net.sum())
+
+
+def _sessions_by_week(snap: Snapshot, s: str | None) -> pd.DataFrame:
+    ss = snap.tables["sessions"]
+    ss = ss.mutate(week_start=week_of(ss.date.cast("timestamp")))
+    return _by_week(ss, "week_start", s, denominator=ss.sessions.sum())
+
+
+def _conversion(i: WeeklyInputs, s: str | None, qualified: bool = False) -> pd.DataFrame:
+    lf, of = i.lines, i.orders
+    if s == "category":  # an order counts once in each category it bought from
+        src = lf
+        if qualified:
+            src = lf.semi_join(of.filter(~of.fully_returned_k).select("order_id"), "order_id")
+        num = _by_week(src, "order_week", s, numerator=src.order_id.nunique())
+    else:
+        src = of.filter(~of.fully_returned_k) if qualified else of
+        num = _by_week(src, "order_week", s, numerator=src.count())
+    return _join_parts(num, _sessions_by_week(i.snap, s))
+
+
+def _qualified_conversion(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    return _conversion(i, s, qualified=True)
+
+
+def _discount_depth(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    lf = i.lines
+    return _by_week(lf, "order_week", s, numerator=lf.discount_amount.sum(), denominator=lf.gross.sum())
+
+
+def _spend_by_week(snap: Snapshot, s: str | None) -> pd.DataFrame:
+    sp = snap.tables["marketing_spend"]
+    sp = sp.mutate(week_start=week_of(sp.date.cast("timestamp")))
+    return _by_week(sp, "week_start", s, spend=sp.spend.sum())
+
+
+def _contribution(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    of = i.orders
+    money = _by_week(of, "order_week", s, margin=(of.net - of.goods_cost - of.shipping_cost - of.return_cost_k).sum())
+    parts = money.merge(_spend_by_week(i.snap, s), on=["week_start", "slice_value"], how="outer")
+    parts = parts.merge(_sessions_by_week(i.snap, s), on=["week_start", "slice_value"], how="outer")
+    parts["numerator"] = parts["margin"].fillna(0.0) - parts["spend"].fillna(0.0)
+    return parts[["week_start", "slice_value", "numerator", "denominator"]]
+
+
+def _delivered_orders(i: WeeklyInputs) -> ibis.Table:
+    return i.orders.filter(i.orders.delivered_ts.notnull())
+
+
+def _promise(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    d = _delivered_orders(i)
+    return _by_week(d, "delivery_week", s, numerator=ibis.ifelse(d.on_time, 1, 0).sum(), denominator=d.count())
+
+
+def _possession(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    d = _delivered_orders(i)
+    return _by_week(d, "delivery_week", s, numerator=d.days_to_delivery.median(), denominator=d.count())
+
+
+def _contacts(snap: Snapshot) -> ibis.Table:
+    c = snap.tables["contacts"]
+    return c.mutate(week_start=week_of(c.contact_ts))
+
+
+def _contact_rate(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    c = _contacts(i.snap)
+    num = _by_week(c, "week_start", s, numerator=c.count())
+    return _join_parts(num, _by_week(i.orders, "order_week", s, denominator=i.orders.count()))
+
+
+def _wismo(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    c = _contacts(i.snap)
+    return _by_week(c, "week_start", s, numerator=ibis.ifelse(c.cause == "wismo", 1, 0).sum(), denominator=c.count())
+
+
+def _contact_cost(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    c = _contacts(i.snap)
+    cost = c.cost.fill_null(float(i.settings.default_contact_cost))
+    return _by_week(c, "week_start", s, numerator=cost.sum(), denominator=c.count())
+
+
+def _closure(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    a = i.snap.tables["actions"]
+    counts = (
+        a.group_by(["week", "status", a.closed_ts.truncate("D").cast("date").name("closed_day")])
+        .agg(n=a.count())
+        .to_pandas()
+    )
+    if counts.empty:
+        return pd.DataFrame(columns=["week_start", "slice_value", "numerator", "denominator"])
+    counts["week_start"] = counts["week"].map(lambda w: IsoWeek.parse(w).monday)
+    sunday = counts["week_start"].map(lambda d: d + dt.timedelta(days=6))
+    closed_day = pd.to_datetime(counts["closed_day"]).dt.date
+    in_time = (counts["status"] == "closed") & (closed_day.isna() | (closed_day <= sunday))
+    counts["closed"] = counts["n"].where(in_time, 0)
+    parts = counts.groupby("week_start", as_index=False).agg(numerator=("closed", "sum"), denominator=("n", "sum"))
+    parts["slice_value"] = SHOP
+    return parts
+
+
+def _net_cac(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    of = i.orders
+    new = of.filter((of.customer_type == "first_time") & ~of.fully_returned_k)
+    den = _by_week(new, "order_week", s, denominator=new.count())
+    spend = _spend_by_week(i.snap, s).rename(columns={"spend": "numerator"})
+    return _join_parts(spend, den)
+
+
+def _revenue_per_visitor(i: WeeklyInputs, s: str | None) -> pd.DataFrame:
+    num = _by_week(i.lines, "order_week", s, numerator=i.lines.net.sum())
+    return _join_parts(num, _sessions_by_week(i.snap, s))
+
+
+# --- the week's values ----------------------------------------------------------------------------
 
 @dataclass
 class MetricResults:
@@ -227,7 +339,7 @@ class MetricResults:
 
     frame: pd.DataFrame
     unavailable: dict[str, str]
-    definitions: dict[str, MetricDefinition]
+    definitions: dict[str, Metric]
     reason_mix: pd.DataFrame
     week: IsoWeek
     settings: MetricSettings
@@ -238,186 +350,11 @@ class MetricResults:
         return out.sort_values("week_start").reset_index(drop=True)
 
 
-def _ratio_rows(defn, parts: pd.DataFrame, slice_col: str | None) -> pd.DataFrame:
-    parts = parts.copy()
-    parts["metric"] = defn.name
-    parts["slice"] = slice_col or SHOP
-    den = parts["denominator"].astype(float)
-    parts["value"] = (parts["numerator"].astype(float) / den.where(den > 0)) * defn.scale
-    return parts
-
-
-def _join_parts(num: pd.DataFrame, den: pd.DataFrame) -> pd.DataFrame:
-    out = num.merge(den, on=["week_start", "slice_value"], how="outer")
-    out["numerator"] = out["numerator"].fillna(0.0)
-    return out
-
-
-def _compute_one(name: str, defn: MetricDefinition, snap: Snapshot, settings: MetricSettings,
-                 lf: ibis.Table, of: ibis.Table) -> pd.DataFrame:
-    rows = []
-    for s in _slices(defn, settings):
-        rows.append(_COMPUTE[name if not name.startswith("return_rate_") else "return_rate"](snap, settings, lf, of, s, defn))
-    return pd.concat(rows, ignore_index=True)
-
-
-def _return_rate(snap, settings, lf, of, s, defn):
-    d = lf.filter(lf.delivered_ts.notnull())
-    parts = _by_week(d, "delivery_week", s, numerator=d.returned_units_k.sum(), denominator=d.units.sum())
-    return _ratio_rows(defn, parts, s)
-
-
-def _return_cost_ratio(snap, settings, lf, of, s, defn):
-    d = lf.filter(lf.delivered_ts.notnull())
-    parts = _by_week(d, "delivery_week", s, numerator=d.return_cost_k.sum(), denominator=d.net.sum())
-    return _ratio_rows(defn, parts, s)
-
-
-def _sessions_by_week(snap, s):
-    ss = snap.tables["sessions"]
-    ss = ss.mutate(week_start=_week(ss.date.cast("timestamp")))
-    return _by_week(ss, "week_start", s, denominator=ss.sessions.sum())
-
-
-def _conversion(snap, settings, lf, of, s, defn, qualified=False):
-    if s == "category":
-        src = lf
-        if qualified:
-            q = of.filter(~of.fully_returned_k).select("order_id")
-            src = lf.semi_join(q, "order_id")
-        num = _by_week(src, "order_week", s, numerator=src.order_id.nunique())
-    else:
-        src = of.filter(~of.fully_returned_k) if qualified else of
-        num = _by_week(src, "order_week", s, numerator=src.count())
-    return _ratio_rows(defn, _join_parts(num, _sessions_by_week(snap, s)), s)
-
-
-def _qualified_conversion(snap, settings, lf, of, s, defn):
-    return _conversion(snap, settings, lf, of, s, defn, qualified=True)
-
-
-def _discount_depth(snap, settings, lf, of, s, defn):
-    parts = _by_week(lf, "order_week", s, numerator=lf.discount_amount.sum(), denominator=lf.gross.sum())
-    return _ratio_rows(defn, parts, s)
-
-
-def _spend_by_week(snap, s):
-    sp = snap.tables["marketing_spend"]
-    sp = sp.mutate(week_start=_week(sp.date.cast("timestamp")))
-    return _by_week(sp, "week_start", s, spend=sp.spend.sum())
-
-
-def _contribution(snap, settings, lf, of, s, defn):
-    money = _by_week(
-        of, "order_week", s,
-        margin=(of.net - of.goods_cost - of.shipping_cost - of.return_cost_k).sum(),
-    )
-    parts = money.merge(_spend_by_week(snap, s), on=["week_start", "slice_value"], how="outer")
-    parts = parts.merge(_sessions_by_week(snap, s), on=["week_start", "slice_value"], how="outer")
-    parts["numerator"] = parts["margin"].fillna(0.0) - parts["spend"].fillna(0.0)
-    return _ratio_rows(defn, parts[["week_start", "slice_value", "numerator", "denominator"]], s)
-
-
-def _promise(snap, settings, lf, of, s, defn):
-    d = of.filter(of.delivered_ts.notnull())
-    parts = _by_week(d, "delivery_week", s, numerator=ibis.ifelse(d.on_time, 1, 0).sum(), denominator=d.count())
-    return _ratio_rows(defn, parts, s)
-
-
-def _possession(snap, settings, lf, of, s, defn):
-    d = of.filter(of.delivered_ts.notnull())
-    parts = _by_week(d, "delivery_week", s, numerator=d.days_to_delivery.median(), denominator=d.count())
-    out = _ratio_rows(defn, parts, s)
-    out["value"] = out["numerator"].astype(float)
-    return out
-
-
-def _contacts(snap):
-    c = snap.tables["contacts"]
-    return c.mutate(week_start=_week(c.contact_ts))
-
-
-def _contact_rate(snap, settings, lf, of, s, defn):
-    c = _contacts(snap)
-    num = _by_week(c, "week_start", s, numerator=c.count())
-    den = _by_week(of, "order_week", s, denominator=of.count())
-    return _ratio_rows(defn, _join_parts(num, den), s)
-
-
-def _wismo(snap, settings, lf, of, s, defn):
-    c = _contacts(snap)
-    parts = _by_week(c, "week_start", s, numerator=ibis.ifelse(c.cause == "wismo", 1, 0).sum(), denominator=c.count())
-    return _ratio_rows(defn, parts, s)
-
-
-def _contact_cost(snap, settings, lf, of, s, defn):
-    c = _contacts(snap)
-    parts = _by_week(
-        c, "week_start", s,
-        numerator=c.cost.fill_null(float(settings.default_contact_cost)).sum(), denominator=c.count(),
-    )
-    out = _ratio_rows(defn, parts, s)
-    out["value"] = out["numerator"].astype(float)
-    return out
-
-
-def _closure(snap, settings, lf, of, s, defn):
-    a = snap.tables["actions"]
-    counts = (
-        a.group_by(["week", "status", a.closed_ts.truncate("D").cast("date").name("closed_day")])
-        .agg(n=a.count())
-        .to_pandas()
-    )
-    if counts.empty:
-        return pd.DataFrame(columns=["week_start", "slice_value", "numerator", "denominator", "metric", "slice", "value"])
-    counts["week_start"] = counts["week"].map(lambda w: IsoWeek.parse(w).monday)
-    sunday = counts["week_start"].map(lambda d: d + dt.timedelta(days=6))
-    closed_day = pd.to_datetime(counts["closed_day"]).dt.date
-    in_time = (counts["status"] == "closed") & (closed_day.isna() | (closed_day <= sunday))
-    counts["closed"] = counts["n"].where(in_time, 0)
-    parts = counts.groupby("week_start", as_index=False).agg(numerator=("closed", "sum"), denominator=("n", "sum"))
-    parts["slice_value"] = SHOP
-    return _ratio_rows(defn, parts, s)
-
-
-def _net_cac(snap, settings, lf, of, s, defn):
-    new = of.filter((of.customer_type == "first_time") & ~of.fully_returned_k)
-    den = _by_week(new, "order_week", s, denominator=new.count())
-    spend = _spend_by_week(snap, s).rename(columns={"spend": "numerator"})
-    return _ratio_rows(defn, _join_parts(spend, den), s)
-
-
-def _revenue_per_visitor(snap, settings, lf, of, s, defn):
-    num = _by_week(lf, "order_week", s, numerator=lf.net.sum())
-    return _ratio_rows(defn, _join_parts(num, _sessions_by_week(snap, s)), s)
-
-
-_COMPUTE: dict[str, Callable] = {
-    "return_rate": _return_rate,
-    "return_cost_ratio": _return_cost_ratio,
-    "conversion_rate": _conversion,
-    "qualified_conversion_rate": _qualified_conversion,
-    "discount_depth": _discount_depth,
-    "contribution_per_100_sessions": _contribution,
-    "delivery_promise_kept": _promise,
-    "click_to_possession_days": _possession,
-    "contact_rate": _contact_rate,
-    "wismo_share": _wismo,
-    "contact_cost": _contact_cost,
-    "closure_rate": _closure,
-    "net_cac": _net_cac,
-    "revenue_per_visitor": _revenue_per_visitor,
-}
-
-
 def reason_mix(snap: Snapshot, settings: MetricSettings, lf: ibis.Table | None = None) -> pd.DataFrame:
     """Returned units within k days of delivery per delivery week, slice and reason code, with shares."""
     k = settings.return_window_days
     lf = line_facts(snap, k) if lf is None else lf
-    r = snap.tables["returns"].join(
-        lf.select("line_id", "delivered_ts", "delivery_week", *settings.slices), "line_id"
-    )
-    r = r.filter(r.delivered_ts.notnull() & (r.requested_ts <= r.delivered_ts + ibis.interval(days=k)))
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "delivery_week", *settings.slices), k)
     frames = []
     for s in [None, *settings.slices]:
         keys = [r.delivery_week.name("week_start"), r.reason_code]
@@ -435,40 +372,44 @@ def reason_mix(snap: Snapshot, settings: MetricSettings, lf: ibis.Table | None =
     return mix.sort_values(["slice", "slice_value", "week_start", "reason_code"]).reset_index(drop=True)
 
 
-def is_mature(week_start: dt.date, maturity: str, snap_week: IsoWeek, settings: MetricSettings) -> bool:
-    """Whether every unit of this weekly cohort has had the follow-up the metric needs by the cut."""
-    if maturity == "none":
-        return week_start <= snap_week.monday
-    wait = settings.return_window_days + (settings.delivery_allowance_days if maturity == "order" else 0)
-    return week_start + dt.timedelta(days=6 + wait) <= snap_week.sunday
+def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
+    """Every metric the baseline reports, per ISO week (up to the snapshot's week) and per slice.
 
-
-def matches(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
-    """The engine condition "row belongs to the cohort" for a filter such as {"category": "knitwear"}."""
-    cond = ibis.literal(True)
-    for col, value in filters.items():
-        cond &= table[col].cast("string") == value
-    return cond
+    ``MetricResults.definitions`` holds those metrics only (experiment-only metrics are left out).
+    """
+    defs = {name: m for name, m in definitions(settings).items() if m.weekly_reported}
+    k = settings.return_window_days
+    inputs = WeeklyInputs(snap, settings, line_facts(snap, k), order_facts(snap, k))
+    frames, unavailable = [], {}
+    for name, metric in defs.items():
+        missing = [t for t in metric.needs if not snap.has(t)]
+        if missing:
+            unavailable[name] = snap.missing(missing[0])  # "no contacts table", or "no contacts rows" if empty
+            continue
+        if metric.weekly is not None:  # a distribution is computed by reason_mix(), below
+            slices = [None] + [s for s in metric.slices if s in settings.slices]
+            frames += [metric.weekly.compute(metric, inputs, s) for s in slices]
+    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    frame = frame[frame["week_start"] <= snap.week.monday].copy()
+    maturity = frame["metric"].map(lambda m: defs[m].maturity)
+    frame["mature"] = [is_mature(w, m, snap.week, settings) for w, m in zip(frame["week_start"], maturity)]
+    frame["week"] = frame["week_start"].map(lambda d: str(IsoWeek.of(d)))
+    cols = ["metric", "week", "week_start", "slice", "slice_value", "numerator", "denominator", "value", "mature"]
+    frame = frame[cols].sort_values(["metric", "slice", "slice_value", "week_start"]).reset_index(drop=True)
+    mix = reason_mix(snap, settings, inputs.lines)
+    mix = mix[mix["week_start"] <= snap.week.monday].reset_index(drop=True)
+    mix["mature"] = [is_mature(w, Maturity.DELIVERY, snap.week, settings) for w in mix["week_start"]]
+    return MetricResults(frame, unavailable, defs, mix, snap.week, settings)
 
 
 # --- what a change is worth ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CohortWeek:
-    """One average recent week of a cohort: units delivered, their gross value, cost per returned unit."""
-
-    units: float
-    gross: float
-    cost_per_return: float | None
-    weeks: tuple[dt.date, ...]
-
 
 def cohort_week(snap: Snapshot, settings: MetricSettings, filters: dict[str, str], n_weeks: int = 4) -> CohortWeek:
     """The cohort's average over its ``n_weeks`` latest delivery weeks with k days of follow-up (in the engine)."""
     oldest = max(snap.week.shift(-(n_weeks + 8)), snap.first_week())
     weeks, week = [], snap.week
     while len(weeks) < n_weeks and week >= oldest:
-        if is_mature(week.monday, "delivery", snap.week, settings):
+        if is_mature(week.monday, Maturity.DELIVERY, snap.week, settings):
             weeks.append(week.monday)
         week = week.shift(-1)
     lf = line_facts(snap, settings.return_window_days)
@@ -481,60 +422,24 @@ def cohort_week(snap: Snapshot, settings: MetricSettings, filters: dict[str, str
                       float(row["cost"]) / returned if returned else None, tuple(sorted(weeks)))
 
 
-def money_per_week(defn: MetricDefinition, change: float | None, week: CohortWeek) -> float | None:
-    """Money saved per week on the whole cohort by ``change`` of the metric (in its reported unit).
+# --- the dictionary as documentation ---------------------------------------------------------------
 
-    A return rate: returned units avoided x the cohort's cost per returned unit; discount depth:
-    the discount avoided on the cohort's gross. Other metrics have no money value here (None): their
-    changes are never added to money.
-    """
-    if change is None or change != change:
-        return None
-    fraction = change / defn.scale
-    if defn.name.startswith("return_rate_") and week.cost_per_return is not None:
-        return -fraction * week.units * week.cost_per_return
-    if defn.name == "discount_depth":
-        return -fraction * week.gross
-    return None
-
-
-def compute_metrics(snap: Snapshot, settings: MetricSettings) -> MetricResults:
-    """Every metric of the dictionary, per ISO week (up to the snapshot's week) and per slice."""
-    defs = definitions(settings)
-    k = settings.return_window_days
-    lf = line_facts(snap, k)
-    of = order_facts(snap, k)
-    frames, unavailable = [], {}
-    for name, defn in defs.items():
-        missing = [t for t in defn.needs if not snap.has(t)]
-        if missing:
-            unavailable[name] = snap.missing(missing[0])  # "no contacts table", or "no contacts rows" if empty
-            continue
-        if name == "reason_mix":  # a distribution, not one ratio: computed by reason_mix() below
-            continue
-        frames.append(_compute_one(name, defn, snap, settings, lf, of))
-    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
-    frame = frame[frame["week_start"] <= snap.week.monday].copy()
-    maturity = frame["metric"].map(lambda m: defs[m].maturity)
-    frame["mature"] = [is_mature(w, m, snap.week, settings) for w, m in zip(frame["week_start"], maturity)]
-    frame["week"] = frame["week_start"].map(lambda d: str(IsoWeek.of(d)))
-    cols = ["metric", "week", "week_start", "slice", "slice_value", "numerator", "denominator", "value", "mature"]
-    frame = frame[cols].sort_values(["metric", "slice", "slice_value", "week_start"]).reset_index(drop=True)
-    mix = reason_mix(snap, settings, lf)
-    mix = mix[mix["week_start"] <= snap.week.monday].reset_index(drop=True)
-    mix["mature"] = [is_mature(w, "delivery", snap.week, settings) for w in mix["week_start"]]
-    return MetricResults(frame, unavailable, defs, mix, snap.week, settings)
+def _forms(m: Metric) -> str:
+    forms = [name for name, form in (("weekly", m.weekly_reported), ("per arm", m.per_arm),
+                                     ("pre/post", m.panel), ("money", m.money)) if form]
+    return ", ".join(forms)
 
 
 def dictionary_frame(settings: MetricSettings) -> pd.DataFrame:
-    """The metric dictionary as a table (name, numerator, denominator, window, unit, slices)."""
+    """The metric dictionary as a table (name, numerator, denominator, window, unit, slices, forms)."""
+    k, allowance = settings.return_window_days, settings.delivery_allowance_days
+    maturity = {Maturity.NONE: "immediate", Maturity.DELIVERY: f"{k} days after the delivery week",
+                Maturity.ORDER: f"{k + allowance} days after the order week"}
     return pd.DataFrame([
         {"metric": d.name, "title": d.title, "numerator": d.numerator, "denominator": d.denominator,
-         "weekly cohort": d.window, "unit of analysis": d.unit, "better when": d.good_direction,
-         "maturity": {"none": "immediate", "delivery": f"{settings.return_window_days} days after the delivery week",
-                      "order": f"{settings.return_window_days + settings.delivery_allowance_days} days "
-                               "after the order week"}[d.maturity],
-         "needs tables": ", ".join(d.needs), "slices": ", ".join(d.slices) or "shop only"}
+         "weekly cohort": d.window, "unit of analysis": d.unit, "better when": str(d.good_direction),
+         "maturity": maturity[d.maturity], "needs tables": ", ".join(d.needs),
+         "slices": ", ".join(d.slices) or "shop only", "computed": _forms(d)}
         for d in definitions(settings).values()
     ])
 

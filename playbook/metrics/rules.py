@@ -13,7 +13,8 @@ import pandas as pd
 from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE
 from playbook.core.weeks import IsoWeek
-from playbook.metrics.dictionary import SHOP, MetricDefinition, MetricResults, definitions
+from playbook.metrics.dictionary import SHOP, MetricResults, definitions
+from playbook.metrics.metric import Metric
 from playbook.stats.results import clean_number
 
 
@@ -73,7 +74,7 @@ class MetricStatus:
 @dataclass
 class _Context:
     results: MetricResults
-    defn: MetricDefinition
+    defn: Metric
     row: DecisionRow
     weekly: pd.DataFrame  # shop-wide mature weekly values, oldest first, up to the week shown
 
@@ -91,7 +92,7 @@ class _Context:
 
     def worse(self, delta: float) -> float:
         """``delta`` signed so that positive means worse."""
-        return delta if self.defn.good_direction == "lower" else -delta
+        return -self.defn.good_direction.signed(delta)
 
 
 def _points(ctx: _Context, points: float) -> float:
@@ -244,7 +245,7 @@ PARAM_KINDS: dict[str, str] = {
 }
 
 
-def _status_of(results: MetricResults, defn: MetricDefinition, config: Config) -> MetricStatus:
+def _status_of(results: MetricResults, defn: Metric, config: Config) -> MetricStatus:
     title = defn.title
     if defn.name in results.unavailable:
         return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE, results.unavailable[defn.name], format=defn.format)
@@ -283,7 +284,7 @@ def metric_statuses(results: MetricResults, config: Config) -> list[MetricStatus
     """A status (green / amber / red / not available) with its reason for every metric of the dictionary."""
     out = []
     for name, defn in results.definitions.items():
-        if name == "reason_mix":
+        if defn.shares:
             out.append(reason_mix_status(results))
         else:
             out.append(_status_of(results, defn, config))

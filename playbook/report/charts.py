@@ -23,7 +23,8 @@ def metric_trends(results: MetricResults, config: Config, metrics: list[str] | N
 
     Weeks not mature yet (returns still arriving) are drawn hollow and labelled, never as a low value.
     """
-    names = [m for m in (metrics or results.definitions) if m != "reason_mix" and m not in results.unavailable]
+    names = [m for m in (metrics or results.definitions)
+             if not results.definitions[m].shares and m not in results.unavailable]
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.9 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
@@ -156,7 +157,7 @@ def forest_plot(comparisons):
             ax.axvspan(min(m.expected_low, m.expected_high), max(m.expected_low, m.expected_high), color="#c6f6d5",
                        label="expected range")
         elif m.tolerance:
-            harm = e.null_value + (m.tolerance if m.good_direction == "lower" else -m.tolerance)
+            harm = e.null_value + m.good_direction.opposite.signed(m.tolerance)
             ax.axvline(harm, color="#c53030", ls="--", lw=1, label="tolerance")
         if e.ok:
             colour = "#c53030" if m.breached else "#2b6cb0"

@@ -37,7 +37,7 @@ from playbook.data.dataset import (
     snapshot_version,
     store_snapshot,
 )
-from playbook.metrics.dictionary import line_facts, order_facts
+from playbook.data.facts import line_facts, order_facts
 from playbook.report.summary import update_summary
 
 

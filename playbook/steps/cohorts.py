@@ -26,7 +26,7 @@ from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
-from playbook.metrics.dictionary import is_mature, line_facts, matches
+from playbook.data.facts import is_mature, line_facts, matches, returns_of_lines
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
@@ -195,9 +195,7 @@ def _returns_in_periods(snap: Snapshot, settings: MetricSettings, windows: Windo
     lf = lf.filter(lf.delivered_ts.notnull())
     lf = lf.mutate(period=_period(lf, windows))
     lf = lf.filter(lf.period.notnull())
-    r = snap.tables["returns"].join(lf.select("line_id", "delivered_ts", "period", "customer_id", *columns), "line_id")
-    r = r.filter(r.requested_ts <= r.delivered_ts + ibis.interval(days=k))
-    return lf, r.mutate(cost=r.refund_amount + r.return_shipping_cost + r.processing_cost)
+    return lf, returns_of_lines(snap, lf.select("line_id", "delivered_ts", "period", "customer_id", *columns), k)
 
 
 def _returns_by_customer(r: ibis.Table, keys: list[ibis.Value]) -> ibis.Table:
@@ -571,8 +569,8 @@ def cohort_trend(snap: Snapshot, settings: MetricSettings, weak: Candidate) -> p
     lf = line_facts(snap, k)
     lf = lf.filter(lf.delivered_ts.notnull() & matches(lf, weak.slice_filter))
     units = lf.group_by(lf.delivery_week.name("week_start")).agg(units=lf.units.sum()).to_pandas()
-    r = snap.tables["returns"].join(lf.select("line_id", "delivered_ts", "delivery_week"), "line_id")
-    r = r.filter((r.reason_code == weak.reason_code) & (r.requested_ts <= r.delivered_ts + ibis.interval(days=k)))
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "delivery_week"), k)
+    r = r.filter(r.reason_code == weak.reason_code)
     ev = r.group_by(r.delivery_week.name("week_start")).agg(events=r.quantity.sum()).to_pandas()
     t = units.merge(ev, on="week_start", how="left").fillna({"events": 0})
     t["week_start"] = pd.to_datetime(t["week_start"]).dt.date

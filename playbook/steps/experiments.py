@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +29,17 @@ import pandas as pd
 
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
-from playbook.core.vocabulary import ADJUST, PROVISIONAL, GuardrailState
+from playbook.core.vocabulary import ADJUST, PROVISIONAL, Design, Direction, GuardrailState
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
+from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import read_journal
-from playbook.metrics.dictionary import definitions, is_mature, line_facts, matches
+from playbook.metrics.dictionary import computable_in, metric_named
+from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as_units
+from playbook.metrics.metric import Metric
 from playbook.stats import did, lag
-from playbook.stats.means import mean_difference
-from playbook.stats.ratio import ratio_difference
 from playbook.stats.results import Estimate, jsonable
 from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
@@ -58,7 +58,7 @@ class MetricComparison:
 
     metric: str
     estimate: Estimate
-    good_direction: str
+    good_direction: Direction
     role: str  # primary | guardrail
     tolerance: float | None = None
     expected_low: float | None = None
@@ -67,15 +67,18 @@ class MetricComparison:
     follow_up_on: dt.date | None = None
     window: WindowRead | None = None
 
+    def __post_init__(self) -> None:
+        self.good_direction = Direction(self.good_direction)  # "lower" from a table reads as the enum
+
     @property
     def state(self) -> GuardrailState | None:
         """The guardrail's state (None for the primary)."""
         if self.role != "guardrail":
             return None
         e = self.estimate
-        bad = "higher" if self.good_direction == "lower" else "lower"
         return guardrail_state(e.estimate if e.ok else None, e.ci_low, e.ci_high, tolerance=self.tolerance,
-                               bad_direction=bad, null_value=e.null_value, confidence=e.confidence)
+                               bad_direction=self.good_direction.opposite, null_value=e.null_value,
+                               confidence=e.confidence)
 
     @property
     def breached(self) -> bool:
@@ -152,7 +155,7 @@ class MetricEntry:
     ci_low: float | None
     ci_high: float | None
     null_value: float
-    good_direction: str
+    good_direction: Direction
     p_value: float | None
     method: str
     n: int | None
@@ -180,7 +183,7 @@ class GuardrailEntry(MetricEntry):
     """A guardrail of a ``comparisons`` entry with its state as step 4 read it."""
 
     tolerance: float | None
-    state: str
+    state: GuardrailState
     breached: bool
     state_why: str
     optional: bool
@@ -196,7 +199,7 @@ class ComparisonSection:
     """
 
     experiment_id: str
-    design: str
+    design: Design
     lever: str | None
     cohort: str | None
     due: str
@@ -234,7 +237,7 @@ class Comparison:
     """
 
     experiment: dict[str, Any]
-    design: str
+    design: Design
     primary: MetricComparison
     guardrails: list[MetricComparison]
     srm: SrmResult | None = None
@@ -369,19 +372,12 @@ def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
 
 # --- randomized ---------------------------------------------------------------------------
 
-def _assignments(snap: Snapshot, experiment_id: str) -> ibis.Table:
-    """One row per assigned customer (a repeated assignment row must not count twice)."""
-    a = snap.tables["assignments"]
-    a = a.filter(a.experiment_id == experiment_id)
-    return a.group_by(["customer_id", "variant"]).agg(assigned_ts=a.assigned_ts.min())
-
-
 def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
     """One row per exposed order line with its arm, delivery and first return request."""
     start, end = _window(exp)
     lf = line_facts(snap, k)
     lf = lf.filter(matches(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
-    a = _assignments(snap, exp["experiment_id"])
+    a = assigned_customers(snap, exp["experiment_id"])
     x = lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts)
     r = snap.tables["returns"]
     first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
@@ -393,25 +389,9 @@ def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
     return df.rename(columns={"variant": "arm"})
 
 
-def _as_units(lines: pd.DataFrame) -> pd.DataFrame:
-    """Split each line into its returned units and its kept units (a line of 2 with 1 returned is both)."""
-    returned = lines[lines.returned_units > 0].assign(quantity=lambda d: d.returned_units)
-    kept = lines[lines.units > lines.returned_units].assign(
-        quantity=lambda d: d.units - d.returned_units, returned_ts=pd.NaT)
-    return pd.concat([returned, kept], ignore_index=True)
-
-
-def _per_customer(df: pd.DataFrame, num: str, den: str) -> tuple[np.ndarray, ...]:
-    g = df.groupby(["arm", "customer_id"])[[num, den]].sum()
-    t, c = g.loc["treatment"] if "treatment" in g.index.get_level_values(0) else g.iloc[:0], \
-        g.loc["control"] if "control" in g.index.get_level_values(0) else g.iloc[:0]
-    return t[num].to_numpy(float), t[den].to_numpy(float), c[num].to_numpy(float), c[den].to_numpy(float)
-
-
-def _window_of(metric: str, default: int) -> int:
-    """K of ``return_rate_{K}d`` (the plan's own window), else the configured one."""
-    found = re.fullmatch(r"return_rate_(\d+)d", metric)
-    return int(found.group(1)) if found else default
+def _read_window(metric: Metric, settings_k: int) -> int:
+    """The k of the exposure's line facts: the metric's own return window, else the configured one."""
+    return metric.return_window_days if metric is not None and metric.return_window_days else settings_k
 
 
 #: Customers per arm under which a randomized read is not trusted for a keep (the customer-clustered
@@ -419,8 +399,8 @@ def _window_of(metric: str, default: int) -> int:
 MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 
 
-def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of: dt.datetime,
-                      mc, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
+                      secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
     """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
 
     No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
@@ -429,8 +409,9 @@ def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of
     """
     views: dict[str, Any] = {}
     warnings: list[str] = []
-    units = _as_units(lines)
-    read = lag.read_at_window(units, as_of, k_registered, quantity="quantity")
+    k_registered, as_of = form.k, data.as_of
+    units = as_units(data.lines)
+    read = form.read(data)
     views["window_read"] = read
     window = WindowRead(k_registered, k_registered if read.readable else None, read.readable,
                         read.readable_on, read.why)
@@ -451,65 +432,65 @@ def _return_rate_read(lines: pd.DataFrame, metric: str, k_registered: int, as_of
     return comparison, (k_registered if read.readable else None), views, warnings
 
 
-def _primary_randomized(lines: pd.DataFrame, exp: dict, as_of: dt.datetime, k_default: int,
-                        defs, secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
-    metric = str(exp["primary_metric"])
-    good = defs[metric].good_direction if metric in defs else "lower"
-    mc = lambda est: MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+def _not_computable(name: str, design: Design, role: str, settings) -> Estimate:
+    known = ", ".join(sorted(computable_in(design, settings)))
+    return Estimate.unavailable("none", 0, f"{role} metric {name!r} is not computable for {design.words} designs "
+                                           f"(computable: {known}, return_rate_<k>d)")
+
+
+def _primary_randomized(data: ArmData, exp: dict, config: Config,
+                        secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+    name = str(exp["primary_metric"])
+    metric = metric_named(name, config.metrics)
+    good = metric.good_direction if metric else Direction.LOWER
+    mc = lambda est: MetricComparison(name, est, good, "primary", expected_low=float(exp["expected_low"]),
                                       expected_high=float(exp["expected_high"]))
-    if metric.startswith("return_rate_"):
-        return _return_rate_read(lines, metric, _window_of(metric, k_default), as_of, mc, secondary_views)
-    if metric == "discount_depth":
-        lines = lines.assign(discount_points=lines.discount_amount * 100)
-        return mc(ratio_difference(*_per_customer(lines, "discount_points", "gross"))), None, {}, []
-    if metric == "return_cost_ratio":
-        return mc(ratio_difference(*_per_customer(lines, "return_cost_k", "net"))), None, {}, []
-    return mc(Estimate.unavailable("none", 0, f"primary metric {metric!r} is not supported for randomized designs "
-                                   "(supported: return_rate_<k>d, discount_depth, return_cost_ratio)")), None, {}, []
+    if metric is None or metric.per_arm is None:
+        return mc(_not_computable(name, Design.RANDOMIZED, "primary", config.metrics)), None, {}, []
+    if isinstance(metric.per_arm, ReturnsWithinWindow):
+        return _return_rate_read(data, metric.per_arm, name, mc, secondary_views)
+    return mc(_arm_estimate(metric, data)), None, {}, []
 
 
-def _guardrails_randomized(snap: Snapshot, exp: dict, lines: pd.DataFrame, guardrails: list[Guardrail]) -> list[MetricComparison]:
+def _arm_estimate(metric: Metric, data: ArmData) -> Estimate:
+    form = metric.per_arm
+    if form.needs and data.snap is None:
+        return Estimate.unavailable(form.method, 0, f"{metric.name} per arm reads {', '.join(form.needs)}: no data given")
+    missing = [t for t in form.needs if not data.snap.has(t)]
+    if missing:
+        return Estimate.unavailable(form.method, 0, data.snap.missing(missing[0]))
+    return form.compare(metric, data)
+
+
+def _guardrails_randomized(data: ArmData, guardrails: list[Guardrail], config: Config) -> list[MetricComparison]:
     out = []
     for g in guardrails:
-        if g.metric == "contact_rate":
-            if not snap.has("contacts"):
-                est = Estimate.unavailable("delta", 0, snap.missing("contacts"))
-            else:
-                c = snap.tables["contacts"]
-                orders = lines[["order_id", "customer_id", "arm"]].drop_duplicates("order_id")
-                ids = ibis.memtable(orders[["order_id"]])
-                n = c.semi_join(ids, "order_id").group_by("order_id").agg(contacts=ibis._.count()).to_pandas()
-                per = orders.merge(n, on="order_id", how="left").fillna({"contacts": 0}).assign(orders=1)
-                est = ratio_difference(*_per_customer(per, "contacts", "orders"))
-        elif g.metric == "net_revenue_per_customer":
-            assigned = _assignments(snap, exp["experiment_id"]).to_pandas()
-            revenue = lines.groupby("customer_id")["net"].sum()
-            assigned["net"] = assigned["customer_id"].map(revenue).fillna(0.0)
-            est = mean_difference(assigned.loc[assigned.variant == "treatment", "net"],
-                                  assigned.loc[assigned.variant == "control", "net"])
+        metric = metric_named(g.metric, config.metrics)
+        if metric is None or metric.per_arm is None:
+            est = _not_computable(g.metric, Design.RANDOMIZED, "guardrail", config.metrics)
         else:
-            est = Estimate.unavailable("none", 0, f"guardrail {g.metric!r} is not computable per arm")
-        good = "lower" if g.bad_direction == "higher" else "higher"
-        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance,
+            est = _arm_estimate(metric, data)
+        out.append(MetricComparison(g.metric, est, g.bad_direction.opposite, "guardrail", tolerance=g.tolerance,
                                     optional=g.optional))
     return out
 
 
 def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
                     config: Config, guardrails: list[MetricComparison] | None = None, *,
-                    secondary_views: bool = True) -> Comparison:
+                    secondary_views: bool = True, snap: Snapshot | None = None) -> Comparison:
     """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
     pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
 
-    Pure (no data access), so that a verdict-level simulation can run the path without a database.
+    Without ``snap`` it is pure (no data access), so that a verdict-level simulation can run the path
+    without a database; a primary metric whose per-arm form reads another table then has no estimate.
     """
     split = config.experiments.planned_split
     srm = sample_ratio_mismatch({arm: 0 for arm in split} | dict(assigned), split)
     exposed_counts = lines.groupby("arm")["customer_id"].nunique().to_dict() if len(lines) else {}
     exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
     srm_exposed = sample_ratio_mismatch(exposed, split)
-    primary, follow_up, views, warnings = _primary_randomized(lines, exp, as_of, config.metrics.return_window_days,
-                                                              definitions(config.metrics), secondary_views)
+    data = ArmData(snap, str(exp["experiment_id"]), lines, as_of)
+    primary, follow_up, views, warnings = _primary_randomized(data, exp, config, secondary_views)
     guards = list(guardrails or [])
     start, today = exp["start_date"], pd.Timestamp(as_of).date()
     for g in guards:
@@ -528,81 +509,65 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
         blockers.append(f"few clusters: fewer than {MIN_CUSTOMERS_PER_ARM} exposed customers in {', '.join(few)} "
                         f"({exposed}); the customer-clustered interval is not trusted")
     warnings += [b for b in blockers if b not in warnings]
-    return Comparison(exp, "randomized", primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed)
+    return Comparison(exp, Design.RANDOMIZED, primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed)
 
 
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
-    k = config.metrics.return_window_days
+    metric = metric_named(str(exp["primary_metric"]), config.metrics)
     if not snap.has("assignments"):
         est = Estimate.unavailable("none", 0, snap.missing("assignments"))
-        primary = MetricComparison(str(exp["primary_metric"]), est, "lower", "primary",
+        good = metric.good_direction if metric else Direction.LOWER
+        primary = MetricComparison(str(exp["primary_metric"]), est, good, "primary",
                                    expected_low=float(exp["expected_low"]), expected_high=float(exp["expected_high"]))
-        return Comparison(exp, "randomized", primary, [])
-    counts = _assignments(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
+        return Comparison(exp, Design.RANDOMIZED, primary, [])
+    counts = assigned_customers(snap, exp["experiment_id"]).group_by("variant").agg(n=ibis._.count()).to_pandas()
     assigned = dict(zip(counts.variant, counts.n.astype(int)))
-    lines = exposure_lines(snap, exp, _window_of(str(exp["primary_metric"]), k))
-    guards = _guardrails_randomized(snap, exp, lines, list(config.experiments.guardrails["randomized"]))
-    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards)
+    lines = exposure_lines(snap, exp, _read_window(metric, config.metrics.return_window_days))
+    data = ArmData(snap, str(exp["experiment_id"]), lines, snap.cutoff)
+    guards = _guardrails_randomized(data, list(config.experiments.guardrails[Design.RANDOMIZED]), config)
+    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
 
 
 # --- pre/post -----------------------------------------------------------------------------
 
-def _cell(lf: ibis.Table) -> ibis.Value:
-    return lf.channel.cast("string").concat("/", lf.region.cast("string"))
+def _panel_inputs(snap: Snapshot, exp: dict[str, Any], settings, period: _PrePeriod) -> PanelInputs:
+    return PanelInputs(snap, settings, parse_cohort(exp["cohort"]), parse_cohort(exp.get("control_cohort") or ""),
+                       period.first, period.end, period.start)
 
 
-class NotMatureYet(ValueError):
-    """The post-period of a return metric has no delivery week with full follow-up yet."""
+def _panel(snap: Snapshot, exp: dict[str, Any], name: str, settings, period: _PrePeriod,
+           role: str = "primary") -> tuple[pd.DataFrame | None, str | None]:
+    """The metric's weekly cell panel (its ``panel`` form), or why it cannot be built."""
+    metric = metric_named(name, settings)
+    if metric is None or metric.panel is None:
+        return None, _not_computable(name, Design.PRE_POST, role, settings).error
+    missing = [t for t in metric.panel.needs if not snap.has(t)]
+    if missing:
+        return None, snap.missing(missing[0])
+    panel = metric.panel.build(metric, _panel_inputs(snap, exp, settings, period))
+    return panel.frame, panel.error
 
 
 def pre_post_panel(snap: Snapshot, exp: dict[str, Any], metric: str, settings, pre_weeks: int = 8) -> pd.DataFrame:
     """Weekly slice-level values of ``metric`` for the cohort and its control cohort.
 
-    Discount depth is counted by order week. Return metrics are counted by *delivery* week, on
-    delivered units only, and only for delivery weeks whose units have all had the return window
-    by the end of the analysed week: a post week still collecting returns would look better than
-    it is, and the weak cohort's higher normal rate would turn that bias into a false effect.
+    The metric's panel form decides how it is counted (``metrics.forms``): discount depth by order
+    week; return metrics by *delivery* week, on delivered units only, and only for delivery weeks
+    whose units have all had the return window by the end of the analysed week (a post week still
+    collecting returns would look better than it is, and the weak cohort's higher normal rate would
+    turn that bias into a false effect).
 
     The pre-period is ``pre_weeks`` weeks that end before the weeks step 2 read when it chose the
     cohort (``_pre_period``): those weeks and every week up to the start are left out, so that the
     rise that selected the cohort is not read as the lever's effect (regression to the mean). The
-    rule is in ``attrs["pre_period"]``.
+    rule is in ``attrs["pre_period"]``. Raises ValueError with the reason when no panel can be built.
     """
-    cohort = parse_cohort(exp["cohort"])
-    control = parse_cohort(exp.get("control_cohort") or "")
     period = _pre_period(snap, exp, settings, pre_weeks)
-    is_return = metric.startswith("return_rate_") or metric == "return_cost_ratio"
-    k = _window_of(metric, settings.return_window_days)
-    lf = line_facts(snap, k)
-    week_col = "delivery_week" if is_return else "order_week"
-    lf = lf.filter((lf[week_col] >= period.first) & ((lf[week_col] < period.end) | (lf[week_col] >= period.start))
-                   & (lf.delivered_ts.notnull() if is_return else ibis.literal(True)))
-    in_cohort = matches(lf, cohort)
-    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
-    lf = lf.mutate(treated=in_cohort, cell=_cell(lf)).filter(in_cohort | in_control)
-    if metric == "discount_depth":
-        num, den = lf.discount_amount.sum() * 100, lf.gross.sum()
-    elif is_return:
-        num = lf.return_cost_k.sum() if metric == "return_cost_ratio" else lf.returned_units_k.sum()
-        den = lf.net.sum() if metric == "return_cost_ratio" else lf.units.sum()
-    else:
-        raise ValueError(f"metric {metric!r} is not supported for pre/post designs "
-                         "(supported: discount_depth, return_rate_<k>d, return_cost_ratio)")
-    g = lf.group_by(["treated", "cell", lf[week_col].name("week")]).agg(num=num, weight=den).to_pandas()
-    g["week"] = pd.to_datetime(g["week"]).dt.date
-    if is_return:
-        settings_k = type(settings)(**{**settings.__dict__, "return_window_days": k})
-        g = g[[is_mature(w, "delivery", snap.week, settings_k) for w in g["week"]]]
-        start = IsoWeek.of(exp["start_date"]).monday
-        if not (g["week"] >= start).any():
-            ready = start + dt.timedelta(days=6 + k)
-            raise NotMatureYet(f"no post-period delivery week has {k} days of follow-up yet: the first one "
-                               f"({IsoWeek.of(start)}) is complete on {ready:%Y-%m-%d}; review again then")
-    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
-    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"]
-    g = g.dropna(subset=["value"])
-    g.attrs["pre_period"] = period
-    return g
+    frame, error = _panel(snap, exp, metric, settings, period)
+    if frame is None:
+        raise ValueError(error)
+    frame.attrs["pre_period"] = period
+    return frame
 
 
 def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
@@ -613,15 +578,15 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
     the cohort (``_pre_period``). A pre-trend warning, or a pre-trend that cannot be checked, blocks
     a keep (``keep_blockers``). The slice-clustered TWFE estimate and its event study are kept as views.
     """
-    metric = str(exp["primary_metric"])
-    defs = definitions(config.metrics)
-    good = defs[metric].good_direction if metric in defs else "lower"
+    name = str(exp["primary_metric"])
+    metric = metric_named(name, config.metrics)
+    good = metric.good_direction if metric else Direction.LOWER
     start = IsoWeek.of(exp["start_date"]).monday
     warnings: list[str] = []
     blockers: list[str] = []
     views: dict[str, Any] = {}
     try:
-        panel = pre_post_panel(snap, exp, metric, config.metrics, config.experiments.pre_weeks)
+        panel = pre_post_panel(snap, exp, name, config.metrics, config.experiments.pre_weeks)
     except ValueError as exc:
         est = Estimate.unavailable("did-cohort-week-t", 0, str(exc))
     else:
@@ -639,67 +604,24 @@ def compare_pre_post(snap: Snapshot, exp: dict[str, Any], config: Config) -> Com
             warnings.append(str(trend.warning))
         if est.details.get("warning"):
             warnings.append(str(est.details["warning"]))
-    primary = MetricComparison(metric, est, good, "primary", expected_low=float(exp["expected_low"]),
+    primary = MetricComparison(name, est, good, "primary", expected_low=float(exp["expected_low"]),
                                expected_high=float(exp["expected_high"]))
     guards = _guardrails_pre_post(snap, exp, config, start)
     for g in guards:
         if g.estimate.details.get("warning"):
             warnings.append(f"guardrail {g.metric}: {g.estimate.details['warning']}")
-    return Comparison(exp, "pre_post", primary, guards, None, None, views, warnings, keep_blockers=blockers)
+    return Comparison(exp, Design.PRE_POST, primary, guards, None, None, views, warnings, keep_blockers=blockers)
 
 
 def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.date) -> list[MetricComparison]:
-    out = []
-    for g in config.experiments.guardrails["pre_post"]:
-        good = "lower" if g.bad_direction == "higher" else "higher"
-        panel, error = _guardrail_panel(snap, exp, g.metric, config)
-        est = did.cohort_week_did(panel, start) if error is None else Estimate.unavailable("did-cohort-week-t", 0, error)
-        out.append(MetricComparison(g.metric, est, good, "guardrail", tolerance=g.tolerance, optional=g.optional))
-    return out
-
-
-def _guardrail_panel(snap: Snapshot, exp: dict, metric: str, config: Config) -> tuple[pd.DataFrame | None, str | None]:
-    cohort = parse_cohort(exp["cohort"])
-    control = parse_cohort(exp.get("control_cohort") or "")
     period = _pre_period(snap, exp, config.metrics, config.experiments.pre_weeks)
-    first = period.first
-    k = config.metrics.return_window_days
-    lf = line_facts(snap, k)
-    in_cohort = matches(lf, cohort)
-    in_control = matches(lf, control) & ~in_cohort if control else ~in_cohort
-    lf = lf.filter((lf.order_week >= first) & (in_cohort | in_control)).mutate(treated=in_cohort)
-    orders = lf.group_by(["order_id", "channel", "region", "order_week"]).agg(treated=lf.treated.max())
-    if metric == "contact_rate":
-        if not snap.has("contacts"):
-            return None, snap.missing("contacts")
-        c = snap.tables["contacts"]
-        per_order = c.group_by("order_id").agg(contacts=c.count())
-        o = orders.left_join(per_order, "order_id").drop("order_id_right")
-        g = o.group_by(["treated", o.channel.cast("string").concat("/", o.region.cast("string")).name("cell"),
-                        o.order_week.name("week")]).agg(num=o.contacts.fill_null(0).sum(), weight=o.count()).to_pandas()
-    elif metric == "conversion_rate":
-        if not snap.has("sessions"):
-            return None, snap.missing("sessions")
-        if set(cohort) - {"category", "channel"}:
-            return None, "conversion needs a cohort defined by category or channel (the sessions table's columns)"
-        s = snap.tables["sessions"]
-        if set(control) - {"category", "channel"}:
-            return None, "conversion needs a control cohort defined by category or channel (the sessions table's columns)"
-        s_cohort = matches(s, cohort)
-        s_control = matches(s, control) & ~s_cohort if control else ~s_cohort
-        s = s.mutate(week=s.date.cast("timestamp").truncate("W").cast("date"), treated=s_cohort)
-        s = s.filter((s.week >= first) & (s_cohort | s_control))
-        sess = s.group_by(["treated", s.channel.cast("string").name("cell"), "week"]).agg(weight=s.sessions.sum()).to_pandas()
-        n = lf.group_by(["treated", lf.channel.cast("string").name("cell"), lf.order_week.name("week")]).agg(
-            num=lf.order_id.nunique()).to_pandas()
-        g = sess.merge(n, on=["treated", "cell", "week"], how="left").fillna({"num": 0})
-    else:
-        return None, f"guardrail {metric!r} is not computable for pre/post designs"
-    g["week"] = pd.to_datetime(g["week"]).dt.date
-    g = g[(g["week"] < period.end) | (g["week"] >= period.start)]  # the same weeks as the primary metric
-    g["value"] = g["num"] / g["weight"].where(g["weight"] > 0)
-    g["slice"] = np.where(g["treated"], "cohort:", "control:") + g["cell"].astype(str)
-    return g.dropna(subset=["value"]), None
+    out = []
+    for g in config.experiments.guardrails[Design.PRE_POST]:
+        panel, error = _panel(snap, exp, g.metric, config.metrics, period, role="guardrail")
+        est = did.cohort_week_did(panel, start) if error is None else Estimate.unavailable("did-cohort-week-t", 0, error)
+        out.append(MetricComparison(g.metric, est, g.bad_direction.opposite, "guardrail", tolerance=g.tolerance,
+                                    optional=g.optional))
+    return out
 
 
 #: Step 2's defaults (``cohorts.analyse_weak_cohorts``, notebook 02): the latest 4 mature delivery
@@ -740,7 +662,7 @@ def _selection_weeks(exp: dict[str, Any], settings) -> list[dt.date]:
     plan_week = IsoWeek.of(exp["start_date"]).shift(-1)
     mondays, week = [], plan_week
     while len(mondays) < _SELECTION_WINDOW_WEEKS + _SELECTION_BASELINE_WEEKS and week.shift(104) >= plan_week:
-        if is_mature(week.monday, "delivery", plan_week, settings):
+        if is_mature(week.monday, Maturity.DELIVERY, plan_week, settings):
             mondays.append(week.monday)
         week = week.shift(-1)
     return sorted(mondays)
@@ -783,7 +705,7 @@ def _trend_blockers(trend: did.PreTrendCheck) -> list[str]:
 # --- entry point --------------------------------------------------------------------------
 
 def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
-    if exp["design"] == "randomized":
+    if exp["design"] == Design.RANDOMIZED:
         return compare_randomized(snap, exp, config)
     c = compare_pre_post(snap, exp, config)
     today = pd.Timestamp(snap.cutoff).date()

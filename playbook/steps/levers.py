@@ -25,9 +25,11 @@ import ibis
 
 from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config, Guardrail
+from playbook.core.vocabulary import Design, Direction
 from playbook.data.contract import format_cohort
 from playbook.data.dataset import Snapshot
-from playbook.metrics.dictionary import line_facts, matches, return_rate_name
+from playbook.data.facts import line_facts, matches
+from playbook.metrics.dictionary import return_rate
 from playbook.stats.power import (
     CustomerClustering,
     KDayPlan,
@@ -85,10 +87,10 @@ class LeverPlan:
     lever_description: str
     cohort: str
     reason_code: str
-    design: str
+    design: Design
     control_cohort: str
     primary_metric: str
-    good_direction: str
+    good_direction: Direction
     expected_low: float
     expected_high: float
     start_date: dt.date
@@ -155,7 +157,7 @@ class ExperimentsRow:
     experiment_id: str
     lever: str
     cohort: str
-    design: str
+    design: Design
     control_cohort: str
     primary_metric: str
     expected_low: float
@@ -182,7 +184,7 @@ class LeverSection:
     underpowered: bool
     ready: bool
     experiment_id: str
-    design: str
+    design: Design
     reason_code: str
     base_rate: float
     weekly_units: float
@@ -330,7 +332,7 @@ def _next_candidate(weak: WeakCohortSection, candidates: list[CandidateEntry], l
 
 def design_lever(
     weak: WeakCohortSection, snap: Snapshot, config: Config, *,
-    lever: str = "", design: str = "randomized", expected_low: float | None = None,
+    lever: str = "", design: Design | str = Design.RANDOMIZED, expected_low: float | None = None,
     expected_high: float | None = None, share_of_excess: tuple[float, float] = (0.7, 0.3),
     power: float = PLANNED_POWER,
     candidates: list[CandidateEntry] | None = None,
@@ -344,7 +346,11 @@ def design_lever(
     design effect of the cohort's baseline weeks; the alternatives when it does not reach
     ``power`` within ``config.experiments.max_weeks`` are described in :class:`PowerOption`.
     """
+    if design not in set(Design):
+        raise ValueError(f"unknown design {design!r}; known designs: {', '.join(Design)}")
+    design = Design(design)
     k = config.metrics.return_window_days
+    primary = return_rate(k)
     max_weeks = config.experiments.max_weeks
     reason = weak.filters["reason_code"]
     slice_filter = {c: v for c, v in weak.filters.items() if c != "reason_code"}
@@ -360,7 +366,7 @@ def design_lever(
     # the same delivery weeks in which step 2 found the cohort (recorded in its summary section)
     window = list(weak.window_weeks)
     base_weeks = baseline_weeks(window, config.metrics.baseline_weeks)
-    share = 0.5 if design == "randomized" else 1.0
+    share = 0.5 if design == Design.RANDOMIZED else 1.0
     pop = _population(snap, k, slice_filter, window, base_weeks)
     options = _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
                        lo, hi, weaker_end, stronger_end, share, k, max_weeks, power)
@@ -378,7 +384,7 @@ def design_lever(
     return LeverPlan(
         experiment_id=f"EXP-{snap.week.shift(1)}-{_slug(cohort.split('=', 1)[-1]) or 'ALL'}-{_slug(lever_name)}",
         lever=lever_name, lever_description=description, cohort=cohort, reason_code=reason, design=design,
-        control_cohort="", primary_metric=return_rate_name(k), good_direction="lower",
+        control_cohort="", primary_metric=primary.name, good_direction=primary.good_direction,
         expected_low=run.expected_low, expected_high=run.expected_high, start_date=start, review_date=review,
         base_rate=run.base_rate, weekly_units=run.weekly_units, mde_at_max_weeks=mde,
         weeks_needed=run.weeks if pick else as_planned.weeks_uncapped,

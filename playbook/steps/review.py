@@ -15,11 +15,12 @@ import pandas as pd
 
 from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config
-from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, GuardrailState
+from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Design, GuardrailState
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.entry import JournalEntry
-from playbook.metrics.dictionary import cohort_week, definitions, money_per_week
+from playbook.journal.store import next_look
+from playbook.metrics.dictionary import cohort_week, metric_named
 from playbook.stats.results import jsonable
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
@@ -31,7 +32,7 @@ from playbook.steps.verdict import GuardrailRead, LookPlan, Verdict, WindowRead,
 @dataclass(frozen=True)
 class ExperimentVerdict:
     experiment_id: str
-    design: str
+    design: Design
     lever: str
     cohort: str
     primary_metric: str
@@ -156,7 +157,6 @@ def verdict_for(comparison: ComparisonSection, look: int = 1) -> ExperimentVerdi
 
 def verdicts(comparisons: list[ComparisonSection], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
     """The week's verdicts; with a journal and a week, each look is numbered from the journal."""
-    from playbook.journal.store import next_look
 
     def look(c: ComparisonSection) -> int:
         return next_look(journal_dir, c.experiment_id, week) if journal_dir is not None and week is not None else 1
@@ -164,20 +164,19 @@ def verdicts(comparisons: list[ComparisonSection], journal_dir: Any = None, week
 
 
 def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> list[ExperimentVerdict]:
-    """Each verdict with its effect in money per week on the whole cohort (``metrics.money_per_week``).
+    """Each verdict with its effect in money per week on the whole cohort (``Metric.money_per_week``).
 
     Money is the one unit in which effects on different cohorts and metrics add up in the track record;
     the interval's ends are the interval of the metric turned into money (a saving is positive).
     """
-    defs = definitions(config.metrics)
     out = []
     for item in items:
-        defn = defs.get(item.primary_metric)
-        if defn is None or item.estimate is None:
+        metric = metric_named(item.primary_metric, config.metrics)
+        if metric is None or item.estimate is None:
             out.append(item)
             continue
         week = cohort_week(snap, config.metrics, parse_cohort(item.cohort))
-        values = [money_per_week(defn, x, week) for x in (item.estimate, item.ci_low, item.ci_high)]
+        values = [metric.money_per_week(x, week) for x in (item.estimate, item.ci_low, item.ci_high)]
         if any(v is None for v in values):
             out.append(item)
             continue

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from playbook.core.vocabulary import ADJUST, KEEP, PROVISIONAL, STOP, GuardrailState
+from playbook.core.vocabulary import ADJUST, KEEP, PROVISIONAL, STOP, Direction, GuardrailState
 
 # --- keep / adjust / stop / provisional ----------------------------------------------------
 
@@ -34,7 +34,7 @@ def one_sided_bound(estimate: float, ci_low: float, ci_high: float, *, side: str
 
 
 def guardrail_state(estimate: float | None, ci_low: float | None, ci_high: float | None, *, tolerance: float | None,
-                    bad_direction: str, null_value: float = 0.0, confidence: float = 0.95,
+                    bad_direction: Direction, null_value: float = 0.0, confidence: float = 0.95,
                     alpha: float = 0.025) -> GuardrailState:
     """The state of one guardrail: a non-inferiority test at one-sided ``alpha`` against its tolerance.
 
@@ -46,7 +46,7 @@ def guardrail_state(estimate: float | None, ci_low: float | None, ci_high: float
             math.isfinite(float(v)) for v in (estimate, ci_low, ci_high)):
         return GuardrailState.NOT_MEASURED
     tol = float(tolerance or 0.0)
-    sign = 1.0 if bad_direction == "higher" else -1.0
+    sign = 1.0 if bad_direction == Direction.HIGHER else -1.0
     harm = sign * (float(estimate) - null_value)
     upper = one_sided_bound(estimate, ci_low, ci_high, side="upper", confidence=confidence, alpha=alpha)
     lower = one_sided_bound(estimate, ci_low, ci_high, side="lower", confidence=confidence, alpha=alpha)
@@ -176,7 +176,7 @@ def decide(
     ci_low: float | None,
     ci_high: float | None,
     *,
-    good_direction: str,
+    good_direction: Direction,
     expected_low: float | None,
     expected_high: float | None,
     null_value: float = 0.0,
@@ -230,9 +230,9 @@ def decide(
     if not math.isfinite(c):
         return Verdict(ADJUST, f"{at_look}: the planned looks are used up, no alpha is left for a keep",
                        "plan a new test (with its own looks) if the lever is still worth it", **base)
-    good_bound = one_sided_bound(estimate, ci_low, ci_high, side="upper" if good_direction == "lower" else "lower",
+    good_bound = one_sided_bound(estimate, ci_low, ci_high, side="upper" if good_direction == Direction.LOWER else "lower",
                                  confidence=confidence, alpha=float(stats.norm.sf(c)))
-    shown = good_bound < null_value if good_direction == "lower" else good_bound > null_value
+    shown = good_bound < null_value if good_direction == Direction.LOWER else good_bound > null_value
     if not shown:
         return Verdict(ADJUST, f"inconclusive at {at_look}: estimate {estimate:.4g}, interval {interval}; a keep at this "
                                f"look needs z >= {c:.2f} (alpha spent across the planned looks), the bound {good_bound:.4g} "
@@ -242,15 +242,15 @@ def decide(
     extra = "; no expected range was registered to compare it with"
     if expected_low is not None and expected_high is not None:
         lo, hi = sorted((expected_low, expected_high))
-        weaker_end = hi if good_direction == "lower" else lo
-        weaker = estimate > weaker_end if good_direction == "lower" else estimate < weaker_end
+        weaker_end = hi if good_direction == Direction.LOWER else lo
+        weaker = estimate > weaker_end if good_direction == Direction.LOWER else estimate < weaker_end
         if weaker:
             return Verdict(ADJUST, f"real but weaker than planned: {estimate:.4g} {interval} is closer to no effect "
                                    f"than the expected range's weaker end {weaker_end:g}",
                            "strengthen the lever (wording, placement) or narrow the cohort, then retest", **base)
         far = far_outside_range(estimate, lo, hi, null_value)
-        stronger_end = lo if good_direction == "lower" else hi
-        beyond = estimate < stronger_end if good_direction == "lower" else estimate > stronger_end
+        stronger_end = lo if good_direction == Direction.LOWER else hi
+        beyond = estimate < stronger_end if good_direction == Direction.LOWER else estimate > stronger_end
         extra = f", beyond the expected range [{lo:g}, {hi:g}]" if beyond else f", within the expected range [{lo:g}, {hi:g}]"
         if far:
             flags = (f"check before rolling out: {far}; likely reasons: " + "; ".join(FAR_OUTSIDE_REASONS),)
