@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from playbook.core.settings import Config, DecisionRow
-from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE
+from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE, Status
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
 from playbook.metrics.metric import Metric
@@ -52,7 +52,7 @@ class MetricStatus:
     week: str | None
     value: float | None
     baseline: float | None
-    status: str
+    status: Status
     why: str
     zone: str | None = None
     action: str | None = None

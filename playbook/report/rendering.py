@@ -15,6 +15,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from playbook.core.atomic import write_text
+from playbook.core.vocabulary import Decision
 from playbook.report.summary import Summary
 from playbook.steps.experiments import Comparison, state_why
 from playbook.steps.review import ReviewEntry
@@ -88,8 +89,8 @@ _GUARDRAIL_WORDS = {"safe": "safe", "not_shown_safe": "not shown safe yet", "har
 
 def _verdict_row(r: ReviewEntry) -> str:
     """One verdict for a manager: the decision (with its look and date), why, flags, follow-ups, guardrails."""
-    decision = r.decision
-    if decision == "provisional" and r.readable_on:
+    decision = str(r.decision)
+    if r.decision == Decision.PROVISIONAL and r.readable_on:
         decision += f" until {r.readable_on.isoformat()}"
     if r.look:
         decision += f" (look {r.look} of {r.planned_looks or '?'})"

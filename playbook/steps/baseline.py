@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from playbook.core.settings import Config
+from playbook.core.vocabulary import Status
 from playbook.data.dataset import Dataset, Snapshot
 from playbook.data.validation import DataQualityWarning
 from playbook.metrics.dictionary import MetricResults, compute_metrics
@@ -38,7 +39,7 @@ class MetricStatusEntry:
 
     value: float | dict[str, float | None] | None
     baseline: float | dict[str, float | None] | None
-    status: str
+    status: Status
     why: str
     week: str | None
     zone: str | None
@@ -84,9 +85,9 @@ def data_quality_section(dataset: Dataset) -> DataQualitySection:
 
 def conclusion(statuses: list[MetricStatus]) -> str:
     """One sentence the data fill in."""
-    triggered = [s for s in statuses if s.status == "red" and s.zone]
-    drifting = [s.metric for s in statuses if s.status == "red" and not s.zone]
-    amber = [s.metric for s in statuses if s.status == "amber"]
+    triggered = [s for s in statuses if s.status == Status.RED and s.zone]
+    drifting = [s.metric for s in statuses if s.status == Status.RED and not s.zone]
+    amber = [s.metric for s in statuses if s.status == Status.AMBER]
     text = (f"{len(triggered)} red trigger(s) of the decision table this week"
             + (": " + "; ".join(f"{s.metric} ({s.zone}: {s.action})" for s in triggered) if triggered else ""))
     if drifting:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config
-from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Design, GuardrailState
+from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.entry import JournalEntry
@@ -78,7 +78,7 @@ class ReviewGuardrail:
     """A guardrail's state in a ``review`` entry."""
 
     metric: str
-    state: str
+    state: GuardrailState
     why: str
     follow_up_on: dt.date | None
 
@@ -92,7 +92,7 @@ class ReviewEntry:
     """
 
     experiment_id: str
-    decision: str
+    decision: Decision
     why: str
     next_step: str
     estimate: float | None

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from playbook.core.vocabulary import ADJUST, KEEP, PROVISIONAL, STOP, Direction, GuardrailState
+from playbook.core.vocabulary import ADJUST, KEEP, PROVISIONAL, STOP, Decision, Direction, GuardrailState
 
 # --- keep / adjust / stop / provisional ----------------------------------------------------
 
@@ -101,7 +101,7 @@ class Verdict:
     ``readable_on``: for a provisional verdict, when the pre-registered window can be read.
     """
 
-    decision: str
+    decision: Decision
     why: str
     next_step: str
     flags: tuple[str, ...] = ()
