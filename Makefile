@@ -10,6 +10,7 @@ OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
 BENCH_ARGS ?=
+KERNEL_NAME := returns-playbook
 
 .PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
@@ -43,8 +44,13 @@ sample-data: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
 
+# The notebooks name the kernel KERNEL_NAME in their metadata. It is registered inside the environment
+# (--sys-prefix, not --user): this Lab sees it, and a second clone or a rebuilt .venv never leaves a spec in
+# the home folder pointing at another interpreter. Lab starts in notebooks/, where jupytext.toml pairs each
+# notebook with its py:percent text form (jupytext is installed with the environment).
 lab: $(VENV)/.installed
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
+	$(VENV)/bin/jupyter lab notebooks/ --MappingKernelManager.default_kernel_name=$(KERNEL_NAME)
 
 environment.yml: pyproject.toml $(VENV)/.installed
 	$(PY) -m playbook.dev.envfile > environment.yml.tmp && mv environment.yml.tmp environment.yml

@@ -33,6 +33,19 @@ def test_is_committed_without_outputs(path):
             assert not cell.outputs and cell.execution_count is None, f"{path.name}: a code cell carries outputs"
 
 
+#: Metadata a run leaves behind: papermill's, the cell timings of JupyterLab and of the ExecuteTime extension,
+#: and saved widget state. A committed notebook is the source of a run, never the record of one.
+RUN_TRACES = ("papermill", "execution", "ExecuteTime", "widgets")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_carries_no_trace_of_a_run_in_its_metadata(path):
+    nb = nbformat.read(str(path), as_version=4)
+    found = [f"notebook: {k}" for k in RUN_TRACES if k in nb.metadata]
+    found += [f"cell {i}: {k}" for i, cell in enumerate(nb.cells) for k in RUN_TRACES if k in cell.metadata]
+    assert not found, f"{path.name} was committed after a run ({found}): clear it before committing"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_code_cells_are_thin(path):
     nb = nbformat.read(str(path), as_version=4)

@@ -1,0 +1,97 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (returns-playbook)
+#     language: python
+#     name: returns-playbook
+# ---
+
+# %% [markdown]
+# # 1. Baseline: this week against its trailing baseline
+#
+# **Why this step exists.** Dashboards can improve while the business quietly degrades: return costs
+# climb in one category, promotions deepen, deliveries slip. Every week starts by capturing a few key
+# metrics against their own trailing 8-week baseline, with red triggers written in advance in the
+# decision table (`playbook/config/playbook.yaml`), so nobody argues about thresholds after the fact.
+#
+# **How to read it.** Each metric gets a status, green, amber or red, with the reason in words and, for
+# red, the action the decision table prescribes. Metrics that count returns are shown for the latest
+# delivery week that has had the full return window (returns arrive days after delivery): a week still
+# collecting returns is *not mature* and is never shown as a low rate. A metric whose table is missing
+# from the data is reported as *not available*, never as zero.
+#
+# **New to the method?** The [method guide](../docs/method.md#step-1) explains step 1 of the weekly loop,
+# the decision table and every term ([glossary](../docs/method.md#glossary)).
+
+# %% tags=["parameters"]
+# Parameters: papermill injects the weekly values; an empty value means the default.
+# week: ISO week such as 2026-W47; empty means the latest complete week of the data.
+# data: folder of CSV/Parquet files or database URL; empty means data_samples/.
+#   A database password comes from PLAYBOOK_DB_PASSWORD, never from here.
+# config: YAML configuration; empty means playbook/config/playbook.yaml.
+# run_dir: where summary.json and artifacts go; empty means the scratch folder
+#   reports/interactive/WEEK/ (make weekly writes reports/WEEK/ and records the journal).
+# journal: decision journal folder; empty means journal/.
+# snapshot: the weekly run's stored data (make weekly passes it); empty opens the data here,
+#   reusing the cached snapshot of this week while the data files are unchanged.
+week = ""
+data = ""
+config = ""
+run_dir = ""
+journal = ""
+snapshot = ""
+
+# %%
+from IPython.display import HTML, display
+
+from playbook.report import charts
+from playbook.report.rendering import html_table, say
+from playbook.run import session
+from playbook.steps import baseline
+
+run = session.start(week, data, config, run_dir, journal, snapshot)
+print(run.describe())
+
+# %% [markdown]
+# ## Data quality
+# Validation ran before any metric: a broken contract would have stopped here with the table, the
+# column, the rule and example ids. What remains are warnings the team should know about.
+
+# %%
+warnings = baseline.warnings_table(run.dataset)
+display(HTML(html_table(warnings, max_rows=100)) if len(warnings) else say("No data-quality warning."))
+
+# %% [markdown]
+# ## Statuses of the week
+
+# %%
+results, statuses = baseline.capture_baseline(run.snapshot, run.config)
+display(HTML(html_table(baseline.status_table(statuses), max_rows=100)))
+
+# %% [markdown]
+# ## Trends with their baseline band and thresholds
+# Blue points are mature weeks; hollow grey points are weeks whose returns are still arriving. The band
+# is the trailing baseline's mean plus or minus two standard deviations; dashed lines are the decision
+# table's thresholds.
+
+# %%
+fig = charts.metric_trends(results, run.config)
+
+# %% [markdown]
+# ## Reason mix by category
+# Share of returned units by reason over the last mature delivery weeks: where a category's bar is
+# dominated by one reason, the weak-cohort step (notebook 02) will test whether it is really weak or
+# just small.
+
+# %%
+fig = charts.reason_mix_by(results, "category")
+
+# %%
+run.write(baseline=baseline.baseline_section(statuses), data_quality=baseline.data_quality_section(run.dataset))
+display(say(baseline.conclusion(statuses), "Conclusion."))

@@ -1,0 +1,105 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (returns-playbook)
+#     language: python
+#     name: returns-playbook
+# ---
+
+# %% [markdown]
+# # 3. Lever and expected impact: one change, decided before acting
+#
+# **Why this step exists.** A team that changes five things at once learns nothing. This step picks one
+# corrective lever for the weak cohort found in step 2, one primary metric, and writes down, *before*
+# acting, the impact range it expects and the guardrails it will not trade away. Writing the range first
+# is what makes the J+7 review honest: the result is judged against a promise, not rationalised after.
+#
+# **How to read it.** The default lever is the decision table's lever for the cohort's dominant return
+# reason (a fit/size message for size reasons, a clearer description for *not as described*, packaging
+# for *damaged*...); the analyst can name another through the `lever` parameter. The expected range is
+# an absolute change of the cohort's return rate (negative is better); by default the lever is expected
+# to remove 30 % to 70 % of the cohort's excess. The power section is computed for the read the review will
+# really make: the return rate within the metric's window (K days, 14 by default) among the units delivered at least
+# that long before the review date, with customers as clusters (one customer's lines move together).
+# The review date is the first weekly review at which that read has 80 % power; the J+7 look checks the
+# split, the guardrails and the early trend, and can stop a harmful change but never keep one. A plan
+# that cannot reach power within the configured maximum (`experiments.max_weeks`) lists its
+# alternatives (the wider parent slice, pooled with the next flagged cohort, a bigger lever, a longer
+# run), each with its power and duration, and the ready row takes the first that reaches power. When
+# none does, no row is written: running it would only produce an inconclusive verdict. The plan ends
+# as an entry in the decision journal and, when it can reach power, a ready row for the `experiments` table.
+#
+# **New to the method?** The [method guide](../docs/method.md#step-3) explains steps 3 and 4 of the weekly loop,
+# the decision table and every term ([glossary](../docs/method.md#glossary)).
+
+# %% tags=["parameters"]
+# Parameters: papermill injects the weekly values; an empty value means the default.
+# week: ISO week such as 2026-W47; empty means the latest complete week of the data.
+# data: folder of CSV/Parquet files or database URL; empty means data_samples/.
+#   A database password comes from PLAYBOOK_DB_PASSWORD, never from here.
+# config: YAML configuration; empty means playbook/config/playbook.yaml.
+# run_dir: where summary.json and artifacts go; empty means the scratch folder
+#   reports/interactive/WEEK/ (make weekly writes reports/WEEK/ and records the journal).
+# journal: decision journal folder; empty means journal/.
+# snapshot: the weekly run's stored data (make weekly passes it); empty opens the data here,
+#   reusing the cached snapshot of this week while the data files are unchanged.
+week = ""
+data = ""
+config = ""
+run_dir = ""
+journal = ""
+snapshot = ""
+# lever: empty means the decision table's lever for the cohort's dominant reason.
+lever = ""
+# design: randomized (A/B by customer) or pre_post (before/after against a control cohort).
+design = "randomized"
+# expected_low / expected_high: absolute change of the primary metric; None means the default range.
+expected_low = None
+expected_high = None
+
+# %%
+from IPython.display import HTML, display
+
+from playbook.journal import store as decision_journal
+from playbook.report import summary
+from playbook.report.rendering import html_table, say
+from playbook.run import session
+from playbook.steps import levers
+
+run = session.start(week, data, config, run_dir, journal, snapshot)
+weak = summary.require_section(run.run_dir, "weak_cohort", "02_weak_cohort")
+candidates = summary.read_section(run.run_dir, "weak_cohort_candidates") or []
+print(run.describe())
+
+# %%
+plan = None
+if weak is not None:
+    plan = levers.design_lever(weak, run.snapshot, run.config, lever=lever, design=design,
+                               expected_low=expected_low, expected_high=expected_high,
+                               candidates=candidates)
+    for title, text in levers.describe(plan):
+        display(say(text, title))
+
+# %% [markdown]
+# ## Guardrails, power and duration
+
+# %%
+if plan is not None:
+    display(HTML(html_table(levers.guardrail_table(plan))))
+    display(say(plan.power_message, "Power."))
+    display(HTML(html_table(levers.options_table(plan))))
+    display(HTML(html_table(levers.experiments_table(plan))))
+
+# %%
+entries = [levers.journal_entry(plan, str(run.week))] if plan is not None else []
+if plan is not None:
+    print(levers.write_experiments_row(plan, run.run_dir).message)
+_ = decision_journal.stage(run.run_dir, run.week, entries, kind="plan")  # recorded with the report
+run.write(lever=plan.summary_section() if plan is not None else None)
+display(say(levers.conclusion(plan), "Conclusion."))
