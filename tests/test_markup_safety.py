@@ -38,6 +38,7 @@ PAYLOADS = (
     f"<a href=\"javascript:alert('{MARKER}')\">{MARKER}-a</a>",
     f"{{{{ '{MARKER}' ~ 'eval' }}}}",  # evaluated (Jinja), it prints the marker and "eval" joined
     f"{{% if 1 %}}{MARKER}if{{% endif %}}",
+    f"$\\frac{{{MARKER}$",  # matplotlib mathtext in a chart label: drawn as TeX, and this one does not parse
 )
 EVERY_PAYLOAD = " ".join(PAYLOADS)
 EVALUATED_TEMPLATE = f"{MARKER}eval"
