@@ -9,7 +9,9 @@ checked by its result: ``{{ 'pwn7zqx' ~ 'eval' }}`` evaluated would print ``pwn7
 
 Fields whose values the contract fixes (reason codes, designs, statuses, variants, resolutions, contact causes,
 metric names, ISO weeks, dates, numbers) keep valid values; a few reason codes get the payload to reach the
-data-quality warning that quotes raw codes (they then count as ``other``, as the contract says).
+data-quality warning that quotes raw codes (they then count as ``other``, as the contract says). The levers of the
+experiments table start with ``=HYPERLINK(``: the same run checks its CSV files (journal, experiments_plan.csv).
+A ``$\\frac{...$`` payload checks that chart labels are not read as TeX (it failed notebook 01 before).
 """
 from __future__ import annotations
 
