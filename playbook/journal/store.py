@@ -17,6 +17,9 @@ Rules of the file:
 * A journal that cannot be parsed (bad quoting, wrong number of fields, missing columns, a
   week or a decision that means nothing) raises ``JournalError`` naming the file, the line and
   what is wrong; it is never rewritten.
+* Text a spreadsheet would run as a formula (a lever or cohort starting with ``=``, ``+``, ``-``,
+  ``@``, tab or carriage return; numbers such as ``-0.02`` excepted) is written behind a single
+  quote (``playbook.core.csvsafe``); ``read_journal`` gives back the original text.
 
 ``read_journal`` returns the typed table; the entry type is in ``playbook.journal.entry`` and the
 team's record over the last weeks in ``playbook.journal.track_record``.
@@ -36,6 +39,7 @@ from typing import Iterable, Iterator
 import pandas as pd
 
 from playbook.core.atomic import write_bytes
+from playbook.core.csvsafe import neutralise, restore
 from playbook.core.vocabulary import DECISIONS
 from playbook.core.weeks import IsoWeek
 from playbook.journal.entry import (
@@ -202,9 +206,12 @@ def _with_look_columns(parsed: _Parsed) -> _Parsed:
 
 
 def _format_record(values: list[str]) -> str:
+    """One CSV record; text a spreadsheet would run as a formula is quoted (``core.csvsafe``, undone on read)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=_LINE_END, quoting=csv.QUOTE_MINIMAL).writerow(values)
-    return buffer.getvalue()
+    # "\r\n" as the writer's terminator makes it quote a field holding a lone "\r" too (with "\n" alone it
+    # does not, and the reader would split the record there); the record then ends with the file's "\n"
+    csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerow([neutralise(v) for v in values])
+    return buffer.getvalue()[:-2] + _LINE_END
 
 
 @contextlib.contextmanager
@@ -326,7 +333,8 @@ def read_journal(journal_dir: str | os.PathLike) -> pd.DataFrame:
     parsed = _parse(path)
     extra = [c for c in (parsed.header if parsed else []) if c not in COLUMNS]
     columns = list(COLUMNS) + extra
-    records = [[row.values.get(c, "") for c in columns] for row in (parsed.rows if parsed else [])]
+    # the file keeps formula-like text behind a quote for spreadsheet users; the table has the original text
+    records = [[restore(row.values.get(c, "")) for c in columns] for row in (parsed.rows if parsed else [])]
     frame = pd.DataFrame(records, columns=columns, dtype=object)
     for name in NUMBER_COLUMNS:
         frame[name] = pd.to_numeric(frame[name].replace("", None), errors="raise").astype("float64")

@@ -1,4 +1,9 @@
-"""Charts for the notebooks (seaborn / matplotlib). They draw; they compute nothing new."""
+"""Charts for the notebooks (seaborn / matplotlib). They draw; they compute nothing new.
+
+Text from the data (categories, experiment ids, slice labels) goes through :func:`plain` on its way to a
+label: matplotlib reads a text with two ``$`` as TeX (mathtext), so a category named ``$\\frac{x$`` would
+fail the notebook and ``$5 off$`` would be drawn in italics.
+"""
 from __future__ import annotations
 
 import math
@@ -12,6 +17,11 @@ from playbook.core.settings import Config
 from playbook.metrics.dictionary import MetricResults
 
 _PERCENT_SCALE = {"percent": 100.0}
+
+
+def plain(text: object) -> str:
+    """Data text as a literal matplotlib label: every ``$`` escaped, so nothing is parsed as mathtext."""
+    return str(text).replace("$", r"\$")
 
 
 def _scale(fmt: str) -> float:
@@ -68,8 +78,9 @@ def reason_mix_by(results: MetricResults, slice_col: str = "category", weeks: in
     fig, ax = plt.subplots(figsize=(9, 0.45 * max(len(shares), 3) + 1.2))
     left = np.zeros(len(shares))
     palette = sns.color_palette("tab10", n_colors=len(shares.columns))
+    labels = [plain(v) for v in shares.index]
     for colour, reason in zip(palette, shares.columns):
-        ax.barh(shares.index, shares[reason], left=left, color=colour, label=reason)
+        ax.barh(labels, shares[reason], left=left, color=colour, label=plain(reason))
         left += shares[reason].to_numpy()
     ax.set_xlabel(f"% of returned units (mature delivery weeks {len(last)})")
     ax.legend(fontsize=7, ncol=3, bbox_to_anchor=(0, 1.02, 1, 0.2), loc="lower left")
@@ -98,7 +109,7 @@ def funnel_plot(analysis, label_top: int = 4):
     t = analysis.table[analysis.table.expected_events.astype(float) > 0]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     if t.empty:
-        ax.text(0.5, 0.5, analysis.note or "no slice to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, plain(analysis.note or "no slice to plot"), ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
     other = t[~t.flagged]
@@ -115,10 +126,10 @@ def funnel_plot(analysis, label_top: int = 4):
         ax.plot(e, low / e, color="#2d3748", ls=style, lw=1)
     ax.axhline(1, color="#2d3748", lw=0.8)
     for _, r in t.sort_values("excess_cost", ascending=False).head(label_top).iterrows():
-        ax.annotate(f"{r.slice_value} x {r.reason_code}", (r.expected_events, r.ratio), fontsize=7,
+        ax.annotate(plain(f"{r.slice_value} x {r.reason_code}"), (r.expected_events, r.ratio), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_title(_funnel_finding(analysis), fontsize=10)
+    ax.set_title(plain(_funnel_finding(analysis)), fontsize=10)
     ax.set_xlabel("returns expected from the slice's own baseline (window)")
     ax.set_ylabel("observed / expected")
     ax.set_ylim(0, max(3.0, float(np.nanmax(t.ratio.clip(upper=6))) * 1.05))
@@ -134,7 +145,7 @@ def cohort_trend_chart(trend: pd.DataFrame, title: str):
     ax.plot(m.week_start, m.rate * 100, marker="o", ms=3, color="#c53030")
     ax.plot(y.week_start, y.rate * 100, marker="o", ms=4, ls="none", mfc="white", color="#a0aec0", label="not mature yet")
     ax.set_ylabel("% of units")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(plain(title), fontsize=10)
     ax.legend(fontsize=7)
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     fig.tight_layout()
@@ -164,9 +175,9 @@ def forest_plot(comparisons):
             ax.errorbar([e.estimate], [0], xerr=[[e.estimate - e.ci_low], [e.ci_high - e.estimate]], fmt="o",
                         color=colour, capsize=4)
         else:
-            ax.text(0.5, 0.5, f"no interval: {e.error}", transform=ax.transAxes, ha="center", va="center", fontsize=7)
+            ax.text(0.5, 0.5, plain(f"no interval: {e.error}"), transform=ax.transAxes, ha="center", va="center", fontsize=7)
         ax.set_yticks([])
-        ax.set_ylabel(f"{c.experiment_id}\n{m.role}: {m.metric}", rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_ylabel(plain(f"{c.experiment_id}\n{m.role}: {m.metric}"), rotation=0, ha="right", va="center", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
@@ -181,13 +192,13 @@ def kaplan_meier_chart(comparison):
         ax.text(0.5, 0.5, "no return curve for this experiment", ha="center", transform=ax.transAxes)
         return fig
     for arm, g in km.curves.groupby("arm"):
-        ax.step(g["days"], g["return_share"] * 100, where="post", label=str(arm))
+        ax.step(g["days"], g["return_share"] * 100, where="post", label=plain(arm))
         ax.fill_between(g["days"], g["ci_low"] * 100, g["ci_high"] * 100, step="post", alpha=0.15)
     if comparison.follow_up_days:
         ax.axvline(comparison.follow_up_days, color="#718096", ls=":", lw=1, label=f"k = {comparison.follow_up_days:g} days")
     ax.set_xlabel("days since delivery")
     ax.set_ylabel("% of units returned")
-    ax.set_title(f"{comparison.experiment_id}: returns by day since delivery (Kaplan-Meier)", fontsize=10)
+    ax.set_title(plain(f"{comparison.experiment_id}: returns by day since delivery (Kaplan-Meier)"), fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -209,6 +220,6 @@ def event_study_chart(comparison):
         ax.plot(r.relative_week, r.estimate, "o", color=colour, ms=4)
     ax.set_xlabel("weeks since the change (pre-period in grey: should hover around 0)")
     ax.set_ylabel(f"{comparison.primary.metric}\ncohort - control")
-    ax.set_title(f"{comparison.experiment_id}: event study", fontsize=10)
+    ax.set_title(plain(f"{comparison.experiment_id}: event study"), fontsize=10)
     fig.tight_layout()
     return fig

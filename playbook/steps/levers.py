@@ -541,6 +541,7 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
     import pandas as pd
 
     from playbook.core.atomic import write_text
+    from playbook.core.csvsafe import neutralise_row
 
     target = Path(run_dir) / "experiments_plan.csv"
     row = plan.experiments_row()
@@ -548,7 +549,8 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
         target.unlink(missing_ok=True)
         return ExperimentsRowFile(None, plan.no_row_reason or "No experiments row written.")
     buffer = io.StringIO()
-    pd.DataFrame([row]).to_csv(buffer, index=False)
+    # people open it in a spreadsheet: a lever or cohort such as "=HYPERLINK(...)" is written as text
+    pd.DataFrame([neutralise_row(row)]).to_csv(buffer, index=False)
     path = write_text(target, buffer.getvalue())
     return ExperimentsRowFile(path, f"Ready row for the experiments table written to {path.name} in this week's "
                                     f"report folder.")
