@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from playbook.data import contract, validation
-from playbook.data.validation import ContractError, ValidatedData, Violation, validate
+from playbook.data.validation import ContractError, ValidatedData, Violation, engine, table_rules, validate
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -606,7 +606,7 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
     """Every query the validation runs compiles to PostgreSQL SQL (no TRY_CAST there) and
     fetches an aggregate or at most 5 example rows (the experiments table excepted)."""
     compiled, sizes = [], []
-    real_rows = validation._rows
+    real_rows = engine.rows
 
     def rows(expr):
         compiled.append(ibis.to_sql(expr, dialect="postgres"))
@@ -614,7 +614,7 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
         sizes.append((len(result), sorted(result[0]) if result else []))
         return result
 
-    monkeypatch.setattr(validation, "_rows", rows)
+    monkeypatch.setattr(engine, "rows", rows)
     data = several_violations()
     for i in range(20):
         data["orders"]["rows"].append([f"X{i:02d}", "bad", "C1", "web", "north", "2024-01-01", "", "1"])
@@ -624,9 +624,9 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
     v = info.value.violations[0]
     assert (v.column, v.n_rows, len(v.examples)) == ("order_ts", 21, 5)
     assert str(v).endswith("(order_id: O2 ('yesterday'), X00 ('bad'), X01 ('bad'), X02 ('bad'), X03 ('bad'), ...)")
-    prepared = validation._Validator(tables)
+    prepared = engine.Run.of(tables)
     for name in tables:
-        prepared.prepare_table(name)
+        table_rules.prepare_table(prepared, name)
         compiled.append(ibis.to_sql(prepared.out[name], dialect="postgres"))
     assert len(compiled) > 10
     assert not any("TRY_CAST" in sql.upper() for sql in compiled)
