@@ -373,6 +373,7 @@ def test_unique_rule(load):
 @pytest.mark.parametrize("table,row,column,value,rule,key", [
     ("returns", "R2", "resolution", "refnd", "one of refund, exchange, store_credit", "return_id"),
     ("assignments", "E1", "variant", "B", "one of control, treatment", "customer_id"),
+    ("experiments", "E1", "design", "ab_test", "one of randomized, pre_post", "experiment_id"),
 ])
 def test_allowed_values_rule(load, table, row, column, value, rule, key):
     err = broken(load, set_value(valid_data(), table, row, column, value))
@@ -494,6 +495,20 @@ def test_cohort_filters_parse_on_known_slice_columns(load, column, value):
     err = broken(load, set_value(valid_data(), "experiments", "E2", column, value))
     v = assert_single(err, "experiments", column, COHORT_RULE, 1, ["E2"], "experiment_id")
     assert repr(value) in v.examples[0]
+
+
+def test_primary_metric_among_the_metrics_the_caller_knows(load):
+    data = set_value(valid_data(), "experiments", "E2", "primary_metric", "damage_rte")
+    with pytest.raises(ContractError) as info:
+        validate(load(data), known_metrics={"return_rate", "damage_rate"})
+    v = assert_single(info.value, "experiments", "primary_metric", "a known metric", 1, ["E2"], "experiment_id")
+    assert v.examples == ("E2 (damage_rte)",)
+    assert v.detail == "known metrics: damage_rate, return_rate"
+
+
+def test_primary_metric_unchecked_when_the_caller_names_no_metric(load):
+    data = set_value(valid_data(), "experiments", "E2", "primary_metric", "damage_rte")
+    assert validate(load(data)).row_counts["experiments"] == 2
 
 
 def test_one_variant_per_experiment_and_customer(load):

@@ -23,6 +23,9 @@ from playbook.data.contract import TableSpec
 # They accept only text the cast will take: on PostgreSQL ``try_cast`` is a plain CAST
 # and one impossible date ('2024-02-30') or overflowing number would fail the query.
 NUMBER_RE = r"^[-+]?([0-9]{1,30}([.][0-9]*)?|[.][0-9]{1,30})([eE][-+]?[0-9]{1,2})?$"
+#: a number written with a decimal comma (a semicolon-separated export): ``12,5``; a dot is refused there,
+#: since ``1.000`` is a thousand in that convention and 1 in the other
+NUMBER_COMMA_RE = r"^[-+]?([0-9]{1,30}(,[0-9]*)?|,[0-9]{1,30})([eE][-+]?[0-9]{1,2})?$"
 _M31 = r"(0?[13578]|1[02])-(0?[1-9]|[12][0-9]|3[01])"
 _M30 = r"(0?[469]|11)-(0?[1-9]|[12][0-9]|30)"
 _FEB = r"0?2-(0?[1-9]|1[0-9]|2[0-8])"
@@ -44,6 +47,11 @@ KIND_RULE = {
     "date": "value is a date (YYYY-MM-DD)",
     "timestamp": "value is a timestamp (YYYY-MM-DD HH:MM:SS)",
     "isoweek": "value is an ISO week (YYYY-Www, week 01-53)",
+}
+#: the type rule of the number kinds in a table whose numbers take a decimal comma
+KIND_RULE_COMMA = {
+    "int": "value is an integer (no thousands separator)",
+    "float": "value is a number with a decimal comma (12,5), no thousands separator",
 }
 #: the engine type of each kind once validated
 KIND_DTYPE = {
@@ -85,7 +93,16 @@ def _whole(f: ibis.Value) -> ibis.BooleanValue:
     return ibis.ifelse(in_range, f.floor().cast("float64") == f, False)
 
 
-def _number(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, kind: str) -> Converted:
+def _text_number(stripped: ibis.Value, decimal_comma: bool) -> ibis.Value:
+    """Text -> float64, NULL unless the whole text is a number (with the table's decimal mark)."""
+    if decimal_comma:
+        return ibis.ifelse(stripped.re_search(NUMBER_COMMA_RE), stripped.replace(",", ".").try_cast("float64"),
+                           ibis.null("float64"))
+    return ibis.ifelse(stripped.re_search(NUMBER_RE), stripped.try_cast("float64"), ibis.null("float64"))
+
+
+def _number(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, kind: str,
+            decimal_comma: bool) -> Converted:
     dtype = raw.type()
     target = KIND_DTYPE[kind]
     if dtype.is_integer():
@@ -93,7 +110,7 @@ def _number(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, k
     if dtype.is_numeric():
         f = raw.cast("float64")
     elif dtype.is_string():
-        f = ibis.ifelse(stripped.re_search(NUMBER_RE), stripped.try_cast("float64"), ibis.null("float64"))
+        f = _text_number(stripped, decimal_comma)
     else:  # boolean, dates...: never a number
         return Converted(ibis.null(target), present, present)
     if kind == "int":
@@ -131,8 +148,12 @@ def _time(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, kin
     return Converted(value, present, present & value.isnull())
 
 
-def convert(raw: ibis.Value, kind: str, timezone: str = "UTC") -> Converted:
-    """Cast one raw column (any type, as read) to the contract ``kind``; times to ``timezone``'s clock."""
+def convert(raw: ibis.Value, kind: str, timezone: str = "UTC", decimal_comma: bool = False) -> Converted:
+    """Cast one raw column (any type, as read) to the contract ``kind``.
+
+    Times are read on ``timezone``'s clock (see the module's docstring); numbers written as text
+    take a decimal comma when ``decimal_comma`` (the table came from a semicolon-separated file).
+    """
     dtype = raw.type()
     text = raw if dtype.is_string() else raw.cast("string")
     stripped = text.strip()
@@ -143,7 +164,7 @@ def convert(raw: ibis.Value, kind: str, timezone: str = "UTC") -> Converted:
         ok = stripped.re_search(ISOWEEK_RE)
         return Converted(ibis.ifelse(ok, stripped, ibis.null(dt.string)), present, present & ~ok)
     if kind in ("int", "float"):
-        return _number(raw, stripped, present, kind)
+        return _number(raw, stripped, present, kind, decimal_comma)
     if kind in ("date", "timestamp"):
         return _time(raw, stripped, present, kind, timezone)
     raise ValueError(f"unknown column kind {kind!r}")

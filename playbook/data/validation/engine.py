@@ -68,6 +68,8 @@ class Run:
     given_names: list[str]
     timezone: str = "UTC"
     known_metrics: frozenset[str] | None = None
+    #: tables whose numbers written as text take a decimal comma (semicolon-separated files)
+    decimal_comma: frozenset[str] = frozenset()
     violations: list[tuple[tuple, Violation]] = field(default_factory=list)
     warnings: list[tuple[tuple, DataQualityWarning]] = field(default_factory=list)
     colmap: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -79,11 +81,11 @@ class Run:
     _handlers: list[tuple[str, Handler]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, tables: Mapping[str, Any], timezone: str = "UTC",
-           known_metrics: frozenset[str] | None = None) -> "Run":
+    def of(cls, tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: frozenset[str] | None = None,
+           decimal_comma: frozenset[str] = frozenset()) -> "Run":
         """A run over ``tables`` (ibis tables or anything ``ibis.memtable`` takes); extra tables are ignored."""
         raw = {name: t if isinstance(t, ibis.Table) else ibis.memtable(t) for name, t in tables.items() if name in TABLES}
-        return cls(raw, sorted(str(n) for n in tables), timezone, known_metrics)
+        return cls(raw, sorted(str(n) for n in tables), timezone, known_metrics, decimal_comma)
 
     # ---- recording
 

@@ -41,8 +41,8 @@ def run_rules(run: Run) -> ValidatedData:
     return ValidatedData(dict(run.out), warnings, missing, dict(run.row_counts))
 
 
-def validate(tables: Mapping[str, Any], timezone: str = "UTC",
-             known_metrics: Collection[str] | None = None) -> ValidatedData:
+def validate(tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: Collection[str] | None = None,
+             decimal_comma: Collection[str] = ()) -> ValidatedData:
     """Check ``tables`` (name -> ibis table, as read) against the data contract.
 
     Returns the validated tables (contract columns, contract order, contract types) and the
@@ -53,6 +53,8 @@ def validate(tables: Mapping[str, Any], timezone: str = "UTC",
     columns typed with a time zone are converted to its clock; naive ones are read as its clock
     already. ``known_metrics``, when given, are the metric names an experiment's ``primary_metric``
     may take (the data layer does not know the metric dictionary); None skips that rule.
+    ``decimal_comma`` names the tables whose numbers written as text take a decimal comma
+    (``12,5``: the tables read from semicolon-separated files).
     """
     known = None if known_metrics is None else frozenset(known_metrics)
-    return run_rules(Run.of(tables, check_timezone(timezone), known))
+    return run_rules(Run.of(tables, check_timezone(timezone), known, frozenset(decimal_comma)))

@@ -13,7 +13,7 @@ import ibis
 
 from playbook.data.contract import REASON_CODES, REQUIRED_TABLES, TABLES, Column
 from playbook.data.validation import engine, quality
-from playbook.data.validation.convert import KIND_DTYPE, KIND_RULE, Converted, convert, resolve_columns
+from playbook.data.validation.convert import KIND_DTYPE, KIND_RULE, KIND_RULE_COMMA, Converted, convert, resolve_columns
 from playbook.data.validation.engine import Check, Handler, Run, count_flag
 from playbook.data.validation.findings import N_EXAMPLES, Order, Violation, fmt
 
@@ -51,7 +51,8 @@ def prepare_table(run: Run, name: str) -> None:
             name, None, "has the contract columns", 0,
             detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})",
         ))
-    conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone) for c in spec.column_names if c in found}
+    comma = name in run.decimal_comma
+    conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone, comma) for c in spec.column_names if c in found}
     run.conv[name] = conv
     values = {c: conv[c].value.cast(KIND_DTYPE[spec.column(c).kind]) for c in conv}
     if name == "returns" and "reason_code" in values:
@@ -60,11 +61,12 @@ def prepare_table(run: Run, name: str) -> None:
     run.out[name] = raw.select(**values)
 
 
-def _column_checks(col: Column, c: Converted, value: ibis.Value) -> list[Check]:
+def _column_checks(col: Column, c: Converted, value: ibis.Value, decimal_comma: bool) -> list[Check]:
     """Type, not empty, allowed values, minimum: the rules one column states by itself."""
     checks: list[Check] = []
     if c.bad_type is not None:
-        checks.append(Check(Order.TYPE, col.name, KIND_RULE[col.kind], c.bad_type, "raw"))
+        rule = KIND_RULE_COMMA.get(col.kind) if decimal_comma else None
+        checks.append(Check(Order.TYPE, col.name, rule or KIND_RULE[col.kind], c.bad_type, "raw"))
     if not col.nullable:
         checks.append(Check(Order.NULL, col.name, "not empty", ~c.present))
     if col.allowed:
@@ -101,7 +103,7 @@ def check_single_table(run: Run, name: str) -> None:
     spec = TABLES[name]
     v = run.values[name]
     checks = [chk for col in spec.columns if col.name in run.conv[name]
-              for chk in _column_checks(col, run.conv[name][col.name], v[col.name])]
+              for chk in _column_checks(col, run.conv[name][col.name], v[col.name], name in run.decimal_comma)]
     checks += _row_checks(name, v)
     metrics: list[tuple[ibis.Value, Handler]] = [(run.raw[name].count(), partial(_on_row_count, run, name))]
     metrics += [(count_flag(chk.bad), partial(_on_single_rule, run, name, chk)) for chk in checks]
