@@ -123,14 +123,13 @@ def _number(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, k
 
 
 def _text_timestamp(stripped: ibis.Value, timezone: str) -> ibis.Value:
-    """Text -> naive shop-local timestamp: as written without an offset, converted with one."""
-    valid = stripped.re_search(TIMESTAMP_RE)
-    with_offset = valid & stripped.re_search(WITH_OFFSET_RE)
-    instant = ibis.ifelse(with_offset, stripped.try_cast(dt.Timestamp(timezone="UTC")),
-                          ibis.null(dt.Timestamp(timezone="UTC")))
-    local = _local_clock(timezone, instant)
-    naive = ibis.ifelse(valid & ~with_offset, stripped.try_cast("timestamp"), ibis.null("timestamp"))
-    return ibis.ifelse(with_offset, local, naive)
+    """Text -> naive shop-local timestamp: as written without an offset, converted with one.
+
+    Each regular expression appears once in the compiled CASE (they cost more than the casts).
+    """
+    instant = _local_clock(timezone, stripped.try_cast(dt.Timestamp(timezone="UTC")))
+    parsed = ibis.ifelse(stripped.re_search(WITH_OFFSET_RE), instant, stripped.try_cast("timestamp"))
+    return ibis.ifelse(stripped.re_search(TIMESTAMP_RE), parsed, ibis.null("timestamp"))
 
 
 def _time(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, kind: str, timezone: str) -> Converted:
