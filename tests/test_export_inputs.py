@@ -169,6 +169,25 @@ def test_a_bad_number_past_the_sampled_rows_is_named_by_validation(tmp_path):
     assert v.examples == ("2026-11-04|web|shoes|lots ('lots')",)
 
 
+def test_a_row_with_a_field_too_many_in_a_small_file_is_refused(tmp_path):
+    folder = shop(tmp_path)
+    path = write_table(folder, "returns", TINY_SHOP["returns"])
+    path.write_text(path.read_text() + "R5,L5,2026-11-21 10:00:00,1,quality,,80.0,5.0,2.0,refund,extra\n")
+    v = only(refused(folder))
+    assert (v.table, v.column, v.rule) == ("returns", None, "a CSV file whose rows have the header's fields")
+    assert "returns.csv: the header names return_id, line_id" in v.detail
+
+
+def test_a_row_with_a_field_too_many_past_the_sampled_rows_is_refused_naming_the_line(tmp_path):
+    folder = shop(tmp_path)
+    rows = [("2026-11-03", "web", "knitwear", 10)] * PAST_THE_SAMPLE + [("2026-11-04", "web", "shoes", 3, 4)]
+    write_table(folder, "sessions", rows)
+    v = only(refused(folder))
+    assert (v.table, v.rule, v.examples) == ("sessions", "a CSV file whose rows have the header's fields",
+                                             (f"line {PAST_THE_SAMPLE + 2}",))
+    assert v.detail == "sessions.csv: Expected Number of Columns: 4 Found: 5"
+
+
 # --------------------------------------------------------------------------- time
 
 

@@ -5,7 +5,8 @@ What is read correctly: a UTF-8 byte-order mark (dropped), comma, semicolon, tab
 line breaks, and in a semicolon-separated file numbers with a decimal comma (``12,5``: the
 spreadsheet convention of the locales that separate fields with ``;``).
 
-What is refused, with the table, the column, the rule, the count and examples: a file that is not
+What is refused, with the table, the column, the rule, the count and examples: a file whose rows do
+not parse into the header's fields (DuckDB's message names the line); a file that is not
 UTF-8 (Latin-1 / Windows-1252 exports): the bytes alone cannot tell Latin-1 from Windows-1252 or
 other code pages, so the playbook never guesses an encoding (a wrong guess reads text wrong
 silently); and, through validation, numbers whose decimal mark does not fit the file's separator.
@@ -36,6 +37,8 @@ from playbook.data.validation.findings import N_EXAMPLES
 SEPARATORS = (",", ";", "\t", "|")
 #: the rule a file that is not UTF-8 breaks
 UTF8_RULE = "text encoded as UTF-8"
+#: the rule a file breaks when its rows do not parse (a row with more or fewer fields, an open quote)
+CSV_RULE = "a CSV file whose rows have the header's fields"
 _TEXT_KINDS = ("timestamp", "date")
 _NUMBER_KINDS = ("int", "float")
 
@@ -96,14 +99,26 @@ def read_csv(con: ibis.BaseBackend, path: Path, table: str) -> tuple[ibis.Table,
     options = {"types": types} if types else {}  # DuckDB refuses an empty types mapping
     try:
         try:
-            return _load(con, path, table, dialect, **options), dialect
+            loaded = _load(con, path, table, dialect, **options)
         except duckdb.ConversionException:
             # a value past DuckDB's sample defeats the detected type: read it all as text, validation names it
-            return _load(con, path, table, dialect, all_varchar=True), dialect
+            loaded = _load(con, path, table, dialect, all_varchar=True)
     except duckdb.InvalidInputException as exc:
-        if "unicode" not in str(exc).lower():
-            raise
-        raise encoding_error(path, table, dialect) from None
+        if "unicode" in str(exc).lower():
+            raise encoding_error(path, table, dialect) from None
+        raise parse_error(path, table, str(exc)) from None
+    except duckdb.BinderException:  # the sniffer found other column names than the header's
+        raise header_error(path, table, dialect) from None
+    if tuple(loaded.columns) != dialect.header:
+        raise header_error(path, table, dialect)
+    return loaded, dialect
+
+
+def header_error(path: Path, table: str, dialect: CsvDialect) -> ContractError:
+    """DuckDB's sniffer gave up on the header (ragged rows in a small file): such a guess is never read."""
+    return ContractError([Violation(table, None, CSV_RULE, 0, detail=(
+        f"{path.name}: the header names {', '.join(dialect.header)} but the rows do not parse into those "
+        f"fields (some rows have more or fewer fields, or a quote is not closed)"))])
 
 
 def _load(con: ibis.BaseBackend, path: Path, table: str, dialect: CsvDialect, **options) -> ibis.Table:
@@ -111,6 +126,16 @@ def _load(con: ibis.BaseBackend, path: Path, table: str, dialect: CsvDialect, **
     con.drop_view(view, force=True)
     raw = con.read_csv(path, table_name=view, delim=dialect.separator, **options)
     return con.create_table(table, raw, temp=True, overwrite=True)
+
+
+def parse_error(path: Path, table: str, message: str) -> ContractError:
+    """DuckDB's parser stopped on a row: the line and what was wrong, from its message."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    where = next((line for line in lines if "CSV Error on Line" in line), "")
+    what = next((line for line in lines if "Expected Number of Columns" in line or "unterminated" in line),
+                lines[0] if lines else "")
+    examples = (f"line {where.rsplit(':', 1)[-1].strip()}",) if where else ()
+    return ContractError([Violation(table, None, CSV_RULE, 0, examples, detail=f"{path.name}: {what}")])
 
 
 def _encoding_detail(path: Path) -> str:
