@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import uuid
 from pathlib import Path
 
+import ibis
+import pandas as pd
 import pytest
 import yaml
 from conftest import TINY_SHOP, write_shop
@@ -23,7 +26,7 @@ from playbook.core.settings import ConfigError
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import TABLES
 from playbook.data.dataset import open_dataset
-from playbook.data.validation import ContractError, Violation
+from playbook.data.validation import ContractError, Violation, validate
 
 PARIS = "Europe/Paris"
 #: more rows than DuckDB's type detection samples (20,480): a value after them is not seen by it
@@ -299,3 +302,47 @@ def test_an_order_in_the_last_local_hours_of_a_dst_week_belongs_to_it(dst_week):
 
 def test_an_order_after_local_sunday_midnight_of_a_dst_week_is_the_next_week(dst_week):
     assert "O3" not in dst_week  # Monday 00:30 in Paris, though still Sunday 23:30 in UTC
+
+
+# --------------------------------------------------------------------------- the same on PostgreSQL
+
+
+@pytest.fixture()
+def pg(postgres_server):
+    db = f"playbook_tz_{uuid.uuid4().hex[:10]}"
+    with postgres_server.connect() as admin:
+        admin.execute(f'CREATE DATABASE "{db}"')
+    con = ibis.connect(postgres_server.url_for(db))
+    yield con
+    con.disconnect()
+    with postgres_server.connect() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def pg_tables(con, orders: pd.DataFrame) -> dict:
+    """The tiny shop in PostgreSQL: text columns, except ``orders`` as given."""
+    tables = {}
+    for name in ("order_lines", "returns"):
+        frame = pd.DataFrame(TINY_SHOP[name], columns=list(TABLES[name].column_names)).astype(str)
+        tables[name] = con.create_table(name, frame)
+    tables["orders"] = con.create_table("orders", orders)
+    return tables
+
+
+@pytest.mark.postgres
+def test_offset_text_timestamps_are_converted_on_postgres_too(pg):
+    orders = pd.DataFrame(TINY_SHOP["orders"], columns=list(TABLES["orders"].column_names)).astype(str)
+    orders.loc[0, "order_ts"] = "2026-11-02T10:00:00-05:00"
+    out = validate(pg_tables(pg, orders), timezone=PARIS)
+    o1 = out.tables["orders"].filter(ibis._.order_id == "O1").to_pyarrow().to_pylist()[0]
+    assert (o1["order_ts"], o1["promised_delivery_date"]) == (dt.datetime(2026, 11, 2, 16, 0), dt.date(2026, 11, 5))
+
+
+@pytest.mark.postgres
+def test_a_timestamptz_column_is_converted_on_postgres(pg):
+    orders = pd.DataFrame(TINY_SHOP["orders"], columns=list(TABLES["orders"].column_names))
+    orders["order_ts"] = pd.to_datetime(orders["order_ts"]).dt.tz_localize("UTC")  # 10:00 UTC is 11:00 in Paris
+    orders["delivered_ts"] = pd.to_datetime(orders["delivered_ts"].replace("", None))
+    out = validate(pg_tables(pg, orders), timezone=PARIS)
+    o1 = out.tables["orders"].filter(ibis._.order_id == "O1").to_pyarrow().to_pylist()[0]
+    assert o1["order_ts"] == dt.datetime(2026, 11, 2, 11, 0)
