@@ -346,3 +346,18 @@ def test_a_timestamptz_column_is_converted_on_postgres(pg):
     out = validate(pg_tables(pg, orders), timezone=PARIS)
     o1 = out.tables["orders"].filter(ibis._.order_id == "O1").to_pyarrow().to_pylist()[0]
     assert o1["order_ts"] == dt.datetime(2026, 11, 2, 11, 0)
+
+
+def test_tab_separators_are_read(tmp_path):
+    folder = shop(tmp_path)
+    write_table(folder, "returns", with_returns({"R1": {5: "runs small, one size up"}}), sep="\t")
+    returns = rows_of(folder, "returns", "return_id")
+    assert (returns["R1"]["reason_text"], returns["R1"]["refund_amount"]) == ("runs small, one size up", 20.0)
+
+
+def test_an_export_table_with_a_byte_order_mark_is_read(tmp_path):
+    folder = shop(tmp_path)
+    (folder / "export.csv").write_bytes(b"\xef\xbb\xbfcomplete_through\r\n2026-11-22\r\n")
+    ds = open_dataset(folder)
+    assert ds.complete_through == dt.date(2026, 11, 22)
+    ds.close()
