@@ -361,3 +361,11 @@ def test_an_export_table_with_a_byte_order_mark_is_read(tmp_path):
     ds = open_dataset(folder)
     assert ds.complete_through == dt.date(2026, 11, 22)
     ds.close()
+
+
+def test_a_separator_ending_every_line_adds_no_column_and_loses_no_row(tmp_path):
+    folder = shop(tmp_path)
+    path = write_table(folder, "returns", TINY_SHOP["returns"])
+    path.write_text("".join(line + ",\n" for line in path.read_text().splitlines()))
+    returns = rows_of(folder, "returns", "return_id")
+    assert sorted(returns) == ["R1", "R2", "R3", "R4"] and returns["R4"]["resolution"] == "exchange"
