@@ -40,17 +40,17 @@ COUNTING = (
 def count_opens(mp: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts the opens and validations of the source in this process."""
     calls = {"open": 0, "validate": 0}
-    real_load, real_validate = pdata.load_tables, pdata.validate
+    real_load, real_validate = pdata.load_source, pdata.validate
 
     def load(source):
         calls["open"] += 1
         return real_load(source)
 
-    def validate(raw):
+    def validate(raw, **options):
         calls["validate"] += 1
-        return real_validate(raw)
+        return real_validate(raw, **options)
 
-    mp.setattr(pdata, "load_tables", load)
+    mp.setattr(pdata, "load_source", load)
     mp.setattr(pdata, "validate", validate)
     return calls
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from playbook.data import contract, validation
-from playbook.data.validation import ContractError, ValidatedData, Violation, validate
+from playbook.data.validation import ContractError, ValidatedData, Violation, engine, table_rules, validate
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -373,6 +373,7 @@ def test_unique_rule(load):
 @pytest.mark.parametrize("table,row,column,value,rule,key", [
     ("returns", "R2", "resolution", "refnd", "one of refund, exchange, store_credit", "return_id"),
     ("assignments", "E1", "variant", "B", "one of control, treatment", "customer_id"),
+    ("experiments", "E1", "design", "ab_test", "one of randomized, pre_post", "experiment_id"),
 ])
 def test_allowed_values_rule(load, table, row, column, value, rule, key):
     err = broken(load, set_value(valid_data(), table, row, column, value))
@@ -496,6 +497,20 @@ def test_cohort_filters_parse_on_known_slice_columns(load, column, value):
     assert repr(value) in v.examples[0]
 
 
+def test_primary_metric_among_the_metrics_the_caller_knows(load):
+    data = set_value(valid_data(), "experiments", "E2", "primary_metric", "damage_rte")
+    with pytest.raises(ContractError) as info:
+        validate(load(data), known_metrics={"return_rate", "damage_rate"})
+    v = assert_single(info.value, "experiments", "primary_metric", "a known metric", 1, ["E2"], "experiment_id")
+    assert v.examples == ("E2 (damage_rte)",)
+    assert v.detail == "known metrics: damage_rate, return_rate"
+
+
+def test_primary_metric_unchecked_when_the_caller_names_no_metric(load):
+    data = set_value(valid_data(), "experiments", "E2", "primary_metric", "damage_rte")
+    assert validate(load(data)).row_counts["experiments"] == 2
+
+
 def test_one_variant_per_experiment_and_customer(load):
     data = valid_data()
     data["assignments"]["rows"].append(["E1", "C1", "treatment", "2024-01-03 00:00:00"])
@@ -606,7 +621,7 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
     """Every query the validation runs compiles to PostgreSQL SQL (no TRY_CAST there) and
     fetches an aggregate or at most 5 example rows (the experiments table excepted)."""
     compiled, sizes = [], []
-    real_rows = validation._rows
+    real_rows = engine.rows
 
     def rows(expr):
         compiled.append(ibis.to_sql(expr, dialect="postgres"))
@@ -614,7 +629,7 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
         sizes.append((len(result), sorted(result[0]) if result else []))
         return result
 
-    monkeypatch.setattr(validation, "_rows", rows)
+    monkeypatch.setattr(engine, "rows", rows)
     data = several_violations()
     for i in range(20):
         data["orders"]["rows"].append([f"X{i:02d}", "bad", "C1", "web", "north", "2024-01-01", "", "1"])
@@ -624,9 +639,9 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
     v = info.value.violations[0]
     assert (v.column, v.n_rows, len(v.examples)) == ("order_ts", 21, 5)
     assert str(v).endswith("(order_id: O2 ('yesterday'), X00 ('bad'), X01 ('bad'), X02 ('bad'), X03 ('bad'), ...)")
-    prepared = validation._Validator(tables)
+    prepared = engine.Run.of(tables)
     for name in tables:
-        prepared.prepare_table(name)
+        table_rules.prepare_table(prepared, name)
         compiled.append(ibis.to_sql(prepared.out[name], dialect="postgres"))
     assert len(compiled) > 10
     assert not any("TRY_CAST" in sql.upper() for sql in compiled)

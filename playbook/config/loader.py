@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zoneinfo
 from typing import Any
 
 import yaml
@@ -109,7 +110,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raw = _mapping(str(file), yaml.safe_load(file.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers", "experiments"},
+    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers", "experiments", "timezone"},
                   {"metrics", "decision_table"})
     settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
     known_metrics = definitions(settings)
@@ -144,7 +145,17 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             raise ConfigError(f"{file}: levers.{reason}: missing key 'lever'")
         levers[str(reason)] = {str(k): str(v) for k, v in entry.items()}
     experiments = _experiment_settings(f"{file}: experiments", raw.get("experiments"), settings)
-    return Config(file, settings, table, default, levers, experiments)
+    timezone = _timezone(f"{file}: timezone", raw.get("timezone", "UTC"))
+    return Config(file, settings, table, default, levers, experiments, timezone)
+
+
+def _timezone(where: str, value: Any) -> str:
+    """An IANA time zone name (``Europe/Paris``, ``UTC``), checked against the system's zone database."""
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown time zone {value!r}; expected an IANA name such as Europe/Paris or UTC") from None
+    return str(value)
 
 
 def _experiment_settings(where: str, value: Any, settings: MetricSettings) -> ExperimentSettings:

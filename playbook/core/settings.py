@@ -85,6 +85,8 @@ class Config:
     default_rule: DecisionRow
     levers: dict[str, dict[str, str]]
     experiments: ExperimentSettings = DEFAULT_EXPERIMENTS
+    #: the shop's IANA time zone: weeks are counted on its clock, timestamps with an offset are converted to it
+    timezone: str = "UTC"
 
     def row_for(self, metric: str) -> DecisionRow | None:
         for row in self.decision_table:

@@ -21,13 +21,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
 
 from playbook.core.weeks import IsoWeek, completeness_note, latest_complete_week
-from playbook.data import contract
+from playbook.data import contract, csv_files
 from playbook.data.contract import OPTIONAL_TABLES
 from playbook.data.validation import DataQualityWarning, validate
 
@@ -126,11 +127,22 @@ def _table_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
-    """Open ``source`` and return the connection and its raw contract tables (not yet validated).
+@dataclass
+class LoadedSource:
+    """A source opened, its raw contract tables (not yet validated), and how its files write numbers."""
+
+    con: ibis.BaseBackend
+    tables: dict[str, ibis.Table]
+    #: tables read from semicolon-separated files, whose numbers take a decimal comma
+    decimal_comma: frozenset[str] = frozenset()
+
+
+def load_source(source: str | os.PathLike) -> LoadedSource:
+    """Open ``source``: a database URL, or a folder of files.
 
     CSV files are loaded once into temporary tables (a CSV view would be re-parsed by every
-    query); Parquet files are scanned in place.
+    query), in the dialect their header shows (``playbook.data.csv_files``); Parquet files are
+    scanned in place.
     """
     text = str(source)
     if is_url(text):
@@ -140,19 +152,27 @@ def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, 
         except Exception as exc:  # the message may echo the URL: never let the password through
             raise SourceError(f"cannot open {redact(text)}: {type(exc).__name__}") from None
         present = set(con.list_tables())
-        return con, {name: con.table(name) for name in contract.ALL_TABLES if name in present}
+        return LoadedSource(con, {name: con.table(name) for name in contract.ALL_TABLES if name in present})
     folder = Path(text)
     if not folder.is_dir():
         raise SourceError(f"data source {text!r} is neither a folder nor a database URL")
     con = ibis.duckdb.connect()
     tables: dict[str, ibis.Table] = {}
+    comma: set[str] = set()
     for name, path in _table_files(folder).items():
         if path.suffix == ".parquet":
             tables[name] = con.read_parquet(path, table_name=name)
-        else:
-            raw = con.read_csv(path, table_name=f"_csv_{name}")
-            tables[name] = con.create_table(name, raw, temp=True)
-    return con, tables
+            continue
+        tables[name], dialect = csv_files.read_csv(con, path, name)
+        if dialect.decimal_comma:
+            comma.add(name)
+    return LoadedSource(con, tables, frozenset(comma))
+
+
+def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
+    """Open ``source`` and return the connection and its raw contract tables (not yet validated)."""
+    loaded = load_source(source)
+    return loaded.con, loaded.tables
 
 
 def unavailable(table: str, empty_tables: list[str] | tuple[str, ...] = ()) -> str:
@@ -234,10 +254,17 @@ class Dataset:
         self.con.disconnect()
 
 
-def open_dataset(source: str | os.PathLike) -> Dataset:
-    """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract."""
-    con, raw = load_tables(source)
-    checked = validate(raw)
+def open_dataset(source: str | os.PathLike, timezone: str = "UTC",
+                 known_metrics: Collection[str] | None = None) -> Dataset:
+    """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract.
+
+    ``timezone``: the shop's IANA time zone (the configuration's ``timezone``); timestamps with an
+    offset are converted to its clock, naive ones are its clock already. ``known_metrics``: the
+    metric names an experiment's ``primary_metric`` may take (None: not checked here).
+    """
+    loaded = load_source(source)
+    con, raw = loaded.con, loaded.tables
+    checked = validate(raw, timezone=timezone, known_metrics=known_metrics, decimal_comma=loaded.decimal_comma)
     # The validated tables are cast and cleaned views over the raw ones; materialize them once in
     # the engine so that every metric query does not redo the casts.
     # An optional table given without a row is treated as a missing one (validation warned about it):
@@ -268,7 +295,7 @@ def read_complete_through(source: str | os.PathLike, con: ibis.BaseBackend) -> d
         path = Path(text) / f"{EXPORT_TABLE}.csv"
         if not path.is_file():
             return None
-        values = pd.read_csv(path, dtype=str, keep_default_na=False)
+        values = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     return _parse_complete_through(values)
 
 
@@ -405,12 +432,13 @@ def snapshot_version() -> str:
     """
     digest = hashlib.sha256(_SNAPSHOT_LAYOUT.encode())
     package = Path(__file__).resolve().parents[1]
-    for module in ("data/contract.py", "data/validation.py", "data/dataset.py", "metrics/dictionary.py",
+    for module in ("data/contract.py", "data/validation", "data/dataset.py", "data/csv_files.py", "metrics/dictionary.py",
                    "core/weeks.py", "core/settings.py"):
         path = package / module
-        if not path.is_file():  # a moved module must never silently stop counting
+        if not path.exists():  # a moved module must never silently stop counting
             raise RuntimeError(f"snapshot_version: {path} does not exist; update the list of modules it hashes")
-        digest.update(path.read_bytes())
+        for file in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
 
 
