@@ -12,7 +12,7 @@ from playbook.core.settings import DEFAULT_EXPERIMENTS, ConfigError, MetricSetti
 from playbook.core.vocabulary import Design, Direction
 from playbook.data.dataset import open_dataset
 from playbook.metrics import dictionary
-from playbook.metrics.dictionary import compute_metrics, definitions, dictionary_markdown, metric_named
+from playbook.metrics.dictionary import compute_metrics, definitions, dictionary_markdown, known_metrics, metric_named
 from playbook.metrics.forms import ReturnsWithinWindow, WeeklyForm, WeeklyInputs
 from playbook.metrics.metric import Metric
 
@@ -87,3 +87,28 @@ def test_the_metric_page_says_where_each_metric_is_computed():
     assert row.rstrip(" |").endswith("per arm")
     rate = next(line for line in page.splitlines() if line.startswith("| return_rate_14d "))
     assert rate.rstrip(" |").endswith("weekly, per arm, pre/post, money")
+
+
+def test_the_contract_accepts_a_dictionary_metric_or_a_return_rate_window_and_names_the_rest():
+    known = known_metrics(MetricSettings())
+    assert known.accepts("discount_depth") and known.accepts("return_rate_7d")
+    assert not known.accepts("damage_rte") and not known.accepts("return_rate_d")
+    assert "return_rate_<k>d" in known.described and "discount_depth" in known.described
+
+
+def test_the_weekly_run_opens_the_data_in_the_shops_time_zone_with_the_known_metrics(tmp_path, monkeypatch):
+    from playbook.run import weekly
+
+    config = tmp_path / "playbook.yaml"
+    config.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace("timezone: UTC", "timezone: Europe/Paris"),
+                      encoding="utf-8")
+    seen = {}
+
+    def opened(source, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop after the open")
+
+    monkeypatch.setattr(weekly, "open_dataset", opened)
+    with pytest.raises(RuntimeError, match="stop after the open"):
+        weekly.run_week("2026-W47", out=tmp_path / "reports", config=config, journal=tmp_path / "journal")
+    assert seen["timezone"] == "Europe/Paris" and seen["known_metrics"].accepts("return_rate_7d")

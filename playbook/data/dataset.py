@@ -30,7 +30,7 @@ import pandas as pd
 from playbook.core.weeks import IsoWeek, completeness_note, latest_complete_week
 from playbook.data import contract, csv_files
 from playbook.data.contract import OPTIONAL_TABLES
-from playbook.data.validation import DataQualityWarning, validate
+from playbook.data.validation import DataQualityWarning, KnownMetrics, validate
 
 PASSWORD_ENV = "PLAYBOOK_DB_PASSWORD"
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -255,7 +255,7 @@ class Dataset:
 
 
 def open_dataset(source: str | os.PathLike, timezone: str = "UTC",
-                 known_metrics: Collection[str] | None = None) -> Dataset:
+                 known_metrics: KnownMetrics | Collection[str] | None = None) -> Dataset:
     """Load and validate ``source``; raises ``ContractError`` (from validation) on a broken contract.
 
     ``timezone``: the shop's IANA time zone (the configuration's ``timezone``); timestamps with an

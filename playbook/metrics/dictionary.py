@@ -36,6 +36,7 @@ from playbook.data.facts import (
     returns_of_lines,
     week_of,
 )
+from playbook.data.validation import KnownMetrics
 from playbook.metrics.forms import (
     ContactsPerExposedOrder,
     ContactsPerOrderPanel,
@@ -179,6 +180,14 @@ def metric_named(name: str, settings: MetricSettings) -> Metric | None:
     if found is None and (family := _RETURN_RATE.fullmatch(name)):
         found = return_rate(int(family.group(1)))
     return found
+
+
+def known_metrics(settings: MetricSettings) -> KnownMetrics:
+    """What the data contract accepts as an experiment's ``primary_metric``: a dictionary name or a
+    return rate with its own window (whether the design can compute it is the comparison's say)."""
+    names = sorted(definitions(settings))
+    return KnownMetrics(lambda name: metric_named(name, settings) is not None,
+                        ", ".join(names) + ", or return_rate_<k>d for another window of k days")
 
 
 def computable_in(design: Design, settings: MetricSettings) -> list[str]:

@@ -38,6 +38,7 @@ from playbook.data.dataset import (
     store_snapshot,
 )
 from playbook.data.facts import line_facts, order_facts
+from playbook.metrics.dictionary import known_metrics
 from playbook.report.summary import update_summary
 
 
@@ -85,7 +86,7 @@ def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", j
         if week and IsoWeek.parse(week) != snap.week:
             raise ValueError(f"the snapshot is of week {snap.week}, not {IsoWeek.parse(week)}")
     else:
-        snap = interactive_snapshot(source, week, cfg.metrics.return_window_days)
+        snap = interactive_snapshot(source, week, cfg)
     iso = snap.week
     # an interactive run (no run_dir) works in a scratch folder: it never overwrites the published
     # report of the week, and its journal entries stay staged there (only `make weekly` records them)
@@ -125,20 +126,22 @@ def snapshot_cache_dir() -> Path:
     return base / "returns-playbook" / "snapshots"
 
 
-def interactive_snapshot(source: str, week: str, k: int) -> Snapshot:
+def interactive_snapshot(source: str, week: str, cfg: Config) -> Snapshot:
     """The snapshot of ``week`` (empty: the latest complete week), reused when still valid, else built.
 
     Valid means: same source fingerprint (``data.fingerprint``), same week, same code version
-    (``data.snapshot_version``), and the facts for this k. A folder source is cached as a DuckDB
+    (``data.snapshot_version``), the same time zone, and the facts for this k. A folder source is cached as a DuckDB
     file in ``snapshot_cache_dir()``; a database source in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA``
     when it is set, else it is opened and validated in this kernel as before (nothing stored).
     """
+    k = cfg.metrics.return_window_days
     schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "") if is_url(source) else ""
     if is_url(source) and not schema:
-        dataset = open_dataset(source)
+        dataset = _open(source, cfg)
         return dataset.as_of(dataset.check_week(week) if week else dataset.latest_complete_week())
     stamp = fingerprint(source)
-    key = hashlib.sha256(f"{source}\n{stamp}\n{snapshot_version()}\n{k}".encode()).hexdigest()[:16]
+    # the time zone decides which week an order falls in: a snapshot cut in another zone is another one
+    key = hashlib.sha256(f"{source}\n{stamp}\n{snapshot_version()}\n{k}\n{cfg.timezone}".encode()).hexdigest()[:16]
     known = IsoWeek.parse(week) if week else _remembered_week(key)
     if known is not None:
         location = _cache_location(source, schema, key, known)
@@ -146,7 +149,7 @@ def interactive_snapshot(source: str, week: str, k: int) -> Snapshot:
         if meta is not None and (meta.fingerprint, meta.week, meta.version) == (stamp, str(known), snapshot_version()):
             _touch(location)
             return attach_snapshot(location)
-    dataset = open_dataset(source)  # a URL carrying a password is refused (SourceError)
+    dataset = _open(source, cfg)  # a URL carrying a password is refused (SourceError)
     # a week the data do not cover would show empty or half-filled numbers as if they were real
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()
     location = _cache_location(source, schema, key, iso)
@@ -156,6 +159,10 @@ def interactive_snapshot(source: str, week: str, k: int) -> Snapshot:
     _prune(location)
     dataset.close()
     return attach_snapshot(location)
+
+
+def _open(source: str, cfg: Config) -> Dataset:
+    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
 
 
 def _cache_location(source: str, schema: str, key: str, week: IsoWeek) -> SnapshotLocation:

@@ -51,6 +51,7 @@ from playbook.data.dataset import (
 )
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
+from playbook.metrics.dictionary import known_metrics
 from playbook.report.rendering import index_page, notebook_to_html
 from playbook.report.summary import read_summary
 from playbook.run.session import store_week
@@ -165,7 +166,8 @@ def run_week(
     journal_path = resolve(journal, JOURNAL_DIR)
     cfg = load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
     stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
-    dataset = open_dataset(data_text)  # validation first: a broken input stops before anything is written
+    # validation first: a broken input stops before anything is written
+    dataset = open_dataset(data_text, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()

@@ -41,6 +41,7 @@ from playbook.data.validation.findings import (
     N_EXAMPLES,
     ContractError,
     DataQualityWarning,
+    KnownMetrics,
     ValidatedData,
     Violation,
 )
@@ -49,6 +50,7 @@ from playbook.data.validation.runner import validate
 __all__ = [
     "ContractError",
     "DataQualityWarning",
+    "KnownMetrics",
     "N_EXAMPLES",
     "SLICE_COLUMNS",
     "ValidatedData",

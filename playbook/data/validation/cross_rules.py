@@ -129,16 +129,20 @@ def check_assignments(run: Run) -> None:
 def check_experiment_metrics(run: Run) -> None:
     """Each experiment's primary metric is one the caller knows (skipped when the caller names none).
 
-    The data layer cannot read the metric dictionary (it sits above data): the caller passes the
-    names, e.g. ``{m.name for m in playbook.metrics.dictionary.definitions(settings)}``.
+    The data layer cannot read the metric dictionary (it sits above data): the caller passes a
+    :class:`~playbook.data.validation.findings.KnownMetrics` (``metrics.dictionary.known_metrics``).
     """
     if run.known_metrics is None or not run.has("experiments", "primary_metric"):
         return
     e = run.view("experiments", "primary_metric")
-    known = sorted(run.known_metrics)
-    unknown = e.filter(e.primary_metric.notnull() & ~e.primary_metric.isin(known))
+    # the experiments table is small: its distinct metric names are tested client-side
+    names = e.select(name=e.primary_metric.cast("string")).distinct().to_pandas()["name"].dropna()
+    strangers = sorted(n for n in names if not run.known_metrics.accepts(str(n)))
+    if not strangers:
+        return
+    unknown = e.filter(e.primary_metric.cast("string").isin(strangers))
     run.count_rows(Order.EXPERIMENT, "experiments", "primary_metric", "a known metric", unknown,
-                   extra="primary_metric", detail=f"known metrics: {', '.join(known)}")
+                   extra="primary_metric", detail=f"known metrics: {run.known_metrics.described}")
 
 
 def check_experiment_cohorts(run: Run) -> None:

@@ -18,6 +18,7 @@ from playbook.data.validation.convert import Converted
 from playbook.data.validation.findings import (
     N_EXAMPLES,
     DataQualityWarning,
+    KnownMetrics,
     Violation,
     column_order,
     fmt,
@@ -67,7 +68,7 @@ class Run:
     raw: dict[str, ibis.Table]
     given_names: list[str]
     timezone: str = "UTC"
-    known_metrics: frozenset[str] | None = None
+    known_metrics: KnownMetrics | None = None
     #: tables whose numbers written as text take a decimal comma (semicolon-separated files)
     decimal_comma: frozenset[str] = frozenset()
     violations: list[tuple[tuple, Violation]] = field(default_factory=list)
@@ -81,7 +82,7 @@ class Run:
     _handlers: list[tuple[str, Handler]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: frozenset[str] | None = None,
+    def of(cls, tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: KnownMetrics | None = None,
            decimal_comma: frozenset[str] = frozenset()) -> "Run":
         """A run over ``tables`` (ibis tables or anything ``ibis.memtable`` takes); extra tables are ignored."""
         raw = {name: t if isinstance(t, ibis.Table) else ibis.memtable(t) for name, t in tables.items() if name in TABLES}

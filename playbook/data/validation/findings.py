@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Callable, Collection
 
 import ibis
 
@@ -209,3 +209,21 @@ def quoted(value: Any) -> str:
     if value is None:
         return "<empty>"
     return repr(value) if isinstance(value, str) else fmt(value)
+
+
+@dataclass(frozen=True)
+class KnownMetrics:
+    """The metric names an experiment's ``primary_metric`` may take, as the caller knows them.
+
+    The data layer cannot read the metric dictionary (it sits above data), so the caller passes a
+    test (``accepts``: a dictionary name, or a family member such as ``return_rate_7d``) and how to
+    say the known names in a message (``described``).
+    """
+
+    accepts: Callable[[str], bool]
+    described: str
+
+    @classmethod
+    def of(cls, names: Collection[str]) -> KnownMetrics:
+        known = frozenset(names)
+        return cls(known.__contains__, ", ".join(sorted(known)))

@@ -8,7 +8,7 @@ from playbook.data.contract import ALL_TABLES, OPTIONAL_TABLES
 from playbook.data.validation import cross_rules, quality, table_rules
 from playbook.data.validation.convert import check_timezone
 from playbook.data.validation.engine import Run
-from playbook.data.validation.findings import ContractError, ValidatedData
+from playbook.data.validation.findings import ContractError, KnownMetrics, ValidatedData
 
 
 def _register_rules(run: Run) -> None:
@@ -41,7 +41,8 @@ def run_rules(run: Run) -> ValidatedData:
     return ValidatedData(dict(run.out), warnings, missing, dict(run.row_counts))
 
 
-def validate(tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: Collection[str] | None = None,
+def validate(tables: Mapping[str, Any], timezone: str = "UTC",
+             known_metrics: KnownMetrics | Collection[str] | None = None,
              decimal_comma: Collection[str] = ()) -> ValidatedData:
     """Check ``tables`` (name -> ibis table, as read) against the data contract.
 
@@ -56,5 +57,6 @@ def validate(tables: Mapping[str, Any], timezone: str = "UTC", known_metrics: Co
     ``decimal_comma`` names the tables whose numbers written as text take a decimal comma
     (``12,5``: the tables read from semicolon-separated files).
     """
-    known = None if known_metrics is None else frozenset(known_metrics)
+    known = known_metrics if known_metrics is None or isinstance(known_metrics, KnownMetrics) \
+        else KnownMetrics.of(known_metrics)
     return run_rules(Run.of(tables, check_timezone(timezone), known, frozenset(decimal_comma)))
