@@ -350,42 +350,68 @@ def _child_env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT) + (os.pathsep + path if path else "")}
 
 
-def measure_cycle(kind: str, week: str) -> dict:
-    """Wall seconds of one fresh process: the weekly run of the sample (``cycle``) or its ``floor``.
+#: Runs ``argv[1:]`` and prints the largest resident memory of any process of its tree: a process's
+#: ``RUSAGE_CHILDREN`` high-water mark covers its waited-for descendants (the runner and its kernels).
+_PEAK_WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
+def measure_cycle(kind: str, week: str, data: Path | None = None) -> dict:
+    """Wall seconds and peak memory of one fresh process: the weekly run (``cycle``) of ``data``
+    (default ``data_samples/``) or its ``floor``.
 
     Timed from the parent around the whole process (start-up, imports, kernels, exports included),
     in a temporary folder for the reports and the journal (the repository's are never touched).
+    Peak memory is the largest resident set of any one process of the run (the runner or one of its
+    kernels; the kernels run one after the other), read by a small wrapper process.
     """
+    data = data or REPO_ROOT / "data_samples"
     with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
         if kind == "cycle":
-            cmd = [sys.executable, "-m", "playbook.run.weekly", "--week", week, "--data", str(REPO_ROOT / "data_samples"),
+            cmd = [sys.executable, "-m", "playbook.run.weekly", "--week", week, "--data", str(data),
                    "--out", str(Path(tmp) / "reports"), "--journal", str(Path(tmp) / "journal")]
         else:
             cmd = [sys.executable, "-m", "playbook.dev.bench", "--floor-into", tmp, "--week", week]
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=str(REPO_ROOT), env=_child_env(), capture_output=True, text=True,
-                              timeout=CHILD_TIMEOUT_S)
+        proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *cmd], cwd=str(REPO_ROOT), env=_child_env(),
+                              capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark {kind} failed with code {proc.returncode}:\n{proc.stderr[-2000:]}")
+        peak_kib = int(proc.stderr.strip().splitlines()[-1])
         pages = len(list(Path(tmp).rglob("*.html")))
-    return {"kind": kind, "seconds": round(seconds, 2), "html_pages": pages}
+    return {"kind": kind, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024), "html_pages": pages}
 
 
 def summarise_cycle(samples: list[dict]) -> dict:
-    by_kind = {k: sorted(s["seconds"] for s in samples if s["kind"] == k) for k in ("cycle", "floor")}
-    out = {k: {"best": v[0], "median": round(statistics.median(v), 2), "n": len(v)} for k, v in by_kind.items() if v}
-    if len(out) == 2:
-        out["ratio_best"] = round(out["cycle"]["best"] / out["floor"]["best"], 2)
-        out["ratio_median"] = round(out["cycle"]["median"] / out["floor"]["median"], 2)
+    """Best and median seconds and peak memory per kind (``floor``, ``cycle s1``, ``cycle s20``...),
+    each cycle's ratio to the floor, and its data cost (cycle - floor) against the first scale's."""
+    kinds = list(dict.fromkeys(s["kind"] for s in samples))
+    out: dict[str, Any] = {}
+    for k in kinds:
+        secs = sorted(s["seconds"] for s in samples if s["kind"] == k)
+        out[k] = {"best": secs[0], "median": round(statistics.median(secs), 2), "n": len(secs),
+                  "peak_rss_mib": max(s.get("peak_rss_mib", 0) for s in samples if s["kind"] == k)}
+    cycles = [k for k in kinds if k.startswith("cycle")]
+    if "floor" in out and cycles:
+        floor = out["floor"]
+        base_cost = out[cycles[0]]["best"] - floor["best"]
+        for k in cycles:
+            out[k]["ratio_best"] = round(out[k]["best"] / floor["best"], 2)
+            out[k]["ratio_median"] = round(out[k]["median"] / floor["median"], 2)
+            out[k]["data_cost_s"] = round(out[k]["best"] - floor["best"], 1)
+            out[k]["data_cost_vs_first"] = round(out[k]["data_cost_s"] / base_cost, 2) if base_cost > 0 else None
     return out
 
 
 def format_cycle(c: dict) -> str:
-    lines = ["measurement | best s | median s | samples",
-             *(f"{k} | {c[k]['best']:.1f} | {c[k]['median']:.1f} | {c[k]['n']}" for k in ("cycle", "floor") if k in c)]
-    if "ratio_best" in c:
-        lines.append(f"cycle / floor: {c['ratio_best']:.2f} (best), {c['ratio_median']:.2f} (median); target <= 1.5")
+    lines = ["measurement | best s | median s | samples | peak RSS MiB | / floor (best, median) | data cost s | x first"]
+    for k, v in c.items():
+        ratio = f"{v['ratio_best']:.2f}, {v['ratio_median']:.2f}" if "ratio_best" in v else ""
+        cost = f"{v['data_cost_s']:.1f}" if "data_cost_s" in v else ""
+        times = f"{v['data_cost_vs_first']:.2f}" if v.get("data_cost_vs_first") is not None else ""
+        lines.append(f"{k} | {v['best']:.1f} | {v['median']:.1f} | {v['n']} | {v['peak_rss_mib']} | {ratio} | {cost} | {times}")
+    lines.append("targets: cycle s1 / floor <= 1.5; data cost at s20 <= 3 x s1; peak RSS < 2048 MiB")
     return "\n".join(lines)
 
 
@@ -557,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycle-repeat", type=int, default=1,
                         help="fresh weekly runs of the sample (and as many floors), alternated (default: 1; 0 skips)")
     parser.add_argument("--cycle-only", action="store_true", help="measure only the weekly cycle and its floor")
+    parser.add_argument("--cycle-scales", type=_ints, default=[1],
+                        help="shops the weekly cycle runs on, as copies of the sample (default: 1; issue 9's "
+                             "target: 1,20)")
     parser.add_argument("--floor-into", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor_into:
@@ -581,11 +610,14 @@ def main(argv: list[str] | None = None) -> int:
     code = code_version()
     manifests, samples, folders = {}, {}, {}
     cycle_samples = []
-    for rep in range(args.cycle_repeat):  # floor first, then the cycle: a burst of load hits both alike
-        for kind in ("floor", "cycle"):
-            cycle_samples.append(measure_cycle(kind, args.week))
-            log(f"{kind} run {rep + 1}/{args.cycle_repeat}: {cycle_samples[-1]['seconds']:.1f} s "
-                f"({cycle_samples[-1]['html_pages']} pages)")
+    cycle_data = {s: (REPO_ROOT / "data_samples" if s == 1 else build_in_child(out, s, "csv", log)[0])
+                  for s in (args.cycle_scales if args.cycle_repeat else [])}
+    for rep in range(args.cycle_repeat):  # floor first, then the cycles: a burst of load hits them alike
+        for kind, data in [("floor", None), *((f"cycle s{s}", d) for s, d in cycle_data.items())]:
+            sample = measure_cycle("floor" if data is None else "cycle", args.week, data)
+            cycle_samples.append(dict(sample, kind=kind))
+            log(f"{kind} run {rep + 1}/{args.cycle_repeat}: {sample['seconds']:.1f} s, peak RSS "
+                f"{sample['peak_rss_mib']} MiB ({sample['html_pages']} pages)")
     cycle = summarise_cycle(cycle_samples)
     for fmt in ([] if args.cycle_only else args.formats):
         for scale in ([] if args.cycle_only else args.scales):
