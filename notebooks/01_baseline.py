@@ -71,8 +71,8 @@ display(HTML(html_table(warnings, max_rows=100)) if len(warnings) else say("No d
 # ## Statuses of the week
 
 # %%
-results, statuses = baseline.capture_baseline(run.snapshot, run.config)
-display(HTML(html_table(baseline.status_table(statuses), max_rows=100)))
+step = baseline.analyse(run.snapshot, run.config)
+display(HTML(html_table(baseline.status_table(step.statuses), max_rows=100)))
 
 # %% [markdown]
 # ## Trends with their baseline band and thresholds
@@ -81,7 +81,7 @@ display(HTML(html_table(baseline.status_table(statuses), max_rows=100)))
 # table's thresholds.
 
 # %%
-fig = charts.metric_trends(results, run.config)
+fig = charts.metric_trends(step.results, run.config)
 
 # %% [markdown]
 # ## Reason mix by category
@@ -90,8 +90,8 @@ fig = charts.metric_trends(results, run.config)
 # just small.
 
 # %%
-fig = charts.reason_mix_by(results, "category")
+fig = charts.reason_mix_by(step.results, "category")
 
 # %%
-run.write(baseline=baseline.baseline_section(statuses), data_quality=baseline.data_quality_section(run.dataset))
-display(say(baseline.conclusion(statuses), "Conclusion."))
+run.write(**step.sections)
+display(say(step.conclusion, "Conclusion."))

@@ -70,7 +70,7 @@ from playbook.run import session
 from playbook.steps import cohorts
 
 run = session.start(week, data, config, run_dir, journal, snapshot)
-analysis = cohorts.analyse_weak_cohorts(run.snapshot, run.config.metrics, window_weeks, baseline_weeks)
+analysis = cohorts.analyse(run.snapshot, run.config, window_weeks, baseline_weeks)
 print(run.describe())
 print(cohorts.describe(analysis))
 
@@ -113,7 +113,5 @@ else:
     display(HTML(html_table(structural)))
 
 # %%
-run.write(weak_cohort=cohorts.weak_cohort_section(analysis),
-          weak_cohort_candidates=cohorts.candidates_section(analysis),
-          weak_cohort_set_aside=cohorts.set_aside_section(analysis))
-display(say(cohorts.conclusion(analysis), "Conclusion."))
+run.write(**analysis.sections)
+display(say(analysis.conclusion, "Conclusion."))

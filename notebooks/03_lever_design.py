@@ -78,11 +78,10 @@ candidates = summary.read_section(run.run_dir, "weak_cohort_candidates") or []
 print(run.describe())
 
 # %%
-plan = None
-if weak is not None:
-    plan = levers.design_lever(weak, run.snapshot, run.config, lever=lever, design=design,
-                               expected_low=expected_low, expected_high=expected_high,
-                               candidates=candidates)
+step = levers.analyse(run.snapshot, run.config, weak, candidates, lever=lever, design=design,
+                      expected_low=expected_low, expected_high=expected_high)
+plan = step.plan
+if plan is not None:
     for title, text in levers.describe(plan):
         display(say(text, title))
 
@@ -101,5 +100,5 @@ entries = [levers.journal_entry(plan, str(run.week))] if plan is not None else [
 if plan is not None:
     print(levers.write_experiments_row(plan, run.run_dir).message)
 _ = decision_journal.stage(run.run_dir, run.week, entries, kind="plan")  # recorded with the report
-run.write(lever=plan.summary_section() if plan is not None else None)
-display(say(levers.conclusion(plan), "Conclusion."))
+run.write(**step.sections)
+display(say(step.conclusion, "Conclusion."))

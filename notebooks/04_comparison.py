@@ -66,7 +66,8 @@ from playbook.run import session
 from playbook.steps import experiments
 
 run = session.start(week, data, config, run_dir, journal, snapshot)
-comparisons = experiments.compare_due(run.snapshot, run.config, run.journal_dir)  # open ones read again
+step = experiments.analyse(run.snapshot, run.config, run.journal_dir)  # open ones read again
+comparisons = step.comparisons
 print(run.describe())
 print(f"{len(comparisons)} experiment(s) due for review this week.")
 
@@ -88,6 +89,18 @@ for c in comparisons:
     display(HTML(rendering.comparison_checks(c)))
     fig = charts.kaplan_meier_chart(c) if c.design == "randomized" else charts.event_study_chart(c)
 
+# %% [markdown]
+# ## Overdue reviews
+# An experiment whose review date passed without any verdict in the journal was never read: its result
+# is unknown and its cohort stays blocked for new levers. It is listed here until the team reads it (by
+# setting its review date to this week) or closes it.
+
 # %%
-run.write(comparisons=[c.section() for c in comparisons])
-display(say(experiments.conclusion(comparisons), "Conclusion."))
+for item in step.overdue:
+    display(say(item.text))
+if not step.overdue:
+    display(say("No review is overdue."))
+
+# %%
+run.write(**step.sections)
+display(say(step.conclusion, "Conclusion."))

@@ -66,44 +66,30 @@ from playbook.journal import track_record
 from playbook.report import summary
 from playbook.report.rendering import html_table, say
 from playbook.run import session
-from playbook.steps import experiments, review
+from playbook.steps import review
 
 run = session.start(week, data, config, run_dir, journal, snapshot)
 week_summary = summary.load_summary(run.run_dir)
 comparisons = summary.require_section(run.run_dir, "comparisons", "04_comparison")
-verdicts = review.verdicts(comparisons, run.journal_dir, run.week)  # looks numbered from the journal
-verdicts = review.valued(verdicts, run.snapshot, run.config)  # each effect in money per week
+# looks numbered from the journal, each effect in money per week, the next action
+step = review.analyse(run.snapshot, run.config, comparisons, baseline=week_summary.baseline,
+                      weak=week_summary.weak_cohort, candidates=week_summary.weak_cohort_candidates,
+                      lever=week_summary.lever, journal_dir=run.journal_dir, week=run.week)
 print(run.describe())
 
 # %% [markdown]
 # ## Verdicts
 
 # %%
-display(HTML(html_table(review.verdict_table(verdicts), float_format="{:.4g}") if verdicts
+display(HTML(html_table(review.verdict_table(step.verdicts), float_format="{:.4g}") if step.verdicts
              else "<p>No experiment was due for review this week.</p>"))
-_ = decision_journal.stage(run.run_dir, run.week, [v.journal_entry(str(run.week)) for v in verdicts], kind="verdict")
-
-# %% [markdown]
-# ## Overdue reviews
-# An experiment whose review date passed without any verdict in the journal was never read: its result
-# is unknown and its cohort stays blocked for new levers. It is listed here until the team reads it (by
-# setting its review date to this week) or closes it.
-
-# %%
-late = experiments.overdue(run.snapshot, run.journal_dir)
-late_section = experiments.overdue_section(late)
-for item in late_section:
-    display(say(item.text))
-if not late_section:
-    display(say("No review is overdue."))
+_ = decision_journal.stage(run.run_dir, run.week, [v.journal_entry(str(run.week)) for v in step.verdicts], kind="verdict")
 
 # %% [markdown]
 # ## The weekly review, answered from the data
 
 # %%
-candidates = week_summary.weak_cohort_candidates or []
-nxt = review.next_action(candidates, review.cohorts_under_test(run.snapshot), run.config, week_summary.lever)
-for question, answer in review.review_script(week_summary.baseline, week_summary.weak_cohort, verdicts, nxt):
+for question, answer in step.script:
     display(say(answer, question))
 
 # %% [markdown]
@@ -115,6 +101,5 @@ print(record.summary())
 display(HTML(html_table(record.table(), float_format="{:.4g}")))
 
 # %%
-run.write(review=review.review_section(verdicts), next_action=nxt, track_record=record.section(),
-          overdue=late_section)
-display(say(review.conclusion(verdicts, nxt), "Conclusion."))
+run.write(**step.sections, track_record=record.section())
+display(say(step.conclusion, "Conclusion."))

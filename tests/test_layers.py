@@ -6,6 +6,7 @@ late import cannot hide a loop).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,23 @@ def test_there_is_no_import_loop():
         if name not in state:
             visit(name, [name])
     assert loops == []
+
+
+@pytest.mark.parametrize("step", LOOP)
+def test_every_step_has_the_one_entry_shape(step):
+    """``analyse(snapshot, config, ...) -> result`` whose ``sections`` are summary sections and which concludes."""
+    import importlib
+    import inspect
+    import typing
+
+    from playbook.report.summary import SECTIONS
+
+    analyse = importlib.import_module(f"playbook.steps.{step}").analyse
+    assert list(inspect.signature(analyse).parameters)[:2] == ["snapshot", "config"]
+    result_type = typing.get_type_hints(analyse)["return"]
+    assert isinstance(inspect.getattr_static(result_type, "sections"), property)
+    assert isinstance(inspect.getattr_static(result_type, "conclusion"), property)
+    # the sections a step writes are sections summary.json knows (read from the result's source)
+    source = inspect.getsource(inspect.getattr_static(result_type, "sections").fget)
+    written = set(re.findall(r'"([a-z_]+)": ', source))
+    assert written and written <= set(SECTIONS), written - set(SECTIONS)

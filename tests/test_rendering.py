@@ -233,3 +233,20 @@ def test_a_markdown_image_in_data_loads_nothing_in_the_html_export():
 
     page = exported(say(f"category {IMAGE}"))
     assert 'src="http://evil.example' not in page and IMAGE in page
+
+
+def test_every_report_page_links_the_reports_own_copy_of_the_method_guide(tmp_path):
+    import nbformat
+
+    from playbook.report.rendering import method_page, notebook_to_html
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "See the [method guide](../docs/method.md#step-1) and its [glossary](../docs/method.md#glossary).")])
+    full = notebook_to_html(nb, tmp_path / "01.html").read_text(encoding="utf-8")
+    brief = notebook_to_html(nb, tmp_path / "brief" / "01.html", no_input=True).read_text(encoding="utf-8")
+    assert 'href="method.html#step-1"' in full and "docs/method.md" not in full
+    assert 'href="../method.html#glossary"' in brief and "docs/method.md" not in brief
+    guide = method_page()
+    assert '<a id="glossary"></a>' in guide and "<table>" in guide  # anchors kept, tables rendered
+    assert index_page({"week": "2026-W47"}, []).count("href='method.html") == 2
+    assert "href='../method.html'" in index_page({"week": "2026-W47"}, [], brief_dir=None)

@@ -13,6 +13,10 @@ REPO_ROOT = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DATA_SAMPLES_DIR = REPO_ROOT / "data_samples"
 REPORTS_DIR = REPO_ROOT / "reports"
+METHOD_GUIDE = REPO_ROOT / "docs" / "method.md"
+#: the method guide's page in a week's report folder (the notebooks link ../docs/method.md, which a
+#: report folder does not have)
+METHOD_PAGE = "method.html"
 JOURNAL_DIR = REPO_ROOT / "journal"
 CONFIG_DIR = PACKAGE_DIR / "config"
 DEFAULT_CONFIG = CONFIG_DIR / "playbook.yaml"

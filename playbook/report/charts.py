@@ -15,6 +15,7 @@ import seaborn as sns
 
 from playbook.core.settings import Config
 from playbook.metrics.dictionary import MetricResults
+from playbook.stats.standardized import conditional_limits
 
 _PERCENT_SCALE = {"percent": 100.0}
 
@@ -104,7 +105,6 @@ def funnel_plot(analysis, label_top: int = 4):
     (the flags use each slice's own limit, widened by its customer design effect). Small slices sit on
     the left, where the funnel is wide: a high ratio there is noise.
     """
-    from playbook.stats.standardized import conditional_limits
 
     t = analysis.table[analysis.table.expected_events.astype(float) > 0]
     fig, ax = plt.subplots(figsize=(9, 5.5))

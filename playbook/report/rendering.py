@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import mistune
 import nbformat
 import pandas as pd
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
 from playbook.core.atomic import write_text
+from playbook.core.paths import METHOD_GUIDE, METHOD_PAGE
 from playbook.core.vocabulary import Decision
 from playbook.report.summary import Summary
 from playbook.steps.experiments import Comparison, state_why
@@ -55,11 +57,20 @@ def notebook_to_html(notebook: str | os.PathLike | nbformat.NotebookNode, target
     """Export an executed notebook to HTML without its injected-parameters cell.
 
     The injected cell is removed because papermill prints every parameter there, and
-    ``--report-mode`` does not hide it from nbconvert.
+    ``--report-mode`` does not hide it from nbconvert. The notebooks' links to the method guide
+    (``../docs/method.md``) point to the report's own copy (``method_page``): the full pages sit
+    beside it, the brief pages one folder below.
     """
     nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(str(notebook), as_version=4)
     body, _ = _exporter(no_input).from_notebook_node(nb)
-    return write_text(target, body)
+    guide = f"../{METHOD_PAGE}" if no_input else METHOD_PAGE
+    return write_text(target, body.replace(f'href="../docs/{METHOD_GUIDE.name}', f'href="{guide}'))
+
+
+def method_page(guide: Path = METHOD_GUIDE) -> str:
+    """The method guide (docs/method.md, the project's own text, not data) as a page of the report."""
+    html = mistune.create_markdown(escape=False, plugins=["table", "task_lists", "strikethrough"])
+    return _PAGE.format(title="The returns playbook: method guide", body=html(guide.read_text(encoding="utf-8")))
 
 
 _STATUS_COLOURS = {"green": "#1a7f37", "amber": "#b7791f", "red": "#c53030", "not available": "#718096"}
@@ -161,6 +172,9 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
         parts.append(f"<h2>Data quality</h2><ul>{items}</ul>")
     links = "".join(f"<li><a href='{escape(href)}'>{escape(title)}</a></li>" for title, href in notebooks)
     parts.append(f"<h2>Notebooks</h2><ol>{links}</ol>")
+    guide = METHOD_PAGE if brief_dir else f"../{METHOD_PAGE}"
+    parts.append(f"<p>New to the method? <a href='{guide}'>The method guide</a> explains the weekly loop, the "
+                 f"decision table and every term (<a href='{guide}#glossary'>glossary</a>).</p>")
     if brief_dir:
         parts.append(f"<p><a href='{escape(brief_dir)}/index.html'>Stakeholder edition (no code)</a> · "
                      f"<a href='summary.json'>summary.json</a></p>")

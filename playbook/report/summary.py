@@ -94,7 +94,7 @@ SECTIONS: dict[str, str] = {
     "weak_cohort": "02_weak_cohort", "weak_cohort_candidates": "02_weak_cohort",
     "weak_cohort_set_aside": "02_weak_cohort", "lever": "03_lever_design", "comparisons": "04_comparison",
     "review": "05_j7_review", "next_action": "05_j7_review", "track_record": "05_j7_review",
-    "overdue": "05_j7_review",
+    "overdue": "04_comparison",
 }
 
 

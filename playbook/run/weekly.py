@@ -33,6 +33,7 @@ from playbook.core.paths import (
     DATA_SAMPLES_DIR,
     DEFAULT_CONFIG,
     JOURNAL_DIR,
+    METHOD_PAGE,
     NOTEBOOKS_DIR,
     REPORTS_DIR,
     resolve,
@@ -52,7 +53,7 @@ from playbook.data.dataset import (
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
 from playbook.metrics.dictionary import known_metrics
-from playbook.report.rendering import index_page, notebook_to_html
+from playbook.report.rendering import index_page, method_page, notebook_to_html
 from playbook.report.summary import read_summary
 from playbook.run.session import store_week
 
@@ -215,6 +216,7 @@ def run_week(
         links = [(r.title, f"{r.name}.html") for r in runs]
         write_text(staging / "index.html", index_page(summary, links))
         write_text(staging / "brief" / "index.html", index_page(summary, links, brief_dir=None))
+        write_text(staging / METHOD_PAGE, method_page())
         _swap_in(staging, final)
         shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
         # the plans and verdicts of the week enter the journal only with their complete report

@@ -101,3 +101,26 @@ def warnings_table(dataset: Dataset) -> pd.DataFrame:
     """The data-quality warnings, one row each (empty when there are none)."""
     rows = [{"table": w.table, "rule": w.rule, "rows": w.n_rows, "message": w.message} for w in dataset.warnings]
     return pd.DataFrame(rows, columns=["table", "rule", "rows", "message"])
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """Step 1's result (``core.step.StepResult``): every metric's weekly values and status."""
+
+    results: MetricResults
+    statuses: list[MetricStatus]
+    dataset: Dataset
+
+    @property
+    def sections(self) -> dict[str, object]:
+        return {"baseline": baseline_section(self.statuses), "data_quality": data_quality_section(self.dataset)}
+
+    @property
+    def conclusion(self) -> str:
+        return conclusion(self.statuses)
+
+
+def analyse(snapshot: Snapshot, config: Config) -> BaselineResult:
+    """Step 1: every metric of the dictionary for the snapshot's week, with its status and red triggers."""
+    results, statuses = capture_baseline(snapshot, config)
+    return BaselineResult(results, statuses, snapshot.dataset)

@@ -22,11 +22,11 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from playbook.core.jsonmodel import from_json
-from playbook.core.settings import MetricSettings
+from playbook.core.settings import Config, MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
-from playbook.data.facts import is_mature, line_facts, matches, returns_of_lines
+from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
@@ -161,6 +161,16 @@ class WeakCohortAnalysis:
     def flagged(self) -> pd.DataFrame:
         return self.table[self.table.flagged.astype(bool)].sort_values("rank")
 
+    @property
+    def sections(self) -> dict[str, object]:
+        """Step 2's summary sections (``core.step.StepResult``)."""
+        return {"weak_cohort": weak_cohort_section(self), "weak_cohort_candidates": candidates_section(self),
+                "weak_cohort_set_aside": set_aside_section(self)}
+
+    @property
+    def conclusion(self) -> str:
+        return conclusion(self)
+
 
 def choose_windows(snap: Snapshot, settings: MetricSettings, window_weeks: int = 4, baseline_weeks: int = 8,
                    first_week: IsoWeek | None = None) -> Windows:
@@ -171,7 +181,7 @@ def choose_windows(snap: Snapshot, settings: MetricSettings, window_weeks: int =
     """
     mondays, week = [], snap.week
     while len(mondays) < window_weeks + baseline_weeks and (first_week is None or week >= first_week):
-        if is_mature(week.monday, "delivery", snap.week, settings):
+        if is_mature(week.monday, Maturity.DELIVERY, snap.week, settings):
             mondays.append(week.monday)
         week = week.shift(-1)
     mondays.sort()
@@ -768,3 +778,9 @@ def conclusion(analysis: WeakCohortAnalysis) -> str:
     return (f"The weak cohort of the week is {w.label}: {w.return_rate:.1%} of {w.units:,} units returned against "
             f"{w.expected_rate:.1%} normally, about {w.excess_cost:,.0f} of excess return cost over the window "
             f"(q = {w.q_value:.2g}).{tail}")
+
+
+def analyse(snapshot: Snapshot, config: Config, window_weeks: int = 4, baseline_weeks: int = 8) -> WeakCohortAnalysis:
+    """Step 2: the weak cohort of the latest ``window_weeks`` mature delivery weeks against up to
+    ``baseline_weeks`` before them (``core.step.StepResult``: its ``sections`` and ``conclusion``)."""
+    return analyse_weak_cohorts(snapshot, config.metrics, window_weeks, baseline_weeks)

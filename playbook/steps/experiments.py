@@ -780,3 +780,27 @@ def overdue_section(table: pd.DataFrame) -> list[OverdueEntry]:
                          f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
                          "without a verdict; set its review date to this week to read it, or close it")
             for r in table.itertuples(index=False)]
+
+
+@dataclass
+class ComparisonResult:
+    """Step 4's result (``core.step.StepResult``): a comparison per experiment due for review, and the
+    experiments whose review date passed without a verdict (overdue)."""
+
+    comparisons: list[Comparison]
+    overdue: list[OverdueEntry] = field(default_factory=list)
+
+    @property
+    def sections(self) -> dict[str, object]:
+        return {"comparisons": [c.section() for c in self.comparisons], "overdue": self.overdue}
+
+    @property
+    def conclusion(self) -> str:
+        return conclusion(self.comparisons)
+
+
+def analyse(snapshot: Snapshot, config: Config, journal_dir: str | os.PathLike | None = None) -> ComparisonResult:
+    """Step 4: compare treatment and control for every experiment due this week, and every open one
+    read again; list the overdue ones (both given the journal)."""
+    late = overdue_section(overdue(snapshot, journal_dir)) if journal_dir is not None else []
+    return ComparisonResult(compare_due(snapshot, config, journal_dir), late)

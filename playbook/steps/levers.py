@@ -23,12 +23,15 @@ from typing import Any, Callable
 
 import ibis
 
+from playbook.core.atomic import write_text
+from playbook.core.csvsafe import neutralise_row
 from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config, Guardrail
 from playbook.core.vocabulary import Design, Direction
-from playbook.data.contract import format_cohort
+from playbook.data.contract import TABLES, format_cohort
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import line_facts, matches
+from playbook.journal.entry import JournalEntry
 from playbook.metrics.dictionary import return_rate
 from playbook.stats.power import (
     CustomerClustering,
@@ -442,7 +445,6 @@ def _power_message(planned: PowerOption, pick: PowerOption | None, k: int) -> st
 
 def journal_entry(plan: LeverPlan, week: str):
     """The plan as a decision-journal entry (kind ``plan``)."""
-    from playbook.journal.entry import JournalEntry
 
     ready = (f"review {plan.review_date} (first look {plan.first_look_date}: can stop, never keep)" if plan.ready
              else "not ready: no experiments row")
@@ -497,7 +499,6 @@ def experiments_table(plan: LeverPlan):
     """The ready row for the ``experiments`` table, to paste into the source (empty when not ready)."""
     import pandas as pd
 
-    from playbook.data.contract import TABLES
 
     row = plan.experiments_row()
     return pd.DataFrame([row] if row else [], columns=list(TABLES["experiments"].column_names))
@@ -540,8 +541,6 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
 
     import pandas as pd
 
-    from playbook.core.atomic import write_text
-    from playbook.core.csvsafe import neutralise_row
 
     target = Path(run_dir) / "experiments_plan.csv"
     row = plan.experiments_row()
@@ -554,3 +553,33 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
     path = write_text(target, buffer.getvalue())
     return ExperimentsRowFile(path, f"Ready row for the experiments table written to {path.name} in this week's "
                                     f"report folder.")
+
+
+@dataclass(frozen=True)
+class LeverResult:
+    """Step 3's result (``core.step.StepResult``): the plan written before acting, or None."""
+
+    plan: LeverPlan | None
+
+    @property
+    def sections(self) -> dict[str, object]:
+        return {"lever": self.plan.summary_section() if self.plan is not None else None}
+
+    @property
+    def conclusion(self) -> str:
+        return conclusion(self.plan)
+
+
+def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
+            candidates: list[CandidateEntry] | None = None, *, lever: str = "",
+            design: Design | str = Design.RANDOMIZED, expected_low: float | None = None,
+            expected_high: float | None = None) -> LeverResult:
+    """Step 3: the lever for step 2's weak cohort, its expected range, power and the experiments row.
+
+    ``lever``, ``design`` and the expected range are the analyst's choices (empty / None: the
+    decision table's lever, a randomized design and 30-70 % of the cohort's excess).
+    """
+    if weak is None:
+        return LeverResult(None)
+    return LeverResult(design_lever(weak, snapshot, config, lever=lever, design=design, expected_low=expected_low,
+                                    expected_high=expected_high, candidates=candidates))

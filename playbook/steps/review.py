@@ -264,3 +264,35 @@ def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
 def review_section(items: list[ExperimentVerdict]) -> list[ReviewEntry]:
     """The ``review`` section of summary.json."""
     return [from_json(ReviewEntry, jsonable(i.summary_row()), f"review[{i.experiment_id}]") for i in items]
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """Step 5's result (``core.step.StepResult``): the verdicts, the review script and the next action.
+
+    The track record is not part of it: it reads the journal with this run's staged verdicts, so the
+    notebook computes it after staging them.
+    """
+
+    verdicts: list[ExperimentVerdict]
+    next_action: NextAction | None
+    script: list[tuple[str, str]]
+
+    @property
+    def sections(self) -> dict[str, object]:
+        return {"review": review_section(self.verdicts), "next_action": self.next_action}
+
+    @property
+    def conclusion(self) -> str:
+        return conclusion(self.verdicts, self.next_action)
+
+
+def analyse(snapshot: Snapshot, config: Config, comparisons: list[ComparisonSection], *,
+            baseline: BaselineSection | None = None, weak: WeakCohortSection | None = None,
+            candidates: list[CandidateEntry] | None = None, lever: LeverSection | None = None,
+            journal_dir: Any = None, week: Any = None) -> ReviewResult:
+    """Step 5: the written rule applied to step 4's comparisons (looks numbered from the journal), each
+    effect in money per week, the review questions answered, and the next highest-impact action."""
+    items = valued(verdicts(comparisons, journal_dir, week), snapshot, config)
+    nxt = next_action(candidates or [], cohorts_under_test(snapshot), config, lever)
+    return ReviewResult(items, nxt, review_script(baseline, weak, items, nxt))

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from scipy import stats
 
 from playbook.core.vocabulary import ADJUST, KEEP, PROVISIONAL, STOP, Decision, Direction, GuardrailState
+from playbook.stats.sequential import keep_critical_value
 
 # --- keep / adjust / stop / provisional ----------------------------------------------------
 
@@ -200,7 +201,6 @@ def decide(
     safe has a dated follow-up read. A keep far outside the registered range carries a flag to check
     before rolling out. adjust: everything else.
     """
-    from playbook.stats.sequential import keep_critical_value
 
     base = dict(look=looks.look, planned_looks=looks.planned_looks, k_read=window.k_read if window else None)
     breached = list(breached_guardrails) + [g.metric for g in guardrails if g.state == GuardrailState.BREACHED
