@@ -155,13 +155,13 @@ def week_alerts(summary: Summary, report: str) -> Alerts:
     """
     items: list[AlertItem] = []
     for t in summary.baseline.triggers if summary.baseline else ():
-        items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.zone}: {t.why}", t.action))
+        items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.why} (zone: {t.zone})", t.action))
     for o in summary.overdue or ():
-        items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id,
-                               f"review was due on {o.review_date.isoformat()}: {o.text}", "review it this week"))
+        # the entry's text names the experiment and the date the review was due
+        items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id, o.text, "review it this week"))
     for r in summary.review or ():
         interval = f"{_number(r.estimate)} on {r.primary_metric} (interval {_number(r.ci_low)} to {_number(r.ci_high)})"
-        items.append(AlertItem(AlertKind.VERDICT, r.experiment_id, f"{r.decision.value}: {interval}. {r.why}",
+        items.append(AlertItem(AlertKind.VERDICT, r.experiment_id, f"{r.decision.value}, {interval}. Why: {r.why}",
                                r.next_step or None))
     return Alerts(summary.week or "", Outcome.COMPLETE, report, tuple(items))
 
@@ -197,6 +197,10 @@ def markdown_text(text: str) -> str:
     return escaped
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def render(alerts: Alerts, esc: Callable[[str], str] = markdown_text) -> str:
     """The alert as Markdown (default) or, with ``esc=one_line``, the plain text of the e-mail."""
     lines = [f"# {alerts.subject()}", "", f"Report: {alerts.report}"]
@@ -206,8 +210,8 @@ def render(alerts: Alerts, esc: Callable[[str], str] = markdown_text) -> str:
             continue
         lines += ["", f"## {_HEADINGS[kind]} ({len(items)})", ""]
         for i in items:
-            line = f"- {esc(i.subject)}: {esc(i.text)}"
-            lines.append(line + (f" Action: {esc(i.action)}" if i.action else ""))
+            line = f"- {esc(i.subject)}: {_sentence(esc(i.text))}"
+            lines.append(line + (f" Action: {_sentence(esc(i.action))}" if i.action else ""))
     return "\n".join(lines) + "\n"
 
 
