@@ -157,11 +157,12 @@ def week_alerts(summary: Summary, report: str) -> Alerts:
     for t in summary.baseline.triggers if summary.baseline else ():
         items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.why} (zone: {t.zone})", t.action))
     for o in summary.overdue or ():
-        # the entry's text names the experiment and the date the review was due
-        items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id, o.text, "review it this week"))
+        # the entry's text names the experiment, the date the review was due and what to do
+        items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id, o.text, None))
     for r in summary.review or ():
-        interval = f"{_number(r.estimate)} on {r.primary_metric} (interval {_number(r.ci_low)} to {_number(r.ci_high)})"
-        items.append(AlertItem(AlertKind.VERDICT, r.experiment_id, f"{r.decision.value}, {interval}. Why: {r.why}",
+        read = "" if r.estimate is None else (
+            f", {_number(r.estimate)} on {r.primary_metric} (interval {_number(r.ci_low)} to {_number(r.ci_high)})")
+        items.append(AlertItem(AlertKind.VERDICT, r.experiment_id, f"{r.decision.value}{read}. Why: {r.why}",
                                r.next_step or None))
     return Alerts(summary.week or "", Outcome.COMPLETE, report, tuple(items))
 
