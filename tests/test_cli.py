@@ -6,7 +6,6 @@ import subprocess
 import sys
 import tomllib
 
-import pytest
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
 from test_weekly_runner import make_notebook
 
@@ -29,15 +28,9 @@ def run(tmp_path, shop, body: str, **kw) -> tuple[cli.WeeklyResult, list[str]]:
     return result, lines
 
 
-@pytest.fixture
-def no_delivery(monkeypatch):
-    for name in al.ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
-
-
 # --- playbook weekly -------------------------------------------------------------------------------
 
-def test_a_complete_week_with_reds_exits_0_with_its_alerts_beside_the_report(tiny_shop, tmp_path, no_delivery):
+def test_a_complete_week_with_reds_exits_0_with_its_alerts_beside_the_report(tiny_shop, tmp_path):
     result, lines = run(tmp_path, tiny_shop, RED)
     assert result.code == cli.EXIT_OK and result.report == tmp_path / "reports" / "2026-W46"
     written = json.loads((result.report / al.ALERTS_JSON).read_text())
@@ -45,19 +38,19 @@ def test_a_complete_week_with_reds_exits_0_with_its_alerts_beside_the_report(tin
     assert "closure_rate" in (result.report / al.ALERTS_MD).read_text()
 
 
-def test_reds_exit_3_with_fail_on_red(tiny_shop, tmp_path, no_delivery):
+def test_reds_exit_3_with_fail_on_red(tiny_shop, tmp_path):
     result, _ = run(tmp_path, tiny_shop, RED, fail_on_red=True)
     assert result.code == cli.EXIT_RED and (result.report / "index.html").is_file()
 
 
-def test_progress_shows_each_notebook_with_its_time_and_a_total(tiny_shop, tmp_path, no_delivery):
+def test_progress_shows_each_notebook_with_its_time_and_a_total(tiny_shop, tmp_path):
     _, lines = run(tmp_path, tiny_shop, RED)
     assert any(line.startswith("[") and "] [1/1] 01_step ok (" in line and line.endswith(" s)") for line in lines)
     (total,) = [line for line in lines if line.startswith("Total: ")]
     assert total.endswith(" s (complete)")
 
 
-def test_a_failed_run_exits_1_with_its_alerts_in_the_weeks_failed_folder(tiny_shop, tmp_path, no_delivery):
+def test_a_failed_run_exits_1_with_its_alerts_in_the_weeks_failed_folder(tiny_shop, tmp_path):
     result, _ = run(tmp_path, tiny_shop, "raise ValueError('planted failure')", week="")  # the latest complete week
     failed = tmp_path / "reports" / "2026-W46.failed"
     assert result.code == cli.EXIT_FAILED and result.report is None
@@ -67,7 +60,7 @@ def test_a_failed_run_exits_1_with_its_alerts_in_the_weeks_failed_folder(tiny_sh
     assert not (tmp_path / "reports" / "2026-W46").exists()
 
 
-def test_a_refused_run_exits_2_and_alerts_without_running_a_notebook(tmp_path, no_delivery):
+def test_a_refused_run_exits_2_and_alerts_without_running_a_notebook(tmp_path):
     broken = {k: list(v) for k, v in TINY_SHOP.items()}
     broken["order_lines"].append(("L9", "O-unknown", "A", "knitwear", 1, 50.0, 0.0, 20.0))
     result, lines = run(tmp_path, write_shop(tmp_path / "broken", broken), "print(1)", week="")
