@@ -9,13 +9,14 @@ DATA ?= data_samples
 OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
+FAIL_ON_RED ?=
 BENCH_ARGS ?=
 KERNEL_NAME := returns-playbook
 
 .PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
-	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml]"
+	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
 	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
@@ -26,8 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3
 weekly: $(VENV)/.installed
-	$(PY) -m playbook.run.weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)"
+	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check playbook tests notebooks

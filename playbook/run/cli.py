@@ -1,0 +1,302 @@
+"""The ``playbook`` command: the weekly run, its alerts, and the checks a scheduler or a person needs.
+
+``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook validate
+DATA`` checks a source against the data contract without rendering, ``playbook weeks DATA`` lists the
+weeks a run accepts and ``playbook journal`` prints the team's track record. ``python -m
+playbook.run.cli`` is the same command. Relative paths are read from the repository root, as in the
+runner (``playbook.core.paths``), never from the working directory.
+
+Exit codes of ``playbook weekly``: 0 a complete report (red triggers included), 1 the run failed (the
+previous complete report of the week is untouched), 2 refused before any notebook (data, configuration,
+source or week), 3 a complete report with red triggers under ``--fail-on-red`` (for schedulers that
+alert on exit codes). Alerts (``playbook.run.alerts``) are written and sent after the run, here and not
+inside the runner, and never change the exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from playbook.config.loader import load_config
+from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPORTS_DIR, resolve
+from playbook.core.settings import ConfigError
+from playbook.core.weeks import IsoWeek
+from playbook.data.dataset import Dataset, open_dataset
+from playbook.data.validation import ContractError
+from playbook.journal.entry import JournalError
+from playbook.journal.store import read_journal
+from playbook.journal.track_record import track_record
+from playbook.metrics.dictionary import known_metrics
+from playbook.report.summary import load_summary
+from playbook.run import alerts as week_alerts
+from playbook.run.weekly import RunError, run_week
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RED = 0, 1, 2, 3
+#: the name of the failure folder of a run refused before its week was known (no --week given)
+LATEST = "latest"
+
+
+def _write(text: str) -> None:
+    print(text, flush=True)
+
+
+class Progress:
+    """The run's log callback: every line stamped with the time since the start, then a total.
+
+    ``run_week`` logs each notebook as it starts and when it ends, with that notebook's own seconds;
+    the stamp shows where the run is in the whole, and :meth:`total` closes the log with the run's time.
+    """
+
+    def __init__(self, write: Callable[[str], None] = _write, clock: Callable[[], float] = time.monotonic):
+        self.write, self.clock = write, clock
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def __call__(self, text: str) -> None:
+        self.write(f"[{self.elapsed():7.1f} s] {text}")
+
+    def total(self, outcome: str) -> None:
+        self.write(f"Total: {self.elapsed():.1f} s ({outcome})")
+
+
+# --- playbook weekly -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WeeklyResult:
+    """What ``playbook weekly`` did: its exit code, the report (None unless complete), the alerts written."""
+
+    code: int
+    report: Path | None
+    alerts: week_alerts.Alerts | None
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the message of a run that raised ``exc``; None for an error the runner does not know."""
+    if isinstance(exc, RunError):
+        return EXIT_FAILED, f"The weekly run failed; the previous report of the week is untouched.\n{exc}"
+    if isinstance(exc, JournalError):  # raised while recording the week, after the notebooks ran
+        return EXIT_FAILED, f"The decision journal cannot be read; the week's plans and verdicts are not recorded.\n{exc}"
+    if isinstance(exc, ContractError):
+        return EXIT_REFUSED, f"The data break the contract; no report was written.\n{exc}"
+    if isinstance(exc, ConfigError):
+        return EXIT_REFUSED, f"The configuration is broken; no report was written.\n{exc}"
+    if isinstance(exc, ValueError):  # SourceError included: a source, URL or week the run cannot take
+        return EXIT_REFUSED, f"Cannot run: {exc}"
+    return None
+
+
+def _failure_folder(out_dir: Path, week: str, since: float) -> tuple[str, Path]:
+    """The week and the ``<WEEK>.failed/`` folder of a failed run.
+
+    With ``--week`` it is that week's; without, the one the runner has just marked (the newest
+    ``error.txt`` written since the run started), else ``latest.failed/`` (refused before the week was known).
+    """
+    try:
+        iso = str(IsoWeek.parse(week)) if week else None
+    except ValueError:
+        iso = None
+    if iso is None and not week:
+        fresh = [p for p in out_dir.glob("*.failed/error.txt") if p.stat().st_mtime >= since]
+        if fresh:
+            folder = max(fresh, key=lambda p: p.stat().st_mtime).parent
+            return folder.name.removesuffix(".failed"), folder
+    name = iso or LATEST
+    return name, out_dir / f"{name}.failed"
+
+
+def _alert(alerts: week_alerts.Alerts, folder: Path, send: bool, log: Callable[[str], None]) -> week_alerts.Alerts:
+    """Write the alerts, send them, rewrite ``alerts.json`` with the deliveries; nothing here fails the run."""
+    try:
+        path = week_alerts.write_alerts(folder, alerts)
+        log(f"Alerts: {alerts.subject()} -> {path}")
+        if send:
+            alerts = week_alerts.deliver(alerts, log=log)
+            week_alerts.write_alerts(folder, alerts)
+    except Exception as exc:  # an alert that cannot be written or sent is reported; the report stands
+        log(f"Alerts could not be written or sent: {type(exc).__name__}: {exc}")
+    return alerts
+
+
+def weekly(week: str = "", data: str = "", out: str = "", config: str = "", journal: str = "",
+           timeout: int = 900, fail_on_red: bool = False, send: bool = True,
+           log: Callable[[str], None] | None = None, notebooks: list[Path] | None = None) -> WeeklyResult:
+    """Render ``week`` with the runner, then write and send its alerts; the exit code as the module says.
+
+    ``send=False`` writes the alerts without sending them. ``notebooks``: the runner's notebooks (tests).
+    """
+    progress = Progress(log) if log else Progress()
+    out_dir = resolve(out or None, REPORTS_DIR)
+    started = time.time() - 1  # file times may be rounded down to the second
+    try:
+        report = run_week(week or None, data or None, out or None, config or None, journal or None,
+                          notebooks=notebooks, timeout=timeout, log=progress)
+    except Exception as exc:
+        known = classify(exc)
+        # an error the runner does not know is still a failed run to alert on; then it propagates
+        code, message = known or (EXIT_FAILED, f"The weekly run failed unexpectedly: {type(exc).__name__}: {exc}")
+        print(f"\n{message}", file=sys.stderr, flush=True)
+        progress.total("refused" if code == EXIT_REFUSED else "failed")
+        name, folder = _failure_folder(out_dir, week, started)
+        page = "error.txt" if (folder / "error.txt").is_file() else week_alerts.ALERTS_MD
+        alerts = _alert(week_alerts.failure_alerts(name, message, week_alerts.report_link(folder, page)),
+                        folder, send, progress)
+        if known is None:
+            raise
+        return WeeklyResult(code, None, alerts)
+    progress.total("complete")
+    if not week:
+        shutil.rmtree(out_dir / f"{LATEST}.failed", ignore_errors=True)  # a run without --week now succeeded
+    alerts = _complete_alerts(report, send, progress)
+    if alerts is not None and alerts.reds and fail_on_red:
+        return WeeklyResult(EXIT_RED, report, alerts)
+    return WeeklyResult(EXIT_OK, report, alerts)
+
+
+def _complete_alerts(report: Path, send: bool, log: Callable[[str], None]) -> week_alerts.Alerts | None:
+    try:
+        found = week_alerts.week_alerts(load_summary(report), week_alerts.report_link(report))
+    except Exception as exc:  # the report is complete and published; a summary that does not read is logged
+        log(f"Alerts not computed: {report / 'summary.json'} does not read: {type(exc).__name__}: {exc}")
+        return None
+    if not found.items:
+        log("No alert this week: no red trigger, no overdue review, no verdict.")
+        return found
+    return _alert(found, report, send, log)
+
+
+# --- playbook validate / weeks / journal -----------------------------------------------------------
+
+def _open(data: str, config: str) -> Dataset:
+    """Open and validate ``data`` as a weekly run does (the configuration's time zone and metric names)."""
+    cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+    source = data if "://" in data else str(resolve(data or None, DATA_SAMPLES_DIR))
+    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
+
+
+def validate(data: str, config: str = "") -> int:
+    """Check ``data`` against the contract; print the verdict and the data-quality warnings."""
+    dataset = _open(data, config)
+    try:
+        print(f"{dataset.source_label}: the data satisfy the contract. {dataset.completeness_note()}.")
+        print(f"Weeks available: {dataset.first_week()} .. {dataset.latest_complete_week()}.")
+        if dataset.missing_tables:
+            print(f"Optional tables not given: {', '.join(dataset.missing_tables)}.")
+        for w in dataset.warnings:
+            print(f"warning: {w.table}: {w.message}")
+    finally:
+        dataset.close()
+    return EXIT_OK
+
+
+def weeks(data: str, config: str = "") -> int:
+    """Print the weeks a run accepts (first week of the data .. latest complete week), one a line."""
+    dataset = _open(data, config)
+    try:
+        first, last = dataset.first_week(), dataset.latest_complete_week()
+        note = dataset.completeness_note()
+    finally:
+        dataset.close()
+    week = first
+    while week <= last:
+        print(f"{week}  {week.monday:%Y-%m-%d} .. {week.sunday:%Y-%m-%d}")
+        week = week.shift(1)
+    print(f"# {note}.", file=sys.stderr)
+    return EXIT_OK
+
+
+def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8) -> int:
+    """Print the track record over ``weeks_back`` weeks up to ``week`` (default: the journal's latest week)."""
+    folder = resolve(journal_dir or None, JOURNAL_DIR)
+    if not week:
+        known = read_journal(folder)["week"]
+        week = str(max(map(IsoWeek.parse, known))) if len(known) else str(IsoWeek.of(dt.date.today()))
+    record = track_record(folder, week, weeks_back)
+    print(record.summary())
+    if record.n_reviewed:
+        print()
+        print(record.table().to_string(index=False))
+    return EXIT_OK
+
+
+# --- the parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="playbook", description="The returns playbook: render a week, check a source, list weeks, read the journal.",
+        epilog="Relative paths are read from the repository root. See README.md, 'Scheduling the weekly run'.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("weekly", help="render a week's report, then write and send its alerts",
+                       description="Render a week's report into OUT/WEEK/, then write alerts.md and alerts.json "
+                                   "beside it and send them (e-mail and chat webhook, from the environment).",
+                       epilog="Exit codes: 0 complete (reds included), 1 failed run, 2 refused before any notebook, "
+                              "3 reds with --fail-on-red. Alert delivery, from the environment only: "
+                              + ", ".join(week_alerts.ENVIRONMENT) + ".")
+    w.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: the latest complete week)")
+    _data_argument(w, "--data")
+    w.add_argument("--out", default="", help="reports folder; the week goes to OUT/WEEK/ (default: reports/)")
+    _config_argument(w)
+    w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/)")
+    w.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell (default: 900)")
+    w.add_argument("--fail-on-red", action="store_true",
+                   help="exit 3 when the complete report has red triggers (default: exit 0)")
+    w.add_argument("--no-send", action="store_true", help="write alerts.md and alerts.json but send nothing")
+
+    v = sub.add_parser("validate", help="check a source against the data contract without rendering",
+                       description="Open and validate DATA as a weekly run does; print its data-quality warnings. "
+                                   "Exit 2 with the contract's message when the source breaks it.")
+    _data_argument(v, "data")
+    _config_argument(v)
+
+    k = sub.add_parser("weeks", help="list the weeks of a source a run accepts",
+                       description="List the weeks from the first of DATA to its latest complete week (the data "
+                                   "reach its Sunday 23:00, or the export table says so), one per line.")
+    _data_argument(k, "data")
+    _config_argument(k)
+
+    j = sub.add_parser("journal", help="print the track record from the decision journal",
+                       description="Print the verdicts of the last weeks, counted, and the kept levers in money per week.")
+    j.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    j.add_argument("--week", default="", help="last week of the record (default: the latest week in the journal)")
+    j.add_argument("--weeks", type=int, default=8, help="number of weeks in the record (default: 8)")
+    return parser
+
+
+def _data_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    text = ("folder of CSV/Parquet files or database URL (password from PLAYBOOK_DB_PASSWORD, never in the URL)"
+            + ("; default: data_samples/" if name.startswith("--") else ""))
+    if name.startswith("--"):
+        parser.add_argument(name, default="", help=text)
+    else:
+        parser.add_argument(name, metavar="DATA", help=text)
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "weekly":
+            return weekly(args.week, args.data, args.out, args.config, args.journal, args.timeout,
+                          args.fail_on_red, send=not args.no_send).code
+        if args.command == "validate":
+            return validate(args.data, args.config)
+        if args.command == "weeks":
+            return weeks(args.data, args.config)
+        return journal(args.journal, args.week, args.weeks)
+    except (ContractError, ConfigError, JournalError, ValueError) as exc:
+        print(str(exc) if isinstance(exc, ContractError) else f"Cannot {args.command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+if __name__ == "__main__":
+    sys.exit(main())
