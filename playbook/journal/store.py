@@ -395,7 +395,7 @@ def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> 
     return written
 
 
-PENDING_FILE = "pending.json"
+PENDING_FILE = "pending.mark"  # JSON, but not a "*.json" staged file
 
 
 def mark_pending(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> Path | None:

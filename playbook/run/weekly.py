@@ -252,32 +252,48 @@ def _clean_after_dead_runs(out_dir: Path, iso: IsoWeek, lock: Lock, log) -> None
         log(f"{who} did not finish; removed what it left: {', '.join(p.name for p in leftovers) or 'nothing'}.")
 
 
-def _finish_pending_journals(out_dir: Path, iso: IsoWeek, journal_dir: Path, log) -> None:
-    """Record the journal entries of reports that were swapped in by runs killed before their journal write.
+def _finish_pending_journal(report: Path, journal_dir: Path, log) -> None:
+    """Record the journal entries of a report swapped in by a run killed before its journal write ended.
 
-    Only for this run's journal; another week's report is taken under that week's lock, and skipped
-    when a live run of that week holds it (that run records its own entries).
+    Only for this run's journal: entries pending for another journal are left to that journal's runs.
     """
-    if not out_dir.is_dir():
+    target = decision_journal.pending_journal(report)
+    if target is None:
         return
-    for folder in sorted(out_dir.iterdir()):
-        try:
-            week = IsoWeek.parse(folder.name)
+    if target != journal_dir.resolve():
+        log(f"The report {report} has journal entries pending for another journal ({target}); left for its runs.")
+        return
+    decision_journal.apply_staged(report, journal_dir)
+    log(f"Recorded the journal entries of {report.name}, whose run was killed after its report was in place.")
+
+
+def _weeks_to_recover(out_dir: Path) -> set[IsoWeek]:
+    """Weeks with leftovers of a dead run beside the reports, or a report whose journal entries are pending."""
+    found = set()
+    for path in out_dir.iterdir() if out_dir.is_dir() else ():
+        leftover = path.name.startswith(".") and any(f".{k}-" in path.name for k in ("staging", "old", "snapshot"))
+        try:  # interactive/, <week>.failed/ and the lock files name no week here
+            week = IsoWeek.parse(path.name[1:].split(".")[0] if leftover else path.name)
         except ValueError:
-            continue  # interactive/, <week>.failed/, hidden files
-        target = decision_journal.pending_journal(folder)
-        if target is None:
             continue
-        if target != journal_dir.resolve():
-            log(f"The report {folder} has journal entries pending for another journal ({target}); left for its runs.")
-            continue
+        if leftover or (path.is_dir() and decision_journal.pending_journal(path) is not None):
+            found.add(week)
+    return found
+
+
+def _recover(out_dir: Path, iso: IsoWeek, lock: Lock, journal_dir: Path, log) -> None:
+    """Finish or undo what killed runs left, for this week (whose lock this run holds) and any other.
+
+    Another week is recovered only under its own lock, and skipped while a live run of that week
+    holds it (that run recovers it itself).
+    """
+    for week in sorted(_weeks_to_recover(out_dir) | {iso}):
         try:
             with contextlib.ExitStack() as stack:
-                if week != iso:
-                    stack.enter_context(exclusive_lock(_week_lock_path(out_dir, week), what=f"journal recovery of {week}",
-                                                       wait=0))
-                decision_journal.apply_staged(folder, journal_dir)
-            log(f"Recorded the journal entries of {week}, whose run was killed after its report was in place.")
+                held = lock if week == iso else stack.enter_context(
+                    exclusive_lock(_week_lock_path(out_dir, week), what=f"the recovery of {week}", wait=0))
+                _clean_after_dead_runs(out_dir, week, held, log)
+                _finish_pending_journal(out_dir / str(week), journal_dir, log)
         except LockBusy:
             continue
 
@@ -350,8 +366,7 @@ def run_week(
     _check_writable(journal_path, "journal folder")
     final = out_dir / str(iso)
     with _week_lock(out_dir, iso, lock_wait, log) as lock:
-        _clean_after_dead_runs(out_dir, iso, lock, log)
-        _finish_pending_journals(out_dir, iso, journal_path, log)
+        _recover(out_dir, iso, lock, journal_path, log)
         _check_free_space(out_dir, final)
         _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, notebooks, timeout, log)
     log(f"Report: {final / 'index.html'}")
