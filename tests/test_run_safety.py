@@ -402,3 +402,48 @@ def test_a_disk_full_during_the_journal_write_keeps_the_entries_for_the_next_run
 
     site.run("third", week="2026-W45")
     assert site.plans() == {"2026-W45": "third", WEEK: "second"}
+
+
+def test_a_swap_whose_second_rename_fails_puts_the_previous_report_back(tmp_path, monkeypatch):
+    final, staging = tmp_path / WEEK, tmp_path / f".{WEEK}.staging-x"
+    final.mkdir()
+    (final / "index.html").write_text("previous")
+    staging.mkdir()
+    (staging / "index.html").write_text("new")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src) == staging:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(weekly, "_exchange", lambda a, b: False)  # the two-step swap of other systems
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        weekly._swap_in(staging, final)
+    monkeypatch.undo()
+    assert (final / "index.html").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([final.name, staging.name])
+
+
+def test_the_atomic_exchange_swaps_two_folders_where_the_system_offers_it(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "which").write_text("a")
+    (b / "which").write_text("b")
+    if not weekly._exchange(a, b):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here: the two-step swap is used")
+    assert (a / "which").read_text() == "b" and (b / "which").read_text() == "a"
+
+
+def test_main_exits_3_when_the_week_is_busy_and_passes_its_wait_on(monkeypatch, capsys):
+    seen = {}
+
+    def busy(*args, lock_wait, **kwargs):
+        seen["wait"] = lock_wait
+        raise RunBusy("another run of week 2026-W46 is in progress: the weekly run of 2026-W46 (pid 12)", None)
+
+    monkeypatch.setattr(weekly, "run_week", busy)
+    assert weekly.main(["--week", WEEK, "--wait", "30"]) == 3
+    assert seen == {"wait": 30.0} and "(pid 12)" in capsys.readouterr().err

@@ -12,8 +12,11 @@ Rules of the file:
   week does not duplicate its rows, and every other row is kept byte for byte (the file is
   rewritten from the raw text of those rows, never re-formatted).
 * The rewrite is atomic (temporary file in the same folder + ``os.replace``) and happens under
-  an exclusive lock on ``decisions.lock`` beside the file, so two runs never lose each other's
-  rows and a reader sees the old file or the new one, whole.
+  an exclusive lock on ``decisions.lock`` beside the file (``core.atomic.exclusive_lock``), so two
+  runs never lose each other's rows and a reader sees the old file or the new one, whole. A writer
+  killed mid-way leaves the old file and a temporary file that the next writer removes; the lock
+  dies with its process; a writer that waits more than ``LOCK_WAIT`` seconds gets ``LockBusy``
+  naming the holder (pid, host, start time).
 * A journal that cannot be parsed (bad quoting, wrong number of fields, missing columns, a
   week or a decision that means nothing) raises ``JournalError`` naming the file, the line and
   what is wrong; it is never rewritten.

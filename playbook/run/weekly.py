@@ -202,7 +202,12 @@ def _swap_in(staging: Path, final: Path) -> None:
     backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
     if final.exists():
         os.replace(final, backup)
-    os.replace(staging, final)
+    try:
+        os.replace(staging, final)
+    except OSError:
+        if backup.exists():
+            os.replace(backup, final)  # a rename that fails leaves the previous report where it was
+        raise
     shutil.rmtree(backup, ignore_errors=True)
 
 
