@@ -13,7 +13,7 @@ weekly`` calls). The run closes the known traps of papermill and nbconvert:
   notebook and the failing cell;
 * every path is absolute and anchored at the repository, never the working directory.
 
-Runs that collide or die (``docs``: README, "What happens when..."):
+Runs that collide or die (README, "What happens when..."):
 
 * one run per week at a time: a lock on ``<out>/.<week>.lock`` (``core.atomic.exclusive_lock``);
   a second run of the same week waits up to ``lock_wait`` seconds, then stops naming the first
@@ -222,16 +222,17 @@ def _week_lock(out_dir: Path, iso: IsoWeek, wait: float, log) -> Iterator[Lock]:
         who = holder.describe() if holder else "another process"
         log(f"Week {iso} is being rendered by {who}; waiting up to {wait:.0f} s for it to finish.")
 
-    try:
-        with exclusive_lock(_week_lock_path(out_dir, iso), what=f"the weekly run of {iso}", wait=wait,
-                            on_wait=told) as lock:
-            yield lock
-    except LockBusy as exc:
-        who = exc.holder.describe() if exc.holder else "another process (it has not written its name yet)"
-        raise RunBusy(
-            f"another run of week {iso} is in progress: {who}; this run stopped (after waiting {exc.waited:.0f} s) "
-            f"without writing anything. Let that run finish, or give this one a longer wait (--wait SECONDS). "
-            f"Lock file: {exc.path}", exc.holder) from None
+    with contextlib.ExitStack() as stack:
+        try:  # only the taking of the lock: a LockBusy of the journal inside the run is not this
+            lock = stack.enter_context(exclusive_lock(_week_lock_path(out_dir, iso), what=f"the weekly run of {iso}",
+                                                      wait=wait, on_wait=told))
+        except LockBusy as exc:
+            who = exc.holder.describe() if exc.holder else "another process (it has not written its name yet)"
+            raise RunBusy(
+                f"another run of week {iso} is in progress: {who}; this run stopped (after waiting {exc.waited:.0f} "
+                f"s) without writing anything. Let that run finish, or give this one a longer wait (--wait "
+                f"SECONDS). Lock file: {exc.path}", exc.holder) from None
+        yield lock
 
 
 def _clean_after_dead_runs(out_dir: Path, iso: IsoWeek, lock: Lock, log) -> None:
@@ -268,7 +269,12 @@ def _finish_pending_journal(report: Path, journal_dir: Path, log) -> None:
     if target != journal_dir.resolve():
         log(f"The report {report} has journal entries pending for another journal ({target}); left for its runs.")
         return
-    decision_journal.apply_staged(report, journal_dir)
+    try:
+        decision_journal.apply_staged(report, journal_dir)
+    except (OSError, LockBusy) as exc:
+        raise RunError(f"the plans and verdicts of {report.name}, left pending by a run killed after its report was "
+                       f"in place, cannot be recorded in the journal {journal_dir}: {exc}. The run stopped before "
+                       f"writing anything; the journal is unchanged") from exc
     log(f"Recorded the journal entries of {report.name}, whose run was killed after its report was in place.")
 
 
@@ -293,14 +299,16 @@ def _recover(out_dir: Path, iso: IsoWeek, lock: Lock, journal_dir: Path, log) ->
     holds it (that run recovers it itself).
     """
     for week in sorted(_weeks_to_recover(out_dir) | {iso}):
-        try:
-            with contextlib.ExitStack() as stack:
-                held = lock if week == iso else stack.enter_context(
-                    exclusive_lock(_week_lock_path(out_dir, week), what=f"the recovery of {week}", wait=0))
-                _clean_after_dead_runs(out_dir, week, held, log)
-                _finish_pending_journal(out_dir / str(week), journal_dir, log)
-        except LockBusy:
-            continue
+        with contextlib.ExitStack() as stack:
+            held = lock
+            if week != iso:
+                try:
+                    held = stack.enter_context(
+                        exclusive_lock(_week_lock_path(out_dir, week), what=f"the recovery of {week}", wait=0))
+                except LockBusy:
+                    continue
+            _clean_after_dead_runs(out_dir, week, held, log)
+            _finish_pending_journal(out_dir / str(week), journal_dir, log)
 
 
 def free_bytes(folder: Path) -> int:
