@@ -447,3 +447,16 @@ def test_main_exits_3_when_the_week_is_busy_and_passes_its_wait_on(monkeypatch, 
     monkeypatch.setattr(weekly, "run_week", busy)
     assert weekly.main(["--week", WEEK, "--wait", "30"]) == 3
     assert seen == {"wait": 30.0} and "(pid 12)" in capsys.readouterr().err
+
+
+def test_applying_staged_entries_to_another_journal_keeps_the_pending_mark(tmp_path):
+    from playbook.journal.entry import JournalEntry
+
+    report = tmp_path / WEEK
+    decision_journal.stage(report, WEEK, [JournalEntry(WEEK, "plan", "E1", why="x")], kind="plan")
+    decision_journal.mark_pending(report, tmp_path / "journal")
+    decision_journal.apply_staged(report, tmp_path / "scratch")  # e.g. the track record's scratch copy
+    assert decision_journal.pending_journal(report) == (tmp_path / "journal").resolve()
+    decision_journal.apply_staged(report, tmp_path / "journal")
+    assert decision_journal.pending_journal(report) is None
+    assert list(read_journal(tmp_path / "journal")["why"]) == ["x"]

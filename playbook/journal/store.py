@@ -389,12 +389,14 @@ def _staged(run_dir: str | os.PathLike) -> list[tuple[str, str, list[JournalEntr
 def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> list[Path]:
     """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind).
 
-    Then the run folder's pending mark (``mark_pending``) is removed: applying twice gives the same
+    Then the run folder's pending mark (``mark_pending``) is removed if it names this journal (a copy
+    such as ``track_record_with_staged``'s scratch journal leaves it): applying twice gives the same
     journal, so a process killed half-way is finished by applying again.
     """
     written = [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
-    with contextlib.suppress(FileNotFoundError):
-        (Path(run_dir) / STAGED_DIR / PENDING_FILE).unlink()
+    if pending_journal(run_dir) == Path(journal_dir).resolve():
+        with contextlib.suppress(FileNotFoundError):
+            (Path(run_dir) / STAGED_DIR / PENDING_FILE).unlink()
     return written
 
 
