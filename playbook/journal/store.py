@@ -12,8 +12,11 @@ Rules of the file:
   week does not duplicate its rows, and every other row is kept byte for byte (the file is
   rewritten from the raw text of those rows, never re-formatted).
 * The rewrite is atomic (temporary file in the same folder + ``os.replace``) and happens under
-  an exclusive lock on ``decisions.lock`` beside the file, so two runs never lose each other's
-  rows and a reader sees the old file or the new one, whole.
+  an exclusive lock on ``decisions.lock`` beside the file (``core.atomic.exclusive_lock``), so two
+  runs never lose each other's rows and a reader sees the old file or the new one, whole. A writer
+  killed mid-way leaves the old file and a temporary file that the next writer removes; the lock
+  dies with its process; a writer that waits more than ``LOCK_WAIT`` seconds gets ``LockBusy``
+  naming the holder (pid, host, start time).
 * A journal that cannot be parsed (bad quoting, wrong number of fields, missing columns, a
   week or a decision that means nothing) raises ``JournalError`` naming the file, the line and
   what is wrong; it is never rewritten.
@@ -31,14 +34,13 @@ import csv
 import datetime as dt
 import io
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import pandas as pd
 
-from playbook.core.atomic import write_bytes
+from playbook.core.atomic import Lock, exclusive_lock, remove_stale_temps, write_bytes
 from playbook.core.csvsafe import neutralise, restore
 from playbook.core.vocabulary import DECISIONS
 from playbook.core.weeks import IsoWeek
@@ -57,13 +59,10 @@ from playbook.journal.entry import (
     _timestamp_text,
 )
 
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 JOURNAL_FILE = "decisions.csv"
 LOCK_FILE = "decisions.lock"
+#: seconds a journal write waits for another writer (a write takes milliseconds; longer means a stuck process)
+LOCK_WAIT = 60.0
 _LINE_END = "\n"
 
 
@@ -214,34 +213,13 @@ def _format_record(values: list[str]) -> str:
     return buffer.getvalue()[:-2] + _LINE_END
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Exclusive lock on ``decisions.lock``: one writer at a time reads, merges and replaces."""
-    with open(folder / LOCK_FILE, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        else:  # pragma: no cover - Windows: lock the first byte, retrying
-            import msvcrt
+def _locked(folder: Path) -> contextlib.AbstractContextManager[Lock]:
+    """Exclusive lock on ``decisions.lock``: one writer at a time reads, merges and replaces.
 
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    fh.seek(0)
-                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"could not lock {folder / LOCK_FILE} within 60 s") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    A writer that waits longer than ``LOCK_WAIT`` seconds gets ``LockBusy`` naming the holder
+    (pid, host, start time); a holder that was killed releases the lock with its process.
+    """
+    return exclusive_lock(folder / LOCK_FILE, what=f"a decision journal write ({folder / JOURNAL_FILE})", wait=LOCK_WAIT)
 
 
 def _check_folder(journal_dir: Path) -> None:
@@ -299,6 +277,7 @@ def record_week(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / JOURNAL_FILE
     with _locked(folder):
+        remove_stale_temps(path)  # a write killed mid-way left its temporary file; the journal itself is whole
         parsed = _parse(path)
         if parsed is None:
             parsed = _Parsed("", _format_record(list(COLUMNS)), list(COLUMNS), [])
@@ -408,5 +387,45 @@ def _staged(run_dir: str | os.PathLike) -> list[tuple[str, str, list[JournalEntr
 
 
 def apply_staged(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> list[Path]:
-    """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind)."""
-    return [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
+    """Record every staged (week, kind) of ``run_dir`` in the journal (each replaces that week's kind).
+
+    Then the run folder's pending mark (``mark_pending``) is removed if it names this journal (a copy
+    such as ``track_record_with_staged``'s scratch journal leaves it): applying twice gives the same
+    journal, so a process killed half-way is finished by applying again.
+    """
+    written = [record_week(journal_dir, week, entries, kind) for week, kind, entries in _staged(run_dir)]
+    if pending_journal(run_dir) == Path(journal_dir).resolve():
+        with contextlib.suppress(FileNotFoundError):
+            (Path(run_dir) / STAGED_DIR / PENDING_FILE).unlink()
+    return written
+
+
+PENDING_FILE = "pending.mark"  # JSON, but not a "*.json" staged file
+
+
+def mark_pending(run_dir: str | os.PathLike, journal_dir: str | os.PathLike) -> Path | None:
+    """Mark ``run_dir``'s staged entries as still to be recorded in ``journal_dir``; None when none are staged.
+
+    The weekly runner marks its staging folder before swapping it in and ``apply_staged`` clears the
+    mark: a run killed between the swap and the end of the journal write leaves a report whose mark
+    says so, and the next run finishes the write (``pending_journal``). A report without the mark
+    (all reports written before it existed among them) is never re-applied.
+    """
+    if not _staged(run_dir):
+        return None
+    from playbook.core.atomic import write_json
+
+    return write_json(Path(run_dir) / STAGED_DIR / PENDING_FILE, {"journal": str(Path(journal_dir).resolve())})
+
+
+def pending_journal(run_dir: str | os.PathLike) -> Path | None:
+    """The journal folder ``run_dir``'s staged entries still have to reach, or None when they are recorded."""
+    import json
+
+    try:
+        data = json.loads((Path(run_dir) / STAGED_DIR / PENDING_FILE).read_text(encoding="utf-8"))
+        return Path(data["journal"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):  # a mark killed mid-write cannot be: it is written atomically
+        raise JournalError(f"{Path(run_dir) / STAGED_DIR / PENDING_FILE} is not a pending mark; remove it by hand") from None

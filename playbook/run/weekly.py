@@ -12,23 +12,40 @@ weekly`` calls). The run closes the known traps of papermill and nbconvert:
   previous complete report of that week untouched, and the run exits non-zero naming the
   notebook and the failing cell;
 * every path is absolute and anchored at the repository, never the working directory.
+
+Runs that collide or die (README, "What happens when..."):
+
+* one run per week at a time: a lock on ``<out>/.<week>.lock`` (``core.atomic.exclusive_lock``);
+  a second run of the same week waits up to ``lock_wait`` seconds, then stops naming the first
+  (pid, host, start time), before writing anything; the journal has its own lock per write;
+* a run killed at any point leaves the previous complete report: the lock dies with its process,
+  and the next run of the week removes what the dead run left (staging folder, snapshot, the
+  old report of an interrupted swap, which it puts back if the swap did not finish); journal
+  entries of a report swapped in whose journal write did not finish are recorded by the next run;
+* an output folder that cannot be written (read-only, no space) stops the run before the
+  notebooks, and a write that fails later (disk full) stops it with the previous report in place.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import errno
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import nbformat
 import papermill
 
 from playbook.config.loader import load_config
-from playbook.core.atomic import write_text
+from playbook.core.atomic import Lock, LockBusy, LockHolder, exclusive_lock, write_text
 from playbook.core.paths import (
     DATA_SAMPLES_DIR,
     DEFAULT_CONFIG,
@@ -60,10 +77,23 @@ from playbook.run.session import store_week
 KERNEL = "python3"
 #: The parameters the runner passes to every notebook; each must declare all of them.
 COMMON_PARAMETERS = ("week", "data", "config", "run_dir", "journal", "snapshot")
+#: free space the reports folder needs beyond twice the week's previous report (the notebooks, the
+#: snapshot and the HTML of a week weigh a few MB on the sample shop, tens on a large one)
+MIN_FREE_BYTES = 64 * 2**20
+#: errors that mean "this folder cannot take the report": said in words, never as a traceback
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 class RunError(RuntimeError):
     """The weekly run failed; the message says which notebook, which cell and why."""
+
+
+class RunBusy(RunError):
+    """Another run of the same week holds its lock; the message names it (pid, host, start time)."""
+
+    def __init__(self, message: str, holder: LockHolder | None):
+        super().__init__(message)
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -141,13 +171,182 @@ def _execute(path: Path, output: Path, parameters: dict, timeout: int) -> None:
         raise RunError(f"{path.name} did not finish: {type(exc).__name__}: {exc}") from None
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where it is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc older than glibc 2.28
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # the kernel or the file system cannot
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
 def _swap_in(staging: Path, final: Path) -> None:
-    """Replace ``final`` by ``staging`` so that a reader sees the old report or the new one, whole."""
+    """Replace ``final`` by ``staging`` so that a reader sees the old report or the new one, whole.
+
+    Where the system swaps two folders in one step, ``final`` never stops existing and ``staging``
+    ends up holding the old report. Elsewhere the old report is first moved aside to
+    ``.<week>.old-<id>``: a run killed between the two renames leaves no ``final``, and the next run
+    of the week puts that backup back (``_clean_after_dead_runs``).
+    """
+    if final.exists() and _exchange(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # the old report
+        return
     backup = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
     if final.exists():
         os.replace(final, backup)
-    os.replace(staging, final)
+    try:
+        os.replace(staging, final)
+    except OSError:
+        if backup.exists():
+            os.replace(backup, final)  # a rename that fails leaves the previous report where it was
+        raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _week_lock_path(out_dir: Path, iso: IsoWeek | str) -> Path:
+    return out_dir / f".{iso}.lock"
+
+
+@contextlib.contextmanager
+def _week_lock(out_dir: Path, iso: IsoWeek, wait: float, log) -> Iterator[Lock]:
+    """Hold the week's lock, or raise RunBusy naming the run that holds it after ``wait`` seconds."""
+    def told(holder: LockHolder | None) -> None:
+        who = holder.describe() if holder else "another process"
+        log(f"Week {iso} is being rendered by {who}; waiting up to {wait:.0f} s for it to finish.")
+
+    with contextlib.ExitStack() as stack:
+        try:  # only the taking of the lock: a LockBusy of the journal inside the run is not this
+            lock = stack.enter_context(exclusive_lock(_week_lock_path(out_dir, iso), what=f"the weekly run of {iso}",
+                                                      wait=wait, on_wait=told))
+        except LockBusy as exc:
+            who = exc.holder.describe() if exc.holder else "another process (it has not written its name yet)"
+            raise RunBusy(
+                f"another run of week {iso} is in progress: {who}; this run stopped (after waiting {exc.waited:.0f} "
+                f"s) without writing anything. Let that run finish, or give this one a longer wait (--wait "
+                f"SECONDS). Lock file: {exc.path}", exc.holder) from None
+        yield lock
+
+
+def _clean_after_dead_runs(out_dir: Path, iso: IsoWeek, lock: Lock, log) -> None:
+    """Remove what killed runs of ``iso`` left beside the reports; put back a report a killed swap moved aside.
+
+    Runs only under the week's lock: no live run of this week owns any of these paths.
+    """
+    final = out_dir / str(iso)
+    backups = sorted(out_dir.glob(f".{iso}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not final.exists() and backups:
+        os.replace(backups[-1], final)
+        log(f"Restored the previous report of {iso}, which a run killed during its swap had moved aside.")
+    leftovers = [p for pattern in (f".{iso}.staging-*", f".{iso}.old-*", f".{iso}.snapshot-*")
+                 for p in out_dir.glob(pattern)]
+    for path in leftovers:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    if leftovers or lock.stale:
+        who = lock.stale.describe() if lock.stale else "a run"
+        log(f"{who} did not finish; removed what it left: {', '.join(p.name for p in leftovers) or 'nothing'}.")
+
+
+def _finish_pending_journal(report: Path, journal_dir: Path, log) -> None:
+    """Record the journal entries of a report swapped in by a run killed before its journal write ended.
+
+    Only for this run's journal: entries pending for another journal are left to that journal's runs.
+    """
+    target = decision_journal.pending_journal(report)
+    if target is None:
+        return
+    if target != journal_dir.resolve():
+        log(f"The report {report} has journal entries pending for another journal ({target}); left for its runs.")
+        return
+    try:
+        decision_journal.apply_staged(report, journal_dir)
+    except (OSError, LockBusy) as exc:
+        raise RunError(f"the plans and verdicts of {report.name}, left pending by a run killed after its report was "
+                       f"in place, cannot be recorded in the journal {journal_dir}: {exc}. The run stopped before "
+                       f"writing anything; the journal is unchanged") from exc
+    log(f"Recorded the journal entries of {report.name}, whose run was killed after its report was in place.")
+
+
+def _weeks_to_recover(out_dir: Path) -> set[IsoWeek]:
+    """Weeks with leftovers of a dead run beside the reports, or a report whose journal entries are pending."""
+    found = set()
+    for path in out_dir.iterdir() if out_dir.is_dir() else ():
+        leftover = path.name.startswith(".") and any(f".{k}-" in path.name for k in ("staging", "old", "snapshot"))
+        try:  # interactive/, <week>.failed/ and the lock files name no week here
+            week = IsoWeek.parse(path.name[1:].split(".")[0] if leftover else path.name)
+        except ValueError:
+            continue
+        if leftover or (path.is_dir() and decision_journal.pending_journal(path) is not None):
+            found.add(week)
+    return found
+
+
+def _recover(out_dir: Path, iso: IsoWeek, lock: Lock, journal_dir: Path, log) -> None:
+    """Finish or undo what killed runs left, for this week (whose lock this run holds) and any other.
+
+    Another week is recovered only under its own lock, and skipped while a live run of that week
+    holds it (that run recovers it itself).
+    """
+    for week in sorted(_weeks_to_recover(out_dir) | {iso}):
+        with contextlib.ExitStack() as stack:
+            held = lock
+            if week != iso:
+                try:
+                    held = stack.enter_context(
+                        exclusive_lock(_week_lock_path(out_dir, week), what=f"the recovery of {week}", wait=0))
+                except LockBusy:
+                    continue
+            _clean_after_dead_runs(out_dir, week, held, log)
+            _finish_pending_journal(out_dir / str(week), journal_dir, log)
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space of the file system holding ``folder`` (a function of its own so that tests can shrink it)."""
+    return shutil.disk_usage(folder).free
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Create, write and remove a small file in ``folder``: a read-only or full folder stops the run here."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise RunError(f"the {what} {folder} cannot be written ({exc.strerror or exc}); the run stopped before "
+                       f"writing anything") from None
+
+
+def _check_free_space(out_dir: Path, final: Path) -> None:
+    previous = sum(p.stat().st_size for p in final.rglob("*") if p.is_file()) if final.is_dir() else 0
+    needed = MIN_FREE_BYTES + 2 * previous
+    free = free_bytes(out_dir)
+    if free < needed:
+        raise RunError(f"the reports folder {out_dir} has {free / 2**20:.0f} MB free; a run of this week needs "
+                       f"{needed / 2**20:.0f} MB (twice its previous report, plus {MIN_FREE_BYTES // 2**20} MB). "
+                       f"The run stopped before writing anything; the previous report is untouched")
+
+
+def _write_failure(exc: OSError, iso: IsoWeek) -> RunError:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return RunError(f"cannot write the report of {iso}{where}: {exc.strerror or exc}. Nothing was swapped in: the "
+                    f"previous report of {iso} is untouched and the journal unchanged")
 
 
 def run_week(
@@ -159,8 +358,13 @@ def run_week(
     notebooks: list[Path] | None = None,
     timeout: int = 900,
     log=lambda text: print(text, flush=True),
+    lock_wait: float = 0.0,
 ) -> Path:
-    """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder."""
+    """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder.
+
+    ``lock_wait``: seconds to wait for another run of the same week to finish before stopping
+    with ``RunBusy`` naming it (0: stop at once).
+    """
     data_text = str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
     out_dir = resolve(out, REPORTS_DIR)
     config_path = resolve(config, DEFAULT_CONFIG)
@@ -172,6 +376,20 @@ def run_week(
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()
+    _check_writable(out_dir, "reports folder")
+    _check_writable(journal_path, "journal folder")
+    final = out_dir / str(iso)
+    with _week_lock(out_dir, iso, lock_wait, log) as lock:
+        _recover(out_dir, iso, lock, journal_path, log)
+        _check_free_space(out_dir, final)
+        _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, notebooks, timeout, log)
+    log(f"Report: {final / 'index.html'}")
+    return final
+
+
+def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path, out_dir: Path, journal_path: Path,
+            notebooks: list[Path], timeout: int, log) -> None:
+    """Under the week's lock: notebooks into a staging folder, HTML, swap in, then the journal."""
     final = out_dir / str(iso)
     run_id = uuid.uuid4().hex[:8]
     staging = out_dir / f".{iso}.staging-{run_id}"
@@ -183,9 +401,9 @@ def run_week(
     for nb in notebooks:
         check_parameters(nb, parameters)
     log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
-    staging.mkdir(parents=True)
     runs: list[NotebookRun] = []
     try:
+        staging.mkdir(parents=True)
         if location is not None:
             # the one open of the run: every notebook attaches the cut tables and the shared facts
             store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
@@ -217,18 +435,28 @@ def run_week(
         write_text(staging / "index.html", index_page(summary, links))
         write_text(staging / "brief" / "index.html", index_page(summary, links, brief_dir=None))
         write_text(staging / METHOD_PAGE, method_page())
+        # the mark travels with the report: a run killed before the journal write is finished by the next run
+        decision_journal.mark_pending(staging, journal_path)
         _swap_in(staging, final)
-        shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
-        # the plans and verdicts of the week enter the journal only with their complete report
-        decision_journal.apply_staged(final, journal_path)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in _WRITE_ERRNOS:
+            raise _write_failure(exc, iso) from exc
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         if location is not None:
             drop_snapshot(location)  # the shop's rows never outlive the run, nor sit in a report folder
-    log(f"Report: {final / 'index.html'}")
-    return final
+    shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
+    # the plans and verdicts of the week enter the journal only with their complete report
+    try:
+        decision_journal.apply_staged(final, journal_path)
+    except (OSError, LockBusy) as exc:
+        raise RunError(f"the report of {iso} is in place, but its plans and verdicts could not be recorded in the "
+                       f"journal {journal_path}: {exc}. The journal is unchanged and readable; the entries wait in "
+                       f"{final / decision_journal.STAGED_DIR} and the next run records them") from exc
 
 
 def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> SnapshotLocation | None:
@@ -269,10 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
     parser.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="seconds to wait for another run of the same week to finish (default: stop at once)")
     args = parser.parse_args(argv)
     try:
         run_week(args.week or None, args.data or None, args.out or None, args.config or None,
-                 args.journal or None, timeout=args.timeout)
+                 args.journal or None, timeout=args.timeout, lock_wait=args.wait)
     except ContractError as exc:
         print(f"\nThe data break the contract; nothing was written.\n{exc}", file=sys.stderr)
         return 2
@@ -282,8 +512,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceError, ValueError) as exc:
         print(f"\nCannot run: {exc}", file=sys.stderr)
         return 2
+    except RunBusy as exc:
+        print(f"\nAnother run of this week is in progress; nothing was written.\n{exc}", file=sys.stderr)
+        return 3
     except RunError as exc:
-        print(f"\nThe weekly run failed; the previous report of the week is untouched.\n{exc}", file=sys.stderr)
+        print(f"\nThe weekly run failed.\n{exc}", file=sys.stderr)
         return 1
     return 0
 
