@@ -90,7 +90,7 @@ CHILD = textwrap.dedent("""\
         weekly.run_week(week, shop, out, journal=journal, notebooks=[Path(notebook)], lock_wait=float(wait))
     except weekly.RunBusy as exc:
         print(exc, file=sys.stderr)
-        sys.exit(3)
+        sys.exit(weekly.EXIT_BUSY)
 """)
 
 
@@ -232,7 +232,7 @@ def test_a_second_run_of_the_same_week_stops_at_once_naming_the_first(site):
     try:
         wait_for(marker, first)
         other = site.start("third", wait=0)
-        assert other.wait(timeout=120) == 3
+        assert other.wait(timeout=120) == weekly.EXIT_BUSY
     finally:
         release.touch()
     assert first.wait(timeout=120) == 0
@@ -445,7 +445,7 @@ def test_main_exits_3_when_the_week_is_busy_and_passes_its_wait_on(monkeypatch, 
         raise RunBusy("another run of week 2026-W46 is in progress: the weekly run of 2026-W46 (pid 12)", None)
 
     monkeypatch.setattr(weekly, "run_week", busy)
-    assert weekly.main(["--week", WEEK, "--wait", "30"]) == 3
+    assert weekly.main(["--week", WEEK, "--wait", "30"]) == 4  # EXIT_BUSY
     assert seen == {"wait": 30.0} and "(pid 12)" in capsys.readouterr().err
 
 

@@ -35,9 +35,8 @@ from playbook.journal.track_record import track_record
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.summary import load_summary
 from playbook.run import alerts as week_alerts
-from playbook.run.weekly import RunError, run_week
+from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week
 
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RED = 0, 1, 2, 3
 #: the name of the failure folder of a run refused before its week was known (no --week given)
 LATEST = "latest"
 
@@ -78,21 +77,6 @@ class WeeklyResult:
     alerts: week_alerts.Alerts | None
 
 
-def classify(exc: BaseException) -> tuple[int, str] | None:
-    """The exit code and the message of a run that raised ``exc``; None for an error the runner does not know."""
-    if isinstance(exc, RunError):
-        return EXIT_FAILED, f"The weekly run failed; the previous report of the week is untouched.\n{exc}"
-    if isinstance(exc, JournalError):  # raised while recording the week, after the notebooks ran
-        return EXIT_FAILED, f"The decision journal cannot be read; the week's plans and verdicts are not recorded.\n{exc}"
-    if isinstance(exc, ContractError):
-        return EXIT_REFUSED, f"The data break the contract; no report was written.\n{exc}"
-    if isinstance(exc, ConfigError):
-        return EXIT_REFUSED, f"The configuration is broken; no report was written.\n{exc}"
-    if isinstance(exc, ValueError):  # SourceError included: a source, URL or week the run cannot take
-        return EXIT_REFUSED, f"Cannot run: {exc}"
-    return None
-
-
 def _failure_folder(out_dir: Path, week: str, since: float) -> tuple[str, Path]:
     """The week and the ``<WEEK>.failed/`` folder of a failed run.
 
@@ -127,7 +111,8 @@ def _alert(alerts: week_alerts.Alerts, folder: Path, send: bool, log: Callable[[
 
 def weekly(week: str = "", data: str = "", out: str = "", config: str = "", journal: str = "",
            timeout: int = 900, fail_on_red: bool = False, send: bool = True,
-           log: Callable[[str], None] | None = None, notebooks: list[Path] | None = None) -> WeeklyResult:
+           log: Callable[[str], None] | None = None, notebooks: list[Path] | None = None,
+           wait: float = 0.0) -> WeeklyResult:
     """Render ``week`` with the runner, then write and send its alerts; the exit code as the module says.
 
     ``send=False`` writes the alerts without sending them. ``notebooks``: the runner's notebooks (tests).
@@ -137,13 +122,13 @@ def weekly(week: str = "", data: str = "", out: str = "", config: str = "", jour
     started = time.time() - 1  # file times may be rounded down to the second
     try:
         report = run_week(week or None, data or None, out or None, config or None, journal or None,
-                          notebooks=notebooks, timeout=timeout, log=progress)
+                          notebooks=notebooks, timeout=timeout, log=progress, lock_wait=wait)
     except Exception as exc:
         known = classify(exc)
         # an error the runner does not know is still a failed run to alert on; then it propagates
         code, message = known or (EXIT_FAILED, f"The weekly run failed unexpectedly: {type(exc).__name__}: {exc}")
         print(f"\n{message}", file=sys.stderr, flush=True)
-        progress.total("refused" if code == EXIT_REFUSED else "failed")
+        progress.total("refused" if code in (EXIT_REFUSED, EXIT_BUSY) else "failed")
         name, folder = _failure_folder(out_dir, week, started)
         page = "error.txt" if (folder / "error.txt").is_file() else week_alerts.ALERTS_MD
         alerts = _alert(week_alerts.failure_alerts(name, message, week_alerts.report_link(folder, page)),
@@ -238,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render a week's report into OUT/WEEK/, then write alerts.md and alerts.json "
                                    "beside it and send them (e-mail and chat webhook, from the environment).",
                        epilog="Exit codes: 0 complete (reds included), 1 failed run, 2 refused before any notebook, "
-                              "3 reds with --fail-on-red. Alert delivery, from the environment only: "
+                              "3 reds with --fail-on-red, 4 another run of the week in progress. "
+                              "Alert delivery, from the environment only: "
                               + ", ".join(week_alerts.ENVIRONMENT) + ".")
     w.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: the latest complete week)")
     _data_argument(w, "--data")
@@ -246,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(w)
     w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/)")
     w.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell (default: 900)")
+    w.add_argument("--wait", type=float, default=0.0,
+                   help="seconds to wait for another run of the same week to finish (default: stop at once, exit 4)")
     w.add_argument("--fail-on-red", action="store_true",
                    help="exit 3 when the complete report has red triggers (default: exit 0)")
     w.add_argument("--no-send", action="store_true", help="write alerts.md and alerts.json but send nothing")
@@ -288,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "weekly":
             return weekly(args.week, args.data, args.out, args.config, args.journal, args.timeout,
-                          args.fail_on_red, send=not args.no_send).code
+                          args.fail_on_red, send=not args.no_send, wait=args.wait).code
         if args.command == "validate":
             return validate(args.data, args.config)
         if args.command == "weeks":

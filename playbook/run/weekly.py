@@ -60,7 +60,6 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import (
     SNAPSHOT_SCHEMA_ENV,
     SnapshotLocation,
-    SourceError,
     drop_snapshot,
     fingerprint,
     is_url,
@@ -69,6 +68,7 @@ from playbook.data.dataset import (
 )
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
+from playbook.journal.entry import JournalError
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.rendering import index_page, method_page, notebook_to_html
 from playbook.report.summary import read_summary
@@ -488,6 +488,27 @@ def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek, error: Exception) 
     return target
 
 
+#: The exit codes of a weekly run (``python -m playbook.run.weekly`` and ``playbook weekly``).
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RED, EXIT_BUSY = 0, 1, 2, 3, 4
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the message of a run that raised ``exc``; None for an error the runner does not know."""
+    if isinstance(exc, RunBusy):
+        return EXIT_BUSY, f"Another run of this week is in progress; nothing was written.\n{exc}"
+    if isinstance(exc, RunError):
+        return EXIT_FAILED, f"The weekly run failed; the previous report of the week is untouched.\n{exc}"
+    if isinstance(exc, JournalError):  # raised while recording the week, after the notebooks ran
+        return EXIT_FAILED, f"The decision journal cannot be read; the week's plans and verdicts are not recorded.\n{exc}"
+    if isinstance(exc, ContractError):
+        return EXIT_REFUSED, f"The data break the contract; no report was written.\n{exc}"
+    if isinstance(exc, ConfigError):
+        return EXIT_REFUSED, f"The configuration is broken; no report was written.\n{exc}"
+    if isinstance(exc, ValueError):  # SourceError included: a source, URL or week the run cannot take
+        return EXIT_REFUSED, f"Cannot run: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playbook.run.weekly", description=__doc__.splitlines()[0])
     parser.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: latest complete week)")
@@ -503,22 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_week(args.week or None, args.data or None, args.out or None, args.config or None,
                  args.journal or None, timeout=args.timeout, lock_wait=args.wait)
-    except ContractError as exc:
-        print(f"\nThe data break the contract; nothing was written.\n{exc}", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
-        print(f"\nThe configuration is broken; nothing was written.\n{exc}", file=sys.stderr)
-        return 2
-    except (SourceError, ValueError) as exc:
-        print(f"\nCannot run: {exc}", file=sys.stderr)
-        return 2
-    except RunBusy as exc:
-        print(f"\nAnother run of this week is in progress; nothing was written.\n{exc}", file=sys.stderr)
-        return 3
-    except RunError as exc:
-        print(f"\nThe weekly run failed.\n{exc}", file=sys.stderr)
-        return 1
-    return 0
+    except Exception as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        print(f"\n{known[1]}", file=sys.stderr)
+        return known[0]
+    return EXIT_OK
 
 
 if __name__ == "__main__":
