@@ -27,9 +27,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3
+# the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3;
+# PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
 weekly: $(VENV)/.installed
-	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red)
+	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check playbook tests notebooks

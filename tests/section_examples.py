@@ -163,10 +163,14 @@ def overdue(**extra) -> dict[str, Any]:
                   "text": "EXP-2026-W41-DRESSES-PHOTOS: review date 2026-10-12 passed without a verdict"}, extra)
 
 
+def choice(**extra) -> dict[str, Any]:
+    return _with({"name": "lever", "value": "size_guide", "default": '""', "notebooks": ["03_lever_design"]}, extra)
+
+
 def summary(**sections) -> dict[str, Any]:
     """A whole summary.json: every section of a week, then ``sections`` replacing some."""
     return {"schema_version": 1, "week": "2026-W47", "data_source": "data_samples", "as_of": "2026-11-22 23:59:59",
-            "baseline": baseline(), "data_quality": data_quality(), "weak_cohort": weak_cohort(),
+            "choices": [choice()], "baseline": baseline(), "data_quality": data_quality(), "weak_cohort": weak_cohort(),
             "weak_cohort_candidates": [candidate()], "weak_cohort_set_aside": [set_aside()], "lever": lever(),
             "comparisons": [comparison()], "review": [review()], "next_action": next_action(),
             "track_record": track_record(), "overdue": [overdue()], **sections}

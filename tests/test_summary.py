@@ -14,7 +14,8 @@ from playbook.report import summary
 from playbook.stats.results import jsonable
 
 SCHEMA_FILE = REPO_ROOT / "docs" / "summary.schema.json"
-IDENTITY = ("schema_version", "week", "data_source", "as_of")
+#: what the run writes itself, beside the notebooks' sections (choices: the analyst's parameters file)
+IDENTITY = ("schema_version", "week", "data_source", "as_of", "choices")
 
 
 def test_the_examples_cover_every_section_of_the_summary():

@@ -25,8 +25,11 @@ LOOK_COLUMNS = ("look", "k_read", "follow_ups")
 #: Columns added with the track record in money: a verdict's effect as money per week for the whole
 #: cohort (positive: saved), with its interval; empty when the metric has no money value.
 MONEY_COLUMNS = ("money_per_week", "money_ci_low", "money_ci_high")
+#: Column added with the analyst's recorded choices: the parameters of a plan set by the analyst instead
+#: of the defaults (``lever=size_guide; design=pre_post``), empty for a plan on the defaults and for verdicts.
+CHOICE_COLUMNS = ("chosen_by_analyst",)
 #: Columns appended after the first version of the journal, in the order they came.
-LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS
+LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS + CHOICE_COLUMNS
 COLUMNS = BASE_COLUMNS + LATER_COLUMNS
 NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS
 INT_COLUMNS = ("look", "k_read")
@@ -112,6 +115,7 @@ class JournalEntry:
     money_per_week: float | None = None
     money_ci_low: float | None = None
     money_ci_high: float | None = None
+    chosen_by_analyst: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -120,7 +124,7 @@ class JournalEntry:
             raise ValueError(f"week: {exc}") from None
         object.__setattr__(self, "week", week)
         for name in ("kind", "experiment_id", "lever", "cohort", "primary_metric", "design", "decision", "why",
-                     "follow_ups"):
+                     "follow_ups", "chosen_by_analyst"):
             object.__setattr__(self, name, _text(name, getattr(self, name)))
         for name in NUMBER_COLUMNS:
             object.__setattr__(self, name, _number(name, getattr(self, name)))

@@ -124,6 +124,10 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
     parts = [f"<h1>Returns playbook, week {week}</h1>",
              f"<p class='muted'>Data: {escape(s.data_source or '')}; "
              f"known up to {escape(s.as_of or '')}.</p>"]
+    if s.choices:
+        said = "; ".join(f"{c.name} = {c.value!r} instead of the default {c.default} ({', '.join(c.notebooks)})"
+                         for c in s.choices)
+        parts.append(f"<p><b>Chosen by the analyst:</b> {escape(said)}.</p>")
     lever = s.lever
     if lever is not None and not lever.ready and lever.no_row_reason:  # said first: no experiment starts this week
         parts.append(f"<p><b>{escape(lever.no_row_reason)}</b></p>")

@@ -36,6 +36,17 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
+class ChoiceEntry:
+    """A parameter the analyst set for the run (``make weekly PARAMS=choices.yaml``), with the notebook's
+    default (as written in its parameters cell) and the notebooks it reached."""
+
+    name: str
+    value: str | float | int | bool | None
+    default: str
+    notebooks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Summary:
     """The week's summary.json: the run's identity, then one section per step.
 
@@ -48,6 +59,7 @@ class Summary:
     week: str | None = field(default=None, metadata=OMIT_IF_NONE)
     data_source: str | None = field(default=None, metadata=OMIT_IF_NONE)
     as_of: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    choices: tuple[ChoiceEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
     baseline: BaselineSection | None = field(default=None, metadata=OMIT_IF_NONE)
     data_quality: DataQualitySection | None = field(default=None, metadata=OMIT_IF_NONE)
     weak_cohort: WeakCohortSection | None = field(default=None, metadata=OMIT_IF_NONE)

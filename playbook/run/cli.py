@@ -35,6 +35,7 @@ from playbook.journal.track_record import track_record
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.summary import load_summary
 from playbook.run import alerts as week_alerts
+from playbook.run.choices import read_choices
 from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week
 
 #: the name of the failure folder of a run refused before its week was known (no --week given)
@@ -112,7 +113,7 @@ def _alert(alerts: week_alerts.Alerts, folder: Path, send: bool, log: Callable[[
 def weekly(week: str = "", data: str = "", out: str = "", config: str = "", journal: str = "",
            timeout: int = 900, fail_on_red: bool = False, send: bool = True,
            log: Callable[[str], None] | None = None, notebooks: list[Path] | None = None,
-           wait: float = 0.0) -> WeeklyResult:
+           wait: float = 0.0, params: str = "") -> WeeklyResult:
     """Render ``week`` with the runner, then write and send its alerts; the exit code as the module says.
 
     ``send=False`` writes the alerts without sending them. ``notebooks``: the runner's notebooks (tests).
@@ -122,7 +123,8 @@ def weekly(week: str = "", data: str = "", out: str = "", config: str = "", jour
     started = time.time() - 1  # file times may be rounded down to the second
     try:
         report = run_week(week or None, data or None, out or None, config or None, journal or None,
-                          notebooks=notebooks, timeout=timeout, log=progress, lock_wait=wait)
+                          notebooks=notebooks, timeout=timeout, log=progress, lock_wait=wait,
+                          choices=read_choices(params) if params else None)
     except Exception as exc:
         known = classify(exc)
         # an error the runner does not know is still a failed run to alert on; then it propagates
@@ -232,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(w)
     w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/)")
     w.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell (default: 900)")
+    w.add_argument("--params", default="",
+                   help="YAML file of the analyst's choices (papermill's parameters file), e.g. 'lever: size_guide' "
+                        "and 'design: pre_post'; each must be a parameter a notebook declares")
     w.add_argument("--wait", type=float, default=0.0,
                    help="seconds to wait for another run of the same week to finish (default: stop at once, exit 4)")
     w.add_argument("--fail-on-red", action="store_true",
@@ -276,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "weekly":
             return weekly(args.week, args.data, args.out, args.config, args.journal, args.timeout,
-                          args.fail_on_red, send=not args.no_send, wait=args.wait).code
+                          args.fail_on_red, send=not args.no_send, wait=args.wait, params=args.params).code
         if args.command == "validate":
             return validate(args.data, args.config)
         if args.command == "weeks":

@@ -39,7 +39,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import nbformat
 import papermill
@@ -71,7 +71,8 @@ from playbook.journal import store as decision_journal
 from playbook.journal.entry import JournalError
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.rendering import index_page, method_page, notebook_to_html
-from playbook.report.summary import read_summary
+from playbook.report.summary import ChoiceEntry, read_summary, update_summary
+from playbook.run.choices import Choice, for_notebook, resolve_choices
 from playbook.run.session import store_week
 
 KERNEL = "python3"
@@ -359,11 +360,13 @@ def run_week(
     timeout: int = 900,
     log=lambda text: print(text, flush=True),
     lock_wait: float = 0.0,
+    choices: dict[str, Any] | None = None,
 ) -> Path:
     """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder.
 
     ``lock_wait``: seconds to wait for another run of the same week to finish before stopping
-    with ``RunBusy`` naming it (0: stop at once).
+    with ``RunBusy`` naming it (0: stop at once). ``choices``: the analyst's parameters
+    (``run.choices``), passed to the notebooks that declare them and written to summary.json.
     """
     data_text = str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
     out_dir = resolve(out, REPORTS_DIR)
@@ -376,19 +379,21 @@ def run_week(
     iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()
+    chosen = resolve_choices(choices or {}, notebooks, COMMON_PARAMETERS)  # an unknown choice stops here
     _check_writable(out_dir, "reports folder")
     _check_writable(journal_path, "journal folder")
     final = out_dir / str(iso)
     with _week_lock(out_dir, iso, lock_wait, log) as lock:
         _recover(out_dir, iso, lock, journal_path, log)
         _check_free_space(out_dir, final)
-        _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, notebooks, timeout, log)
+        _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, notebooks, timeout, log,
+                chosen)
     log(f"Report: {final / 'index.html'}")
     return final
 
 
 def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path, out_dir: Path, journal_path: Path,
-            notebooks: list[Path], timeout: int, log) -> None:
+            notebooks: list[Path], timeout: int, log, chosen: list[Choice]) -> None:
     """Under the week's lock: notebooks into a staging folder, HTML, swap in, then the journal."""
     final = out_dir / str(iso)
     run_id = uuid.uuid4().hex[:8]
@@ -404,6 +409,8 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
     runs: list[NotebookRun] = []
     try:
         staging.mkdir(parents=True)
+        if chosen:  # said at the top of the report: the run is not the defaults
+            update_summary(staging, choices=[ChoiceEntry(c.name, c.value, c.default, c.notebooks) for c in chosen])
         if location is not None:
             # the one open of the run: every notebook attaches the cut tables and the shared facts
             store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
@@ -419,7 +426,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
             executed = staging / "executed" / nb.name
             executed.parent.mkdir(exist_ok=True)
             try:
-                _execute(nb, executed, parameters, timeout)
+                _execute(nb, executed, {**parameters, **for_notebook(chosen, nb.stem)}, timeout)
             except RunError as exc:
                 failed = _keep_failed(executed, out_dir, iso, exc)
                 log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED (the failed notebook and the error are in {failed})")

@@ -115,6 +115,8 @@ class LeverPlan:
     options: tuple[PowerOption, ...] = field(default_factory=tuple)
     chosen_option: str | None = None  # the kind of the option the ready row takes; None: no row
     no_row_reason: str | None = None
+    #: the analyst's choices that differ from the defaults ("lever=size_guide; design=pre_post"), journaled
+    chosen_by_analyst: str = ""
 
     @property
     def ready(self) -> bool:
@@ -453,6 +455,7 @@ def journal_entry(plan: LeverPlan, week: str):
         primary_metric=plan.primary_metric, design=plan.design, expected_low=plan.expected_low,
         expected_high=plan.expected_high,
         why=f"weak cohort {plan.cohort} x {plan.reason_code}; {ready}; {plan.power_message}",
+        chosen_by_analyst=plan.chosen_by_analyst,
     )
 
 
@@ -581,5 +584,10 @@ def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
     """
     if weak is None:
         return LeverResult(None)
-    return LeverResult(design_lever(weak, snapshot, config, lever=lever, design=design, expected_low=expected_low,
-                                    expected_high=expected_high, candidates=candidates))
+    plan = design_lever(weak, snapshot, config, lever=lever, design=design, expected_low=expected_low,
+                        expected_high=expected_high, candidates=candidates)
+    chosen = {"lever": lever or None, "design": None if design == Design.RANDOMIZED else str(design),
+              "expected_low": expected_low, "expected_high": expected_high}
+    said = "; ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in chosen.items() if value is not None)
+    return LeverResult(replace(plan, chosen_by_analyst=said))
