@@ -95,3 +95,12 @@ fig = charts.reason_mix_by(step.results, "category")
 # %%
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
+
+# %% [markdown]
+# ## Try it
+# - **Another week**: set `week = "2026-W45"` in the parameters cell and run all. Every number is the one
+#   known at the end of that week (Sunday 23:59:59): returns and orders recorded later are left out.
+# - **Other thresholds**: copy `playbook/config/playbook.yaml`, change a red line of the decision table,
+#   and set `config` to your copy: the statuses and their actions change, the metric values do not.
+# - **Another shop**: set `data` to a folder of CSV or Parquet files (see docs/data_contract.md); a broken
+#   file stops at the first cell with the table, the column, the rule and example ids.

@@ -115,3 +115,11 @@ else:
 # %%
 run.write(**analysis.sections)
 display(say(analysis.conclusion, "Conclusion."))
+
+# %% [markdown]
+# ## Try it
+# - **Longer windows**: `window_weeks = 6` and `baseline_weeks = 12` compare six recent weeks against twelve
+#   before them: smaller rises become visible and fewer slices are flagged by chance, but a new problem
+#   takes longer to show.
+# - **Shorter windows**: `window_weeks = 2` reacts faster, flags less (two weeks carry fewer units).
+# - **Another week**: `week = "2026-W45"` shows which cohort the method would have chosen then.

@@ -102,3 +102,13 @@ if plan is not None:
 _ = decision_journal.stage(run.run_dir, run.week, entries, kind="plan")  # recorded with the report
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
+
+# %% [markdown]
+# ## Try it
+# - **Another lever**: `lever = "size_guide"` plans your lever instead of the decision table's (the plan,
+#   its expected range and the journal record say it was the analyst's choice).
+# - **No randomization possible**: `design = "pre_post"` plans a before/after against a control cohort;
+#   the whole cohort is exposed, so the same effect is read sooner, but the read is weaker evidence.
+# - **Your own expected range**: `expected_low = -0.03` and `expected_high = -0.01` (absolute change of the
+#   return rate); a smaller weaker end needs a longer run to reach power, and the power table says how long.
+# - In a weekly run, put the same lines in a file and run `make weekly PARAMS=choices.yaml`.

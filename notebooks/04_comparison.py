@@ -104,3 +104,10 @@ if not step.overdue:
 # %%
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
+
+# %% [markdown]
+# ## Try it
+# - **A later week**: `week = "2026-W48"` (once the data reach it) reads the same experiments with one more
+#   week of returns: the Kaplan-Meier read at the registered window becomes possible for more customers.
+# - **Another journal**: `journal` pointing to an empty folder shows every experiment as if never read before
+#   (look 1), which is how a first look is judged.

@@ -103,3 +103,10 @@ display(HTML(html_table(record.table(), float_format="{:.4g}")))
 # %%
 run.write(**step.sections, track_record=record.section())
 display(say(step.conclusion, "Conclusion."))
+
+# %% [markdown]
+# ## Try it
+# - **Another week**: `week = "2026-W46"` replays that week's review as it was known then; the journal is only
+#   written by `make weekly`, never by a run in JupyterLab, so exploring changes no record.
+# - **A fresh journal**: `journal` pointing to an empty folder numbers every verdict as look 1 and shows an
+#   empty track record.

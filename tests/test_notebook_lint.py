@@ -77,4 +77,17 @@ def test_opens_with_an_explanation_and_closes_with_a_conclusion(path):
     nb = nbformat.read(str(path), as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "Why this step exists" in nb.cells[0].source and "How to read it" in nb.cells[0].source
-    assert "Conclusion" in nb.cells[-1].source
+    assert "Conclusion" in [c for c in nb.cells if c.cell_type == "code"][-1].source  # then the "Try it" cell
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_ends_with_a_try_it_cell_naming_only_its_own_parameters(path):
+    """The "Try it" cell says which parameter to change and what changes; a renamed parameter fails here."""
+    import re
+
+    import papermill
+
+    last = nbformat.read(str(path), as_version=4).cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## Try it"), path.name
+    named = set(re.findall(r"`([a-z_]+) = ", last.source))
+    assert named and named <= set(papermill.inspect_notebook(str(path))), named
