@@ -23,7 +23,7 @@
 # **How to read it.** Each metric gets a status, green, amber or red, with the reason in words and, for
 # red, the action the decision table prescribes. Metrics that count returns are shown for the latest
 # delivery week that has had the full return window (returns arrive days after delivery): a week still
-# collecting returns is *not mature* and is never shown as a low rate. A metric whose table is missing
+# collecting returns is *[not mature](../docs/method.md#maturity)* and is never shown as a low rate. A metric whose table is missing
 # from the data is reported as *not available*, never as zero.
 #
 # **New to the method?** The [method guide](../docs/method.md#step-1) explains step 1 of the weekly loop,

@@ -25,7 +25,7 @@
 # full return window (the *window*) with its own rate over the weeks before (the *baseline*). The funnel
 # plot shows observed / expected returns against the number expected: points outside the dashed curve
 # are beyond what chance explains; the curves are wide on the left, where slices are small. With
-# hundreds of slices tested, some pass by luck: the q-value (Benjamini-Hochberg false discovery rate)
+# hundreds of slices tested, some pass by luck: the [q-value](../docs/method.md#q-value) (Benjamini-Hochberg [false discovery rate](../docs/method.md#false-discovery-rate))
 # corrects for that, and *flagged* means q < 5 % and above the 95 % limit. The shrunk rate pulls small
 # slices towards their group (empirical Bayes), so a ranking is not led by noise. The *excess cost* is
 # the returns above the slice's norm, valued at its return cost.
@@ -34,7 +34,7 @@
 # category also lifts every channel, region and customer type that buys that category; a slice is
 # *explained* by another when, without the other's units, its own rise is within chance. **Is it a few
 # customers?** Units bought by one customer are not independent: the test counts customers, and a rise
-# that one or a few accounts carry is an account to check, not a cohort to fix. The weak cohort is the
+# that one or a few accounts carry is an account to check, not a cohort to fix. The [weak cohort](../docs/method.md#weak-cohort) is the
 # flagged slice with the largest excess cost that nothing else explains and that many customers carry.
 #
 # **New to the method?** The [method guide](../docs/method.md#step-2) explains step 2 of the weekly loop,

@@ -16,14 +16,14 @@
 # # 3. Lever and expected impact: one change, decided before acting
 #
 # **Why this step exists.** A team that changes five things at once learns nothing. This step picks one
-# corrective lever for the weak cohort found in step 2, one primary metric, and writes down, *before*
-# acting, the impact range it expects and the guardrails it will not trade away. Writing the range first
-# is what makes the J+7 review honest: the result is judged against a promise, not rationalised after.
+# corrective lever for the [weak cohort](../docs/method.md#weak-cohort) found in step 2, one [primary metric](../docs/method.md#primary-metric), and writes down, *before*
+# acting, the impact range it expects and the [guardrails](../docs/method.md#guardrail) it will not trade away. Writing the range first
+# is what makes the [J+7](../docs/method.md#j7) review honest: the result is judged against a promise, not rationalised after.
 #
 # **How to read it.** The default lever is the decision table's lever for the cohort's dominant return
 # reason (a fit/size message for size reasons, a clearer description for *not as described*, packaging
-# for *damaged*...); the analyst can name another through the `lever` parameter. The expected range is
-# an absolute change of the cohort's return rate (negative is better); by default the lever is expected
+# for *damaged*...); the analyst can name another through the `lever` parameter. The [expected range](../docs/method.md#expected-range) is
+# an absolute change of the cohort's [return rate](../docs/method.md#return-rate) (negative is better); by default the lever is expected
 # to remove 30 % to 70 % of the cohort's excess. The power section is computed for the read the review will
 # really make: the return rate within the metric's window (K days, 14 by default) among the units delivered at least
 # that long before the review date, with customers as clusters (one customer's lines move together).
@@ -33,7 +33,7 @@
 # alternatives (the wider parent slice, pooled with the next flagged cohort, a bigger lever, a longer
 # run), each with its power and duration, and the ready row takes the first that reaches power. When
 # none does, no row is written: running it would only produce an inconclusive verdict. The plan ends
-# as an entry in the decision journal and, when it can reach power, a ready row for the `experiments` table.
+# as an entry in the [decision journal](../docs/method.md#decision-journal) and, when it can reach power, a ready row for the `experiments` table.
 #
 # **New to the method?** The [method guide](../docs/method.md#step-3) explains steps 3 and 4 of the weekly loop,
 # the decision table and every term ([glossary](../docs/method.md#glossary)).
@@ -107,7 +107,7 @@ display(say(step.conclusion, "Conclusion."))
 # ## Try it
 # - **Another lever**: `lever = "size_guide"` plans your lever instead of the decision table's (the plan,
 #   its expected range and the journal record say it was the analyst's choice).
-# - **No randomization possible**: `design = "pre_post"` plans a before/after against a control cohort;
+# - **No randomization possible**: `design = "pre_post"` plans a before/after against a [control cohort](../docs/method.md#control-cohort);
 #   the whole cohort is exposed, so the same effect is read sooner, but the read is weaker evidence.
 # - **Your own expected range**: `expected_low = -0.03` and `expected_high = -0.01` (absolute change of the
 #   return rate); a smaller weaker end needs a longer run to reach power, and the power table says how long.

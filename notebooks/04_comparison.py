@@ -17,20 +17,20 @@
 #
 # **Why this step exists.** A lever is only kept when the data show it worked, and showing it needs a
 # fair comparison. For every experiment whose review date falls in this week, this step compares the
-# treated group with its control and gives each difference a 95 % confidence interval: the range of
+# treated group with its control and gives each difference a 95 % [confidence interval](../docs/method.md#confidence-interval): the range of
 # effects compatible with the data.
 #
 # **How to read it.** *Randomized* tests (A/B by customer) first check the split twice: among all
-# assigned customers and among the exposed customers that are analysed (a sample ratio mismatch in
-# either means the comparison cannot be trusted). Returns arrive days after delivery, so the return rate
+# assigned customers and among the exposed customers that are analysed (a [sample ratio mismatch](../docs/method.md#srm) in
+# either means the comparison cannot be trusted). Returns arrive days after delivery, so the [return rate](../docs/method.md#return-rate)
 # is read **at the window registered in the plan** (a 14-day metric at 14 days), with the Kaplan-Meier
 # method that uses every unit up to the end of the week. When too few customers have had that many days
 # yet, the metric is **not readable**: the table says when it will be, and a shorter-window view may be
 # shown under its own name (for example `return_rate_3d`), never as the registered metric. Customers, not
 # lines, were randomized, so intervals are computed on per-customer sums. *Pre/post* changes, which were
-# not randomized, compare the cohort's weekly change with its control cohort's (difference-in-differences).
+# not randomized, compare the cohort's weekly change with its [control cohort](../docs/method.md#control-cohort)'s ([difference-in-differences](../docs/method.md#difference-in-differences)).
 #
-# **Guardrails** are read against their tolerance: *safe* (the interval rules out harm beyond the
+# **[Guardrails](../docs/method.md#guardrail)** are read against their [tolerance](../docs/method.md#tolerance): *safe* (the interval rules out harm beyond the
 # tolerance), *not shown safe* (the interval still reaches past it: a dated follow-up read is given),
 # *harm likely* (the estimate is past it), *breached* (the whole interval is past it), or *not measured*
 # (with the reason). In the forest plot, the green band is the range expected in step 3; a red dashed

@@ -17,12 +17,12 @@
 #
 # **Why this step exists.** After a change, the team decides, by a rule written in advance rather than by
 # the mood of the meeting, whether to keep it, adjust it or stop it, and writes the decision and its
-# proof in the decision journal, so that the track record of the team's levers builds up week after week.
+# proof in the [decision journal](../docs/method.md#decision-journal), so that the [track record](../docs/method.md#track-record) of the team's levers builds up week after week.
 #
 # **How to read it.** The rule:
-# - **stop** when a guardrail is *breached* (its whole interval past its tolerance) or the primary
+# - **stop** when a [guardrail](../docs/method.md#guardrail) is *breached* (its whole interval past its [tolerance](../docs/method.md#tolerance)) or the primary
 #   metric's interval lies entirely on the bad side;
-# - **provisional** when the primary metric cannot be read yet at the window registered in the plan
+# - **provisional** when the [primary metric](../docs/method.md#primary-metric) cannot be read yet at the window registered in the plan
 #   (for example 14 days after delivery): no keep before that date, which is given;
 # - **keep** only when the improvement is shown at this look, the effect is at least as strong as the
 #   range promised in step 3, the split is as planned, no guardrail is *harm likely* or *not measured*,
@@ -33,7 +33,7 @@
 # Every review of an experiment is a *look*, numbered in the journal (look 1, 2, ...). Looking again
 # and again raises the chance of a lucky good result, so the evidence a keep needs is spread over the
 # planned looks: very strong at the first look, close to the usual 95 % at the last. A keep far outside
-# the expected range (more than twice its far end, or the opposite direction) carries the flag **check
+# the [expected range](../docs/method.md#expected-range) (more than twice its far end, or the opposite direction) carries the flag **check
 # before rolling out**, with the likely reasons. The weekly review script then answers the four questions
 # of the meeting, and the journal shows the last 8 weeks of verdicts.
 #

@@ -91,3 +91,18 @@ def test_each_notebook_ends_with_a_try_it_cell_naming_only_its_own_parameters(pa
     assert last.cell_type == "markdown" and last.source.startswith("## Try it"), path.name
     named = set(re.findall(r"`([a-z_]+) = ", last.source))
     assert named and named <= set(papermill.inspect_notebook(str(path))), named
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_first_use_of_each_glossary_term_on_a_page_links_to_the_guide(path):
+    """``python -m playbook.dev.glossary_links`` would change nothing, and every link reaches a glossary anchor."""
+    import re
+
+    from playbook.core.paths import METHOD_GUIDE
+    from playbook.dev.glossary_links import TERMS, link_py_notebook
+
+    text = path.with_suffix(".py").read_text(encoding="utf-8")
+    assert link_py_notebook(text) == text, "run python -m playbook.dev.glossary_links, then jupytext --sync"
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', METHOD_GUIDE.read_text(encoding="utf-8")))
+    assert set(TERMS) <= anchors
+    assert set(re.findall(r"\(\.\./docs/method\.md#([a-z0-9-]+)\)", text)) <= anchors
