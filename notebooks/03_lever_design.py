@@ -62,6 +62,9 @@ design = "randomized"
 # expected_low / expected_high: absolute change of the primary metric; None means the default range.
 expected_low = None
 expected_high = None
+# cohort: empty means step 2's weak cohort; else any slice, e.g. "channel=app" or
+#   "category=shoes;reason_code=size_too_small" (default reason: the weak cohort's).
+cohort = ""
 
 # %%
 from IPython.display import HTML, display
@@ -79,7 +82,7 @@ print(run.describe())
 
 # %%
 step = levers.analyse(run.snapshot, run.config, weak, candidates, lever=lever, design=design,
-                      expected_low=expected_low, expected_high=expected_high)
+                      expected_low=expected_low, expected_high=expected_high, cohort=cohort)
 plan = step.plan
 if plan is not None:
     for title, text in levers.describe(plan):
@@ -111,4 +114,6 @@ display(say(step.conclusion, "Conclusion."))
 #   the whole cohort is exposed, so the same effect is read sooner, but the read is weaker evidence.
 # - **Your own expected range**: `expected_low = -0.03` and `expected_high = -0.01` (absolute change of the
 #   return rate); a smaller weaker end needs a longer run to reach power, and the power table says how long.
+# - **Another cohort**: `cohort = "channel=app"` plans the lever for any slice, read over the same weeks as
+#   step 2's window against the weeks before them (add `;reason_code=...` for another reason).
 # - In a weekly run, put the same lines in a file and run `make weekly PARAMS=choices.yaml`.

@@ -289,3 +289,32 @@ def test_without_baseline_weeks_the_design_effect_comes_from_the_window_not_from
     p = design_lever(dataclasses.replace(SAMPLE_WEAK, window_weeks=tuple(early)), sample_snap, config,
                      expected_low=-0.30, expected_high=-0.10)
     assert p.design_effect > 1.0
+
+
+def test_a_cohort_chosen_by_the_analyst_is_read_over_step_2s_window_for_the_weak_cohorts_reason(snap, config):
+    from playbook.steps.levers import chosen_cohort
+
+    # web deliveries of W45: L1 (2 knitwear units, 1 returned as size_too_small by R1 within 6 days) and L2
+    # (1 shoe unit, returned as changed_mind): 1 of 3 units; no delivery week before W45 (no normal known)
+    web = chosen_cohort(snap, config, WEAK, "channel=web")
+    assert web.filters == {"channel": "web", "reason_code": "size_too_small"}
+    assert (web.units, web.return_rate, web.expected_rate) == (3, pytest.approx(1 / 3), pytest.approx(1 / 3))
+    # L2 (1 shoe unit) came back as changed_mind 16 days after delivery: not within 14 days
+    shoes = chosen_cohort(snap, config, WEAK, "category=shoes;reason_code=changed_mind")
+    assert (shoes.units, shoes.return_rate) == (1, 0.0)
+
+
+def test_the_plan_for_a_chosen_cohort_says_it_was_the_analysts_choice(snap, config):
+    from playbook.steps.levers import analyse
+
+    plan = analyse(snap, config, WEAK, cohort="channel=web", lever="size_guide").plan
+    assert plan.cohort == "channel=web" and plan.lever == "size_guide"
+    assert plan.chosen_by_analyst == "cohort=channel=web; lever=size_guide"
+    assert journal_entry(plan, "2026-W47").chosen_by_analyst == plan.chosen_by_analyst
+
+
+def test_a_chosen_cohort_on_an_unknown_column_is_refused_naming_the_columns(snap, config):
+    from playbook.steps.levers import chosen_cohort
+
+    with pytest.raises(ValueError, match="unknown: colour"):
+        chosen_cohort(snap, config, WEAK, "colour=red")

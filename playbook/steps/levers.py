@@ -26,11 +26,11 @@ import ibis
 from playbook.core.atomic import write_text
 from playbook.core.csvsafe import neutralise_row
 from playbook.core.jsonmodel import from_json
-from playbook.core.settings import Config, Guardrail
+from playbook.core.settings import SLICE_COLUMNS, Config, Guardrail
 from playbook.core.vocabulary import Design, Direction
-from playbook.data.contract import TABLES, format_cohort
+from playbook.data.contract import TABLES, format_cohort, parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.data.facts import line_facts, matches
+from playbook.data.facts import line_facts, matches, returns_of_lines
 from playbook.journal.entry import JournalEntry
 from playbook.metrics.dictionary import return_rate
 from playbook.stats.power import (
@@ -576,18 +576,65 @@ class LeverResult:
 def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
             candidates: list[CandidateEntry] | None = None, *, lever: str = "",
             design: Design | str = Design.RANDOMIZED, expected_low: float | None = None,
-            expected_high: float | None = None) -> LeverResult:
+            expected_high: float | None = None, cohort: str = "") -> LeverResult:
     """Step 3: the lever for step 2's weak cohort, its expected range, power and the experiments row.
 
-    ``lever``, ``design`` and the expected range are the analyst's choices (empty / None: the
-    decision table's lever, a randomized design and 30-70 % of the cohort's excess).
+    ``lever``, ``design``, the expected range and ``cohort`` are the analyst's choices (empty / None:
+    the decision table's lever, a randomized design, 30-70 % of the cohort's excess, and step 2's
+    weak cohort). ``cohort`` is any slice (``channel=app``, ``category=shoes;region=north``), with
+    ``reason_code=...`` to name the reason the lever acts on (default: the weak cohort's); it is read
+    over the same delivery weeks as step 2's window, against the weeks before them.
     """
     if weak is None:
+        if cohort:
+            raise ValueError(f"cohort {cohort!r} was chosen, but step 2 compared no window this week (no weak "
+                             "cohort): the chosen cohort is read over step 2's window")
         return LeverResult(None)
-    plan = design_lever(weak, snapshot, config, lever=lever, design=design, expected_low=expected_low,
-                        expected_high=expected_high, candidates=candidates)
-    chosen = {"lever": lever or None, "design": None if design == Design.RANDOMIZED else str(design),
+    target = chosen_cohort(snapshot, config, weak, cohort) if cohort else weak
+    plan = design_lever(target, snapshot, config, lever=lever, design=design, expected_low=expected_low,
+                        expected_high=expected_high, candidates=None if cohort else candidates)
+    chosen = {"cohort": cohort or None, "lever": lever or None,
+              "design": None if design == Design.RANDOMIZED else str(design),
               "expected_low": expected_low, "expected_high": expected_high}
     said = "; ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                      for name, value in chosen.items() if value is not None)
     return LeverResult(replace(plan, chosen_by_analyst=said))
+
+
+def chosen_cohort(snap: Snapshot, config: Config, weak: WeakCohortSection, cohort: str) -> WeakCohortSection:
+    """The analyst's cohort as step 3 reads a weak cohort: its reason's rate over step 2's window and over
+    the weeks before it (its own normal), so the default expected range is a share of its own excess."""
+    filters = parse_cohort(cohort)
+    unknown = sorted(set(filters) - {*SLICE_COLUMNS, "reason_code"})
+    if not filters or unknown:
+        raise ValueError(f"cohort {cohort!r}: expected column=value pairs on {', '.join(SLICE_COLUMNS)} "
+                         f"(and reason_code), separated by ';'" + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    filters.setdefault("reason_code", weak.filters["reason_code"])
+    k = config.metrics.return_window_days
+    window = list(weak.window_weeks)
+    before = baseline_weeks(window, config.metrics.baseline_weeks)
+    slice_filter = {c: v for c, v in filters.items() if c != "reason_code"}
+    now, normal = (_reason_rate(snap, k, slice_filter, filters["reason_code"], weeks) for weeks in (window, before))
+    if now.units == 0:
+        raise ValueError(f"cohort {cohort!r} has no delivered unit in step 2's window "
+                         f"({window[0]} to {window[-1]}): nothing to plan on")
+    return replace(weak, filters=filters, units=int(now.units), return_rate=now.rate,
+                   expected_rate=normal.rate if normal.units else now.rate, excess_cost=0.0, q_value=1.0,
+                   excess_events=max(now.rate - normal.rate, 0.0) * now.units if normal.units else 0.0,
+                   explains=(), also_real=(), concentration=None)
+
+
+@dataclass(frozen=True)
+class _ReasonRate:
+    units: float
+    rate: float
+
+
+def _reason_rate(snap: Snapshot, k: int, filters: dict[str, str], reason: str, weeks: list[dt.date]) -> _ReasonRate:
+    """Units delivered in ``weeks`` and the share returned for ``reason`` within k days (in the engine)."""
+    lf = line_facts(snap, k)
+    lf = lf.filter(lf.delivered_ts.notnull() & lf.delivery_week.isin(weeks) & matches(lf, filters))
+    units = float(lf.agg(n=lf.units.sum()).to_pandas().iloc[0]["n"] or 0)
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts"), k)
+    returned = float(r.filter(r.reason_code == reason).agg(n=r.quantity.sum()).to_pandas().iloc[0]["n"] or 0)
+    return _ReasonRate(units, returned / units if units else 0.0)
