@@ -250,3 +250,16 @@ def test_every_report_page_links_the_reports_own_copy_of_the_method_guide(tmp_pa
     assert '<a id="glossary"></a>' in guide and "<table>" in guide  # anchors kept, tables rendered
     assert index_page({"week": "2026-W47"}, []).count("href='method.html") == 2
     assert "href='../method.html'" in index_page({"week": "2026-W47"}, [], brief_dir=None)
+
+
+def test_the_index_links_its_terms_to_the_guides_glossary():
+    import re
+
+    from section_examples import summary as whole_week
+
+    from playbook.core.paths import METHOD_GUIDE
+
+    page = index_page(whole_week(), [])
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', METHOD_GUIDE.read_text(encoding="utf-8")))
+    linked = set(re.findall(r"href='method\.html#([a-z0-9-]+)'", page))
+    assert {"weak-cohort", "j7", "guardrail", "the-decision-table"} <= linked <= anchors

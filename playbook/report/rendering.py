@@ -121,6 +121,11 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
     """
     s = summary if isinstance(summary, Summary) else Summary.from_json(summary)
     week = escape(s.week or "")
+    guide = METHOD_PAGE if brief_dir else f"../{METHOD_PAGE}"
+
+    def term(words: str, anchor: str) -> str:  # a term of the page, linked to the guide's glossary
+        return f"<a href='{guide}#{anchor}'>{words}</a>"
+
     parts = [f"<h1>Returns playbook, week {week}</h1>",
              f"<p class='muted'>Data: {escape(s.data_source or '')}; "
              f"known up to {escape(s.as_of or '')}.</p>"]
@@ -137,7 +142,8 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
             f"<tr><td>{escape(name)}</td>{_status_cell(m.status)}<td>{escape(m.why)}</td></tr>"
             for name, m in metrics.items()
         )
-        parts.append(f"<h2>Statuses</h2><table><tr><th>metric</th><th>status</th><th>why</th></tr>{rows}</table>")
+        parts.append(f"<h2>Statuses <small>({term('decision table', 'the-decision-table')})</small></h2>"
+                     f"<table><tr><th>metric</th><th>status</th><th>why</th></tr>{rows}</table>")
     trig = s.baseline.triggers if s.baseline is not None else ()
     if trig:
         items = "".join(f"<li><b>{escape(t.zone)}</b> ({escape(t.metric)}): {escape(t.action)}</li>" for t in trig)
@@ -147,20 +153,20 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
         if wc:
             filters = ", ".join(f"{k} = {v}" for k, v in wc.filters.items())
             parts.append(
-                f"<h2>Weak cohort</h2><p>{escape(filters)}: return rate {escape(_pct(wc.return_rate))} "
+                f"<h2>{term('Weak cohort', 'weak-cohort')}</h2><p>{escape(filters)}: return rate {escape(_pct(wc.return_rate))} "
                 f"vs {escape(_pct(wc.expected_rate))} expected on {escape(wc.units)} units; "
                 f"excess cost {escape(_money(wc.excess_cost))} (q = {escape(_num(wc.q_value))}).</p>"
             )
         else:
-            parts.append("<h2>Weak cohort</h2><p>No cohort stands out this week.</p>")
+            parts.append(f"<h2>{term('Weak cohort', 'weak-cohort')}</h2><p>No cohort stands out this week.</p>")
         aside = [c.why for c in s.weak_cohort_set_aside or ()]
         if aside:
             items = "".join(f"<li>{escape(why)}</li>" for why in aside)
             parts.append(f"<p>Rose too, but not a cohort to act on:</p><ul>{items}</ul>")
     if s.review:
         rows = "".join(_verdict_row(r) for r in s.review)
-        parts.append("<h2>J+7 verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th>"
-                     f"<th>guardrails</th></tr>{rows}</table>")
+        parts.append(f"<h2>{term('J+7', 'j7')} verdicts</h2><table><tr><th>experiment</th><th>decision</th><th>why</th>"
+                     f"<th>{term('guardrails', 'guardrail')}</th></tr>{rows}</table>")
     if s.overdue:
         items = "".join(f"<li>{escape(item.text)}</li>" for item in s.overdue)
         parts.append(f"<h2>Overdue reviews</h2><ul>{items}</ul>")
@@ -176,7 +182,6 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
         parts.append(f"<h2>Data quality</h2><ul>{items}</ul>")
     links = "".join(f"<li><a href='{escape(href)}'>{escape(title)}</a></li>" for title, href in notebooks)
     parts.append(f"<h2>Notebooks</h2><ol>{links}</ol>")
-    guide = METHOD_PAGE if brief_dir else f"../{METHOD_PAGE}"
     parts.append(f"<p>New to the method? <a href='{guide}'>The method guide</a> explains the weekly loop, the "
                  f"decision table and every term (<a href='{guide}#glossary'>glossary</a>).</p>")
     if brief_dir:
