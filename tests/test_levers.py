@@ -307,9 +307,10 @@ def test_a_cohort_chosen_by_the_analyst_is_read_over_step_2s_window_for_the_weak
 def test_the_plan_for_a_chosen_cohort_says_it_was_the_analysts_choice(snap, config):
     from playbook.steps.levers import analyse
 
-    plan = analyse(snap, config, WEAK, cohort="channel=web", lever="size_guide").plan
+    plan = analyse(snap, config, WEAK, cohort="channel=web", lever="size_guide", expected_low=-0.2,
+                   expected_high=-0.1).plan
     assert plan.cohort == "channel=web" and plan.lever == "size_guide"
-    assert plan.chosen_by_analyst == "cohort=channel=web; lever=size_guide"
+    assert plan.chosen_by_analyst == "cohort=channel=web; lever=size_guide; expected_low=-0.2; expected_high=-0.1"
     assert journal_entry(plan, "2026-W47").chosen_by_analyst == plan.chosen_by_analyst
 
 
@@ -318,3 +319,26 @@ def test_a_chosen_cohort_on_an_unknown_column_is_refused_naming_the_columns(snap
 
     with pytest.raises(ValueError, match="unknown: colour"):
         chosen_cohort(snap, config, WEAK, "colour=red")
+
+
+def test_the_weak_cohort_chosen_again_reads_the_rates_step_2_found(sample_snap, config):
+    """The chosen-cohort path (lines and returns in the engine) meets step 2's own counts of the sample."""
+    from playbook.steps.levers import chosen_cohort
+
+    again = chosen_cohort(sample_snap, config, SAMPLE_WEAK, "category=knitwear")
+    assert again.return_rate == pytest.approx(SAMPLE_WEAK.return_rate, abs=5e-5)
+    assert again.expected_rate == pytest.approx(SAMPLE_WEAK.expected_rate, abs=5e-5)
+
+
+def test_a_chosen_cohort_without_its_expected_range_is_not_planned_and_says_why(snap, config):
+    from playbook.steps.levers import analyse
+
+    result = analyse(snap, config, WEAK, cohort="channel=web")
+    assert result.plan is None and "give its expected range" in result.conclusion
+
+
+def test_a_chosen_cohort_in_a_week_without_a_weak_cohort_is_not_planned_and_says_why(snap, config):
+    from playbook.steps.levers import analyse
+
+    result = analyse(snap, config, None, cohort="channel=web", expected_low=-0.2, expected_high=-0.1)
+    assert result.plan is None and "step 2 flagged no cohort this week" in result.conclusion

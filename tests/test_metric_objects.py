@@ -112,3 +112,17 @@ def test_the_weekly_run_opens_the_data_in_the_shops_time_zone_with_the_known_met
     with pytest.raises(RuntimeError, match="stop after the open"):
         weekly.run_week("2026-W47", out=tmp_path / "reports", config=config, journal=tmp_path / "journal")
     assert seen["timezone"] == "Europe/Paris" and seen["known_metrics"].accepts("return_rate_7d")
+
+
+def test_a_return_metric_that_does_not_wait_for_returns_cannot_guard_an_ab_test(tmp_path):
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    path = tmp_path / "playbook.yaml"
+    path.write_text(text.replace("{metric: contact_rate, tolerance: 0.01, bad_direction: higher,",
+                                 "{metric: return_cost_ratio, tolerance: 0.01, bad_direction: higher,", 1),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="return_cost_ratio counts returns, and its per-arm form does not wait"):
+        load_config(path)
+    path.write_text(text.replace("{metric: contact_rate, tolerance: 0.01, bad_direction: higher,",
+                                 "{metric: return_rate_14d, tolerance: 0.01, bad_direction: higher,", 1),
+                    encoding="utf-8")
+    assert "return_rate_14d" in {g.metric for g in load_config(path).experiments.guardrails[Design.RANDOMIZED]}

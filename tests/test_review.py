@@ -329,3 +329,11 @@ def test_a_metric_without_a_money_value_stays_unvalued(tiny_snap, config):
     c["primary"]["metric"] = "conversion_rate"
     (item,) = valued([verdict_for(c)], tiny_snap, config)
     assert item.money is None and item.journal_entry("2026-W47").money_per_week is None
+
+
+def test_a_return_rate_read_at_another_window_than_the_configured_one_stays_unvalued(tiny_snap, config):
+    """The cohort's week is valued with returns within the configured k: a 7-day change is not priced with it."""
+    c = comparison(estimate=-0.05, ci=(-0.08, -0.02))
+    c["primary"]["metric"] = "return_rate_7d"
+    (item,) = valued([verdict_for(c)], tiny_snap, config)
+    assert item.money is None

@@ -19,7 +19,9 @@ from playbook.core.settings import (
     MetricSettings,
 )
 from playbook.core.vocabulary import Design, Direction
+from playbook.data.facts import Maturity
 from playbook.metrics.dictionary import computable_in, definitions, metric_named
+from playbook.metrics.forms import ReturnsWithinWindow
 from playbook.metrics.rules import PARAM_KINDS, RULE_PARAMS, RULES
 
 
@@ -177,7 +179,7 @@ def _experiment_settings(where: str, value: Any, settings: MetricSettings) -> Ex
     guardrails = dict(DEFAULT_EXPERIMENTS.guardrails)
     for design_name, rows in _mapping(f"{where}.guardrails", e.get("guardrails")).items():
         if design_name not in set(Design):
-            raise ConfigError(f"{where}.guardrails: unknown design {design_name!r}; known: {sorted(Design)}")
+            raise ConfigError(f"{where}.guardrails: unknown design {design_name!r}; known: {', '.join(Design)}")
         design = Design(design_name)
         if not isinstance(rows, list):
             raise ConfigError(f"{where}.guardrails.{design}: expected a list of guardrails")
@@ -191,6 +193,11 @@ def _experiment_settings(where: str, value: Any, settings: MetricSettings) -> Ex
             if metric is None or not metric.computable_in(design):
                 raise ConfigError(f"{at}: {row['metric']!r} is not computable for {design.words} designs; "
                                   f"computable: {sorted(computable_in(design, settings))}")
+            if design == Design.RANDOMIZED and metric.maturity != Maturity.NONE \
+                    and not isinstance(metric.per_arm, ReturnsWithinWindow):
+                raise ConfigError(f"{at}: {metric.name} counts returns, and its per-arm form does not wait for them "
+                                  "(units delivered days ago would count as kept); a return rate, read at its "
+                                  "window, can be a guardrail")
             bad = row.get("bad_direction", str(metric.good_direction.opposite))
             if bad not in set(Direction):
                 raise ConfigError(f"{at}.bad_direction: expected higher or lower, got {bad!r}")

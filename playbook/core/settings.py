@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook.core.vocabulary import Direction
+from playbook.core.vocabulary import Design, Direction
 
 #: The columns metrics can be sliced by (``metrics.slices`` names some of them).
 SLICE_COLUMNS: tuple[str, ...] = ("category", "channel", "region", "customer_type")
@@ -48,6 +48,9 @@ class Guardrail:
     #: the plan accepts a keep without this guardrail measured (else an unmeasured guardrail blocks a keep)
     optional: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bad_direction", Direction(self.bad_direction))  # "higher" reads as the enum
+
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "tolerance": self.tolerance, "bad_direction": self.bad_direction,
                 "description": self.description, "optional": self.optional}
@@ -65,11 +68,11 @@ DEFAULT_EXPERIMENTS = ExperimentSettings(
     planned_split={"control": 0.5, "treatment": 0.5},
     pre_weeks=8,
     guardrails={
-        "randomized": (
+        Design.RANDOMIZED: (
             Guardrail("contact_rate", 0.01, Direction.HIGHER, "contacts per exposed order (+1 point is harm)"),
             Guardrail("net_revenue_per_customer", 2.0, Direction.LOWER, "net revenue per assigned customer (-2.00 is harm)"),
         ),
-        "pre_post": (
+        Design.PRE_POST: (
             Guardrail("contact_rate", 0.01, Direction.HIGHER, "contacts per order (+1 point is harm)"),
             Guardrail("conversion_rate", 0.002, Direction.LOWER, "orders per session (-0.2 point is harm)"),
         ),

@@ -60,7 +60,7 @@ class Direction(StrEnum):
 
 
 class Design(StrEnum):
-    """How a change is deployed and compared (step 5)."""
+    """How a change is deployed and compared (notebook 04)."""
 
     RANDOMIZED = "randomized"  # A/B by customer: the comparison is between arms
     PRE_POST = "pre_post"      # not randomized: difference in differences against a control cohort

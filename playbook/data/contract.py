@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from playbook.core.vocabulary import Design
+
 REASON_CODES: tuple[str, ...] = (
     "size_too_small",
     "size_too_large",
@@ -23,7 +25,7 @@ REASON_CODES: tuple[str, ...] = (
 RESOLUTIONS = ("refund", "exchange", "store_credit")
 CONTACT_CAUSES = ("wismo", "return", "product_question", "damaged", "billing", "other")
 ACTION_STATUSES = ("open", "closed", "dropped")
-DESIGNS = ("randomized", "pre_post")
+DESIGNS = tuple(d.value for d in Design)
 VARIANTS = ("control", "treatment")
 
 REQUIRED_TABLES = ("orders", "order_lines", "returns")

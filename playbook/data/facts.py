@@ -51,7 +51,7 @@ def matches(table: ibis.Table, filters: dict[str, str]) -> ibis.Value:
     return cond
 
 
-def is_mature(week_start: dt.date, maturity: str, snap_week: IsoWeek, settings: MetricSettings) -> bool:
+def is_mature(week_start: dt.date, maturity: Maturity, snap_week: IsoWeek, settings: MetricSettings) -> bool:
     """Whether every unit of this weekly cohort has had the follow-up the metric needs by the cut."""
     if maturity == Maturity.NONE:
         return week_start <= snap_week.monday

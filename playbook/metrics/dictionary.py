@@ -191,7 +191,8 @@ def known_metrics(settings: MetricSettings) -> KnownMetrics:
 
 
 def computable_in(design: Design, settings: MetricSettings) -> list[str]:
-    """The dictionary's metrics that can be compared in an experiment of ``design`` (plus ``return_rate_<k>d``)."""
+    """The dictionary's metrics that can be compared in an experiment of ``design`` (a return rate with
+    another window, ``return_rate_<k>d``, too: :func:`metric_named` builds it)."""
     return [m.name for m in definitions(settings).values() if m.computable_in(design)]
 
 

@@ -71,7 +71,7 @@ class WeeklyForm:
         return parts
 
 
-# --- per arm (randomized, step 5) --------------------------------------------------------------------
+# --- per arm (randomized, notebook 04) --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ArmData:
@@ -179,7 +179,7 @@ class MeanPerAssignedCustomer:
                                assigned.loc[assigned.variant == "control", "value"])
 
 
-# --- pre/post panel (step 5) -------------------------------------------------------------------------
+# --- pre/post panel (notebook 04) -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PanelInputs:

@@ -6,9 +6,9 @@ computed (in the spirit of tea-tasting's metrics, which declare the aggregates t
 analysed on those aggregates only):
 
 - ``weekly``: its value per ISO week and slice for the baseline (step 1);
-- ``per_arm``: its treatment-versus-control comparison in a randomized experiment (step 5);
+- ``per_arm``: its treatment-versus-control comparison in a randomized experiment (notebook 04);
 - ``panel``: its weekly values per slice cell of a cohort and its control, for a pre/post
-  difference in differences (step 5);
+  difference in differences (notebook 04);
 - ``money``: what a change of it is worth per week on a cohort (the review and the track record).
 
 A form left as None means "not computable in that setting", and every check (the config's

@@ -9,7 +9,6 @@ decision journal (``chosen_by_analyst``).
 """
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,6 @@ class Choice:
     value: Any
     default: str
     notebooks: tuple[str, ...]
-
-    @property
-    def changed(self) -> bool:
-        """Whether the value differs from the notebook's default (a choice equal to it changes nothing)."""
-        try:
-            return ast.literal_eval(self.default) != self.value
-        except (ValueError, SyntaxError):
-            return True
 
 
 def read_choices(path: str | Path) -> dict[str, Any]:

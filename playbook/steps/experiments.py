@@ -26,6 +26,7 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
@@ -50,7 +51,7 @@ from playbook.steps.verdict import GuardrailRead, WindowRead, guardrail_state
 class MetricComparison:
     """One metric compared between arms: the estimate and what it means.
 
-    A guardrail carries its state (``decisions.GuardrailState``: a non-inferiority reading of its
+    A guardrail carries its state (``core.vocabulary.GuardrailState``: a non-inferiority reading of its
     interval against its tolerance) and, when not shown safe, the date of the follow-up read that
     could show it (``follow_up_on``). The primary carries how its pre-registered window was read
     (``window``).
@@ -132,7 +133,6 @@ def guardrail_follow_up_date(m: MetricComparison, start: dt.date, as_of: dt.date
     standard error shrinks as 1 / sqrt(information) and information grows with the days of
     exposure at a steady inflow, so the days needed are the days so far times (se / se_needed)^2.
     """
-    from scipy import stats as st
 
     e = m.estimate
     if not e.ok or not m.tolerance or m.tolerance <= 0:
@@ -656,7 +656,7 @@ def _selection_weeks(exp: dict[str, Any], settings) -> list[dt.date]:
 
     A plan's start is the Monday after the week step 2 ran (``levers.design_lever``), so that week
     is the one before the start's week; step 2 read the latest ``_SELECTION_WINDOW_WEEKS`` delivery
-    weeks mature by then (``metrics.is_mature`` with the configured return window) and up to
+    weeks mature by then (``data.facts.is_mature`` with the configured return window) and up to
     ``_SELECTION_BASELINE_WEEKS`` mature weeks before them (``cohorts.choose_windows``).
     """
     plan_week = IsoWeek.of(exp["start_date"]).shift(-1)

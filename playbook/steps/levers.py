@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ibis
+import pandas as pd
 
 from playbook.core.atomic import write_text
 from playbook.core.csvsafe import neutralise_row
@@ -158,7 +160,6 @@ class LeverPlan:
 @dataclass(frozen=True)
 class ExperimentsRow:
     """The ready row of the ``experiments`` table (data contract) the plan proposes."""
-
     experiment_id: str
     lever: str
     cohort: str
@@ -272,7 +273,6 @@ def _slug(text: str) -> str:
 @dataclass(frozen=True)
 class _Population:
     """A population the lever could run on: its filter, volume, rate and design effect by read length."""
-
     cohort: str
     weekly_units: float
     base_rate: float
@@ -447,7 +447,6 @@ def _power_message(planned: PowerOption, pick: PowerOption | None, k: int) -> st
 
 def journal_entry(plan: LeverPlan, week: str):
     """The plan as a decision-journal entry (kind ``plan``)."""
-
     ready = (f"review {plan.review_date} (first look {plan.first_look_date}: can stop, never keep)" if plan.ready
              else "not ready: no experiments row")
     return JournalEntry(
@@ -479,7 +478,6 @@ def conclusion(plan: LeverPlan | None) -> str:
 
 
 def guardrail_table(plan: LeverPlan):
-    import pandas as pd
 
     return pd.DataFrame([{"guardrail": g.metric, "harm is": g.bad_direction, "tolerance": g.tolerance,
                           "what it watches": g.description} for g in plan.guardrails])
@@ -487,8 +485,6 @@ def guardrail_table(plan: LeverPlan):
 
 def options_table(plan: LeverPlan):
     """The planned run and its alternatives: power of the review's read and the weeks each needs."""
-    import pandas as pd
-
     return pd.DataFrame([{
         "option": o.kind, "what": o.description, "cohort": o.cohort or "(whole shop)",
         "powered for (points)": round(o.expected_change * 100, 2),
@@ -500,7 +496,6 @@ def options_table(plan: LeverPlan):
 
 def experiments_table(plan: LeverPlan):
     """The ready row for the ``experiments`` table, to paste into the source (empty when not ready)."""
-    import pandas as pd
 
 
     row = plan.experiments_row()
@@ -529,7 +524,6 @@ def _num(v: float | None) -> str:
 @dataclass(frozen=True)
 class ExperimentsRowFile:
     """What :func:`write_experiments_row` did: the file written, or why none was."""
-
     path: Path | None
     message: str
 
@@ -540,9 +534,7 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
     A plan that cannot reach power writes nothing (and removes a row left by an earlier run of the
     same folder, which would otherwise still look ready); the message says why.
     """
-    import io
 
-    import pandas as pd
 
 
     target = Path(run_dir) / "experiments_plan.csv"
@@ -560,9 +552,11 @@ def write_experiments_row(plan: LeverPlan, run_dir) -> ExperimentsRowFile:
 
 @dataclass(frozen=True)
 class LeverResult:
-    """Step 3's result (``core.step.StepResult``): the plan written before acting, or None."""
+    """Step 3's result (``core.step.StepResult``): the plan written before acting, or None with ``note``
+    saying why an analyst's choice could not be planned."""
 
     plan: LeverPlan | None
+    note: str = ""
 
     @property
     def sections(self) -> dict[str, object]:
@@ -570,7 +564,7 @@ class LeverResult:
 
     @property
     def conclusion(self) -> str:
-        return conclusion(self.plan)
+        return f"{self.note} {conclusion(self.plan)}" if self.note else conclusion(self.plan)
 
 
 def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
@@ -583,12 +577,18 @@ def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
     the decision table's lever, a randomized design, 30-70 % of the cohort's excess, and step 2's
     weak cohort). ``cohort`` is any slice (``channel=app``, ``category=shoes;region=north``), with
     ``reason_code=...`` to name the reason the lever acts on (default: the weak cohort's); it is read
-    over the same delivery weeks as step 2's window, against the weeks before them.
+    over the same delivery weeks as step 2's window and needs its expected range (step 2 did not test
+    it). A choice that cannot be planned gives no plan and a ``note`` saying why, never a failed run.
     """
+    if cohort and weak is None:
+        return LeverResult(None, f"The chosen cohort {cohort} was not planned: step 2 flagged no cohort this week, "
+                                 "and a chosen cohort is read over the weak cohort's window and reason.")
+    if cohort and (expected_low is None or expected_high is None):
+        # step 2 tested and flagged its cohort; a chosen one is untested, so 30-70 % of its raw rise could
+        # be noise: the plan would be powered for an effect nobody showed
+        return LeverResult(None, f"The chosen cohort {cohort} was not planned: give its expected range "
+                                 "(expected_low and expected_high), since step 2 did not test it.")
     if weak is None:
-        if cohort:
-            raise ValueError(f"cohort {cohort!r} was chosen, but step 2 compared no window this week (no weak "
-                             "cohort): the chosen cohort is read over step 2's window")
         return LeverResult(None)
     target = chosen_cohort(snapshot, config, weak, cohort) if cohort else weak
     plan = design_lever(target, snapshot, config, lever=lever, design=design, expected_low=expected_low,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from playbook.core.jsonmodel import from_json
 from playbook.core.settings import Config
-from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState
+from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState, Status
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.entry import JournalEntry
@@ -172,7 +172,9 @@ def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> li
     out = []
     for item in items:
         metric = metric_named(item.primary_metric, config.metrics)
-        if metric is None or item.estimate is None:
+        # the cohort's week is valued at the configured window: a plan read at another k has no money here
+        other_k = metric is not None and metric.return_window_days not in (None, config.metrics.return_window_days)
+        if metric is None or item.estimate is None or other_k:
             out.append(item)
             continue
         week = cohort_week(snap, config.metrics, parse_cohort(item.cohort))
@@ -235,7 +237,7 @@ def review_script(baseline: BaselineSection | None, weak: WeakCohortSection | No
                   nxt: NextAction | None) -> list[tuple[str, str]]:
     """The weekly review questions, answered from the week's ``baseline`` and ``weak_cohort`` sections."""
     metrics = baseline.metrics if baseline is not None else {}
-    moved = [f"{name} ({m.status}: {m.why})" for name, m in metrics.items() if m.status in ("red", "amber")]
+    moved = [f"{name} ({m.status}: {m.why})" for name, m in metrics.items() if m.status in (Status.RED, Status.AMBER)]
     why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak.filters.items())}: "
            f"{weak.return_rate:.1%} returned against {weak.expected_rate:.1%} normally, "
            f"excess cost {weak.excess_cost:,.0f}" if weak else "no cohort stands out against its own baseline")

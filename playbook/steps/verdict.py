@@ -119,14 +119,14 @@ class Verdict:
         return d
 
 
-def _side(ci_low: float | None, ci_high: float | None, null: float, good: str) -> str:
+def _side(ci_low: float | None, ci_high: float | None, null: float, good: Direction) -> str:
     """Where the interval lies relative to no effect: 'good', 'bad' or 'straddles'."""
     if ci_low is None or ci_high is None:
         return "none"
     if ci_high < null:
-        return "good" if good == "lower" else "bad"
+        return "good" if good == Direction.LOWER else "bad"
     if ci_low > null:
-        return "good" if good == "higher" else "bad"
+        return "good" if good == Direction.HIGHER else "bad"
     return "straddles"
 
 
