@@ -59,15 +59,6 @@ def blocks_for(order_lines: int) -> int:
     return max(1, round(order_lines / LINES_PER_BLOCK))
 
 
-def label(order_lines: int) -> str:
-    """``1M``, ``10M``, ``250k``: the nominal size in a folder name or a table."""
-    if order_lines >= 1_000_000 and order_lines % 1_000_000 == 0:
-        return f"{order_lines // 1_000_000}M"
-    if order_lines >= 1_000 and order_lines % 1_000 == 0:
-        return f"{order_lines // 1_000}k"
-    return str(order_lines)
-
-
 def block(i: int) -> dict[str, pd.DataFrame]:
     """Block ``i``: the sample-shop generator at seed ``DEFAULT_SEED + i``, ids suffixed ``-b<i>``."""
     tables = generate_shop(DEFAULT_SEED + i)
