@@ -627,7 +627,7 @@ def _aggregate_pandas(data: Path) -> Any:
     returns = pd.read_parquet(data / "returns.parquet", columns=["line_id", "reason_code", "quantity"])
     returns = returns.rename(columns={"reason_code": "reason", "quantity": "returned"})
     ts = orders.pop("order_ts")
-    orders["week"] = (ts.dt.normalize() - pd.to_timedelta(ts.dt.dayofweek, unit="D")).dt.date  # ISO Monday
+    orders["week"] = (ts.dt.normalize() - pd.to_timedelta(ts.dt.day_of_week, unit="D")).dt.date  # ISO Monday
     m = lines.merge(orders, on="order_id").merge(returns, on="line_id", how="left")
     return (m.groupby(["week", "category", "reason"], dropna=False)
             .agg(lines=("line_id", "size"), units=("quantity", "sum"), returned_units=("returned", "sum"))
