@@ -784,9 +784,15 @@ def run_large(sizes: list[int], week: str, out: Path, stages: bool = True, log=p
     host, code = machine(), code_version()
     shops = [build_large_in_child(out, n, log) for n in sizes]  # all built first: building is not measured
     results = [measure_large(folder, manifest, week, stages, log) for folder, manifest in shops]
+    # what any weekly run costs before it touches data (five kernels, imports, ten exports): the part of
+    # the cycle's wall time no engine setting can remove
+    floor = measure_cycle("floor", week)
+    floor.pop("log", None)
+    log(f"floor: {floor['seconds']:.1f} s, peak RSS {floor['peak_rss_mib']} MiB")
     payload = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": host, "code": code,
         "week": week, "shops": [m for _, m in shops], "results": results, "targets": large_targets(results),
+        "floor": floor,
         "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "method": ("every number from a fresh process: the cycle is `python -m playbook.run.weekly` timed by the "
                    "parent (peak RSS = the largest process of its tree); steps as in `make bench`; the aggregation "
@@ -880,6 +886,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{m['load_average_1m']} before, {payload['load_average_1m_after']} after; code {code['commit']}"
               + (f" + uncommitted changes in {len(code['uncommitted'])} file(s)" if code["uncommitted"] else ""))
         print(format_large(payload["results"], payload["targets"]))
+        print(f"floor of the cycle (five import-only notebooks, same execution and export): "
+              f"{payload['floor']['seconds']:.1f} s, peak RSS {payload['floor']['peak_rss_mib']} MiB")
         print(f"\nwritten {out / 'large-results.json'} ({payload['total_seconds']:.0f} s)")
         return 0
     started = time.perf_counter()
