@@ -40,6 +40,11 @@ runner does (``run_floor``). Both are wall seconds timed by the parent around th
 and cycle alternated; their ratio says what the data work of a weekly run adds to the fixed cost
 of starting five kernels, importing the stack and exporting ten pages.
 
+Ten million lines (``--large [1000000,10000000]``, ``make bench-large``, issue 12): Parquet shops of that
+many order lines (``playbook.dev.large_shop``, built block by block), and on each, in fresh processes,
+the whole weekly cycle (``measure_cycle``), the steps (``measure``) and the heaviest aggregation of the
+cycle on the engine beside plain pandas (``measure_aggregation``); ``<out>/large-results.json``.
+
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
 scales.
