@@ -10,14 +10,13 @@ OUT ?= reports
 JOURNAL ?= journal
 CONFIG ?=
 BENCH_ARGS ?=
-LARGE ?= 1000000,10000000
 KERNEL_NAME := returns-playbook
 
 .PHONY: weekly test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml]"
-	@echo "make test | make test-slow | make sample-data | make bench | make bench-large | make lab | make clean"
+	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +47,7 @@ bench: $(VENV)/.installed
 # Issue 12: seeded shops of LARGE order lines (default 1M and 10M) as Parquet under .bench/, built block by block;
 # on each, the whole weekly cycle, the steps and the heaviest aggregation against plain pandas (tens of minutes;
 # see docs/benchmarks.md, "Ten million order lines"). BENCH_ARGS: e.g. --large-no-steps
+LARGE ?= 1000000,10000000
 bench-large: $(VENV)/.installed
 	$(PY) -m playbook.dev.bench --large $(LARGE) $(BENCH_ARGS)
 

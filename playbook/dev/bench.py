@@ -95,8 +95,8 @@ _TIME_ORDER = {"orders": "order_ts", "returns": "requested_ts", "contacts": "con
 def data_hash() -> str:
     """Hash of what the scaled files are made from: the generator, the contract, the scaling."""
     h = hashlib.sha256(SCALER_VERSION.encode())
-    for name in ("dev/sample_data.py", "data/contract.py"):
-        h.update((PACKAGE_DIR / name).read_bytes())
+    for path in ("dev/sample_data.py", "data/contract.py"):
+        h.update((PACKAGE_DIR / path).read_bytes())
     return h.hexdigest()[:12]
 
 
