@@ -13,7 +13,7 @@ FAIL_ON_RED ?=
 BENCH_ARGS ?=
 KERNEL_NAME := returns-playbook
 
-.PHONY: weekly test test-slow sample-data bench lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
@@ -46,6 +46,13 @@ sample-data: $(VENV)/.installed
 # BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md)
 bench: $(VENV)/.installed
 	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
+
+# Issue 12: seeded shops of LARGE order lines (default 1M and 10M) as Parquet under .bench/, built block by block;
+# on each, the whole weekly cycle, the steps and the heaviest aggregation against plain pandas (tens of minutes;
+# see docs/benchmarks.md, "Ten million order lines"). BENCH_ARGS: e.g. --large-no-steps
+LARGE ?= 1000000,10000000
+bench-large: $(VENV)/.installed
+	$(PY) -m playbook.dev.bench --large $(LARGE) $(BENCH_ARGS)
 
 # The notebooks name the kernel KERNEL_NAME in their metadata. It is registered inside the environment
 # (--sys-prefix, not --user): this Lab sees it, and a second clone or a rebuilt .venv never leaves a spec in

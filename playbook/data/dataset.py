@@ -16,9 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import itertools
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection
@@ -113,6 +115,64 @@ def _url_with_password(url: str) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}:{quote(password, safe='')}@{host}", *parts[2:]))
 
 
+# --- the embedded engine's own limits ---------------------------------------------------------
+MEMORY_LIMIT_ENV = "PLAYBOOK_DUCKDB_MEMORY_LIMIT"  # e.g. "4GiB" (DuckDB's units); default half the RAM
+TEMP_DIR_ENV = "PLAYBOOK_DUCKDB_TEMP_DIR"  # the folder under which each connection spills
+THREADS_ENV = "PLAYBOOK_DUCKDB_THREADS"  # default: the cores this process may run on
+_TEMP_SERIAL = itertools.count()
+
+
+def _usable_memory_bytes() -> int | None:
+    """Physical memory, or the cgroup's limit when a container sets a lower one (None when unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def duckdb_settings() -> dict[str, str | int]:
+    """The limits of an embedded DuckDB connection: ``memory_limit``, ``temp_directory``, ``threads``.
+
+    Defaults sized for a laptop shared with a browser and a notebook server: half the usable memory
+    (DuckDB's own default is 80 %), spilling under the system's temporary folder, one thread per core
+    this process may run on. Each overrides through its environment variable (``MEMORY_LIMIT_ENV``,
+    ``TEMP_DIR_ENV``, ``THREADS_ENV``). Each connection spills into a folder of its own under the
+    temporary folder (process id and a serial): DuckDB names its spill files alike in every instance
+    and removes the folder when it closes, so two kernels sharing one folder would corrupt or delete
+    each other's files (duckdb/duckdb#15173, #5878).
+    """
+    settings: dict[str, str | int] = {}
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    usable = _usable_memory_bytes()
+    if limit:
+        settings["memory_limit"] = limit
+    elif usable:
+        settings["memory_limit"] = f"{usable // 2 // 2**20}MiB"
+    base = os.environ.get(TEMP_DIR_ENV, "").strip() or tempfile.gettempdir()
+    settings["temp_directory"] = str(Path(base) / f"playbook-duckdb-{os.getpid()}-{next(_TEMP_SERIAL)}")
+    threads = os.environ.get(THREADS_ENV, "").strip()
+    if threads and not (threads.isdigit() and int(threads) > 0):
+        raise SourceError(f"{THREADS_ENV}={threads!r}: give a whole number of threads, 1 or more")
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    settings["threads"] = int(threads) if threads else cores
+    return settings
+
+
+def connect_duckdb() -> ibis.BaseBackend:
+    """An in-memory DuckDB connection with the playbook's limits (``duckdb_settings``)."""
+    return ibis.duckdb.connect(**duckdb_settings())
+
+
 def _table_files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name in contract.ALL_TABLES:
@@ -156,7 +216,7 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
     folder = Path(text)
     if not folder.is_dir():
         raise SourceError(f"data source {text!r} is neither a folder nor a database URL")
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()
     tables: dict[str, ibis.Table] = {}
     comma: set[str] = set()
     for name, path in _table_files(folder).items():
@@ -628,7 +688,7 @@ def _attach_connection(location: SnapshotLocation) -> ibis.BaseBackend:
         raise SourceError(f"snapshot file {path} does not exist (the weekly run removes it when it ends)")
     # an in-memory engine with the file attached read-only: the steps' own cached tables live in
     # memory, and several kernels may attach the same file at once
-    con = ibis.duckdb.connect()
+    con = connect_duckdb()
     con.attach(str(path), name=_ATTACHED, read_only=True)
     return con
 

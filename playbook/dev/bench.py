@@ -40,6 +40,11 @@ runner does (``run_floor``). Both are wall seconds timed by the parent around th
 and cycle alternated; their ratio says what the data work of a weekly run adds to the fixed cost
 of starting five kernels, importing the stack and exporting ten pages.
 
+Ten million lines (``--large [1000000,10000000]``, ``make bench-large``, issue 12): Parquet shops of that
+many order lines (``playbook.dev.large_shop``, built block by block), and on each, in fresh processes,
+the whole weekly cycle (``measure_cycle``), the steps (``measure``) and the heaviest aggregation of the
+cycle on the engine beside plain pandas (``measure_aggregation``); ``<out>/large-results.json``.
+
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
 scales.
@@ -52,6 +57,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -380,7 +386,8 @@ def measure_cycle(kind: str, week: str, data: Path | None = None) -> dict:
             raise RuntimeError(f"benchmark {kind} failed with code {proc.returncode}:\n{proc.stderr[-2000:]}")
         peak_kib = int(proc.stderr.strip().splitlines()[-1])
         pages = len(list(Path(tmp).rglob("*.html")))
-    return {"kind": kind, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024), "html_pages": pages}
+    return {"kind": kind, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024), "html_pages": pages,
+            "log": proc.stdout}  # the runner's log: its per-notebook seconds (notebook_seconds)
 
 
 def summarise_cycle(samples: list[dict]) -> dict:
@@ -541,6 +548,267 @@ def format_ratios(rs: list[dict]) -> str:
     )
 
 
+# --- ten million lines (make bench-large) -----------------------------------------------------------
+#
+# ``--large 1000000,10000000``: seeded shops of that many order lines as Parquet (playbook.dev.large_shop,
+# built block by block in a child), then on each, every measurement in a fresh process: the whole weekly
+# cycle (``measure_cycle``), the steps one by one (``measure``: open, metrics, cohorts, compare), and the
+# heaviest aggregation of the cycle (order lines x orders x returns by week x category x reason) on the
+# engine and in plain pandas. See docs/benchmarks.md, "Ten million order lines".
+
+LARGE_SIZES = (1_000_000, 10_000_000)
+LARGE_VERSION = "1"  # bump when the large measurements change meaning
+#: issue 12's targets on this machine
+TARGET_CYCLE_SECONDS = 60.0
+TARGET_CYCLE_PEAK_MIB = 2048.0
+TARGET_SPEED_RATIO = 4.0
+TARGET_MEMORY_RATIO = 5.0
+TARGET_TIME_GROWTH = 3.0  # 10x more lines cost at most 3x the time
+_NOTEBOOK_OK = re.compile(r"^\[(\d+)/(\d+)\] (\S+) ok \(([\d.]+) s\)$", re.MULTILINE)
+
+
+def size_label(order_lines: int) -> str:
+    """``1M``, ``10M``, ``250k``: the nominal size in a folder name or a table."""
+    if order_lines >= 1_000_000 and order_lines % 1_000_000 == 0:
+        return f"{order_lines // 1_000_000}M"
+    if order_lines >= 1_000 and order_lines % 1_000 == 0:
+        return f"{order_lines // 1_000}k"
+    return str(order_lines)
+
+
+def large_folder(out: Path, order_lines: int) -> Path:
+    """Where the shop of ``order_lines`` lives: named by the hash of the generator, the block writer
+    and the contract, so a changed generator builds new files (read as bytes: the parent imports
+    no data library)."""
+    h = hashlib.sha256(LARGE_VERSION.encode())
+    for name in ("dev/sample_data.py", "dev/large_shop.py", "data/contract.py"):
+        h.update((PACKAGE_DIR / name).read_bytes())
+    return out / f"large-{size_label(order_lines)}-{h.hexdigest()[:12]}"
+
+
+def build_large_in_child(out: Path, order_lines: int, log=print) -> tuple[Path, dict]:
+    """The large shop, built in a child process unless its ``manifest.json`` is there; and the manifest."""
+    folder = large_folder(out, order_lines)
+    if not (folder / "manifest.json").is_file():
+        log(f"building {folder.name} ({order_lines:,} order lines, block by block) ...")
+        cmd = [sys.executable, "-m", "playbook.dev.large_shop", "--lines", str(order_lines), "--into", str(folder)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"building {folder.name} failed with code {proc.returncode}:\n{tail}")
+        log("  " + proc.stdout.strip().splitlines()[-1])
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+def notebook_seconds(log: str) -> dict[str, float]:
+    """Each notebook's seconds as the weekly runner logs them (``[2/5] 02_weak_cohort ok (8.1 s)``)."""
+    return {m.group(3): float(m.group(4)) for m in _NOTEBOOK_OK.finditer(log)}
+
+
+def _aggregate_engine(data: Path) -> Any:  # a pandas DataFrame (pandas is imported in the child only)
+    """The heaviest aggregation of the cycle on the engine: the playbook's DuckDB connection (its
+    limits included) scans the Parquet files in place; only the grouped rows reach pandas."""
+    from playbook.data.dataset import connect_duckdb
+
+    con = connect_duckdb()
+    lines = con.read_parquet(data / "order_lines.parquet").select("line_id", "order_id", "category", "quantity")
+    o = con.read_parquet(data / "orders.parquet")
+    orders = o.select("order_id", week=o.order_ts.truncate("W").date())
+    r = con.read_parquet(data / "returns.parquet")
+    returns = r.select(r_line_id=r.line_id, reason=r.reason_code, returned=r.quantity)
+    j = lines.join(orders, "order_id").left_join(returns, lines.line_id == returns.r_line_id)
+    g = j.group_by(["week", "category", "reason"]).agg(lines=j.count(), units=j.quantity.sum(),
+                                                       returned_units=j.returned.sum())
+    return g.to_pandas()
+
+
+def _aggregate_pandas(data: Path) -> Any:
+    """The same aggregation in plain pandas: the three files read (only the columns it needs, which
+    is kind to pandas), merged on their keys, grouped."""
+    import pandas as pd
+
+    lines = pd.read_parquet(data / "order_lines.parquet", columns=["line_id", "order_id", "category", "quantity"])
+    orders = pd.read_parquet(data / "orders.parquet", columns=["order_id", "order_ts"])
+    returns = pd.read_parquet(data / "returns.parquet", columns=["line_id", "reason_code", "quantity"])
+    returns = returns.rename(columns={"reason_code": "reason", "quantity": "returned"})
+    ts = orders.pop("order_ts")
+    orders["week"] = (ts.dt.normalize() - pd.to_timedelta(ts.dt.day_of_week, unit="D")).dt.date  # ISO Monday
+    m = lines.merge(orders, on="order_id").merge(returns, on="line_id", how="left")
+    return (m.groupby(["week", "category", "reason"], dropna=False)
+            .agg(lines=("line_id", "size"), units=("quantity", "sum"), returned_units=("returned", "sum"))
+            .reset_index())
+
+
+def _digest(df: Any) -> str:
+    """The grouped result in one canonical text (sorted, no reason = '', sums as integers), hashed:
+    the engine and pandas must agree to the unit."""
+    import pandas as pd
+
+    out = pd.DataFrame({
+        "week": pd.to_datetime(df["week"]).dt.strftime("%Y-%m-%d"),
+        "category": df["category"].astype(str),
+        "reason": df["reason"].astype(object).where(df["reason"].notna(), "").astype(str),
+        "lines": df["lines"].astype("int64"),
+        "units": df["units"].astype("int64"),
+        "returned_units": df["returned_units"].fillna(0).astype("int64"),
+    }).sort_values(["week", "category", "reason"], ignore_index=True)
+    return hashlib.sha256(out.to_csv(index=False).encode()).hexdigest()[:16]
+
+
+def run_aggregation(kind: str, data: str, result: str) -> None:
+    """In this (fresh) process: the heaviest aggregation on ``engine`` or in ``pandas``; seconds (imports
+    excluded), the process's peak RSS and the result's digest to ``result`` (JSON)."""
+    t0 = time.perf_counter()
+    import pandas  # noqa: F401  (both need it: the engine hands its grouped rows to pandas)
+
+    if kind == "engine":
+        import ibis  # noqa: F401
+
+        import playbook.data.dataset  # noqa: F401
+    out = {"kind": kind, "import_seconds": time.perf_counter() - t0, "rss_import_mib": _maxrss_mib()}
+    t = time.perf_counter()
+    df = (_aggregate_engine if kind == "engine" else _aggregate_pandas)(Path(data))
+    out["seconds"] = time.perf_counter() - t
+    out["peak_rss_mib"] = _maxrss_mib()
+    out.update(groups=len(df), lines=int(df["lines"].sum()), returned_units=int(df["returned_units"].fillna(0).sum()),
+               digest=_digest(df))
+    Path(result).write_text(json.dumps(out))
+
+
+def measure_aggregation(kind: str, folder: Path) -> dict:
+    """One fresh process running the aggregation ``kind`` (``engine`` or ``pandas``) on ``folder``."""
+    with tempfile.TemporaryDirectory(prefix="playbook-bench-") as tmp:
+        result = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "playbook.dev.bench", "--aggregate", kind, "--data", str(folder),
+               "--result", str(result)]
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0 or not result.is_file():
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"aggregation {kind} on {folder.name} failed with code {proc.returncode}:\n{tail}")
+        return json.loads(result.read_text())
+
+
+def measure_large(folder: Path, manifest: dict, week: str, stages: bool, log=print) -> dict:
+    """Every measurement of one large shop, each in a fresh process: the cycle, the steps, the aggregations."""
+    lines = manifest["rows"]["order_lines"]
+    name = size_label(manifest["nominal_order_lines"])
+    out: dict[str, Any] = {"size": name, "order_lines": lines, "folder": folder.name,
+                           "load_average_1m_before": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+    cycle = measure_cycle("cycle", week, folder)
+    out["cycle"] = {"seconds": cycle["seconds"], "peak_rss_mib": cycle["peak_rss_mib"], "html_pages": cycle["html_pages"],
+                    "notebooks": notebook_seconds(cycle["log"])}
+    out["cycle"]["runner_seconds"] = round(cycle["seconds"] - sum(out["cycle"]["notebooks"].values()), 2)
+    log(f"{name} cycle: {cycle['seconds']:.1f} s, peak RSS {cycle['peak_rss_mib']} MiB, notebooks "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in out["cycle"]["notebooks"].items()))
+    out["stages"] = []
+    for stage in (CHILD_STAGES if stages else ()):
+        r = measure(stage, folder, week)
+        out["stages"].append(r)
+        log(f"{name} {stage:<8}: open {r['open_seconds']:.1f} s (peak RSS {r['rss_open_mib']:.0f} MiB), "
+            f"stage {r['stage_seconds']:.1f} s (peak RSS {r['rss_end_mib']:.0f} MiB) ({r['check']})")
+    for kind in ("engine", "pandas"):
+        a = measure_aggregation(kind, folder)
+        a["rows_per_second"] = round(lines / a["seconds"]) if a["seconds"] > 0 else None
+        out[f"aggregation_{kind}"] = a
+        log(f"{name} aggregation {kind}: {a['seconds']:.2f} s, {a['rows_per_second']:,} lines/s, "
+            f"peak RSS {a['peak_rss_mib']:.0f} MiB, digest {a['digest']}")
+    e, p = out["aggregation_engine"], out["aggregation_pandas"]
+    out["aggregation"] = {
+        "same_result": e["digest"] == p["digest"],
+        "speed_ratio": round(p["seconds"] / e["seconds"], 2) if e["seconds"] > 0 else None,
+        "memory_ratio": round(p["peak_rss_mib"] / e["peak_rss_mib"], 2),
+        "memory_ratio_above_imports": round((p["peak_rss_mib"] - p["rss_import_mib"])
+                                            / max(e["peak_rss_mib"] - e["rss_import_mib"], 1.0), 2),
+    }
+    out["load_average_1m_after"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return out
+
+
+def large_targets(results: list[dict]) -> list[dict]:
+    """Issue 12's targets, each with its measured value and whether it holds (the largest shop; growth
+    from the smallest to the largest)."""
+    if not results:
+        return []
+    big, small = results[-1], results[0]
+    c, agg = big["cycle"], big["aggregation"]
+    rows = [
+        {"target": f"{big['size']}: whole cycle < {TARGET_CYCLE_SECONDS:g} s wall", "value": c["seconds"],
+         "holds": c["seconds"] < TARGET_CYCLE_SECONDS},
+        {"target": f"{big['size']}: whole cycle < {TARGET_CYCLE_PEAK_MIB:g} MiB peak RSS", "value": c["peak_rss_mib"],
+         "holds": c["peak_rss_mib"] < TARGET_CYCLE_PEAK_MIB},
+        {"target": f"{big['size']}: aggregation >= {TARGET_SPEED_RATIO:g}x faster than pandas", "value": agg["speed_ratio"],
+         "holds": agg["speed_ratio"] is not None and agg["speed_ratio"] >= TARGET_SPEED_RATIO},
+        {"target": f"{big['size']}: aggregation >= {TARGET_MEMORY_RATIO:g}x less peak RSS than pandas",
+         "value": agg["memory_ratio"], "holds": agg["memory_ratio"] >= TARGET_MEMORY_RATIO},
+    ]
+    if big is not small:
+        growth = round(c["seconds"] / small["cycle"]["seconds"], 2)
+        data = round(big["order_lines"] / small["order_lines"], 1)
+        rows.append({"target": f"{small['size']} -> {big['size']} (x{data:g} lines): cycle time <= "
+                               f"{TARGET_TIME_GROWTH:g}x", "value": growth, "holds": growth <= TARGET_TIME_GROWTH})
+    return rows
+
+
+def format_large(results: list[dict], targets: list[dict]) -> str:
+    """The tables of ``make bench-large``: per shop, the stages and the total; the aggregation beside pandas."""
+    out = ["shop | order lines | stage | wall s | peak RSS MiB | lines/s"]
+    for r in results:
+        n = f"{r['order_lines']:,}"
+        c = r["cycle"]
+        out.append(f"{r['size']} | {n} | cycle: runner (start-up, open, validate, snapshot, export) | "
+                   f"{c['runner_seconds']:.1f} | | ")
+        out += [f"{r['size']} | {n} | cycle: {k} | {v:.1f} | | " for k, v in c["notebooks"].items()]
+        out.append(f"{r['size']} | {n} | **whole weekly cycle** | {c['seconds']:.1f} | {c['peak_rss_mib']} | ")
+        for s in r["stages"]:
+            if s["stage"] == CHILD_STAGES[0]:
+                out.append(f"{r['size']} | {n} | step: open (load + validate + cache) | {s['open_seconds']:.1f} | "
+                           f"{s['rss_open_mib']:.0f} | ")
+            out.append(f"{r['size']} | {n} | step: {s['stage']} (+ open) | {s['stage_seconds']:.1f} | "
+                       f"{s['rss_end_mib']:.0f} | ")
+        for kind in ("engine", "pandas"):
+            a = r[f"aggregation_{kind}"]
+            out.append(f"{r['size']} | {n} | aggregation, {kind} | {a['seconds']:.2f} | {a['peak_rss_mib']:.0f} | "
+                       f"{a['rows_per_second']:,}")
+    out.append("")
+    out.append("shop | engine s | pandas s | speed ratio | engine MiB | pandas MiB | memory ratio (above imports) | same result")
+    for r in results:
+        e, p, a = r["aggregation_engine"], r["aggregation_pandas"], r["aggregation"]
+        out.append(f"{r['size']} | {e['seconds']:.2f} | {p['seconds']:.2f} | {a['speed_ratio']} | {e['peak_rss_mib']:.0f} | "
+                   f"{p['peak_rss_mib']:.0f} | {a['memory_ratio']} ({a['memory_ratio_above_imports']}) | "
+                   f"{'yes' if a['same_result'] else 'NO'}")
+    out.append("")
+    out += [f"{'holds' if t['holds'] else 'MISSED'}: {t['target']} (measured {t['value']})" for t in targets]
+    return "\n".join(out)
+
+
+def run_large(sizes: list[int], week: str, out: Path, stages: bool = True, log=print) -> dict:
+    """``make bench-large``: build the shops, measure each, write ``<out>/large-results.json``; the payload."""
+    from playbook.core.atomic import write_json
+
+    started = time.perf_counter()
+    host, code = machine(), code_version()
+    shops = [build_large_in_child(out, n, log) for n in sizes]  # all built first: building is not measured
+    results = [measure_large(folder, manifest, week, stages, log) for folder, manifest in shops]
+    # what any weekly run costs before it touches data (five kernels, imports, ten exports): the part of
+    # the cycle's wall time no engine setting can remove
+    floor = measure_cycle("floor", week)
+    floor.pop("log", None)
+    log(f"floor: {floor['seconds']:.1f} s, peak RSS {floor['peak_rss_mib']} MiB")
+    payload = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": host, "code": code,
+        "week": week, "shops": [m for _, m in shops], "results": results, "targets": large_targets(results),
+        "floor": floor,
+        "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "method": ("every number from a fresh process: the cycle is `python -m playbook.run.weekly` timed by the "
+                   "parent (peak RSS = the largest process of its tree); steps as in `make bench`; the aggregation "
+                   "(lines x orders x returns by week x category x reason) timed inside its process, imports "
+                   "excluded, peak RSS = the process's VmHWM (imports included)"),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    write_json(out / "large-results.json", payload)
+    return payload
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -587,7 +855,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="shops the weekly cycle runs on, as copies of the sample (default: 1; issue 9's "
                              "target: 1,20)")
     parser.add_argument("--floor-into", help=argparse.SUPPRESS)
+    parser.add_argument("--large", type=_ints, nargs="?", const=list(LARGE_SIZES), default=None,
+                        help="instead of the above: shops of this many order lines as Parquet (default 1000000,10000000), "
+                             "the whole weekly cycle, the steps and the heaviest aggregation against pandas on each "
+                             "(make bench-large)")
+    parser.add_argument("--large-no-steps", action="store_true",
+                        help="with --large: skip the step-by-step processes (open, metrics, cohorts, compare)")
+    parser.add_argument("--aggregate", choices=("engine", "pandas"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.aggregate:
+        run_aggregation(args.aggregate, args.data, args.result)
+        return 0
     if args.floor_into:
         run_floor(Path(args.floor_into), args.week)
         return 0
@@ -605,6 +883,18 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if args.large:
+        payload = run_large(args.large, args.week, out, stages=not args.large_no_steps, log=log)
+        m, code = payload["machine"], payload["code"]
+        print(f"{payload['date']}  {m['nproc']} cores, {m['total_memory_gib']} GiB, {m['cpu']}, Python {m['python']}, "
+              f"duckdb {m['duckdb']}, ibis {m['ibis']}, pandas {m['pandas']}; week {args.week}; load average "
+              f"{m['load_average_1m']} before, {payload['load_average_1m_after']} after; code {code['commit']}"
+              + (f" + uncommitted changes in {len(code['uncommitted'])} file(s)" if code["uncommitted"] else ""))
+        print(format_large(payload["results"], payload["targets"]))
+        print(f"floor of the cycle (five import-only notebooks, same execution and export): "
+              f"{payload['floor']['seconds']:.1f} s, peak RSS {payload['floor']['peak_rss_mib']} MiB")
+        print(f"\nwritten {out / 'large-results.json'} ({payload['total_seconds']:.0f} s)")
+        return 0
     started = time.perf_counter()
     host = machine()  # with the load average before the run (the machine may be shared)
     code = code_version()
