@@ -173,7 +173,7 @@ def pages(week) -> dict[str, _Page]:
 def test_every_page_of_the_week_is_checked(pages):
     names = set(pages)
     assert {"index.html", "brief/index.html", "04_comparison.html", "brief/04_comparison.html"} <= names
-    assert len([n for n in names if not n.startswith("brief/")]) == 6  # the five notebooks and the index
+    assert len([n for n in names if not n.startswith("brief/")]) == 7  # the five notebooks, the index, the guide
 
 
 def test_the_payloads_reach_the_pages_as_text(pages):
