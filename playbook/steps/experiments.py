@@ -525,7 +525,36 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     lines = exposure_lines(snap, exp, _read_window(metric, config.metrics.return_window_days))
     data = ArmData(snap, str(exp["experiment_id"]), lines, snap.cutoff)
     guards = _guardrails_randomized(data, list(config.experiments.guardrails[Design.RANDOMIZED]), config)
-    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
+    comparison = compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
+    problem = _uncomparable(snap, exp, assigned, list(config.experiments.planned_split),
+                            config.metrics.return_window_days)
+    if problem is not None:  # said as such, not as "not readable yet": waiting would not fix it
+        p = comparison.primary
+        comparison.primary = MetricComparison(p.metric, Estimate.unavailable("none", 0, problem), p.good_direction,
+                                              "primary", expected_low=p.expected_low, expected_high=p.expected_high)
+        comparison.follow_up_days = None
+        comparison.views = {}
+        comparison.warnings.insert(0, problem)
+        comparison.keep_blockers.append(problem)
+    return comparison
+
+
+def _uncomparable(snap: Snapshot, exp: dict[str, Any], assigned: dict[str, int], arms: list[str],
+                  k: int) -> str | None:
+    """Why a randomized experiment has nothing to compare, in words, or None: no customer assigned,
+    an arm without a customer, or a cohort filter that no order line matches (a typo in the
+    experiments table, or a category the export names otherwise)."""
+    eid = exp["experiment_id"]
+    if not any(assigned.values()):
+        return f"no customer is assigned to {eid}: the assignments table has no row for it"
+    empty = [arm for arm in arms if not assigned.get(arm)]
+    if empty:
+        counts = ", ".join(f"{arm}: {assigned.get(arm, 0)}" for arm in arms)
+        return f"the {' and '.join(empty)} arm has no customer assigned ({counts}): there is nothing to compare with"
+    lf = line_facts(snap, k)
+    if lf.filter(matches(lf, parse_cohort(exp["cohort"]))).count().to_pyarrow().as_py() == 0:
+        return f"the cohort filter {exp['cohort']!r} of {eid} matches no order line in the data"
+    return None
 
 
 # --- pre/post -----------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Degenerate inputs real exports carry (issue 13): the run completes and says in words what cannot
+be computed, never a traceback, an infinity or a number standing for nothing.
+
+The shops are cut from the seeded sample shop (``playbook.dev.sample_data.generate_shop``): a few
+weeks and a few hundred orders, so that each step runs in seconds; the experiments are hand-made
+rows of the ``experiments`` table beside a well-formed one, whose read shows that the shop is
+readable and the degenerate ones fail for their own reason.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from playbook.config.loader import load_config
+from playbook.core.vocabulary import Decision
+from playbook.data.dataset import open_dataset
+from playbook.dev import sample_data
+from playbook.steps import baseline, experiments, review
+
+WEEK = "2026-W47"
+COMPLETE = pd.DataFrame({"complete_through": ["2026-11-22 23:59:59"]})
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[str, pd.DataFrame]:
+    return sample_data.generate_shop()
+
+
+def cut_shop(tables: dict[str, pd.DataFrame], folder: Path, since: str, n_orders: int, *, seed: int = 1,
+             **extra: pd.DataFrame) -> Path:
+    """The sample shop's orders from ``since`` on, ``n_orders`` of them drawn, with their lines,
+    returns and contacts, the sessions, spend and actions of those days, and ``extra`` tables."""
+    start = pd.Timestamp(since)
+    o = tables["orders"]
+    o = o[o.order_ts >= start].sample(n=n_orders, random_state=seed).sort_values("order_ts")
+    lines = tables["order_lines"][tables["order_lines"].order_id.isin(o.order_id)]
+    out = {
+        "orders": o, "order_lines": lines,
+        "returns": tables["returns"][tables["returns"].line_id.isin(lines.line_id)],
+        "contacts": tables["contacts"][tables["contacts"].order_id.isin(o.order_id)],
+        "sessions": tables["sessions"][tables["sessions"].date >= start],
+        "marketing_spend": tables["marketing_spend"][tables["marketing_spend"].date >= start],
+        "actions": tables["actions"], **extra,
+    }
+    sample_data.write_shop(out, folder)
+    COMPLETE.to_csv(folder / "export.csv", index=False)  # the export says the week is complete
+    return folder
+
+
+def week_snapshot(folder: Path):
+    config = load_config(None)
+    ds = open_dataset(folder, timezone=config.timezone)
+    return ds.as_of(WEEK), config
+
+
+# --- experiments that cannot be compared -------------------------------------------------------------
+
+def _experiment(row: pd.Series, experiment_id: str, cohort: str) -> pd.Series:
+    out = row.copy()
+    out["experiment_id"], out["cohort"] = experiment_id, cohort
+    out["start_date"], out["review_date"] = pd.Timestamp("2026-10-05"), pd.Timestamp("2026-11-16")
+    return out
+
+
+@pytest.fixture(scope="module")
+def degenerate_experiments(sample, tmp_path_factory) -> dict[str, experiments.Comparison]:
+    """Ten weeks, 3,000 orders; shoes randomized for every customer (OK), one arm only (ONE-ARM),
+    no assignment at all (NO-ASSIGN), a cohort no line belongs to (NO-MATCH)."""
+    shoes = sample["experiments"][sample["experiments"].experiment_id == "EXP-2026-W46-SHOES-FIT"].iloc[0]
+    rows = [_experiment(shoes, "EXP-OK", "category=shoes"), _experiment(shoes, "EXP-ONE-ARM", "category=shoes"),
+            _experiment(shoes, "EXP-NO-ASSIGN", "category=shoes"),
+            _experiment(shoes, "EXP-NO-MATCH", "category=no_such_category")]
+    folder = tmp_path_factory.mktemp("experiments") / "shop"
+    since = "2026-09-14"
+    customers = sorted(set(sample["orders"][sample["orders"].order_ts >= pd.Timestamp(since)].customer_id))
+    arms = np.where(np.random.default_rng(7).random(len(customers)) < 0.5, "control", "treatment")
+    at = pd.Timestamp("2026-10-04 12:00:00")
+    assignments = pd.concat([
+        pd.DataFrame({"experiment_id": eid, "customer_id": customers, "variant": variants, "assigned_ts": at})
+        for eid, variants in [("EXP-OK", arms), ("EXP-ONE-ARM", "control"), ("EXP-NO-MATCH", arms)]
+    ], ignore_index=True)
+    cut_shop(sample, folder, since, 3000, experiments=pd.DataFrame(rows), assignments=assignments)
+    snap, config = week_snapshot(folder)
+    return {c.experiment_id: c for c in experiments.analyse(snap, config).comparisons}
+
+
+def test_the_well_formed_experiment_of_the_degenerate_shop_is_read(degenerate_experiments):
+    ok = degenerate_experiments["EXP-OK"].primary.estimate
+    assert ok.ok, ok.error
+
+
+@pytest.mark.parametrize("experiment_id, words", [
+    ("EXP-NO-ASSIGN", "no customer is assigned"),
+    ("EXP-ONE-ARM", "the treatment arm has no customer assigned"),
+    ("EXP-NO-MATCH", "matches no order line"),
+])
+def test_an_experiment_that_cannot_be_compared_says_why_and_is_not_kept(degenerate_experiments, experiment_id, words):
+    c = degenerate_experiments[experiment_id]
+    est = c.primary.estimate
+    assert est.estimate is None and est.ci_low is None and est.ci_high is None
+    assert words in est.error, est.error
+    assert words in experiments.conclusion([c])
+    assert review.verdict_for(c.section()).verdict.decision != Decision.KEEP
