@@ -105,3 +105,41 @@ def test_an_experiment_that_cannot_be_compared_says_why_and_is_not_kept(degenera
     assert words in est.error, est.error
     assert words in experiments.conclusion([c])
     assert review.verdict_for(c.section()).verdict.decision != Decision.KEEP
+
+
+
+# --- a slice with zero sessions --------------------------------------------------------------------
+
+SESSION_METRICS = ("conversion_rate", "revenue_per_visitor")
+
+
+@pytest.fixture(scope="module")
+def no_sessions_this_week(sample, tmp_path_factory):
+    """Two weeks, 300 orders; the sessions rows of the requested week all say 0."""
+    sessions = sample["sessions"].copy()
+    sessions.loc[sessions.date >= pd.Timestamp("2026-11-16"), "sessions"] = 0
+    folder = cut_shop({**sample, "sessions": sessions}, tmp_path_factory.mktemp("sessions") / "shop",
+                      "2026-11-09", 300)
+    snap, config = week_snapshot(folder)
+    return baseline.analyse(snap, config)
+
+
+def test_the_shop_of_the_zero_sessions_test_has_orders_in_its_week(no_sessions_this_week):
+    frame = no_sessions_this_week.results.frame
+    week = frame[(frame.metric == "conversion_rate") & (frame.slice == "all") & (frame.week == WEEK)]
+    assert float(week.numerator.iloc[0]) > 0 and float(week.denominator.iloc[0]) == 0
+
+
+@pytest.mark.parametrize("metric", SESSION_METRICS)
+def test_a_rate_over_zero_sessions_is_not_available_in_words(no_sessions_this_week, metric):
+    status = next(s for s in no_sessions_this_week.statuses if s.metric == metric)
+    shown = baseline.status_table(no_sessions_this_week.statuses).set_index("metric").loc[metric]
+    assert shown["status"] == "not available" and "no sessions in week 2026-W47" in shown["why"], shown.to_dict()
+    assert status.value is None, status.value
+
+
+def test_no_slice_value_over_zero_sessions_is_infinite(no_sessions_this_week):
+    frame = no_sessions_this_week.results.frame
+    over_zero = frame[frame.metric.isin(SESSION_METRICS) & (frame.denominator == 0)]
+    assert len(over_zero) and over_zero.value.isna().all()
+
