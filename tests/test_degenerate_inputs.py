@@ -8,7 +8,6 @@ readable and the degenerate ones fail for their own reason.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from playbook.config.loader import load_config
 from playbook.core.vocabulary import Decision
 from playbook.data.dataset import open_dataset
 from playbook.dev import sample_data
-from playbook.steps import baseline, experiments, review
+from playbook.steps import baseline, cohorts, experiments, review
 
 WEEK = "2026-W47"
 COMPLETE = pd.DataFrame({"complete_through": ["2026-11-22 23:59:59"]})
@@ -143,3 +142,41 @@ def test_no_slice_value_over_zero_sessions_is_infinite(no_sessions_this_week):
     over_zero = frame[frame.metric.isin(SESSION_METRICS) & (frame.denominator == 0)]
     assert len(over_zero) and over_zero.value.isna().all()
 
+
+
+# --- a young shop, an empty week ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def young_shop(sample, tmp_path_factory):
+    """Two weeks of history, 300 orders."""
+    return week_snapshot(cut_shop(sample, tmp_path_factory.mktemp("young") / "shop", "2026-11-09", 300))
+
+
+@pytest.fixture(scope="module")
+def empty_week(sample, tmp_path_factory):
+    """300 orders in 2026-W46, none in the requested 2026-W47 (sessions, contacts and actions go on)."""
+    orders = sample["orders"][sample["orders"].order_ts < pd.Timestamp("2026-11-16")]
+    return week_snapshot(cut_shop({**sample, "orders": orders}, tmp_path_factory.mktemp("empty") / "shop",
+                                  "2026-11-09", 300))
+
+
+def test_a_young_shop_baseline_says_its_baseline_is_not_full_yet(young_shop):
+    step = baseline.analyse(*young_shop)
+    assert "Only 1 week(s) of data before 2026-W47: the 8-week baseline is not full yet" in step.conclusion
+
+
+def test_a_young_shop_names_no_weak_cohort_and_says_why(young_shop):
+    step = cohorts.analyse(*young_shop, 4, 8)
+    assert step.weak is None
+    assert "not enough history yet" in step.conclusion, step.conclusion
+
+
+def test_a_week_without_orders_is_said_in_the_baseline_conclusion(empty_week):
+    step = baseline.analyse(*empty_week)
+    assert "Week 2026-W47 has no order in the data" in step.conclusion, step.conclusion
+    depth = next(s for s in step.statuses if s.metric == "discount_depth")
+    assert depth.value is None and depth.status == "not available"
+
+
+def test_a_week_with_orders_has_no_empty_week_note(young_shop):
+    assert "has no order" not in baseline.analyse(*young_shop).conclusion
