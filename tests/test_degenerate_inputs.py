@@ -18,6 +18,7 @@ from playbook.config.loader import load_config
 from playbook.core.vocabulary import Decision
 from playbook.data.dataset import open_dataset
 from playbook.dev import sample_data
+from playbook.journal.store import read_journal
 from playbook.steps import baseline, cohorts, experiments, review
 
 WEEK = "2026-W47"
@@ -180,3 +181,70 @@ def test_a_week_without_orders_is_said_in_the_baseline_conclusion(empty_week):
 
 def test_a_week_with_orders_has_no_empty_week_note(young_shop):
     assert "has no order" not in baseline.analyse(*young_shop).conclusion
+
+
+# --- the whole weekly run on all of it at once ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def degenerate_week(sample, tmp_path_factory):
+    """One full weekly run (papermill, HTML, journal) of a shop with every case above: two weeks of
+    history, 300 orders all in 2026-W46 and none in the requested 2026-W47, swimwear with zero
+    sessions, and three experiments due this week: no assignment, one arm, a cohort matching nothing."""
+    from playbook.run.weekly import run_week
+
+    base = tmp_path_factory.mktemp("degenerate_week")
+    shoes = sample["experiments"][sample["experiments"].experiment_id == "EXP-2026-W46-SHOES-FIT"].iloc[0]
+    rows = []
+    for eid, cohort in [("EXP-NO-ASSIGN", "category=shoes"), ("EXP-ONE-ARM", "category=shoes"),
+                        ("EXP-NO-MATCH", "category=no_such_category")]:
+        row = _experiment(shoes, eid, cohort)
+        row["start_date"] = pd.Timestamp("2026-11-09")
+        rows.append(row)
+    orders = sample["orders"][sample["orders"].order_ts < pd.Timestamp("2026-11-16")]
+    sessions = sample["sessions"].copy()
+    sessions.loc[sessions.category == "swimwear", "sessions"] = 0
+    folder = cut_shop({**sample, "orders": orders, "sessions": sessions}, base / "shop", "2026-11-09", 300,
+                      experiments=pd.DataFrame(rows))
+    customers = sorted(set(pd.read_csv(folder / "orders.csv.gz").customer_id))
+    at = pd.Timestamp("2026-11-09 00:00:01")
+    arms = np.where(np.arange(len(customers)) % 2, "control", "treatment")
+    sample_data.write_shop({"assignments": pd.concat([
+        pd.DataFrame({"experiment_id": eid, "customer_id": customers, "variant": variants, "assigned_ts": at})
+        for eid, variants in [("EXP-ONE-ARM", "control"), ("EXP-NO-MATCH", arms)]], ignore_index=True)}, folder)
+    report = run_week(WEEK, folder, base / "reports", journal=base / "journal", log=lambda _: None)
+    return report, read_journal(base / "journal")
+
+
+def _page(report: Path, name: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", (report / f"{name}.html").read_text(encoding="utf-8")))
+
+
+@pytest.mark.notebooks
+def test_the_weekly_run_of_a_degenerate_week_completes_and_says_what_it_cannot_compute(degenerate_week):
+    report, _ = degenerate_week
+    assert "Week 2026-W47 has no order in the data" in _page(report, "01_baseline")
+    assert "the 8-week baseline is not full yet" in _page(report, "01_baseline")
+    assert "not enough history yet" in _page(report, "02_weak_cohort")
+    comparison = _page(report, "04_comparison")
+    for words in ("no customer is assigned to EXP-NO-ASSIGN", "the treatment arm has no customer assigned",
+                  "matches no order line"):
+        assert words in comparison
+
+
+@pytest.mark.notebooks
+def test_the_weekly_run_of_a_degenerate_week_keeps_no_experiment_and_writes_no_non_number(degenerate_week):
+    import json
+
+    report, journal = degenerate_week
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"),
+                         parse_constant=lambda name: pytest.fail(f"summary.json holds {name}"))
+    assert {r["experiment_id"]: r["decision"] for r in summary["review"]} == {
+        "EXP-NO-ASSIGN": "adjust", "EXP-ONE-ARM": "adjust", "EXP-NO-MATCH": "adjust"}
+    verdicts = journal[journal["kind"] == "verdict"]
+    assert len(verdicts) == 3 and Decision.KEEP not in set(verdicts["decision"])
+    for name in ("01_baseline", "02_weak_cohort", "04_comparison", "05_j7_review"):
+        words = _page(report, name).lower().split()
+        assert not {"inf", "-inf", "nan", "infinity"} & set(words), name
