@@ -71,9 +71,11 @@ def degenerate_experiments(sample, tmp_path_factory) -> dict[str, experiments.Co
     """Ten weeks, 3,000 orders; shoes randomized for every customer (OK), one arm only (ONE-ARM),
     no assignment at all (NO-ASSIGN), a cohort no line belongs to (NO-MATCH)."""
     shoes = sample["experiments"][sample["experiments"].experiment_id == "EXP-2026-W46-SHOES-FIT"].iloc[0]
+    outerwear = sample["experiments"][sample["experiments"].experiment_id == "EXP-2026-W46-OUTERWEAR-PROMO"].iloc[0]
     rows = [_experiment(shoes, "EXP-OK", "category=shoes"), _experiment(shoes, "EXP-ONE-ARM", "category=shoes"),
             _experiment(shoes, "EXP-NO-ASSIGN", "category=shoes"),
-            _experiment(shoes, "EXP-NO-MATCH", "category=no_such_category")]
+            _experiment(shoes, "EXP-NO-MATCH", "category=no_such_category"),
+            _experiment(outerwear, "EXP-PRE-POST-NO-MATCH", "category=no_such_category")]
     folder = tmp_path_factory.mktemp("experiments") / "shop"
     since = "2026-09-14"
     customers = sorted(set(sample["orders"][sample["orders"].order_ts >= pd.Timestamp(since)].customer_id))
@@ -97,6 +99,7 @@ def test_the_well_formed_experiment_of_the_degenerate_shop_is_read(degenerate_ex
     ("EXP-NO-ASSIGN", "no customer is assigned"),
     ("EXP-ONE-ARM", "the treatment arm has no customer assigned"),
     ("EXP-NO-MATCH", "matches no order line"),
+    ("EXP-PRE-POST-NO-MATCH", "matches no order line"),
 ])
 def test_an_experiment_that_cannot_be_compared_says_why_and_is_not_kept(degenerate_experiments, experiment_id, words):
     c = degenerate_experiments[experiment_id]
