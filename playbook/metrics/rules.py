@@ -252,8 +252,8 @@ def _status_of(results: MetricResults, defn: Metric, config: Config) -> MetricSt
     row = config.row_for(defn.name) or DecisionRow(zone="", metric=defn.name, rule=config.default_rule.rule,
                                                   action="", params=config.default_rule.params)
     zone, action = row.zone or None, row.action or None
-    series = results.series(defn.name)
-    series = series[series["value"].notna()]
+    every = results.series(defn.name)
+    series = every[every["value"].notna()]
     weekly = series[series["mature"]]
     if series.empty:
         return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE,
@@ -265,8 +265,11 @@ def _status_of(results: MetricResults, defn: Metric, config: Config) -> MetricSt
     latest = weekly["week"].iloc[-1]
     if defn.maturity == "none" and latest != str(results.week):
         # an immediate metric has no reason to lag: an older value is stale, not this week's status
-        return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE,
-                            f"no data for week {results.week} (last data: {latest})", zone, action, defn.format)
+        this_week = every[every["week"] == str(results.week)]
+        why = (f"not available: no {defn.denominator} in week {results.week}, and a rate over zero is no number "
+               f"(last value: {latest})" if len(this_week) and (this_week["denominator"] == 0).all()
+               else f"no data for week {results.week} (last data: {latest})")
+        return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE, why, zone, action, defn.format)
     ctx = _Context(results, defn, row, weekly.reset_index(drop=True))
     status, why = RULES[row.rule](ctx)
     cur = ctx.current

@@ -110,6 +110,8 @@ class BaselineResult:
     results: MetricResults
     statuses: list[MetricStatus]
     dataset: Dataset
+    #: what the week's history cannot support yet, in words (an empty week, a baseline not full yet)
+    notes: tuple[str, ...] = ()
 
     @property
     def sections(self) -> dict[str, object]:
@@ -117,10 +119,27 @@ class BaselineResult:
 
     @property
     def conclusion(self) -> str:
-        return conclusion(self.statuses)
+        return " ".join((*self.notes, conclusion(self.statuses)))
+
+
+def history_notes(snapshot: Snapshot, config: Config) -> tuple[str, ...]:
+    """Sentences saying what the data cannot support yet: no order in the week (an export gap or a
+    closed shop: the order-week metrics have no value for it), fewer weeks before it than the
+    trailing baseline takes (a young shop: statuses compare with the weeks there are)."""
+    week, notes = snapshot.week, []
+    orders = snapshot.tables["orders"]
+    if orders.filter((orders.order_ts >= week.start) & (orders.order_ts <= week.end)).count().to_pyarrow().as_py() == 0:
+        notes.append(f"Week {week} has no order in the data (an export gap, or the shop was closed): the metrics "
+                     "counted from its orders have no value for it.")
+    before = (week.monday - snapshot.first_week().monday).days // 7
+    wanted = config.metrics.baseline_weeks
+    if before < wanted:
+        notes.append(f"Only {before} week(s) of data before {week}: the {wanted}-week baseline is not full yet, so "
+                     "statuses compare with the weeks there are, and those that need more say so.")
+    return tuple(notes)
 
 
 def analyse(snapshot: Snapshot, config: Config) -> BaselineResult:
     """Step 1: every metric of the dictionary for the snapshot's week, with its status and red triggers."""
     results, statuses = capture_baseline(snapshot, config)
-    return BaselineResult(results, statuses, snapshot.dataset)
+    return BaselineResult(results, statuses, snapshot.dataset, history_notes(snapshot, config))

@@ -525,7 +525,44 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     lines = exposure_lines(snap, exp, _read_window(metric, config.metrics.return_window_days))
     data = ArmData(snap, str(exp["experiment_id"]), lines, snap.cutoff)
     guards = _guardrails_randomized(data, list(config.experiments.guardrails[Design.RANDOMIZED]), config)
-    return compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
+    comparison = compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
+    problem = (_assignment_problem(str(exp["experiment_id"]), assigned, list(config.experiments.planned_split))
+               or _cohort_problem(snap, exp, config.metrics.return_window_days))
+    return _uncomparable(comparison, problem) if problem else comparison
+
+
+def _assignment_problem(experiment_id: str, assigned: dict[str, int], arms: list[str]) -> str | None:
+    """No customer assigned, or an arm without one, in words (None: every arm has customers)."""
+    if not any(assigned.values()):
+        return f"no customer is assigned to {experiment_id}: the assignments table has no row for it"
+    empty = [arm for arm in arms if not assigned.get(arm)]
+    if empty:
+        counts = ", ".join(f"{arm}: {assigned.get(arm, 0)}" for arm in arms)
+        return f"the {' and '.join(empty)} arm has no customer assigned ({counts}): there is nothing to compare with"
+    return None
+
+
+def _cohort_problem(snap: Snapshot, exp: dict[str, Any], k: int) -> str | None:
+    """A cohort filter no order line of the data matches (a typo in the experiments table, or a value
+    the export spells otherwise), in words; None when some line matches."""
+    lf = line_facts(snap, k)
+    if lf.filter(matches(lf, parse_cohort(exp["cohort"]))).count().to_pyarrow().as_py() == 0:
+        return f"the cohort filter {exp['cohort']!r} of {exp['experiment_id']} matches no order line in the data"
+    return None
+
+
+def _uncomparable(comparison: Comparison, problem: str) -> Comparison:
+    """The comparison of an experiment that has nothing to compare: its primary carries ``problem`` as
+    its error (gbstats style) and it blocks a keep; said as such, not as "not readable yet", since
+    waiting would not fix it."""
+    p = comparison.primary
+    comparison.primary = MetricComparison(p.metric, Estimate.unavailable("none", 0, problem), p.good_direction,
+                                          "primary", expected_low=p.expected_low, expected_high=p.expected_high)
+    comparison.follow_up_days = None
+    comparison.views = {}
+    comparison.warnings.insert(0, problem)
+    comparison.keep_blockers.append(problem)
+    return comparison
 
 
 # --- pre/post -----------------------------------------------------------------------------
@@ -708,6 +745,9 @@ def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     if exp["design"] == Design.RANDOMIZED:
         return compare_randomized(snap, exp, config)
     c = compare_pre_post(snap, exp, config)
+    problem = _cohort_problem(snap, exp, config.metrics.return_window_days)
+    if problem:
+        c = _uncomparable(c, problem)
     today = pd.Timestamp(snap.cutoff).date()
     for g in c.guardrails:  # a not-shown-safe guardrail gets its dated follow-up read in every design
         if g.state == GuardrailState.NOT_SHOWN_SAFE and g.follow_up_on is None:
