@@ -263,3 +263,20 @@ def test_the_index_links_its_terms_to_the_guides_glossary():
     anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', METHOD_GUIDE.read_text(encoding="utf-8")))
     linked = set(re.findall(r"href='method\.html#([a-z0-9-]+)'", page))
     assert {"weak-cohort", "j7", "guardrail", "the-decision-table"} <= linked <= anchors
+
+
+def test_the_index_counts_the_statuses_puts_reds_first_with_their_action_and_folds_the_greens():
+    from section_examples import baseline
+
+    week = baseline()
+    week["metrics"]["contact_cost"] = {"value": 1449.2, "baseline": 644.6, "status": "red", "why": "5.3 sd worse",
+                                       "week": "2026-W47", "zone": None, "action": None, "title": "Contact cost",
+                                       "format": "currency"}
+    week["metrics"]["closure_rate"]["title"] = "Action closure rate"
+    page = index_page({"week": "2026-W47", "baseline": week}, [])
+    assert "Statuses: 2 red, 3 green" in page  # return rate, reason mix and contact rate are green
+    table, folded = page.split("<details>")
+    # the red ones in the table, by their names, each with an action: the decision table's, or none written
+    assert "Action closure rate" in table and "reduce scope, name an owner (execution)" in table
+    assert "Contact cost" in table and "no rule: investigate" in table
+    assert "return_rate_14d" not in table and "3 green: within their usual range" in folded

@@ -17,8 +17,9 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 
 from playbook.core.atomic import write_text
 from playbook.core.paths import METHOD_GUIDE, METHOD_PAGE
-from playbook.core.vocabulary import Decision
+from playbook.core.vocabulary import Decision, Status
 from playbook.report.summary import Summary
+from playbook.steps.baseline import MetricStatusEntry
 from playbook.steps.experiments import Comparison, state_why
 from playbook.steps.review import ReviewEntry
 
@@ -138,12 +139,7 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
         parts.append(f"<p><b>{escape(lever.no_row_reason)}</b></p>")
     metrics = s.baseline.metrics if s.baseline is not None else {}
     if metrics:
-        rows = "".join(
-            f"<tr><td>{escape(name)}</td>{_status_cell(m.status)}<td>{escape(m.why)}</td></tr>"
-            for name, m in metrics.items()
-        )
-        parts.append(f"<h2>Statuses <small>({term('decision table', 'the-decision-table')})</small></h2>"
-                     f"<table><tr><th>metric</th><th>status</th><th>why</th></tr>{rows}</table>")
+        parts.append(_statuses(metrics, term('decision table', 'the-decision-table')))
     trig = s.baseline.triggers if s.baseline is not None else ()
     if trig:
         items = "".join(f"<li><b>{escape(t.zone)}</b> ({escape(t.metric)}): {escape(t.action)}</li>" for t in trig)
@@ -188,6 +184,29 @@ def index_page(summary: Summary | dict[str, Any], notebooks: list[tuple[str, str
         parts.append(f"<p><a href='{escape(brief_dir)}/index.html'>Stakeholder edition (no code)</a> · "
                      f"<a href='summary.json'>summary.json</a></p>")
     return _PAGE.format(title=f"Returns playbook {week}", body="\n".join(parts))
+
+
+_STATUS_ORDER = (Status.RED, Status.AMBER, Status.UNAVAILABLE, Status.GREEN)
+
+
+def _statuses(metrics: dict[str, MetricStatusEntry], table_link: str) -> str:
+    """The week's statuses counted, the red and amber ones first with their action (a red without a
+    rule of the decision table says so), the green ones folded; metrics by their names."""
+    by = {status: [(name, m) for name, m in metrics.items() if m.status == status] for status in _STATUS_ORDER}
+    count = ", ".join(f"{len(by[st])} {st}" for st in _STATUS_ORDER if by[st])
+    rows = ""
+    for status in _STATUS_ORDER[:3]:
+        for name, m in by[status]:
+            action = m.action or ("no rule: investigate" if status == Status.RED else "")
+            where = f" ({m.zone})" if m.zone else ""
+            rows += (f"<tr><td>{escape(m.title or name)}</td>{_status_cell(m.status)}<td>{escape(m.why)}</td>"
+                     f"<td>{escape(action)}{escape(where)}</td></tr>")
+    greens = "".join(f"<li>{escape(m.title or name)}: {escape(m.why)}</li>" for name, m in by[Status.GREEN])
+    folded = (f"<details><summary>{len(by[Status.GREEN])} green: within their usual range</summary>"
+              f"<ul>{greens}</ul></details>") if greens else ""
+    table = (f"<table><tr><th>metric</th><th>status</th><th>why</th><th>action</th></tr>{rows}</table>"
+             if rows else "")
+    return f"<h2>Statuses: {escape(count)} <small>({table_link})</small></h2>{table}{folded}"
 
 
 def _pct(v: Any) -> str:

@@ -1,10 +1,11 @@
 """Step 1 of the loop: the week's baseline, its statuses and red triggers, as a summary section."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from playbook.core.jsonmodel import OMIT_IF_NONE
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Status
 from playbook.data.dataset import Dataset, Snapshot
@@ -35,7 +36,8 @@ def status_table(statuses: list[MetricStatus]) -> pd.DataFrame:
 @dataclass(frozen=True)
 class MetricStatusEntry:
     """One metric's status in the ``baseline`` section (``value``/``baseline``: a number, or shares by
-    reason for ``reason_mix``; None when not computable)."""
+    reason for ``reason_mix``; None when not computable). ``title`` and ``format`` come from the metric
+    dictionary, for pages that show names and units instead of ids."""
 
     value: float | dict[str, float | None] | None
     baseline: float | dict[str, float | None] | None
@@ -44,6 +46,8 @@ class MetricStatusEntry:
     week: str | None
     zone: str | None
     action: str | None
+    title: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    format: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,8 @@ class DataQualitySection:
 
 def baseline_section(statuses: list[MetricStatus]) -> BaselineSection:
     """The ``baseline`` section of summary.json."""
-    metrics = {s.metric: MetricStatusEntry(s.value, s.baseline, s.status, s.why, s.week, s.zone, s.action)
-               for s in statuses}
+    metrics = {s.metric: MetricStatusEntry(s.value, s.baseline, s.status, s.why, s.week, s.zone, s.action,
+                                           s.title, s.format) for s in statuses}
     return BaselineSection(metrics, tuple(Trigger(**t) for t in triggers(statuses)))
 
 
