@@ -302,3 +302,14 @@ def test_the_optional_flag_of_a_guardrail_must_be_true_or_false(tmp_path):
     base["experiments"]["guardrails"]["pre_post"][0]["optional"] = "yes"
     with pytest.raises(ConfigError, match=r"guardrails.pre_post\[0\].optional: expected true or false"):
         load_config(write(tmp_path, yaml.safe_dump(base)))
+
+
+def test_the_currency_of_the_default_is_euro_and_a_shop_can_set_its_own(default_text, tmp_path):
+    assert load_config().currency == "EUR"
+    assert load_config(write(tmp_path, edited(default_text, "currency: EUR", "currency: GBP"))).currency == "GBP"
+
+
+@pytest.mark.parametrize("bad", ["euro", "€", "US", "'123'"])
+def test_a_currency_that_is_not_an_iso_code_is_refused_with_the_key_named(default_text, tmp_path, bad):
+    with pytest.raises(ConfigError, match="currency: expected a three-letter ISO 4217 code"):
+        load_config(write(tmp_path, edited(default_text, "currency: EUR", f"currency: {bad}")))

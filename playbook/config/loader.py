@@ -112,7 +112,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raw = _mapping(str(file), yaml.safe_load(file.read_text(encoding="utf-8")))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers", "experiments", "timezone"},
+    _require_keys(str(file), raw, {"metrics", "decision_table", "default_rule", "levers", "experiments", "timezone",
+                                        "currency"},
                   {"metrics", "decision_table"})
     settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
     known_metrics = definitions(settings)
@@ -148,7 +149,15 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         levers[str(reason)] = {str(k): str(v) for k, v in entry.items()}
     experiments = _experiment_settings(f"{file}: experiments", raw.get("experiments"), settings)
     timezone = _timezone(f"{file}: timezone", raw.get("timezone", "UTC"))
-    return Config(file, settings, table, default, levers, experiments, timezone)
+    currency = _currency(f"{file}: currency", raw.get("currency", "EUR"))
+    return Config(file, settings, table, default, levers, experiments, timezone, currency)
+
+
+def _currency(where: str, value: Any) -> str:
+    """An ISO 4217 code (three capital letters: EUR, USD, GBP), shown beside every amount of the report."""
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isupper() or not value.isalpha():
+        raise ConfigError(f"{where}: expected a three-letter ISO 4217 code such as EUR, USD or GBP, got {value!r}")
+    return value
 
 
 def _timezone(where: str, value: Any) -> str:

@@ -90,6 +90,8 @@ class Config:
     experiments: ExperimentSettings = DEFAULT_EXPERIMENTS
     #: the shop's IANA time zone: weeks are counted on its clock, timestamps with an offset are converted to it
     timezone: str = "UTC"
+    #: the ISO 4217 code the shop's money columns are in, shown beside every amount of the report
+    currency: str = "EUR"
 
     def row_for(self, metric: str) -> DecisionRow | None:
         for row in self.decision_table:
