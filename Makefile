@@ -13,10 +13,11 @@ FAIL_ON_RED ?=
 BENCH_ARGS ?=
 KERNEL_NAME := returns-playbook
 
-.PHONY: weekly test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly screenshots test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
+	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into docs/screenshots/)"
 	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
@@ -31,6 +32,13 @@ $(VENV)/.installed: pyproject.toml
 # PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
 weekly: $(VENV)/.installed
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
+
+# After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
+# (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
+# numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/, the index's and the brief's copied to
+# docs/screenshots/ (for the README). Exits 1 when a page has a problem (listed), 2 without a browser.
+screenshots: $(VENV)/.installed
+	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check playbook tests notebooks

@@ -379,8 +379,12 @@ class _Session:
         self.viewport(width)
         height = int(self.driver.execute_script(
             "return Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)"))
-        self.viewport(width, max(1, min(height, MAX_SCREENSHOT_HEIGHT)))
-        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        height = max(1, min(height, MAX_SCREENSHOT_HEIGHT))
+        self.viewport(width, height)
+        # clipped to the window's width: what overflows is cut off, as a reader's screen cuts it
+        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot",
+                                           {"format": "png", "captureBeyondViewport": True, "clip": clip})
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(shot["data"]))
         self.viewport(PHONE_WIDTH)
@@ -398,13 +402,20 @@ def _limited(problems: list[str]) -> tuple[str, ...]:
     return tuple(problems[:MAX_PER_CHECK]) + (f"... and {len(problems) - MAX_PER_CHECK} more",)
 
 
+_INTERNAL_SCHEMES = ("data", "blob", "about", "chrome", "chrome-untrusted", "chrome-error", "devtools")
+
+
 def _offline_problems(requests: list[str], report_dir: Path) -> list[str]:
-    """Requests that leave the week's folder (``data:``, ``blob:`` and ``about:`` stay in the page)."""
+    """Requests that leave the week's folder (``data:``, ``blob:`` and ``about:`` stay in the page).
+
+    The browser's own pages (``chrome://``: its new-tab page loads in the background) are not the
+    report's: a ``file://`` page cannot request them.
+    """
     problems = []
     inside = report_dir.resolve()
     for url in dict.fromkeys(requests):  # once each, in order
         parts = urlsplit(url)
-        if parts.scheme in ("data", "blob", "about", "chrome-error"):
+        if parts.scheme in _INTERNAL_SCHEMES:
             continue
         if parts.scheme == "file" and Path(unquote(parts.path)).resolve().is_relative_to(inside):
             continue
