@@ -12,7 +12,9 @@ browser session, with a 390-pixel-wide layout viewport (a phone). For each page:
 * **console**: the browser console has no SEVERE entry (script error, ``console.error``, failed load);
 * **overflow**: no visible element reaches beyond the 390-pixel window horizontally, unless it sits
   inside a scrollable container (computed ``overflow-x`` auto or scroll; ``html`` and ``body`` do not
-  count, or a page could hide everything in a scrolling body);
+  count, or a page could hide everything in a scrolling body) or a clipped one (``clip``/``clip-path``:
+  text for screen readers only), or lies wholly off to the left (a skip link); only the outermost
+  overflowing elements are listed;
 * **offline**: no request the page makes (scripts, stylesheets, fonts, images, frames, fetches: every
   ``Network.requestWillBeSent`` of Chrome's performance log) leaves the week's folder;
 * **headline**: every element carrying ``data-summary="<dotted path>"`` shows the value of that path in
@@ -280,11 +282,13 @@ const describe = el => {
   const text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
   return text ? s + ' "' + text.slice(0, 40) + '"' : s;
 };
-const scrolls = el => {
+// inside a scrollable container (the reader scrolls it), or a clipped one (text for screen readers only)
+const excused = el => {
   for (let up = el.parentElement; up && up !== document.body && up !== document.documentElement;
        up = up.parentElement) {
-    const o = getComputedStyle(up).overflowX;
-    if (o === 'auto' || o === 'scroll') return true;
+    const st = getComputedStyle(up);
+    if (st.overflowX === 'auto' || st.overflowX === 'scroll') return true;
+    if ((st.clip && st.clip !== 'auto') || (st.clipPath && st.clipPath !== 'none')) return true;
   }
   return false;
 };
@@ -294,7 +298,8 @@ for (const el of document.body ? document.body.querySelectorAll('*') : []) {
   if (r.width === 0 && r.height === 0) continue;
   const st = getComputedStyle(el);
   if (st.visibility === 'hidden' || st.display === 'contents') continue;
-  if ((r.right > width + 0.5 || r.left < -0.5) && !scrolls(el)) over.add(el);
+  if (r.right <= 0) continue;  // wholly off to the left: out of reach on purpose (a skip link), no scrollbar
+  if ((r.right > width + 0.5 || r.left < -0.5) && !excused(el)) over.add(el);
 }
 // only the outermost overflowing elements: their children overflow with them
 const overflow = [...over].filter(el => !over.has(el.parentElement)).map(el => {
