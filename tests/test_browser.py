@@ -29,6 +29,7 @@ from playbook.dev.browser_check import (
     check_headline_number,
     check_report,
     chromium_paths,
+    latest_week,
     parse_shown_number,
 )
 
@@ -98,7 +99,7 @@ def test_the_index_the_brief_and_every_step_page_are_opened(sample):
     names = {p.page for p in sample.pages}
     assert sample.error is None
     assert "index.html" in names and ({"brief/index.html", "brief.html"} & names)
-    assert {f"{step}.html" for step in STEPS} <= names
+    assert all(any(Path(name).stem == step and not name.startswith("brief/") for name in names) for step in STEPS)
 
 
 @pytest.mark.notebooks
@@ -151,7 +152,7 @@ def test_screenshots_of_the_index_and_the_brief_are_written_beside_the_report(sa
     assert all(p.parent == sample.report_dir / "screenshots" and p.is_file() for p in shots.values())
     assert png_size(shots["index.png"])[0] == 1280 and png_size(shots["brief.png"])[0] == 1280
     assert png_size(shots["index-390.png"])[0] == 390
-    assert all(png_size(p)[1] > 0 for p in shots.values())
+    assert all(png_size(p)[1] > 0 and p.stat().st_size > 1000 for p in shots.values())
 
 
 # --------------------------------------------------------------------------- each check can fail
@@ -237,6 +238,13 @@ def test_a_headline_number_that_is_not_the_summary_is_caught(planted):
 
 def test_no_screenshot_is_taken_unless_asked(planted):
     assert planted.screenshots == ()
+
+
+def test_the_command_line_takes_the_latest_week_of_a_reports_folder(tmp_path):
+    for week in ("2025-W52", "2026-W02", "2026-W10"):
+        (tmp_path / week).mkdir()
+    (tmp_path / "2026-W11.failed").mkdir()
+    assert latest_week(tmp_path) == tmp_path / "2026-W10"
 
 
 def test_a_missing_report_folder_is_the_reports_error(tmp_path):

@@ -250,6 +250,7 @@ def check_link(page: Path, tag: str, attribute: str, raw: str, report_dir: Path,
         return None
     if value in ("", "#"):
         return f"{what} points nowhere"
+    page = page.resolve()
     target = page if parts.path == "" else (page.parent / unquote(parts.path)).resolve()
     if parts.path.endswith("/") or target.is_dir():
         target = target / "index.html"
