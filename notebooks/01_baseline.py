@@ -47,7 +47,7 @@ run_dir = ""
 journal = ""
 snapshot = ""
 
-# %%
+# %% tags=["analyst-only"]
 from IPython.display import HTML, display
 
 from playbook.report import charts
@@ -58,12 +58,12 @@ from playbook.steps import baseline
 run = session.start(week, data, config, run_dir, journal, snapshot)
 print(run.describe())
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Data quality
 # Validation ran before any metric: a broken contract would have stopped here with the table, the
 # column, the rule and example ids. What remains are warnings the team should know about.
 
-# %%
+# %% tags=["analyst-only"]
 warnings = baseline.warnings_table(run.dataset)
 display(HTML(html_table(warnings, max_rows=100)) if len(warnings) else say("No data-quality warning."))
 
@@ -96,7 +96,7 @@ fig = charts.reason_mix_by(step.results, "category")
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Try it
 # - **Another week**: set `week = "2026-W45"` in the parameters cell and run all. Every number is the one
 #   known at the end of that week (Sunday 23:59:59): returns and orders recorded later are left out.

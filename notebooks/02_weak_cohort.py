@@ -61,7 +61,7 @@ snapshot = ""
 window_weeks = 4
 baseline_weeks = 8
 
-# %%
+# %% tags=["analyst-only"]
 from IPython.display import HTML, display
 
 from playbook.report import charts
@@ -74,20 +74,20 @@ analysis = cohorts.analyse(run.snapshot, run.config, window_weeks, baseline_week
 print(run.describe())
 print(cohorts.describe(analysis))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## The slices ranked
 
-# %%
+# %% tags=["analyst-only"]
 display(HTML(html_table(cohorts.ranking_display(analysis))))
 fig = charts.funnel_plot(analysis)
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## What explains what, and who carries each rise
 # Every slice that rose is listed with the money at stake, how many customers make 80 % of its excess, and
 # whether a lever fits. The sentences below say which slices the weak cohort explains, which rises are real
 # on their own, and which belong to a few accounts.
 
-# %%
+# %% tags=["analyst-only"]
 display(HTML(html_table(cohorts.candidates_display(analysis))))
 for sentence in cohorts.candidates_in_words(analysis):
     display(say(sentence))
@@ -116,7 +116,7 @@ else:
 run.write(**analysis.sections)
 display(say(analysis.conclusion, "Conclusion."))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Try it
 # - **Longer windows**: `window_weeks = 6` and `baseline_weeks = 12` compare six recent weeks against twelve
 #   before them: smaller rises become visible and fewer slices are flagged by chance, but a new problem

@@ -66,7 +66,7 @@ expected_high = None
 #   "category=shoes;reason_code=size_too_small" (default reason: the weak cohort's).
 cohort = ""
 
-# %%
+# %% tags=["analyst-only"]
 from IPython.display import HTML, display
 
 from playbook.journal import store as decision_journal
@@ -98,15 +98,17 @@ if plan is not None:
     display(HTML(html_table(levers.options_table(plan))))
     display(HTML(html_table(levers.experiments_table(plan))))
 
-# %%
+# %% tags=["analyst-only"]
 entries = [levers.journal_entry(plan, str(run.week))] if plan is not None else []
 if plan is not None:
     print(levers.write_experiments_row(plan, run.run_dir).message)
 _ = decision_journal.stage(run.run_dir, run.week, entries, kind="plan")  # recorded with the report
+
+# %%
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Try it
 # - **Another lever**: `lever = "size_guide"` plans your lever instead of the decision table's (the plan,
 #   its expected range and the journal record say it was the analyst's choice).

@@ -57,7 +57,7 @@ run_dir = ""
 journal = ""
 snapshot = ""
 
-# %%
+# %% tags=["analyst-only"]
 from IPython.display import HTML, display
 
 from playbook.report import charts, rendering
@@ -79,12 +79,12 @@ if comparisons:
     display(HTML(html_table(experiments.comparison_table(comparisons), float_format="{:.4g}")))
     fig = charts.forest_plot(comparisons)
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Checks behind each estimate
 # Split check, the follow-up window chosen, warnings, and the return curves (randomized) or the event
 # study (pre/post).
 
-# %%
+# %% tags=["analyst-only"]
 for c in comparisons:
     display(HTML(rendering.comparison_checks(c)))
     fig = charts.kaplan_meier_chart(c) if c.design == "randomized" else charts.event_study_chart(c)
@@ -105,7 +105,7 @@ if not step.overdue:
 run.write(**step.sections)
 display(say(step.conclusion, "Conclusion."))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Try it
 # - **A later week**: `week = "2026-W48"` (once the data reach it) reads the same experiments with one more
 #   week of returns: the Kaplan-Meier read at the registered window becomes possible for more customers.

@@ -58,7 +58,7 @@ run_dir = ""
 journal = ""
 snapshot = ""
 
-# %%
+# %% tags=["analyst-only"]
 from IPython.display import HTML, display
 
 from playbook.journal import store as decision_journal
@@ -104,7 +104,7 @@ display(HTML(html_table(record.table(), float_format="{:.4g}")))
 run.write(**step.sections, track_record=record.section())
 display(say(step.conclusion, "Conclusion."))
 
-# %% [markdown]
+# %% [markdown] tags=["analyst-only"]
 # ## Try it
 # - **Another week**: `week = "2026-W46"` replays that week's review as it was known then; the journal is only
 #   written by `make weekly`, never by a run in JupyterLab, so exploring changes no record.

@@ -51,7 +51,7 @@ def test_a_choice_reaches_the_notebooks_that_declare_it_and_the_top_of_the_repor
     chosen = {c["name"]: c for c in json.loads((report / "summary.json").read_text())["choices"]}
     assert chosen["lever"] == {"name": "lever", "value": "size_guide", "default": '""', "notebooks": ["03_lever"]}
     index = (report / "index.html").read_text(encoding="utf-8")
-    assert "Chosen by the analyst:" in index and "lever = &#x27;size_guide&#x27; instead of the default" in index
+    assert "Chosen by the analyst for this run:</b>" in index and "lever = size_guide instead of the default" in index
 
 
 def test_a_plan_records_the_analysts_choices_in_the_journal():

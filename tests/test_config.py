@@ -62,8 +62,10 @@ def test_the_flat_while_other_rises_row_points_to_an_existing_metric():
 def test_the_default_configuration_parses_to_the_same_values_as_plain_yaml(default_text):
     raw = yaml.safe_load(default_text)
     c = load_config()
-    assert [(r.zone, r.metric, r.rule, r.action, r.params) for r in c.decision_table] == [
-        (r["zone"], r["metric"], r["rule"], r["action"], r["params"]) for r in raw["decision_table"]
+    default = raw["default_rule"]
+    assert [(r.zone, r.metric, r.rule, r.action, r.params, r.owner) for r in c.decision_table] == [
+        (r["zone"], r["metric"], r.get("rule", default["rule"]), r["action"], r.get("params", default["params"]), r["owner"])
+        for r in raw["decision_table"]
     ]
     assert c.levers == raw["levers"]
 
@@ -71,7 +73,7 @@ def test_the_default_configuration_parses_to_the_same_values_as_plain_yaml(defau
 def test_row_for_finds_the_row_of_a_metric_and_none_for_a_metric_without_row():
     c = load_config()
     assert c.row_for("closure_rate").params == {"red_below": 0.80, "amber_below": 0.90}
-    assert c.row_for("contact_rate") is None
+    assert c.row_for("conversion_rate") is None
 
 
 def test_lever_for_an_unknown_reason_falls_back_to_the_other_lever():
@@ -123,10 +125,10 @@ def test_an_unknown_metrics_key_is_a_config_error_naming_file_and_key(tmp_path, 
 
 def test_an_unknown_key_in_a_decision_row_is_a_config_error_naming_the_row_and_key(tmp_path, default_text):
     p = write(tmp_path, edited(default_text, "    action: tighten eligibility",
-                               "    action: tighten eligibility\n    owner: ana"))
+                               "    action: tighten eligibility\n    ownr: ana"))
     with pytest.raises(ConfigError, match=r"my_config.yaml: decision_table\[2\]") as e:
         load_config(p)
-    assert "'owner'" in str(e.value)
+    assert "'ownr'" in str(e.value)
 
 
 def test_an_unknown_rule_is_a_config_error_naming_the_row_and_the_rule(tmp_path, default_text):
@@ -313,3 +315,33 @@ def test_the_currency_of_the_default_is_euro_and_a_shop_can_set_its_own(default_
 def test_a_currency_that_is_not_an_iso_code_is_refused_with_the_key_named(default_text, tmp_path, bad):
     with pytest.raises(ConfigError, match="currency: expected a three-letter ISO 4217 code"):
         load_config(write(tmp_path, edited(default_text, "currency: EUR", f"currency: {bad}")))
+
+
+def test_every_metric_the_baseline_can_turn_red_has_an_action_and_an_owner_in_the_default():
+    """Issue 10: a red without a row reads "no rule: investigate"; the default table leaves no
+    metric with a red line of its own (a bad-side rule) without someone to act."""
+    c = load_config()
+    without = {"conversion_rate", "revenue_per_visitor", "reason_mix"}  # read beside others, no action of their own
+    for name in set(definitions(c.metrics)) - without:
+        if not definitions(c.metrics)[name].weekly_reported:
+            continue
+        row = c.row_for(name)
+        assert row is not None and row.action and row.owner, name
+
+
+def test_an_owner_is_read_from_the_row_and_empty_when_not_given(default_text, tmp_path):
+    text = edited(default_text, "    owner: marketing lead\n", "")
+    rows = {r.metric: r.owner for r in load_config(write(tmp_path, text)).decision_table}
+    assert rows["discount_depth"] == "" and rows["closure_rate"] == "head of e-commerce"
+
+
+def test_a_row_without_a_rule_reads_its_metric_with_the_default_rule(default_text):
+    row = load_config().row_for("contact_rate")
+    default = yaml.safe_load(default_text)["default_rule"]
+    assert (row.rule, row.params, row.owner) == (default["rule"], default["params"], "customer service lead")
+
+
+def test_thresholds_without_a_rule_are_refused_as_ambiguous(default_text, tmp_path):
+    text = edited(default_text, "    metric: wismo_share\n", "    metric: wismo_share\n    params: {red_z: 2.5}\n")
+    with pytest.raises(ConfigError, match=r"decision_table\[9\]: 'params' without 'rule'"):
+        load_config(write(tmp_path, text))

@@ -424,7 +424,8 @@ def test_triggers_list_red_statuses_of_decision_table_rows_with_their_action():
     amber_row = status_of("closure_rate", rows("closure_rate", [0.95, 0.85]), BANDS)
     assert red_default.status == RED and amber_row.status == AMBER
     assert triggers([red_row, red_default, amber_row]) == [
-        {"zone": "zone of closure_rate", "metric": "closure_rate", "action": "act on closure_rate", "why": red_row.why}
+        {"zone": "zone of closure_rate", "metric": "closure_rate", "action": "act on closure_rate", "why": red_row.why,
+         "owner": None}
     ]
 
 

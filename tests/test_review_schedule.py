@@ -13,10 +13,11 @@ from section_examples import overdue as overdue_json
 from section_examples import review
 from test_experiments import experiment_shop
 
+from playbook.config.loader import load_config
 from playbook.data.dataset import open_dataset
 from playbook.journal.entry import JournalEntry
 from playbook.journal.store import record_week
-from playbook.report.rendering import index_page
+from playbook.report.pages import index_page
 from playbook.steps.experiments import due_for_review, overdue, overdue_section
 
 FIRST_LOOKS = ["EXP-D", "EXP-P", "EXP-S", "EXP-U"]  # review date in 2026-W47
@@ -88,10 +89,11 @@ def test_the_index_shows_the_state_of_each_verdict_and_the_overdue_reviews():
                flags=["far outside the registered range"], follow_ups=["read contact_rate again on 2026-12-09"],
                guardrails=guard("safe")),
     ], "overdue": [overdue_json(experiment_id="EXP-OLD", text="EXP-OLD (x on y): review date 2026-11-08 passed")]}
-    page = index_page(summary, [])
-    assert "provisional until 2026-11-25 (look 1 of 4)" in page
-    assert "contact_rate not shown safe yet" in page and "contact_rate safe" in page
+    page = index_page(summary, [], load_config())
+    assert "too early to read (readable on 25 Nov 2026)" in page
+    assert "Contact rate: not shown safe yet" in page and "Contact rate: safe" in page
     assert "<b>Check before rolling out:</b> far outside the registered range" in page
     assert "<b>Follow-up:</b> read contact_rate again on 2026-12-09" in page
     assert "&lt;b&gt;EXP-B&lt;/b&gt;" in page and "<b>EXP-B</b>" not in page
-    assert "<h2>Overdue reviews</h2><ul><li>EXP-OLD (x on y): review date 2026-11-08 passed</li></ul>" in page
+    overdue_part = page.split('id="overdue"', 1)[1].split("</ul>", 1)[0]
+    assert "<li>EXP-OLD (x on y): review date 2026-11-08 passed</li>" in overdue_part

@@ -52,7 +52,7 @@ def test_every_notebook_renders_with_its_brief_and_the_index(loop):
         assert (loop["planted"] / "brief" / f"{name}.html").is_file()
     index = (loop["planted"] / "index.html").read_text(encoding="utf-8")
     assert all(f"{name}.html" in index for name in NOTEBOOKS)
-    assert (loop["planted"] / "method.html").is_file() and "href='method.html'" in index
+    assert (loop["planted"] / "method.html").is_file() and 'href="method.html"' in index
 
 
 def test_the_summary_reads_as_its_typed_sections_and_matches_the_schema_in_docs(loop):

@@ -118,10 +118,15 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     settings = _metric_settings(f"{file}: metrics", _mapping(f"{file}: metrics", raw.get("metrics")))
     known_metrics = definitions(settings)
 
-    def row(where: str, item: Any, need_metric: bool = True) -> DecisionRow:
+    def row(where: str, item: Any, need_metric: bool = True, default: DecisionRow | None = None) -> DecisionRow:
         item = _mapping(where, item)
-        keys = {"zone", "metric", "rule", "params", "action"}
-        _require_keys(where, item, keys, {"rule"} | ({"zone", "metric", "action"} if need_metric else set()))
+        keys = {"zone", "metric", "rule", "params", "action", "owner"}
+        required = {"zone", "metric", "action"} if need_metric else {"rule"}
+        _require_keys(where, item, keys, required)
+        if "rule" not in item:  # a row naming only its action and owner: read with the default rule
+            if "params" in item:
+                raise ConfigError(f"{where}: 'params' without 'rule'; name the rule the thresholds are for")
+            item = {**item, "rule": default.rule, "params": default.params}
         if not isinstance(item["rule"], str) or item["rule"] not in RULES:
             raise ConfigError(f"{where}: unknown rule {item['rule']!r}; known rules: {sorted(RULES)}")
         if need_metric and (not isinstance(item["metric"], str) or item["metric"] not in known_metrics):
@@ -134,13 +139,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             rule=item["rule"],
             action=str(item.get("action", "")),
             params=params,
+            owner=str(item.get("owner") or ""),
         )
 
+    default = row(f"{file}: default_rule", raw.get("default_rule") or {"rule": "baseline_deviation"}, need_metric=False)
     table_raw = raw.get("decision_table") or []
     if not isinstance(table_raw, list):
         raise ConfigError(f"{file}: decision_table: expected a list of rows")
-    table = tuple(row(f"{file}: decision_table[{i}]", it) for i, it in enumerate(table_raw))
-    default = row(f"{file}: default_rule", raw.get("default_rule") or {"rule": "baseline_deviation"}, need_metric=False)
+    table = tuple(row(f"{file}: decision_table[{i}]", it, default=default) for i, it in enumerate(table_raw))
     levers = {}
     for reason, entry in _mapping(f"{file}: levers", raw.get("levers")).items():
         entry = _mapping(f"{file}: levers.{reason}", entry)

@@ -35,6 +35,8 @@ class DecisionRow:
     rule: str
     action: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: who acts when the row turns red (a role: "logistics lead"); empty when the table names nobody
+    owner: str = ""
 
 
 @dataclass(frozen=True)

@@ -324,8 +324,9 @@ def run_floor(folder: Path, week: str) -> None:
     exported exactly as ``weekly.run_week`` does, with its imports, its kernel and its parameters."""
     import nbformat
 
+    from playbook.config.loader import load_config
     from playbook.core.atomic import write_text
-    from playbook.report.rendering import index_page, notebook_to_html
+    from playbook.report.pages import Step, brief_page, index_page, notebook_to_html
     from playbook.run import weekly
 
     weekly.check_kernel()
@@ -340,13 +341,14 @@ def run_floor(folder: Path, week: str) -> None:
         weekly.check_parameters(floor, parameters)
         executed = run_dir / "executed" / nb_path.name
         weekly._execute(floor, executed, parameters, 900)
-        links.append((weekly.notebook_title(floor), f"{nb_path.stem}.html"))
+        links.append(Step(nb_path.stem, weekly.notebook_title(floor)))
     for nb_path in weekly.cycle_notebooks():
         executed = run_dir / "executed" / nb_path.name
-        notebook_to_html(executed, run_dir / f"{nb_path.stem}.html")
-        notebook_to_html(executed, run_dir / "brief" / f"{nb_path.stem}.html", no_input=True)
-    write_text(run_dir / "index.html", index_page({"week": week}, links))
-    write_text(run_dir / "brief" / "index.html", index_page({"week": week}, links, brief_dir=None))
+        step = Step(nb_path.stem, weekly.notebook_title(executed))
+        notebook_to_html(executed, run_dir / f"{nb_path.stem}.html", step, links, week)
+        notebook_to_html(executed, run_dir / "brief" / f"{nb_path.stem}.html", step, links, week, brief=True)
+    write_text(run_dir / "index.html", index_page({"week": week}, links, load_config()))
+    write_text(run_dir / "brief" / "index.html", brief_page({"week": week}, links, load_config()))
 
 
 def _child_env() -> dict:

@@ -5,7 +5,7 @@ The thresholds come from the YAML configuration; this module holds the rule voca
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import pandas as pd
@@ -59,6 +59,8 @@ class MetricStatus:
     format: str = "number"
     baseline_weeks: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    #: who acts on it (the decision table row's owner), None when the table names nobody
+    owner: str | None = None
 
     @property
     def triggered(self) -> bool:
@@ -287,10 +289,9 @@ def metric_statuses(results: MetricResults, config: Config) -> list[MetricStatus
     """A status (green / amber / red / not available) with its reason for every metric of the dictionary."""
     out = []
     for name, defn in results.definitions.items():
-        if defn.shares:
-            out.append(reason_mix_status(results))
-        else:
-            out.append(_status_of(results, defn, config))
+        status = reason_mix_status(results) if defn.shares else _status_of(results, defn, config)
+        row = config.row_for(name)
+        out.append(replace(status, owner=row.owner or None) if row is not None else status)
     return out
 
 
@@ -324,7 +325,7 @@ def reason_mix_status(results: MetricResults, amber_points: float = 5.0) -> Metr
 def triggers(statuses: list[MetricStatus]) -> list[dict[str, str]]:
     """The red triggers of the week, each with its zone and the decision table's action."""
     return [
-        {"zone": s.zone, "metric": s.metric, "action": s.action, "why": s.why}
+        {"zone": s.zone, "metric": s.metric, "action": s.action, "why": s.why, "owner": s.owner}
         for s in statuses
         if s.status == RED and s.zone
     ]

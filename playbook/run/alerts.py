@@ -155,7 +155,8 @@ def week_alerts(summary: Summary, report: str) -> Alerts:
     """
     items: list[AlertItem] = []
     for t in summary.baseline.triggers if summary.baseline else ():
-        items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.why} (zone: {t.zone})", t.action))
+        owner = f", owner: {t.owner}" if t.owner else ""
+        items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.why} (zone: {t.zone}{owner})", t.action))
     for o in summary.overdue or ():
         # the entry's text names the experiment, the date the review was due and what to do
         items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id, o.text, None))

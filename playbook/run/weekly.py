@@ -50,7 +50,6 @@ from playbook.core.paths import (
     DATA_SAMPLES_DIR,
     DEFAULT_CONFIG,
     JOURNAL_DIR,
-    METHOD_PAGE,
     NOTEBOOKS_DIR,
     REPORTS_DIR,
     resolve,
@@ -70,7 +69,17 @@ from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
 from playbook.journal.entry import JournalError
 from playbook.metrics.dictionary import known_metrics
-from playbook.report.rendering import index_page, method_page, notebook_to_html
+from playbook.report.pages import (
+    BRIEF_DIR,
+    CSS,
+    Step,
+    brief_page,
+    index_page,
+    notebook_to_html,
+    stylesheet,
+    write_guides,
+    write_weeks_index,
+)
 from playbook.report.summary import ChoiceEntry, read_summary, update_summary
 from playbook.run.choices import Choice, for_notebook, resolve_choices
 from playbook.run.session import store_week
@@ -433,15 +442,16 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
                 raise
             runs.append(NotebookRun(nb.stem, notebook_title(nb), time.monotonic() - started))
             log(f"[{i}/{len(notebooks)}] {nb.stem} ok ({runs[-1].seconds:.1f} s)")
-        for nb in notebooks:
-            executed = staging / "executed" / nb.name
-            notebook_to_html(executed, staging / f"{nb.stem}.html")
-            notebook_to_html(executed, staging / "brief" / f"{nb.stem}.html", no_input=True)
+        steps = [Step(r.name, r.title) for r in runs]
+        for step in steps:
+            executed = staging / "executed" / f"{step.stem}.ipynb"
+            notebook_to_html(executed, staging / f"{step.stem}.html", step, steps, str(iso))
+            notebook_to_html(executed, staging / BRIEF_DIR / f"{step.stem}.html", step, steps, str(iso), brief=True)
         summary = read_summary(staging)
-        links = [(r.title, f"{r.name}.html") for r in runs]
-        write_text(staging / "index.html", index_page(summary, links))
-        write_text(staging / "brief" / "index.html", index_page(summary, links, brief_dir=None))
-        write_text(staging / METHOD_PAGE, method_page())
+        write_text(staging / "index.html", index_page(summary, steps, cfg))
+        write_text(staging / BRIEF_DIR / "index.html", brief_page(summary, steps, cfg))
+        write_guides(staging, steps)
+        write_text(staging / CSS, stylesheet())
         # the mark travels with the report: a run killed before the journal write is finished by the next run
         decision_journal.mark_pending(staging, journal_path)
         _swap_in(staging, final)
@@ -457,6 +467,10 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         if location is not None:
             drop_snapshot(location)  # the shop's rows never outlive the run, nor sit in a report folder
     shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
+    try:  # the list of weeks is a convenience: the week's report is in place whatever happens to it
+        write_weeks_index(out_dir, cfg)
+    except OSError as exc:
+        log(f"The list of weeks {out_dir / 'index.html'} could not be rewritten ({exc}); the week's report is complete.")
     # the plans and verdicts of the week enter the journal only with their complete report
     try:
         decision_journal.apply_staged(final, journal_path)

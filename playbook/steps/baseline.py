@@ -48,6 +48,7 @@ class MetricStatusEntry:
     action: str | None
     title: str | None = field(default=None, metadata=OMIT_IF_NONE)
     format: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    owner: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,27 @@ class Trigger:
     metric: str
     action: str | None
     why: str
+    owner: str | None = field(default=None, metadata=OMIT_IF_NONE)
+
+
+@dataclass(frozen=True)
+class OpenAction:
+    """An action of the journal still open at the end of the week: who owns it, since which week."""
+
+    action_id: str
+    week: str
+    owner: str
+    description: str
 
 
 @dataclass(frozen=True)
 class BaselineSection:
-    """The ``baseline`` section of summary.json: every metric's status, and the red triggers."""
+    """The ``baseline`` section of summary.json: every metric's status, the red triggers, and the
+    actions still open at the end of the week (None: the shop keeps no actions table)."""
 
     metrics: dict[str, MetricStatusEntry]
     triggers: tuple[Trigger, ...]
+    open_actions: tuple[OpenAction, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,23 @@ class DataQualitySection:
     missing_tables: tuple[str, ...]
 
 
-def baseline_section(statuses: list[MetricStatus]) -> BaselineSection:
+def baseline_section(statuses: list[MetricStatus], actions: tuple[OpenAction, ...] | None = None) -> BaselineSection:
     """The ``baseline`` section of summary.json."""
     metrics = {s.metric: MetricStatusEntry(s.value, s.baseline, s.status, s.why, s.week, s.zone, s.action,
-                                           s.title, s.format) for s in statuses}
-    return BaselineSection(metrics, tuple(Trigger(**t) for t in triggers(statuses)))
+                                           s.title, s.format, s.owner) for s in statuses}
+    return BaselineSection(metrics, tuple(Trigger(**t) for t in triggers(statuses)), actions)
+
+
+def open_actions(snapshot: Snapshot) -> tuple[OpenAction, ...] | None:
+    """The actions decided up to the week and not closed by its end (the snapshot already reopens an
+    action closed after the cut), oldest first; None when the shop keeps no actions table."""
+    if not snapshot.has("actions"):
+        return None
+    a = snapshot.tables["actions"]
+    rows = (a.filter(a.status == "open").select("action_id", "week", "owner", "description")
+            .order_by(["week", "action_id"]).to_pyarrow().to_pylist())
+    return tuple(OpenAction(str(r["action_id"]), str(r["week"]), str(r["owner"] or ""), str(r["description"] or ""))
+                 for r in rows)
 
 
 def data_quality_section(dataset: Dataset) -> DataQualitySection:
@@ -116,10 +142,13 @@ class BaselineResult:
     dataset: Dataset
     #: what the week's history cannot support yet, in words (an empty week, a baseline not full yet)
     notes: tuple[str, ...] = ()
+    #: the actions still open at the end of the week (None: no actions table)
+    actions: tuple[OpenAction, ...] | None = None
 
     @property
     def sections(self) -> dict[str, object]:
-        return {"baseline": baseline_section(self.statuses), "data_quality": data_quality_section(self.dataset)}
+        return {"baseline": baseline_section(self.statuses, self.actions),
+                "data_quality": data_quality_section(self.dataset)}
 
     @property
     def conclusion(self) -> str:
@@ -146,4 +175,4 @@ def history_notes(snapshot: Snapshot, config: Config) -> tuple[str, ...]:
 def analyse(snapshot: Snapshot, config: Config) -> BaselineResult:
     """Step 1: every metric of the dictionary for the snapshot's week, with its status and red triggers."""
     results, statuses = capture_baseline(snapshot, config)
-    return BaselineResult(results, statuses, snapshot.dataset, history_notes(snapshot, config))
+    return BaselineResult(results, statuses, snapshot.dataset, history_notes(snapshot, config), open_actions(snapshot))

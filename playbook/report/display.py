@@ -1,0 +1,114 @@
+"""How numbers read on the report's pages: names, units, currency and plain words, from the metric dictionary.
+
+One home for display: a page never formats a metric by hand. A metric's ``format`` (percent, points,
+days, currency, number) says how its value reads, and a difference of a percent metric reads in
+percentage points ("-6.5 points (-8.8 to -4.1)"); money carries the shop's currency (``currency``
+in the configuration) and its period ("EUR 5,161 over 4 weeks"). Ids stay in summary.json; the
+pages show the metric's title. Every function returns plain text: the caller escapes it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from playbook.core.settings import MetricSettings
+from playbook.metrics.dictionary import metric_named
+
+NOT_AVAILABLE = "not available"
+
+#: how likely an excess or an effect is to be chance, in words, by its q- or p-value (upper bounds)
+_CHANCE_WORDS = ((0.001, "very unlikely to be chance"), (0.01, "unlikely to be chance"),
+                 (0.05, "probably not chance"), (0.2, "could well be chance"), (math.inf, "likely chance"))
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def chance_words(q: float | None) -> str:
+    """A q-value (or p-value) in words, with the value to two significant figures.
+
+    The bands follow the usual reading of false-discovery levels (Benjamini & Hochberg 1995 use 5 %):
+    below 0.001 "very unlikely to be chance", below 0.05 "probably not chance", above 0.2 "likely chance".
+    """
+    if not _finite(q):
+        return NOT_AVAILABLE
+    words = next(w for bound, w in _CHANCE_WORDS if q < bound)
+    return f"{words} (q = {q:.2g})"
+
+
+def signed(v: float, text: str) -> str:
+    """``text`` (an absolute value already formatted) with the sign of ``v`` (a true minus sign is not used:
+    pages and CSV exports read "-" everywhere)."""
+    return f"+{text}" if v > 0 else (f"-{text}" if v < 0 else text)
+
+
+@dataclass(frozen=True)
+class Display:
+    """The report's number formats for one shop: its currency and its metric settings (the return window)."""
+
+    currency: str = "EUR"
+    settings: MetricSettings = MetricSettings()
+
+    def title(self, metric: str) -> str:
+        """The metric's name for people ("Return rate within 14 days of delivery"); its id if unknown."""
+        found = metric_named(metric, self.settings)
+        return found.title if found is not None else metric
+
+    def format_of(self, metric: str) -> str:
+        found = metric_named(metric, self.settings)
+        return found.format if found is not None else "number"
+
+    def money(self, amount: float | None, period: str | None = None, sign: bool = False) -> str:
+        """An amount in the shop's currency: "EUR 5,161 over 4 weeks", cents only under 1,000."""
+        if not _finite(amount):
+            return NOT_AVAILABLE
+        size = abs(amount)
+        text = f"{self.currency} {size:,.0f}" if size >= 1000 else f"{self.currency} {size:,.2f}"
+        text = signed(amount, text) if sign else (f"-{text}" if amount < 0 else text)
+        return f"{text} {period}" if period else text
+
+    def value(self, metric: str, v: float | None) -> str:
+        """A metric's value in its unit: "14.9 %", "11.6 points", "2.8 days", "EUR 1,449"."""
+        if not _finite(v):
+            return NOT_AVAILABLE
+        fmt = self.format_of(metric)
+        if fmt == "percent":
+            return f"{v * 100:.1f} %"
+        if fmt == "points":
+            return f"{v:.1f} points"
+        if fmt == "days":
+            return f"{v:.1f} days"
+        if fmt == "currency":
+            return self.money(v)
+        return f"{v:,.3g}"
+
+    def change(self, metric: str, d: float | None) -> str:
+        """A difference of a metric, signed: a percent metric's in percentage points ("-6.5 points")."""
+        if not _finite(d):
+            return NOT_AVAILABLE
+        number, unit = self._parts(metric, d)
+        return f"{number} {unit}" if unit else number
+
+    def _parts(self, metric: str, d: float) -> tuple[str, str]:
+        """A signed difference as (number, unit): ("-6.5", "points"), ("+EUR 805", "")."""
+        fmt, size = self.format_of(metric), abs(d)
+        if fmt == "currency":
+            return self.money(d, sign=True), ""
+        if fmt in ("percent", "points", "days"):
+            shown = size * 100 if fmt == "percent" else size
+            return signed(d, f"{shown:.1f}"), "days" if fmt == "days" else "points"
+        return signed(d, f"{size:,.3g}"), ""
+
+    def interval(self, metric: str, estimate: float | None, low: float | None, high: float | None) -> str:
+        """An effect and its interval: "-6.5 points (-8.8 to -4.1)"; the unit written once."""
+        if not _finite(estimate):
+            return NOT_AVAILABLE
+        head = self.change(metric, estimate)
+        if not (_finite(low) and _finite(high)):
+            return head
+        return f"{head} ({self._parts(metric, low)[0]} to {self._parts(metric, high)[0]})"
+
+    def scale_of(self, metric: str) -> int:
+        """What a stored value is multiplied by to read as shown (100 for a percent metric, else 1)."""
+        return 100 if self.format_of(metric) == "percent" else 1

@@ -1,0 +1,256 @@
+"""The week in plain words, from the typed summary: what the index and the brief say, built once.
+
+Every sentence here is for a manager: metric names instead of ids, units and currency, no method names.
+A number that comes from summary.json is wrapped by :func:`num` with the JSON path it comes from
+(``data-summary``) and its display scale (``data-scale``), so the browser test can check that what a
+reader sees is what the file says. Texts are :class:`markupsafe.Markup`: data values are escaped
+where they enter, never later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from playbook.core.settings import Config
+from playbook.core.vocabulary import Decision, GuardrailState, Status
+from playbook.report.display import Display, chance_words
+from playbook.report.summary import Summary
+from playbook.steps.baseline import MetricStatusEntry
+from playbook.steps.experiments import ComparisonSection
+from playbook.steps.review import ReviewEntry
+
+#: the order a reader meets the statuses in: what needs action first
+STATUS_ORDER = (Status.RED, Status.AMBER, Status.UNAVAILABLE, Status.GREEN)
+NO_RULE = "no rule: investigate"
+
+DECISION_WORDS = {
+    Decision.KEEP: "keep: roll it out",
+    Decision.ADJUST: "adjust: not conclusive yet",
+    Decision.STOP: "stop: it does not pay",
+    Decision.PROVISIONAL: "too early to read",
+}
+GUARDRAIL_WORDS = {
+    GuardrailState.SAFE: "safe", GuardrailState.NOT_SHOWN_SAFE: "not shown safe yet",
+    GuardrailState.HARM_LIKELY: "harm likely", GuardrailState.BREACHED: "breached",
+    GuardrailState.NOT_MEASURED: "not measured",
+}
+
+
+def num(text: str, path: str, scale: int = 1) -> Markup:
+    """A number as shown, tagged with its summary.json path and the factor from stored to shown value."""
+    return Markup('<span class="num" data-summary="{}" data-scale="{}">{}</span>').format(path, scale, text)
+
+
+def plain(code: str) -> str:
+    """An id of the data in words: ``size_too_small`` -> "size too small"."""
+    return str(code).replace("_", " ")
+
+
+def parse_cohort(text: str) -> dict[str, str]:
+    """A cohort written as text (``category=knitwear``, ``channel=app x size_too_small``) as filters."""
+    filters: dict[str, str] = {}
+    for part in text.replace(" x ", ",").split(","):
+        key, sep, value = part.partition("=")
+        if sep:
+            filters[key.strip()] = value.strip()
+        elif part.strip():
+            filters["reason_code"] = part.strip()
+    return filters
+
+
+def cohort_words(filters: dict[str, str] | str) -> str:
+    """A cohort in words: {"category": "knitwear", "reason_code": "size_too_small"} -> 'knitwear returned
+    as "size too small"'; a text filter ``category=knitwear`` reads "knitwear"; empty: "the whole shop"."""
+    if isinstance(filters, str):
+        filters = parse_cohort(filters)
+    reason = filters.get("reason_code")
+    where = ", ".join(str(v) for k, v in filters.items() if k != "reason_code") or "the whole shop"
+    return f'{where} returned as "{plain(reason)}"' if reason else where
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """One metric's status for people: its name, the week against its usual level, and who acts."""
+
+    metric: str
+    title: str
+    status: Status
+    now: Markup
+    usual: str
+    why: str
+    action: str
+    owner: str
+    zone: str
+
+
+def status_lines(s: Summary, d: Display) -> dict[Status, list[StatusLine]]:
+    """The statuses grouped in reading order; a red without a decision-table row says so."""
+    metrics = s.baseline.metrics if s.baseline is not None else {}
+    grouped: dict[Status, list[StatusLine]] = {st: [] for st in STATUS_ORDER}
+    for name, m in metrics.items():
+        grouped.setdefault(m.status, []).append(_status_line(name, m, d))
+    return grouped
+
+
+def _status_line(name: str, m: MetricStatusEntry, d: Display) -> StatusLine:
+    numeric = isinstance(m.value, (int, float))
+    now = (num(d.value(name, m.value), f"baseline.metrics.{name}.value", d.scale_of(name)) if numeric
+           else Markup(escape("see the reason-mix chart" if isinstance(m.value, dict) else "not available")))
+    usual = d.value(name, m.baseline) if isinstance(m.baseline, (int, float)) else ""
+    action = m.action or (NO_RULE if m.status == Status.RED else "")
+    return StatusLine(name, m.title or d.title(name), m.status, now, usual, m.why, action, m.owner or "", m.zone or "")
+
+
+def status_count(s: Summary) -> str:
+    """"6 red, 1 amber, 8 green"."""
+    metrics = s.baseline.metrics if s.baseline is not None else {}
+    counts = [(st, sum(1 for m in metrics.values() if m.status == st)) for st in STATUS_ORDER]
+    return ", ".join(f"{n} {st}" for st, n in counts if n)
+
+
+def weak_cohort_sentence(s: Summary, d: Display) -> Markup | None:
+    """Where money is lost: the weak cohort, its return rate against the expected one, its excess cost."""
+    wc = s.weak_cohort
+    if wc is None:
+        return None
+    weeks = len(wc.window_weeks)
+    return Markup("{who}: {rate} of units returned against {expected} expected, on {units} units delivered; "
+                  "{money} of return costs above expected over {weeks} weeks of deliveries ({chance}).").format(
+        who=_first_upper(cohort_words(wc.filters)),
+        rate=num(f"{wc.return_rate * 100:.1f} %", "weak_cohort.return_rate", 100),
+        expected=num(f"{wc.expected_rate * 100:.1f} %", "weak_cohort.expected_rate", 100),
+        units=num(f"{wc.units:,}", "weak_cohort.units"),
+        money=num(d.money(wc.excess_cost), "weak_cohort.excess_cost"),
+        weeks=weeks, chance=chance_words(wc.q_value))
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def explained_candidates(s: Summary) -> list[str]:
+    """The other slices that rose, which the weak cohort explains (they are not separate problems)."""
+    wc = s.weak_cohort
+    if wc is None:
+        return []
+    aside = {c.label: c for c in s.weak_cohort_set_aside or ()}
+    return [cohort_words(aside[label].filters) if label in aside else cohort_words(label) for label in wc.explains]
+
+
+@dataclass(frozen=True)
+class VerdictLine:
+    """A J+7 verdict for people: what was changed where, the decision, the effect against the range
+    expected, the money, the guardrails, what to check and what happens next."""
+
+    experiment_id: str
+    change: str
+    decision: Decision
+    decision_words: str
+    effect: Markup
+    expected: str
+    money: Markup
+    guardrails: tuple[str, ...]
+    flags: tuple[str, ...]
+    follow_ups: tuple[str, ...]
+    next_step: str
+    why: str
+
+
+def verdict_lines(s: Summary, d: Display, config: Config) -> list[VerdictLine]:
+    compared = {c.experiment_id: c for c in s.comparisons or ()}
+    return [_verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
+
+
+def lever_words(lever: str | None, config: Config) -> str:
+    """A lever id as the configuration describes it ("fit/size message block on the product page")."""
+    for entry in config.levers.values():
+        if entry.get("lever") == lever and entry.get("description"):
+            return entry["description"]
+    return plain(lever or "a change")
+
+
+def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
+    metric = r.primary_metric
+    change = (f"{lever_words(c.lever, config)} on {cohort_words(c.cohort)}" if c is not None else r.experiment_id)
+    effect = (Markup("{}: {}").format(d.title(metric), num(d.interval(metric, r.estimate, r.ci_low, r.ci_high),
+                                                            f"review.{i}.estimate", _shown_scale(d, metric)))
+              if r.estimate is not None else Markup(escape(f"{d.title(metric)}: not readable yet")))
+    expected = ""
+    if c is not None and c.primary.expected_low is not None and c.primary.expected_high is not None:
+        expected = (f"expected {d.change(metric, c.primary.expected_low)} to {d.change(metric, c.primary.expected_high)}")
+    money = (Markup("{} per week saved on the cohort").format(num(d.money(r.money_per_week), f"review.{i}.money_per_week"))
+             if r.money_per_week is not None else Markup(""))
+    guards = tuple(f"{d.title(g.metric)}: {GUARDRAIL_WORDS.get(g.state, str(g.state))}" for g in r.guardrails)
+    decision = DECISION_WORDS.get(r.decision, str(r.decision))
+    if r.decision == Decision.PROVISIONAL and r.readable_on:
+        decision += f" (readable on {r.readable_on:%d %b %Y})"
+    elif r.look and r.planned_looks:
+        decision += f" (look {r.look} of {r.planned_looks})"
+    return VerdictLine(r.experiment_id, change, r.decision, decision, effect, expected, money, guards, r.flags,
+                       r.follow_ups, r.next_step, r.why)
+
+
+def _shown_scale(d: Display, metric: str) -> int:
+    """A change of a percent metric is shown in points (x100); a metric already in points is not scaled."""
+    return 100 if d.format_of(metric) == "percent" else 1
+
+
+def next_action_sentence(s: Summary, d: Display) -> Markup | None:
+    nxt = s.next_action
+    if nxt is None:
+        return None
+    target = cohort_words({**parse_cohort(nxt.cohort), **({"reason_code": nxt.reason_code} if nxt.reason_code else {})})
+    return Markup("Test a {what} on {target} ({money} of excess return costs).").format(
+        what=nxt.description or plain(nxt.action), target=target,
+        money=num(d.money(nxt.excess_cost), "next_action.excess_cost"))
+
+
+def plan_caveat(s: Summary, d: Display) -> str | None:
+    """What the plan can and cannot show: its length, its review date, its power and the catch."""
+    lever = s.lever
+    if lever is None:
+        return None
+    if not lever.ready:
+        return lever.no_row_reason or "No experiment can be planned this week."
+    chosen = next((o for o in lever.options if o.kind == lever.chosen_option), None)
+    metric = lever.primary_metric
+    text = (f"Planned: {chosen.description if chosen else 'as planned'}, review on {lever.review_date:%d %b %Y}"
+            + (f" with {lever.power_at_review * 100:.0f} % power" if lever.power_at_review is not None else "") + ".")
+    planned = next((o for o in lever.options if o.kind == "as_planned"), None)
+    if lever.underpowered and planned is not None and not planned.reaches_power:
+        need = f"{planned.weeks_uncapped} weeks" if planned.weeks_uncapped else "longer than any run"
+        text += (f" Caveat: a change at the weaker end of the expected range ({d.change(metric, lever.expected_high)})"
+                 f" would need {need} to show; a smaller effect may end as 'not conclusive'.")
+    return text
+
+
+def overdue_lines(s: Summary) -> list[str]:
+    return [item.text for item in s.overdue or ()]
+
+
+def headline(s: Summary, d: Display, config: Config) -> Markup:
+    """The week in one sentence: what is red, where money is lost, what was decided, what comes next."""
+    parts: list[Markup] = []
+    if s.baseline is not None:
+        red = [line.title for line in status_lines(s, d)[Status.RED]]
+        parts.append(Markup(escape(f"{len(red)} metric{'s are' if len(red) != 1 else ' is'} red"
+                                   + (f" ({', '.join(red[:3])}{', ...' if len(red) > 3 else ''})" if red else ""))))
+    wc = s.weak_cohort
+    if wc is not None:
+        parts.append(Markup("the weak cohort is {} ({} above expected over {} weeks)").format(
+            cohort_words(wc.filters), num(d.money(wc.excess_cost), "weak_cohort.excess_cost"), len(wc.window_weeks)))
+    elif "weak_cohort" in s.present:
+        parts.append(Markup("no cohort stands out"))
+    if s.review:
+        counted = {}
+        for r in s.review:
+            counted[r.decision] = counted.get(r.decision, 0) + 1
+        said = ", ".join(f"{n} {DECISION_WORDS.get(dec, str(dec)).split(':')[0]}" for dec, n in counted.items())
+        parts.append(Markup(escape(f"{len(s.review)} experiment{'s' if len(s.review) != 1 else ''} reviewed ({said})")))
+    nxt = s.next_action
+    if nxt is not None:
+        parts.append(Markup(escape(f"next: {nxt.description or plain(nxt.action)} on {cohort_words(nxt.cohort)}")))
+    if not parts:
+        return Markup(escape(f"Week {s.week}: nothing to report yet."))
+    return Markup("Week {}: ").format(s.week) + Markup("; ").join(parts) + Markup(".")

@@ -1,0 +1,61 @@
+"""The report's numbers read with their names, units and currency (playbook/report/display.py)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from playbook.report.display import NOT_AVAILABLE, Display, chance_words
+
+EUR = Display("EUR")
+
+
+def test_a_rate_reads_as_a_percentage_with_one_decimal():
+    assert EUR.value("return_rate_14d", 0.1494) == "14.9 %"
+
+
+def test_a_difference_of_rates_reads_in_points_with_its_interval():
+    assert EUR.interval("return_rate_14d", -0.0645, -0.08786, -0.04114) == "-6.5 points (-8.8 to -4.1)"
+
+
+def test_a_metric_already_in_points_is_not_multiplied_again():
+    assert EUR.interval("discount_depth", -3.79, -5.54, -2.03) == "-3.8 points (-5.5 to -2.0)"
+
+
+def test_money_carries_the_currency_and_its_period():
+    assert EUR.money(5161.4, "over 4 weeks") == "EUR 5,161 over 4 weeks"
+    assert Display("GBP").value("net_cac", 37.624) == "GBP 37.62"
+
+
+def test_a_signed_money_change_puts_the_sign_before_the_currency():
+    assert EUR.change("contact_cost", 804.61) == "+EUR 804.61"
+    assert EUR.change("contact_cost", 1804.6) == "+EUR 1,805"
+    assert EUR.interval("net_revenue_per_customer", -1.5, -3.6, 0.6) == "-EUR 1.50 (-EUR 3.60 to +EUR 0.60)"
+
+
+def test_days_read_as_days():
+    assert EUR.value("click_to_possession_days", 2.806) == "2.8 days"
+
+
+@pytest.mark.parametrize("missing", [None, math.nan, math.inf])
+def test_a_missing_or_infinite_number_reads_as_not_available(missing):
+    assert EUR.value("return_rate_14d", missing) == NOT_AVAILABLE
+    assert EUR.interval("return_rate_14d", missing, -0.1, 0.1) == NOT_AVAILABLE
+    assert chance_words(missing) == NOT_AVAILABLE
+
+
+def test_the_metric_title_replaces_its_id_and_an_unknown_id_is_kept():
+    assert EUR.title("return_rate_7d") == "Return rate within 7 days of delivery"
+    assert EUR.title("wismo_share") == "WISMO share"
+    assert EUR.title("made_up_metric") == "made_up_metric"
+
+
+@pytest.mark.parametrize("q, words", [
+    (1.37e-14, "very unlikely to be chance (q = 1.4e-14)"),
+    (0.0076, "unlikely to be chance (q = 0.0076)"),
+    (0.03, "probably not chance (q = 0.03)"),
+    (0.12, "could well be chance (q = 0.12)"),
+    (1.0, "likely chance (q = 1)"),
+])
+def test_a_q_value_reads_in_words_with_two_significant_figures(q, words):
+    assert chance_words(q) == words
