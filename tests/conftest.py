@@ -75,3 +75,33 @@ def online_retail_path() -> Path:
     if not ONLINE_RETAIL.is_file():
         pytest.skip(f"real data absent: {ONLINE_RETAIL} (the shared/ folder beside the repository)")
     return ONLINE_RETAIL
+
+
+# --- the sample week, rendered once per test session ---------------------------------------------
+# The weekly-loop tests and the browser test read the same report: rendering it costs minutes.
+
+SAMPLE_WEEK = "2026-W47"
+#: a verdict of an older week in the journal before the run: the run must keep it byte for byte
+HISTORY = ("week,kind,experiment_id,lever,cohort,primary_metric,design,expected_low,expected_high,estimate,"
+           "ci_low,ci_high,decision,why,recorded_at\n"
+           "2026-W41,verdict,EXP-OLD,photos,category=dresses,return_rate_14d,randomized,-0.03,-0.01,0.004,-0.01,0.02,"
+           "adjust,\"inconclusive, kept for the record\",2026-10-12T09:00:00Z\n")
+
+
+@pytest.fixture(scope="session")
+def sample_week(tmp_path_factory) -> dict:
+    """The sample shop's week rendered by the weekly runner into a journal holding HISTORY: the report
+    folder, its summary.json and the journal right after the run (tests must not modify them)."""
+    import json
+
+    from playbook.core.paths import DATA_SAMPLES_DIR
+    from playbook.journal.store import read_journal
+    from playbook.run.weekly import run_week
+
+    base = tmp_path_factory.mktemp("sample_week")
+    journal = base / "journal"
+    journal.mkdir()
+    (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
+    report = run_week(SAMPLE_WEEK, DATA_SAMPLES_DIR, base / "reports", journal=journal)
+    return {"report": report, "summary": json.loads((report / "summary.json").read_text()),
+            "journal_after": read_journal(journal), "journal": journal, "base": base}

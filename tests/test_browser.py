@@ -74,19 +74,10 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def sample(browser, tmp_path_factory) -> BrowserReport:
-    from playbook.core.paths import DATA_SAMPLES_DIR
-    from playbook.run.weekly import run_week
-
-    base = tmp_path_factory.mktemp("browser")
-    week = run_week(WEEK, DATA_SAMPLES_DIR, base / "reports", journal=base / "journal")
+def sample(browser, sample_week) -> BrowserReport:
+    """The session's sample week (tests/conftest.py), its screenshots beside its report."""
+    week = sample_week["report"]
     return checked(week, week / "screenshots")
-
-
-def PAGES_TODO(what: str) -> pytest.MarkDecorator:  # noqa: N802 - reads as the mark it is
-    """The current pages fail this check (issue 10's rewrite fixes them): strict, so the fix turns it red
-    until this mark is removed."""
-    return pytest.mark.xfail(strict=True, reason=f"current pages: {what}; remove this mark when they pass")
 
 
 def no_problems(report: BrowserReport, check: str) -> None:
@@ -103,8 +94,6 @@ def test_the_index_the_brief_and_every_step_page_are_opened(sample):
 
 
 @pytest.mark.notebooks
-@PAGES_TODO("nbconvert pages load require.js and MathJax from cdnjs; method.html links statistics.md, "
-           "metrics.md, data_contract.md, absent from the report")
 def test_every_link_of_the_sample_week_resolves_inside_the_report(sample):
     no_problems(sample, "links")
 
@@ -115,20 +104,16 @@ def test_every_image_of_the_sample_week_is_drawn(sample):
 
 
 @pytest.mark.notebooks
-@PAGES_TODO("the failed loads of require.js and MathJax from cdnjs on every notebook page")
 def test_no_page_of_the_sample_week_writes_an_error_to_the_console(sample):
     no_problems(sample, "console")
 
 
 @pytest.mark.notebooks
-@PAGES_TODO("the status and verdict tables of the index and the brief, code lines of the notebook pages, "
-           "method.html's tables and diagram are wider than 390 px outside a scroller")
 def test_nothing_overflows_a_phone_wide_window_outside_scrollable_containers(sample):
     no_problems(sample, "overflow")
 
 
 @pytest.mark.notebooks
-@PAGES_TODO("nbconvert pages request require.js and MathJax from cdnjs")
 def test_the_sample_week_requests_nothing_outside_its_folder(sample):
     no_problems(sample, "offline")
 
@@ -139,8 +124,6 @@ def test_every_headline_number_equals_the_summary(sample):
 
 
 @pytest.mark.notebooks
-@pytest.mark.xfail(strict=True, reason="the index does not carry data-summary numbers yet (issue 10, the lead's "
-                                       "headline); remove this mark when it does")
 def test_the_index_headline_carries_numbers_tied_to_the_summary(sample):
     assert sample.page("index.html").headline_numbers >= 1
 

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import HISTORY, SAMPLE_WEEK
 
-from playbook.core.paths import DATA_SAMPLES_DIR
 from playbook.core.settings import MetricSettings
 from playbook.dev.sample_data import generate_shop, write_shop
 from playbook.journal.store import read_journal
@@ -18,23 +18,15 @@ from playbook.metrics.dictionary import definitions
 from playbook.run.weekly import run_week
 
 pytestmark = pytest.mark.notebooks
-WEEK = "2026-W47"
+WEEK = SAMPLE_WEEK
 NOTEBOOKS = ["01_baseline", "02_weak_cohort", "03_lever_design", "04_comparison", "05_j7_review"]
-HISTORY = ("week,kind,experiment_id,lever,cohort,primary_metric,design,expected_low,expected_high,estimate,"
-           "ci_low,ci_high,decision,why,recorded_at\n"
-           "2026-W41,verdict,EXP-OLD,photos,category=dresses,return_rate_14d,randomized,-0.03,-0.01,0.004,-0.01,0.02,"
-           "adjust,\"inconclusive, kept for the record\",2026-10-12T09:00:00Z\n")
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory):
-    base = tmp_path_factory.mktemp("loop")
-    journal = base / "journal"
-    journal.mkdir()
-    (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
-    planted = run_week(WEEK, DATA_SAMPLES_DIR, base / "reports", journal=journal)
-    planted_summary = json.loads((planted / "summary.json").read_text())
-    planted_journal = read_journal(journal)
+def loop(sample_week):
+    """The sample week (rendered once per session), then its A/A variant into the same journal."""
+    base, journal = sample_week["base"], sample_week["journal"]
+    planted, planted_summary, planted_journal = sample_week["report"], sample_week["summary"], sample_week["journal_after"]
     aa_data = base / "aa_data"
     write_shop(generate_shop(planted_effects=False), aa_data)
     aa = run_week(WEEK, aa_data, base / "reports_aa", journal=journal)

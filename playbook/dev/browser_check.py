@@ -136,15 +136,15 @@ def brief_page(report_dir: Path) -> Path | None:
 # --------------------------------------------------------------------------- headline numbers
 
 _CURRENCY = re.compile(r"\b[A-Z]{3}\b|[€$£¥]")
-_UNITS = re.compile(r"\b(?:percentage points|points|point|pts|pp)\b|%", re.IGNORECASE)
+_UNITS = re.compile(r"\b(?:percentage points|points|point|pts|pp|days|day)\b|%", re.IGNORECASE)
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009,]")  # thousands separators: comma, (narrow) no-break space
 
 
 def parse_shown_number(text: str) -> tuple[Decimal, bool] | None:
     """The number a headline element shows, and whether it carries an explicit sign; None if none.
 
-    Strips a 3-letter currency code (or a currency symbol), thousands commas and spaces, ``%`` and
-    ``points``; reads ``+``, ``-`` and the unicode minus (U+2212) as the sign; keeps the decimals as
+    Strips a 3-letter currency code (or a currency symbol), thousands commas and spaces, ``%``,
+    ``points`` and ``days``; reads ``+``, ``-`` and the unicode minus (U+2212) as the sign; keeps the decimals as
     written (``Decimal``), so the comparison knows how many were shown. Scientific notation
     (``6.9e-16``) is read as such.
     """

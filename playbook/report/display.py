@@ -104,10 +104,14 @@ class Display:
         """An effect and its interval: "-6.5 points (-8.8 to -4.1)"; the unit written once."""
         if not _finite(estimate):
             return NOT_AVAILABLE
-        head = self.change(metric, estimate)
+        bounds = self.bounds(metric, low, high)
+        return f"{self.change(metric, estimate)} {bounds}" if bounds else self.change(metric, estimate)
+
+    def bounds(self, metric: str, low: float | None, high: float | None) -> str:
+        """An interval's bounds in the metric's unit, without repeating it: "(-8.8 to -4.1)"."""
         if not (_finite(low) and _finite(high)):
-            return head
-        return f"{head} ({self._parts(metric, low)[0]} to {self._parts(metric, high)[0]})"
+            return ""
+        return f"({self._parts(metric, low)[0]} to {self._parts(metric, high)[0]})"
 
     def scale_of(self, metric: str) -> int:
         """What a stored value is multiplied by to read as shown (100 for a percent metric, else 1)."""

@@ -12,6 +12,7 @@ in :mod:`playbook.report.story` arrive as Markup whose data parts were escaped t
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -161,17 +162,29 @@ def display_for(config: Config) -> Display:
     return Display(config.currency, config.metrics)
 
 
-def index_page(summary: Summary | dict[str, Any], steps: list[Step], config: Config) -> str:
+#: the files of a week's report a reader may open, with their names for people
+REPORT_FILES = {"experiments_plan.csv": "experiments plan (CSV)", "journal_entries/plan.json": "journal entry: the plan",
+                "journal_entries/verdict.json": "journal entry: the verdicts"}
+
+
+def report_files(folder: Path) -> list[Link]:
+    """The files of :data:`REPORT_FILES` present in a week's report folder, as links."""
+    return [Link(label, name) for name, label in REPORT_FILES.items() if (folder / name).is_file()]
+
+
+def index_page(summary: Summary | dict[str, Any], steps: list[Step], config: Config, files: list[Link] = ()) -> str:
     """The week's index: the headline sentence, what is red with its action and owner, the weak cohort
-    and its money, the verdicts, what happens next, open actions; then the steps and the guides.
+    and its money, the verdicts, what happens next, open actions; then the steps, the guides and the
+    report's ``files`` (:func:`report_files`).
 
     A parsed summary.json is read through its models first: a section that does not match fails here.
     """
     s = _typed(summary)
     d = display_for(config)
+    plan = next((f.href for f in files if f.href == "experiments_plan.csv"), None)
     return _render("index.html.j2", title=f"Returns playbook, week {s.week}", nav=nav_for("index", steps),
                    steps=[Link(st.title, f"{st.stem}.html") for st in steps], data_label=data_label(s.data_source),
-                   **_week_context(s, d, config))
+                   files=list(files), plan_csv=plan, **_week_context(s, d, config))
 
 
 def brief_page(summary: Summary | dict[str, Any], steps: list[Step], config: Config) -> str:
@@ -188,10 +201,28 @@ def guide_page(page: str, steps: list[Step] = ()) -> str:
     the other guides point to their pages."""
     markdown, title = GUIDES[page]
     to_html = mistune.create_markdown(escape=False, plugins=["table", "task_lists", "strikethrough"])
-    body = to_html(markdown.read_text(encoding="utf-8"))
+    body = _heading_ids(to_html(markdown.read_text(encoding="utf-8")))
     for other, (path, _) in GUIDES.items():
         body = body.replace(f'href="{path.name}', f'href="{other}.html')
     return _render("doc.html.j2", title=title, nav=nav_for(page, list(steps)), body=Markup(body))
+
+
+_HEADING = re.compile(r"<h([1-6])>(.*?)</h\1>", re.S)
+
+
+def _heading_ids(body: str) -> str:
+    """Headings get the ids GitHub gives them (the guides link their sections by those anchors)."""
+    seen: dict[str, int] = {}
+
+    def with_id(match: re.Match) -> str:
+        text = re.sub(r"<[^>]+>", "", match.group(2))
+        slug = re.sub(r"[^\w\- ]", "", html.unescape(text).strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchor = slug if n == 0 else f"{slug}-{n}"
+        return f'<h{match.group(1)} id="{anchor}">{match.group(2)}</h{match.group(1)}>'
+
+    return _HEADING.sub(with_id, body)
 
 
 def write_guides(folder: Path, steps: list[Step]) -> None:

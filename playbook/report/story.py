@@ -173,8 +173,8 @@ def lever_words(lever: str | None, config: Config) -> str:
 def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
     metric = r.primary_metric
     change = (f"{lever_words(c.lever, config)} on {cohort_words(c.cohort)}" if c is not None else r.experiment_id)
-    effect = (Markup("{}: {}").format(d.title(metric), num(d.interval(metric, r.estimate, r.ci_low, r.ci_high),
-                                                            f"review.{i}.estimate", _shown_scale(d, metric)))
+    effect = (Markup("{}: {} {}").format(d.title(metric), num(d.change(metric, r.estimate), f"review.{i}.estimate",
+                                                               _shown_scale(d, metric)), d.bounds(metric, r.ci_low, r.ci_high))
               if r.estimate is not None else Markup(escape(f"{d.title(metric)}: not readable yet")))
     expected = ""
     if c is not None and c.primary.expected_low is not None and c.primary.expected_high is not None:

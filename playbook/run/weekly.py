@@ -76,6 +76,7 @@ from playbook.report.pages import (
     brief_page,
     index_page,
     notebook_to_html,
+    report_files,
     stylesheet,
     write_guides,
     write_weeks_index,
@@ -448,7 +449,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
             notebook_to_html(executed, staging / f"{step.stem}.html", step, steps, str(iso))
             notebook_to_html(executed, staging / BRIEF_DIR / f"{step.stem}.html", step, steps, str(iso), brief=True)
         summary = read_summary(staging)
-        write_text(staging / "index.html", index_page(summary, steps, cfg))
+        write_text(staging / "index.html", index_page(summary, steps, cfg, report_files(staging)))
         write_text(staging / BRIEF_DIR / "index.html", brief_page(summary, steps, cfg))
         write_guides(staging, steps)
         write_text(staging / CSS, stylesheet())
