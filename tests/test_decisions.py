@@ -3,11 +3,9 @@ hand-built MetricResults, and value formatting."""
 from __future__ import annotations
 
 import datetime as dt
-import math
 import statistics
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +13,7 @@ from playbook.core.settings import Config, DecisionRow, MetricSettings
 from playbook.core.vocabulary import ADJUST, AMBER, GREEN, KEEP, RED, STOP, UNAVAILABLE
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
-from playbook.metrics.rules import format_change, format_value, metric_statuses, reason_mix_status, triggers
+from playbook.metrics.rules import metric_statuses, reason_mix_status, triggers
 from playbook.steps.verdict import decide
 
 SETTINGS = MetricSettings()  # 8 baseline weeks
@@ -435,31 +433,6 @@ def test_a_status_dict_turns_nan_into_none():
     assert s.to_dict()["value"] is None and s.to_dict()["baseline"] is None
 
 
-# --- formatting ---------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("value,fmt,text", [
-    (0.1234, "percent", "12.3 %"),
-    (10.0, "points", "10.0 pts"),
-    (2.26, "days", "2.3 days"),
-    (1234.5, "currency", "1,234.50"),
-    (0.012345, "number", "0.0123"),
-    (None, "percent", "n/a"),
-    (float("nan"), "currency", "n/a"),
-    (np.float64("nan"), "percent", "n/a"),
-    (math.inf, "days", "n/a"),
-])
-def test_format_value(value, fmt, text):
-    assert format_value(value, fmt) == text
-
-
-@pytest.mark.parametrize("delta,fmt,text", [
-    (0.025, "percent", "+2.5 points"), (-1.25, "points", "-1.2 points"), (0.5, "days", "+0.5 days"),
-    (-1234.5, "currency", "-1,234.50"),
-])
-def test_format_change_is_signed(delta, fmt, text):
-    assert format_change(delta, fmt) == text
-
-
 # --- reason mix -----------------------------------------------------------------------------------
 
 def mix_results(weeks: list[dict[str, int]]) -> MetricResults:
@@ -522,14 +495,14 @@ def test_flat_while_other_rises_writes_the_other_change_in_its_own_format():
                     flat_within_points=0.5)
     frame = rows("qualified_conversion_rate", [0.015, 0.015]) + rows("revenue_per_visitor", [3.00, 4.50])
     s = status_of("qualified_conversion_rate", frame, row)
-    assert "while revenue_per_visitor +1.50 week over week" in s.why and "150.0" not in s.why
+    assert "while revenue per visitor +EUR 1.50 week over week" in s.why and "150.0" not in s.why
 
 
 def test_flat_while_other_rises_writes_its_own_change_in_its_own_format():
     row = table_row("discount_depth", "flat_while_other_rises", other_metric="conversion_rate", flat_within_points=0.5)
     frame = rows("discount_depth", [10.0, 10.2]) + rows("conversion_rate", [0.020, 0.030])
     s = status_of("discount_depth", frame, row)
-    assert s.why.startswith("flat: discount depth +0.2 points while conversion_rate +1.0 points")
+    assert s.why.startswith("flat: discount depth +0.2 points while conversion rate +1.0 points")
 
 
 def test_flat_while_other_rises_reads_the_flat_threshold_in_each_metrics_own_unit():

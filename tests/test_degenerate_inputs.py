@@ -136,7 +136,7 @@ def test_the_shop_of_the_zero_sessions_test_has_orders_in_its_week(no_sessions_t
 @pytest.mark.parametrize("metric", SESSION_METRICS)
 def test_a_rate_over_zero_sessions_is_not_available_in_words(no_sessions_this_week, metric):
     status = next(s for s in no_sessions_this_week.statuses if s.metric == metric)
-    shown = baseline.status_table(no_sessions_this_week.statuses).set_index("metric").loc[metric]
+    shown = baseline.status_table(no_sessions_this_week.statuses).set_index("metric").loc[status.title]
     assert shown["status"] == "not available" and "no sessions in week 2026-W47" in shown["why"], shown.to_dict()
     assert status.value is None, status.value
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from playbook.report.display import NOT_AVAILABLE, Display, chance_words
+from playbook.metrics.display import NOT_AVAILABLE, Display, chance_words, change_text, value_text
 
 EUR = Display("EUR")
 
@@ -59,3 +59,24 @@ def test_the_metric_title_replaces_its_id_and_an_unknown_id_is_kept():
 ])
 def test_a_q_value_reads_in_words_with_two_significant_figures(q, words):
     assert chance_words(q) == words
+
+
+@pytest.mark.parametrize("value,fmt,text", [
+    (0.1234, "percent", "12.3 %"), (10.0, "points", "10.0 points"), (2.26, "days", "2.3 days"),
+    (1234.5, "currency", "1,234"), (12.5, "currency", "12.50"), (0.012345, "number", "0.0123"),
+    (None, "percent", NOT_AVAILABLE), (float("nan"), "currency", NOT_AVAILABLE), (math.inf, "days", NOT_AVAILABLE),
+])
+def test_a_value_reads_in_its_format(value, fmt, text):
+    assert value_text(value, fmt) == text
+
+
+@pytest.mark.parametrize("delta,fmt,text", [
+    (0.025, "percent", "+2.5 points"), (-1.25, "points", "-1.2 points"), (0.5, "days", "+0.5 days"),
+    (-1234.5, "currency", "-1,234"),
+])
+def test_a_change_is_signed_and_a_rate_changes_in_points(delta, fmt, text):
+    assert change_text(delta, fmt) == text
+
+
+def test_the_rules_sentences_carry_the_shops_currency():
+    assert value_text(644.6, "currency", "EUR") == "EUR 644.60" and change_text(804.61, "currency", "EUR") == "+EUR 804.61"

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import html
+import re
 
+import markupsafe
 import pandas as pd
 
 from playbook.report.rendering import escape, html_table, quote_block
@@ -17,8 +19,8 @@ def assert_inert(page: str, *payloads: str) -> None:
     for p in payloads:
         assert p not in page, f"raw {p!r} reached the HTML"
         # quotes need escaping only inside attributes; pandas leaves them as text in cells
-        assert html.escape(p, quote=True) in page or html.escape(p, quote=False) in page, \
-            f"escaped {p!r} missing from the HTML"
+        escaped = {html.escape(p, quote=True), html.escape(p, quote=False), str(markupsafe.escape(p))}
+        assert any(e in page for e in escaped), f"escaped {p!r} missing from the HTML"
 
 
 # --- escape -----------------------------------------------------------------------------------
@@ -59,7 +61,19 @@ def test_html_table_shows_at_most_max_rows():
 
 def test_html_table_formats_floats_and_leaves_missing_values_empty():
     page = html_table(pd.DataFrame({"x": [1234.5678, None]}))
-    assert "<td>1,235</td>" in page and "<td></td>" in page
+    assert re.search(r"<td[^>]*>1,235</td>", page) and re.search(r"<td[^>]*></td>", page)
+
+
+def test_html_table_shows_booleans_as_words_and_classes_status_cells_keeping_the_word():
+    page = html_table(pd.DataFrame({"status": ["red", "not available"], "flagged": [True, False]}))
+    assert re.search(r'<td[^>]*class="[^"]*status red"[^>]*>red</td>', page)
+    assert re.search(r'class="[^"]*status not-available"[^>]*>not available</td>', page)
+    assert re.search(r">yes</td>", page) and re.search(r">no</td>", page) and "True" not in page
+
+
+def test_html_table_formats_a_column_as_asked():
+    page = html_table(pd.DataFrame({"share": [0.1234], "cost": [5161.4]}), formats={"share": "{:.1%}"})
+    assert re.search(r">12.3%</td>", page) and re.search(r">5,161</td>", page)
 
 
 # --- quote_block ------------------------------------------------------------------------------

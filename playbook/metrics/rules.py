@@ -14,33 +14,9 @@ from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE, Status
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
+from playbook.metrics.display import change_text, value_text
 from playbook.metrics.metric import Metric
 from playbook.stats.results import clean_number
-
-
-def format_value(value: float | None, fmt: str) -> str:
-    """A metric value as a person reads it (percent, points, days, currency)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if fmt == "percent":
-        return f"{value * 100:.1f} %"
-    if fmt == "points":
-        return f"{value:.1f} pts"
-    if fmt == "days":
-        return f"{value:.1f} days"
-    if fmt == "currency":
-        return f"{value:,.2f}"
-    return f"{value:.3g}"
-
-
-def format_change(delta: float, fmt: str) -> str:
-    if fmt == "percent":
-        return f"{delta * 100:+.1f} points"
-    if fmt == "points":
-        return f"{delta:+.1f} points"
-    if fmt == "days":
-        return f"{delta:+.1f} days"
-    return f"{delta:+,.2f}"
 
 
 @dataclass
@@ -79,6 +55,7 @@ class _Context:
     defn: Metric
     row: DecisionRow
     weekly: pd.DataFrame  # shop-wide mature weekly values, oldest first, up to the week shown
+    currency: str = ""
 
     @property
     def current(self) -> pd.Series:
@@ -90,7 +67,10 @@ class _Context:
         return self.weekly.iloc[-1 - n : -1]
 
     def fmt(self, v: float | None) -> str:
-        return format_value(v, self.defn.format)
+        return value_text(v, self.defn.format, self.currency)
+
+    def change(self, delta: float, fmt: str | None = None) -> str:
+        return change_text(delta, fmt or self.defn.format, self.currency)
 
     def worse(self, delta: float) -> float:
         """``delta`` signed so that positive means worse."""
@@ -122,7 +102,7 @@ def rule_week_over_week_rise(ctx: _Context) -> tuple[str, str]:
         return GREEN, "no previous week to compare with"
     p, v = ctx.row.params, ctx.current["value"]
     delta = v - prev["value"]
-    text = f"{ctx.fmt(v)} vs {ctx.fmt(prev['value'])} the week before ({format_change(delta, ctx.defn.format)})"
+    text = f"{ctx.fmt(v)} vs {ctx.fmt(prev['value'])} the week before ({ctx.change(delta)})"
     if delta >= _points(ctx, float(p["red_points"])):
         return RED, f"up {text}: at least {p['red_points']} points in a week"
     if delta >= _points(ctx, float(p.get("amber_points", p["red_points"]))):
@@ -147,15 +127,16 @@ def rule_down_consecutive_weeks(ctx: _Context) -> tuple[str, str]:
     return GREEN, f"{ctx.fmt(values[-1])}, not down on the week before"
 
 
-def _other_format(ctx: _Context, other: str) -> str:
-    defn = ctx.results.definitions.get(other) or definitions(ctx.results.settings).get(other)
-    return defn.format if defn else "number"
+def _other(ctx: _Context, other: str) -> Metric | None:
+    return ctx.results.definitions.get(other) or definitions(ctx.results.settings).get(other)
 
 
 def rule_flat_while_other_rises(ctx: _Context) -> tuple[str, str]:
     other = str(ctx.row.params["other_metric"])
     points = float(ctx.row.params.get("flat_within_points", 0.5))
-    other_fmt = _other_format(ctx, other)
+    other_defn = _other(ctx, other)
+    other_fmt = other_defn.format if other_defn else "number"
+    other_title = other_defn.title.lower() if other_defn else other
     # "flat within 0.5 points": in each metric's own unit (fractions for a percent metric)
     flat = _points(ctx, points)
     flat_other = points / 100.0 if other_fmt == "percent" else points
@@ -167,8 +148,8 @@ def rule_flat_while_other_rises(ctx: _Context) -> tuple[str, str]:
     d_self = ctx.current["value"] - ctx.weekly["value"].iloc[-2]
     d_other = o["value"].iloc[-1] - o["value"].iloc[-2]
     text = (
-        f"{ctx.defn.title.lower()} {format_change(d_self, ctx.defn.format)} while {other} "
-        f"{format_change(d_other, other_fmt)} week over week ({ctx.current['week']})"
+        f"{ctx.defn.title.lower()} {ctx.change(d_self)} while {other_title} "
+        f"{ctx.change(d_other, other_fmt)} week over week ({ctx.current['week']})"
     )
     if d_other > flat_other and abs(d_self) <= flat:
         return RED, f"flat: {text}"
@@ -210,7 +191,7 @@ def rule_baseline_deviation(ctx: _Context) -> tuple[str, str]:
     mu, sd = float(base.mean()), float(base.std(ddof=1))
     gap = ctx.worse(v - mu)
     z = gap / sd if sd > 0 else (math.inf if gap > 0 else 0.0)
-    text = f"{ctx.fmt(v)} vs baseline {ctx.fmt(mu)} ({format_change(v - mu, ctx.defn.format)})"
+    text = f"{ctx.fmt(v)} vs baseline {ctx.fmt(mu)} ({ctx.change(v - mu)})"
     if z >= float(p.get("red_z", 3.0)):
         return RED, f"{text}: {z:.1f} standard deviations worse than its baseline"
     if z >= float(p.get("amber_z", 2.0)):
@@ -272,7 +253,7 @@ def _status_of(results: MetricResults, defn: Metric, config: Config) -> MetricSt
                f"(last value: {latest})" if len(this_week) and (this_week["denominator"] == 0).all()
                else f"no data for week {results.week} (last data: {latest})")
         return MetricStatus(defn.name, title, None, None, None, UNAVAILABLE, why, zone, action, defn.format)
-    ctx = _Context(results, defn, row, weekly.reset_index(drop=True))
+    ctx = _Context(results, defn, row, weekly.reset_index(drop=True), config.currency)
     status, why = RULES[row.rule](ctx)
     cur = ctx.current
     if defn.maturity != "none" and cur["week"] != str(results.week):

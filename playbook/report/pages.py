@@ -32,8 +32,8 @@ from playbook.core.jsonmodel import FieldError
 from playbook.core.paths import METHOD_GUIDE, METHOD_PAGE, REPO_ROOT
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Status
+from playbook.metrics.display import Display
 from playbook.report import story
-from playbook.report.display import Display
 from playbook.report.summary import Summary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

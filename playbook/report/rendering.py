@@ -19,9 +19,36 @@ def escape(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def html_table(frame: pd.DataFrame, float_format: str = "{:,.4g}", max_rows: int = 50) -> str:
-    """A DataFrame as an HTML table with every cell escaped (pandas escapes too; this says so)."""
-    return frame.head(max_rows).to_html(index=False, escape=True, na_rep="", float_format=float_format.format, border=0)
+#: columns whose cells are a status word: coloured by class, the word itself always shown
+STATUS_COLUMNS = ("status", "decision", "state")
+
+
+def html_table(frame: pd.DataFrame, float_format: str = "{:,.4g}", max_rows: int = 50,
+               formats: dict[str, str] | None = None) -> str:
+    """A DataFrame as a table for people: every cell and header escaped, numbers formatted per column
+    (``formats`` by column, ``float_format`` for the other float columns), True/False as yes/no,
+    missing values empty, status words classed (colour and a mark, the word kept), inside a box that
+    scrolls sideways on a narrow screen. Built with pandas' Styler."""
+    shown = frame.head(max_rows).copy()
+    for column in shown.columns:
+        if pd.api.types.is_bool_dtype(shown[column]):
+            shown[column] = shown[column].map({True: "yes", False: "no"})
+    shown.columns = [str(c) for c in shown.columns]
+    floats = [c for c in shown.columns if pd.api.types.is_float_dtype(shown[c]) and c not in (formats or {})]
+    styler = shown.style.hide(axis="index").format(na_rep="", escape="html")
+    if floats:
+        styler = styler.format(float_format, subset=floats, na_rep="", escape="html")
+    for column, fmt in (formats or {}).items():
+        if column in shown.columns:
+            styler = styler.format(fmt, subset=[column], na_rep="", escape="html")
+    styler = styler.format_index(escape="html", axis=1)
+    classes = pd.DataFrame("", index=shown.index, columns=shown.columns)
+    for column in shown.columns:
+        if column.lower() in STATUS_COLUMNS:
+            word = shown[column].astype(str).str.split(r"[:(]", regex=True).str[0].str.strip().str.lower()
+            classes[column] = "status " + word.str.replace(" ", "-", regex=False)
+    styler = styler.set_td_classes(classes).set_table_attributes('class="data"')
+    return f'<div class="table-scroll">{styler.to_html()}</div>'
 
 
 def quote_block(texts: Iterable[str], limit: int = 10) -> str:

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Decision, GuardrailState, Status
-from playbook.report.display import Display, chance_words
+from playbook.metrics.display import Display, chance_words
 from playbook.report.summary import Summary
 from playbook.steps.baseline import MetricStatusEntry
 from playbook.steps.experiments import ComparisonSection

@@ -11,7 +11,8 @@ from playbook.core.vocabulary import Status
 from playbook.data.dataset import Dataset, Snapshot
 from playbook.data.validation import DataQualityWarning
 from playbook.metrics.dictionary import MetricResults, compute_metrics
-from playbook.metrics.rules import MetricStatus, format_value, metric_statuses, triggers
+from playbook.metrics.display import value_text
+from playbook.metrics.rules import MetricStatus, metric_statuses, triggers
 
 
 def capture_baseline(snap: Snapshot, config: Config) -> tuple[MetricResults, list[MetricStatus]]:
@@ -21,15 +22,15 @@ def capture_baseline(snap: Snapshot, config: Config) -> tuple[MetricResults, lis
 
 
 def status_table(statuses: list[MetricStatus]) -> pd.DataFrame:
-    """The statuses as a table a person reads: value and baseline formatted in the metric's unit."""
+    """The statuses as a table a person reads: the metric's title, value and baseline in its unit, who acts."""
     rows = []
     for s in statuses:
         if s.metric == "reason_mix":
             value = baseline = "see the chart"
         else:
-            value, baseline = format_value(s.value, s.format), format_value(s.baseline, s.format)
-        rows.append({"metric": s.metric, "week": s.week or "", "value": value,
-                     "baseline": baseline, "status": s.status, "why": s.why, "action": s.action or ""})
+            value, baseline = value_text(s.value, s.format), value_text(s.baseline, s.format)
+        rows.append({"metric": s.title, "week": s.week or "", "value": value, "baseline": baseline,
+                     "status": str(s.status), "why": s.why, "action": s.action or "", "owner": s.owner or ""})
     return pd.DataFrame(rows)
 
 

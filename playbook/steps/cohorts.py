@@ -545,8 +545,8 @@ def ranking_display(analysis: WeakCohortAnalysis, top: int = 12) -> pd.DataFrame
         "own baseline %": (t.baseline_rate * 100).round(2),
         "shrunk %": (t.shrunk_rate * 100).round(2),
         "z (adj.)": t.z_adjusted.round(2),
-        "q": t.q_value.round(4),
-        "flagged": t.flagged,
+        "q": t.q_value.map(lambda q: f"{q:.2g}"),
+        "flagged": t.flagged.map({True: "yes", False: "no"}),
         "excess cost": t.excess_cost.round(0),
     })
 

@@ -1,6 +1,7 @@
-"""How numbers read on the report's pages: names, units, currency and plain words, from the metric dictionary.
+"""How numbers read, on every page and in every sentence: names, units, currency and plain words.
 
-One home for display: a page never formats a metric by hand. A metric's ``format`` (percent, points,
+One home for display: the status sentences of the rules, the notebooks' tables and the report's
+pages all format a metric through here, never by hand. A metric's ``format`` (percent, points,
 days, currency, number) says how its value reads, and a difference of a percent metric reads in
 percentage points ("-6.5 points (-8.8 to -4.1)"); money carries the shop's currency (``currency``
 in the configuration) and its period ("EUR 5,161 over 4 weeks"). Ids stay in summary.json; the
@@ -39,8 +40,55 @@ def chance_words(q: float | None) -> str:
 
 def signed(v: float, text: str) -> str:
     """``text`` (an absolute value already formatted) with the sign of ``v`` (a true minus sign is not used:
-    pages and CSV exports read "-" everywhere)."""
+    pages and CSV exports read "-" everywhere). A change that rounds to zero carries no sign ("0.0", not "-0.0")."""
+    if not any(ch in "123456789" for ch in text):
+        return text
     return f"+{text}" if v > 0 else (f"-{text}" if v < 0 else text)
+
+
+def money_text(amount: float | None, currency: str = "", period: str | None = None, sign: bool = False) -> str:
+    """An amount: "EUR 5,161 over 4 weeks" (cents only under 1,000); without a currency, the number alone."""
+    if not _finite(amount):
+        return NOT_AVAILABLE
+    size = abs(amount)
+    number = f"{size:,.0f}" if size >= 1000 else f"{size:,.2f}"
+    text = f"{currency} {number}" if currency else number
+    text = signed(amount, text) if sign else (f"-{text}" if amount < 0 else text)
+    return f"{text} {period}" if period else text
+
+
+def value_text(v: float | None, fmt: str, currency: str = "") -> str:
+    """A value in its format: "14.9 %", "11.6 points", "2.8 days", "EUR 1,449", "0.0123"."""
+    if not _finite(v):
+        return NOT_AVAILABLE
+    if fmt == "percent":
+        return f"{v * 100:.1f} %"
+    if fmt == "points":
+        return f"{v:.1f} points"
+    if fmt == "days":
+        return f"{v:.1f} days"
+    if fmt == "currency":
+        return money_text(v, currency)
+    return f"{v:,.3g}"
+
+
+def change_parts(d: float, fmt: str, currency: str = "") -> tuple[str, str]:
+    """A signed difference as (number, unit): ("-6.5", "points") for a percent metric, ("+EUR 805", "")."""
+    size = abs(d)
+    if fmt == "currency":
+        return money_text(d, currency, sign=True), ""
+    if fmt in ("percent", "points", "days"):
+        shown = size * 100 if fmt == "percent" else size
+        return signed(d, f"{shown:.1f}"), "days" if fmt == "days" else "points"
+    return signed(d, f"{size:,.3g}"), ""
+
+
+def change_text(d: float | None, fmt: str, currency: str = "") -> str:
+    """A difference, signed; a percent metric's in percentage points ("-6.5 points")."""
+    if not _finite(d):
+        return NOT_AVAILABLE
+    number, unit = change_parts(d, fmt, currency)
+    return f"{number} {unit}" if unit else number
 
 
 @dataclass(frozen=True)
@@ -60,45 +108,23 @@ class Display:
         return found.format if found is not None else "number"
 
     def money(self, amount: float | None, period: str | None = None, sign: bool = False) -> str:
-        """An amount in the shop's currency: "EUR 5,161 over 4 weeks", cents only under 1,000."""
-        if not _finite(amount):
-            return NOT_AVAILABLE
-        size = abs(amount)
-        text = f"{self.currency} {size:,.0f}" if size >= 1000 else f"{self.currency} {size:,.2f}"
-        text = signed(amount, text) if sign else (f"-{text}" if amount < 0 else text)
-        return f"{text} {period}" if period else text
+        """An amount in the shop's currency: "EUR 5,161 over 4 weeks"."""
+        return money_text(amount, self.currency, period, sign)
 
     def value(self, metric: str, v: float | None) -> str:
         """A metric's value in its unit: "14.9 %", "11.6 points", "2.8 days", "EUR 1,449"."""
-        if not _finite(v):
-            return NOT_AVAILABLE
-        fmt = self.format_of(metric)
-        if fmt == "percent":
-            return f"{v * 100:.1f} %"
-        if fmt == "points":
-            return f"{v:.1f} points"
-        if fmt == "days":
-            return f"{v:.1f} days"
-        if fmt == "currency":
-            return self.money(v)
-        return f"{v:,.3g}"
+        return value_text(v, self.format_of(metric), self.currency)
 
     def change(self, metric: str, d: float | None) -> str:
         """A difference of a metric, signed: a percent metric's in percentage points ("-6.5 points")."""
-        if not _finite(d):
-            return NOT_AVAILABLE
-        number, unit = self._parts(metric, d)
-        return f"{number} {unit}" if unit else number
+        return change_text(d, self.format_of(metric), self.currency)
 
-    def _parts(self, metric: str, d: float) -> tuple[str, str]:
-        """A signed difference as (number, unit): ("-6.5", "points"), ("+EUR 805", "")."""
-        fmt, size = self.format_of(metric), abs(d)
-        if fmt == "currency":
-            return self.money(d, sign=True), ""
-        if fmt in ("percent", "points", "days"):
-            shown = size * 100 if fmt == "percent" else size
-            return signed(d, f"{shown:.1f}"), "days" if fmt == "days" else "points"
-        return signed(d, f"{size:,.3g}"), ""
+    def bounds(self, metric: str, low: float | None, high: float | None) -> str:
+        """An interval's bounds in the metric's unit, without repeating it: "(-8.8 to -4.1)"."""
+        if not (_finite(low) and _finite(high)):
+            return ""
+        fmt = self.format_of(metric)
+        return f"({change_parts(low, fmt, self.currency)[0]} to {change_parts(high, fmt, self.currency)[0]})"
 
     def interval(self, metric: str, estimate: float | None, low: float | None, high: float | None) -> str:
         """An effect and its interval: "-6.5 points (-8.8 to -4.1)"; the unit written once."""
@@ -106,12 +132,6 @@ class Display:
             return NOT_AVAILABLE
         bounds = self.bounds(metric, low, high)
         return f"{self.change(metric, estimate)} {bounds}" if bounds else self.change(metric, estimate)
-
-    def bounds(self, metric: str, low: float | None, high: float | None) -> str:
-        """An interval's bounds in the metric's unit, without repeating it: "(-8.8 to -4.1)"."""
-        if not (_finite(low) and _finite(high)):
-            return ""
-        return f"({self._parts(metric, low)[0]} to {self._parts(metric, high)[0]})"
 
     def scale_of(self, metric: str) -> int:
         """What a stored value is multiplied by to read as shown (100 for a percent metric, else 1)."""
