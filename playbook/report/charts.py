@@ -461,8 +461,8 @@ def funnel_plot(analysis, label_top: int = 4):
     ax.set_xlabel("returns expected from the slice's own baseline, over the window (log scale)")
     ax.set_ylabel("observed / expected returns")
     ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()  # before the labels: their spacing is set in the final layout's pixels
     _label_points(fig, ax, flagged.sort_values("excess_cost", ascending=False).head(label_top))
-    fig.tight_layout()
     return fig
 
 
@@ -720,7 +720,8 @@ def km_finding(comparison, curves: pd.DataFrame) -> str:
     """Share returned per arm at the last day both arms reach (the curves' common follow-up)."""
     last = curves.groupby("arm")["days"].max()
     day = float(math.floor(last.min()))
-    at = {arm: float(g[g["days"] <= day]["return_share"].iloc[-1]) for arm, g in curves.groupby("arm")}
+    at = {arm: float(g.loc[g["days"] <= day, "return_share"].iloc[-1]) if (g["days"] <= day).any() else 0.0
+          for arm, g in curves.groupby("arm")}
     shares = ", ".join(f"{plain(a)} {v:.1%}" for a, v in at.items())
     return f"{comparison.experiment_id}: units returned by day {day:g} after delivery: {shares}"
 
