@@ -224,9 +224,9 @@ def _trend_panel(ax, results: MetricResults, config: Config, name: str, status: 
             ax.plot([t.since, mature["week_start"].iloc[-1]], [t.y, t.y], color=colour, ls=style, lw=1.6,
                     gid=f"threshold:{t.level}")
     note = rule_words(row)
-    if note:
-        ax.text(0.02, 0.04, note, transform=ax.transAxes, fontsize=7, color=INK, gid="rule-words",
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+    if note:  # under the panel, where the date axis needs no label: never over the data
+        ax.set_xlabel(note, fontsize=7, color=INK)
+        ax.xaxis.label.set_gid("rule-words")
     state = status.status if status is not None else None
     if state in STATUS_STYLE and not mature.empty:
         colour, marker, word = STATUS_STYLE[state]
@@ -255,7 +255,7 @@ def _date_axis(ax) -> None:
 
     locator = mdates.AutoDateLocator(minticks=3, maxticks=5)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
     ax.tick_params(axis="both", labelsize=7)
 
 
