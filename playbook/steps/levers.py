@@ -63,7 +63,7 @@ class PowerOption:
         power: the read's power at ``weeks`` (or at the maximum duration when not reached).
         can_be_a_row: False when the option cannot be written as one experiments row (``note``).
         power_by_week: the read's power at each weekly review 1..max_weeks (the power curve of
-            step 3's chart; not in summary.json).
+            step 3's chart; not in summary.json, so not compared: a section read back equals its plan's).
     """
 
     kind: str
@@ -82,7 +82,7 @@ class PowerOption:
     reaches_power: bool
     can_be_a_row: bool = True
     note: str = ""
-    power_by_week: tuple[float | None, ...] = field(default=(), metadata=NOT_IN_JSON)
+    power_by_week: tuple[float | None, ...] = field(default=(), compare=False, metadata=NOT_IN_JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
