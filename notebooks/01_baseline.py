@@ -81,7 +81,11 @@ display(HTML(html_table(baseline.status_table(step.statuses), max_rows=100)))
 # table's thresholds.
 
 # %%
-fig = charts.metric_trends(step.results, run.config)
+fig = charts.metric_trends(step.results, run.config, step.statuses)
+
+# %% [markdown]
+# *How to read it:* red metrics come first, framed, with an X on their week and "RED" in their title; the
+# shaded band is the usual range, dashed and dotted lines are the decision table's red and amber lines.
 
 # %% [markdown]
 # ## Reason mix by category
@@ -91,6 +95,10 @@ fig = charts.metric_trends(step.results, run.config)
 
 # %%
 fig = charts.reason_mix_by(step.results, "category")
+
+# %% [markdown]
+# *How to read it:* each bar is one category's returns split by reason; the hatched first segment is the
+# reason whose share rose most this week, so its share can be compared across categories at a glance.
 
 # %%
 run.write(**step.sections)

@@ -82,6 +82,10 @@ display(HTML(html_table(cohorts.ranking_display(analysis))))
 fig = charts.funnel_plot(analysis)
 
 # %% [markdown] tags=["analyst-only"]
+# *How to read it:* a point above the dashed curve rose more than chance allows for a slice of its size;
+# diamonds are flagged slices, the star is the weak cohort, and only the largest excess costs are labelled.
+
+# %% [markdown] tags=["analyst-only"]
 # ## What explains what, and who carries each rise
 # Every slice that rose is listed with the money at stake, how many customers make 80 % of its excess, and
 # whether a lever fits. The sentences below say which slices the weak cohort explains, which rises are real
@@ -106,11 +110,15 @@ if weak is None:
 else:
     display(HTML(html_table(cohorts.cohort_reason_mix(analysis))))
     fig = charts.cohort_trend_chart(cohorts.cohort_trend(run.snapshot, run.config.metrics, weak),
-                                    f"{weak.label}: weekly rate by delivery week")
+                                    charts.cohort_trend_title(weak), weak.expected_rate, analysis.windows.window)
     display(HTML(html_table(cohorts.top_comments(run.snapshot, run.config.metrics, analysis))))
     structural = cohorts.structural_view(analysis)
     display(say(f"Against the shop norm (overdispersion phi = {structural.attrs['phi']:.1f}):"))
     display(HTML(html_table(structural)))
+
+# %% [markdown]
+# *How to read the trend:* the line is the cohort's weekly rate for its reason, the dashed line its usual
+# rate, the shaded weeks the window compared; hollow points are weeks whose returns are still arriving.
 
 # %%
 run.write(**analysis.sections)

@@ -98,6 +98,16 @@ if plan is not None:
     display(HTML(html_table(levers.options_table(plan))))
     display(HTML(html_table(levers.experiments_table(plan))))
 
+# %%
+from playbook.report import charts
+
+if plan is not None:
+    fig = charts.power_curve(plan)
+
+# %% [markdown]
+# *How to read it:* each curve is the chance that the review's read detects the planned change after that
+# many weeks; the review is set at the first week a curve crosses the dashed 80 % line (dotted line, dated).
+
 # %% tags=["analyst-only"]
 entries = [levers.journal_entry(plan, str(run.week))] if plan is not None else []
 if plan is not None:

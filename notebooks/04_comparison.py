@@ -77,7 +77,11 @@ print(f"{len(comparisons)} experiment(s) due for review this week.")
 # %%
 if comparisons:
     display(HTML(html_table(experiments.comparison_table(comparisons), float_format="{:.4g}")))
-    fig = charts.forest_plot(comparisons)
+    fig = charts.forest_plot(comparisons, run.config)
+
+# %% [markdown]
+# *How to read it:* each dot is an effect with its 95 % interval; panels of one metric share a scale, the
+# hatched band is the range the plan expected, the shaded side is harm beyond a guardrail's tolerance.
 
 # %% [markdown] tags=["analyst-only"]
 # ## Checks behind each estimate
@@ -87,7 +91,11 @@ if comparisons:
 # %% tags=["analyst-only"]
 for c in comparisons:
     display(HTML(rendering.comparison_checks(c)))
-    fig = charts.kaplan_meier_chart(c) if c.design == "randomized" else charts.event_study_chart(c)
+    fig = charts.kaplan_meier_chart(c) if c.design == "randomized" else charts.event_study_chart(c, run.config)
+
+# %% [markdown] tags=["analyst-only"]
+# *How to read them:* return curves show the share of units returned by day since delivery in each arm (a
+# lower curve returns less); an event study's grey weeks before the change should hover around zero.
 
 # %% [markdown]
 # ## Overdue reviews

@@ -101,6 +101,15 @@ print(record.summary())
 display(HTML(html_table(record.table(), float_format="{:.4g}")))
 
 # %%
+from playbook.report import charts
+
+fig = charts.track_record_chart(record, run.config.currency)
+
+# %% [markdown]
+# *How to read it:* each marker is a reviewed lever's money per week with its interval (circle kept, X
+# stopped, diamond adjusted), placed at its verdict's week; the step line is what the kept levers save each week.
+
+# %%
 run.write(**step.sections, track_record=record.section())
 display(say(step.conclusion, "Conclusion."))
 

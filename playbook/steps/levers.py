@@ -27,7 +27,7 @@ import pandas as pd
 
 from playbook.core.atomic import write_text
 from playbook.core.csvsafe import neutralise_row
-from playbook.core.jsonmodel import from_json
+from playbook.core.jsonmodel import NOT_IN_JSON, from_json
 from playbook.core.settings import SLICE_COLUMNS, Config, Guardrail
 from playbook.core.vocabulary import Design, Direction
 from playbook.data.contract import TABLES, format_cohort, parse_cohort
@@ -62,6 +62,8 @@ class PowerOption:
             within the configured maximum; ``weeks_uncapped`` without the maximum.
         power: the read's power at ``weeks`` (or at the maximum duration when not reached).
         can_be_a_row: False when the option cannot be written as one experiments row (``note``).
+        power_by_week: the read's power at each weekly review 1..max_weeks (the power curve of
+            step 3's chart; not in summary.json, so not compared: a section read back equals its plan's).
     """
 
     kind: str
@@ -80,6 +82,7 @@ class PowerOption:
     reaches_power: bool
     can_be_a_row: bool = True
     note: str = ""
+    power_by_week: tuple[float | None, ...] = field(default=(), compare=False, metadata=NOT_IN_JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -300,6 +303,7 @@ def _option(kind: str, description: str, pop: _Population, low: float, high: flo
         power=plan.achieved_power if plan else None, mature_share=at.mature_share if at else None,
         reaches_power=bool(plan and plan.reachable), can_be_a_row=can_be_a_row,
         note=note or (plan.message if plan else _no_power_reason(pop, change)),
+        power_by_week=tuple(r.power for r in plan.by_week) if plan else (),
     )
 
 
