@@ -25,8 +25,9 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import ADJUST, AMBER, GREEN, KEEP, RED, STOP, Direction, GuardrailState, Status
 from playbook.metrics.dictionary import MetricResults, metric_named
+from playbook.metrics.display import value_text
 from playbook.metrics.metric import Metric
-from playbook.metrics.rules import MetricStatus, format_value, metric_statuses, reason_mix_status
+from playbook.metrics.rules import MetricStatus, metric_statuses, reason_mix_status
 from playbook.stats.standardized import conditional_limits
 
 #: seaborn's colour-blind-safe palette (Okabe-Ito-like), the only colours the charts use
@@ -136,10 +137,10 @@ def thresholds(row: DecisionRow | None, defn: Metric, mature: pd.DataFrame, base
         return []
     k, p = _scale(defn.format), row.params
     if row.rule == "bands":
-        out = [Threshold(float(p["red_below"]) * k, RED, f"red below {format_value(float(p['red_below']), defn.format)}")]
+        out = [Threshold(float(p["red_below"]) * k, RED, f"red below {value_text(float(p['red_below']), defn.format)}")]
         if "amber_below" in p:
             out.append(Threshold(float(p["amber_below"]) * k, AMBER,
-                                 f"amber below {format_value(float(p['amber_below']), defn.format)}"))
+                                 f"amber below {value_text(float(p['amber_below']), defn.format)}"))
         return out
     if row.rule == "week_over_week_rise" and len(mature) >= 2:
         prev = mature.iloc[-2]
