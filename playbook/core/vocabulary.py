@@ -43,6 +43,11 @@ class GuardrailState(StrEnum):
     BREACHED = "breached"              # the whole interval is past the tolerance
     NOT_MEASURED = "not_measured"      # no interval (the reason goes with it)
 
+    @property
+    def words(self) -> str:
+        """The state as people say it ("not shown safe yet", "harm likely")."""
+        return "not shown safe yet" if self is GuardrailState.NOT_SHOWN_SAFE else self.value.replace("_", " ")
+
 
 class Direction(StrEnum):
     """Which way a metric moves when things get better (or, for a guardrail's harm, worse)."""

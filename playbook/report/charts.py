@@ -621,12 +621,12 @@ def _forest_limits(rows, k_of) -> dict[str, tuple[float, float]]:
     return out
 
 
-_STATE_STYLE = {
-    GuardrailState.SAFE: (TEAL, "o", "shown safe"),
-    GuardrailState.NOT_SHOWN_SAFE: (ORANGE, "D", "not shown safe"),
-    GuardrailState.HARM_LIKELY: (VERMILLION, "X", "harm likely"),
-    GuardrailState.BREACHED: (VERMILLION, "X", "BREACHED"),
-    GuardrailState.NOT_MEASURED: (GREY, "o", "not measured"),
+_STATE_STYLE = {  # colour and marker; the word is the vocabulary's (GuardrailState.words)
+    GuardrailState.SAFE: (TEAL, "o"),
+    GuardrailState.NOT_SHOWN_SAFE: (ORANGE, "D"),
+    GuardrailState.HARM_LIKELY: (VERMILLION, "X"),
+    GuardrailState.BREACHED: (VERMILLION, "X"),
+    GuardrailState.NOT_MEASURED: (GREY, "o"),
 }
 
 
@@ -670,7 +670,8 @@ def _forest_panel(ax, c, m, defn: Metric | None, k: float, xlim: tuple[float, fl
         ax.axvspan(min(harm, far), max(harm, far), fc=VERMILLION, alpha=0.15, lw=0, gid="tolerance")
         ax.axvline(harm, color=VERMILLION, ls="--", lw=1)
     if m.role == "guardrail":
-        colour, marker, state = _STATE_STYLE.get(m.state, (BLUE, "o", ""))
+        colour, marker = _STATE_STYLE.get(m.state, (BLUE, "o"))
+        state = GuardrailState(m.state).words if m.state in set(GuardrailState) else ""
     else:
         colour, marker = BLUE, "o"
         state = ("inside the expected range" if _inside_expected(m) else "outside the expected range") if e.ok else ""

@@ -30,11 +30,6 @@ DECISION_WORDS = {
     Decision.STOP: "stop: it does not pay",
     Decision.PROVISIONAL: "too early to read",
 }
-GUARDRAIL_WORDS = {
-    GuardrailState.SAFE: "safe", GuardrailState.NOT_SHOWN_SAFE: "not shown safe yet",
-    GuardrailState.HARM_LIKELY: "harm likely", GuardrailState.BREACHED: "breached",
-    GuardrailState.NOT_MEASURED: "not measured",
-}
 
 
 def num(text: str, path: str, scale: int = 1) -> Markup:
@@ -181,7 +176,7 @@ def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Displa
         expected = (f"expected {d.change(metric, c.primary.expected_low)} to {d.change(metric, c.primary.expected_high)}")
     money = (Markup("{} per week saved on the cohort").format(num(d.money(r.money_per_week), f"review.{i}.money_per_week"))
              if r.money_per_week is not None else Markup(""))
-    guards = tuple(f"{d.title(g.metric)}: {GUARDRAIL_WORDS.get(g.state, str(g.state))}" for g in r.guardrails)
+    guards = tuple(f"{d.title(g.metric)}: {GuardrailState(g.state).words}" for g in r.guardrails)
     decision = DECISION_WORDS.get(r.decision, str(r.decision))
     if r.decision == Decision.PROVISIONAL and r.readable_on:
         decision += f" (readable on {r.readable_on:%d %b %Y})"
