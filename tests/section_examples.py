@@ -163,6 +163,12 @@ def overdue(**extra) -> dict[str, Any]:
                   "text": "EXP-2026-W41-DRESSES-PHOTOS: review date 2026-10-12 passed without a verdict"}, extra)
 
 
+def running(**extra) -> dict[str, Any]:
+    return _with({"experiment_id": "EXP-2026-W47-DRESSES-DESCRIPTION", "lever": "clearer_description",
+                  "cohort": "category=dresses", "design": "pre_post", "start_date": "2026-11-16",
+                  "review_date": "2026-12-07"}, extra)
+
+
 def choice(**extra) -> dict[str, Any]:
     return _with({"name": "lever", "value": "size_guide", "default": '""', "notebooks": ["03_lever_design"]}, extra)
 
@@ -173,4 +179,5 @@ def summary(**sections) -> dict[str, Any]:
             "choices": [choice()], "baseline": baseline(), "data_quality": data_quality(), "weak_cohort": weak_cohort(),
             "weak_cohort_candidates": [candidate()], "weak_cohort_set_aside": [set_aside()], "lever": lever(),
             "comparisons": [comparison()], "review": [review()], "next_action": next_action(),
-            "track_record": track_record(), "overdue": [overdue()], **sections}
+            "track_record": track_record(), "overdue": [overdue()], "running": [running()],
+            **sections}

@@ -135,6 +135,14 @@ def test_a_provisional_verdict_says_when_it_becomes_readable_and_its_follow_ups(
     assert "Follow-up: read contact_rate again on 2026-12-09" in said
 
 
+def test_experiments_still_running_are_listed_with_their_dates(week):
+    week["running"] = [{"experiment_id": "EXP-9", "lever": "clearer_description", "cohort": "category=dresses",
+                        "design": "pre_post", "start_date": "2026-11-16", "review_date": "2026-12-07"}]
+    for page in (index_page(week, STEPS, CONFIG), brief_page(week, STEPS, CONFIG)):
+        assert ("clearer description and photos on dresses (pre/post), since 16 Nov 2026, review on 07 Dec 2026"
+                in text_of(page))
+
+
 def test_the_next_action_carries_its_plans_power_caveat(week):
     said = text_of(index_page(week, STEPS, CONFIG))
     assert 'Test a fit/size message block on the product page on knitwear returned as "size too small"' in said

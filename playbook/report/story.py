@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from playbook.core.settings import Config
-from playbook.core.vocabulary import Decision, GuardrailState, Status
+from playbook.core.vocabulary import Decision, Design, GuardrailState, Status
 from playbook.metrics.display import Display, chance_words
 from playbook.report.summary import Summary
 from playbook.steps.baseline import MetricStatusEntry
@@ -218,6 +218,15 @@ def plan_caveat(s: Summary, d: Display) -> str | None:
         text += (f" Caveat: a change at the weaker end of the expected range ({d.change(metric, lever.expected_high)})"
                  f" would need {need} to show; a smaller effect may end as 'not conclusive'.")
     return text
+
+
+def running_lines(s: Summary, config: Config) -> list[str]:
+    """What is being tested and not yet due: the change, where, since when, and when it is read."""
+    def design(word: str) -> str:
+        return Design(word).words if word in set(Design) else word
+
+    return [f"{lever_words(r.lever, config)} on {cohort_words(r.cohort)} ({design(r.design)}), "
+            f"since {r.start_date:%d %b %Y}, review on {r.review_date:%d %b %Y}" for r in s.running or ()]
 
 
 def overdue_lines(s: Summary) -> list[str]:

@@ -26,7 +26,7 @@ from playbook.journal.track_record import TrackRecordSection
 from playbook.stats.results import jsonable
 from playbook.steps.baseline import BaselineSection, DataQualitySection
 from playbook.steps.cohorts import CandidateEntry, SetAsideEntry, WeakCohortSection
-from playbook.steps.experiments import ComparisonSection, OverdueEntry
+from playbook.steps.experiments import ComparisonSection, OverdueEntry, RunningEntry
 from playbook.steps.levers import LeverSection
 from playbook.steps.review import NextAction, ReviewEntry
 
@@ -71,6 +71,7 @@ class Summary:
     next_action: NextAction | None = field(default=None, metadata=OMIT_IF_NONE)
     track_record: TrackRecordSection | None = field(default=None, metadata=OMIT_IF_NONE)
     overdue: tuple[OverdueEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    running: tuple[RunningEntry, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
     #: the top-level keys found in the file (not itself in the JSON)
     present: frozenset[str] = field(default=frozenset(), metadata=NOT_IN_JSON)
 
@@ -106,7 +107,7 @@ SECTIONS: dict[str, str] = {
     "weak_cohort": "02_weak_cohort", "weak_cohort_candidates": "02_weak_cohort",
     "weak_cohort_set_aside": "02_weak_cohort", "lever": "03_lever_design", "comparisons": "04_comparison",
     "review": "05_j7_review", "next_action": "05_j7_review", "track_record": "05_j7_review",
-    "overdue": "04_comparison",
+    "overdue": "04_comparison", "running": "04_comparison",
 }
 
 

@@ -227,6 +227,18 @@ class OverdueEntry:
     text: str
 
 
+@dataclass(frozen=True)
+class RunningEntry:
+    """One entry of the ``running`` section: an experiment live during the week and not yet due for review."""
+
+    experiment_id: str
+    lever: str
+    cohort: str
+    design: str
+    start_date: dt.date
+    review_date: dt.date
+
+
 @dataclass
 class Comparison:
     """Everything step 4 knows about one experiment.
@@ -343,6 +355,17 @@ def overdue(snap: Snapshot, journal_dir: str | os.PathLike) -> pd.DataFrame:
     latest = _latest_verdicts(journal_dir, snap.week.shift(1))
     late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest)]
     return late[["experiment_id", "lever", "cohort", "review_date"]].reset_index(drop=True)
+
+
+def running(snap: Snapshot) -> list[RunningEntry]:
+    """Experiments started by the end of the week whose review date comes after it: what is being
+    tested now (those due this week are compared instead; a later review date cannot have a verdict)."""
+    if not snap.has("experiments"):
+        return []
+    out = _experiments_table(snap)
+    live = out[(out["start_date"] <= snap.week.sunday) & (out["review_date"] > snap.week.sunday)]
+    return [RunningEntry(str(r.experiment_id), str(r.lever), str(r.cohort), str(r.design), r.start_date, r.review_date)
+            for r in live.itertuples(index=False)]
 
 
 def _experiments_table(snap: Snapshot) -> pd.DataFrame:
@@ -829,10 +852,13 @@ class ComparisonResult:
 
     comparisons: list[Comparison]
     overdue: list[OverdueEntry] = field(default_factory=list)
+    #: the experiments live this week and not yet due: what is being tested
+    running: list[RunningEntry] = field(default_factory=list)
 
     @property
     def sections(self) -> dict[str, object]:
-        return {"comparisons": [c.section() for c in self.comparisons], "overdue": self.overdue}
+        return {"comparisons": [c.section() for c in self.comparisons], "overdue": self.overdue,
+                "running": self.running}
 
     @property
     def conclusion(self) -> str:
@@ -843,4 +869,4 @@ def analyse(snapshot: Snapshot, config: Config, journal_dir: str | os.PathLike |
     """Step 4: compare treatment and control for every experiment due this week, and every open one
     read again; list the overdue ones (both given the journal)."""
     late = overdue_section(overdue(snapshot, journal_dir)) if journal_dir is not None else []
-    return ComparisonResult(compare_due(snapshot, config, journal_dir), late)
+    return ComparisonResult(compare_due(snapshot, config, journal_dir), late, running(snapshot))
