@@ -361,7 +361,8 @@ def concentration(snap: Snapshot, settings: MetricSettings, windows: Windows,
             returning_customers=c.count(),
             needed=(c.before < c.target).sum(),
             top_units=c.y.max(),
-            top_customer=c.customer_id.cast("string").arbitrary(where=c.first == 0),
+            # one row has first == 0: max picks it on every engine (arbitrary compiles to FIRST, absent from PostgreSQL)
+            top_customer=c.customer_id.cast("string").max(where=c.first == 0),
         ).to_pandas()
         excess = g.set_index(["slice_value", "reason_code"])["excess_events"]
         for row in agg.itertuples(index=False):
