@@ -101,20 +101,30 @@ def per_row_scans(plan: dict, large: set[str]) -> list[str]:
 
 
 class Recorder:
-    """Every query the ibis PostgreSQL backend compiles while it is patched (``monkeypatch.undo()`` ends it)."""
+    """Every query the ibis PostgreSQL backend runs while it is patched (``monkeypatch.undo()`` ends it):
+    what it compiles, and the query behind each table it creates (a ``.cache()``, a stored table). The
+    temporary tables of ``.cache()`` are kept until the connection closes, so that a query reading one
+    can be explained after the step let it go."""
 
     def __init__(self, monkeypatch):
         from ibis.backends.postgres import Backend
 
         self.queries: list[str] = []
-        original, recorded = Backend.compile, self.queries
+        compile_, create, recorded = Backend.compile, Backend.create_table, self.queries
 
         def compile(self, expr, *args, **kwargs):
-            sql = original(self, expr, *args, **kwargs)
+            sql = compile_(self, expr, *args, **kwargs)
             recorded.append(str(sql))
             return sql
 
+        def create_table(self, name, obj=None, **kwargs):
+            if isinstance(obj, ibis.Table):
+                recorded.append(str(compile_(self, obj)))
+            return create(self, name, obj, **kwargs)
+
         monkeypatch.setattr(Backend, "compile", compile)
+        monkeypatch.setattr(Backend, "create_table", create_table)
+        monkeypatch.setattr(Backend, "_drop_cached_table", lambda self, name: None)
 
 
 def assert_no_per_row_scan(con: ibis.BaseBackend, sql: str, threshold: int) -> None:
