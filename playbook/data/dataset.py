@@ -528,14 +528,16 @@ _TIME_COLUMNS = {
 
 
 def snapshot_version() -> str:
-    """What a stored snapshot depends on besides the data: the contract, the cut, validation, the facts.
+    """What a stored snapshot depends on besides the data: the contract, the cut, validation, the facts
+    (``data/facts.py`` builds the stored line and order facts).
 
     The hash of those modules' source (the contract is v1 in words, but its rules live in code): a
     changed rule or fact must never be served from a snapshot built by the previous code.
     """
     digest = hashlib.sha256(_SNAPSHOT_LAYOUT.encode())
     package = Path(__file__).resolve().parents[1]
-    for module in ("data/contract.py", "data/validation", "data/dataset.py", "data/csv_files.py", "metrics/dictionary.py",
+    for module in ("data/contract.py", "data/validation", "data/dataset.py", "data/csv_files.py", "data/facts.py",
+                   "metrics/dictionary.py",
                    "core/weeks.py", "core/settings.py"):
         path = package / module
         if not path.exists():  # a moved module must never silently stop counting

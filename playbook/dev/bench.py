@@ -45,6 +45,12 @@ many order lines (``playbook.dev.large_shop``, built block by block), and on eac
 the whole weekly cycle (``measure_cycle``), the steps (``measure``) and the heaviest aggregation of the
 cycle on the engine beside plain pandas (``measure_aggregation``); ``<out>/large-results.json``.
 
+PostgreSQL beside DuckDB (``--postgres [600000]``, issue 12): a Parquet shop of that many order lines,
+copied into a fresh database of ``PLAYBOOK_TEST_POSTGRES_URL``'s server (else a throwaway one from
+``tests/pg_server.py``) with its primary keys and the recommended indexes (``load_postgres``), and the
+whole weekly run on each engine (``measure_postgres``), per notebook and in total, with the ratio against
+the 3x target; ``<out>/postgres-results.json``.
+
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
 scales.
