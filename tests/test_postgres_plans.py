@@ -76,16 +76,13 @@ def explain(con: ibis.BaseBackend, sql: str) -> dict:
     return (json.loads(value) if isinstance(value, str) else value)[0]["Plan"]
 
 
-def large_relations(con: ibis.BaseBackend, names: set[str], threshold: int, _sizes: dict = {}) -> set[str]:
-    """Those of ``names`` holding at least ``threshold`` rows (counted once per connection and name)."""
+def large_relations(con: ibis.BaseBackend, names: set[str], threshold: int) -> set[str]:
+    """Those of ``names`` (schema-qualified) holding at least ``threshold`` rows."""
     out = set()
     for name in names:
-        key = (id(con), name)
-        if key not in _sizes:
-            with contextlib.closing(con.raw_sql(f"SELECT count(*) FROM {name}")) as cur:
-                _sizes[key] = cur.fetchone()[0]
-        if _sizes[key] >= threshold:
-            out.add(name)
+        with contextlib.closing(con.raw_sql(f"SELECT count(*) FROM {name}")) as cur:
+            if cur.fetchone()[0] >= threshold:
+                out.add(name)
     return out
 
 

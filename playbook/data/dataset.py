@@ -389,7 +389,7 @@ def _drop_loaded_csv(con: ibis.BaseBackend, raw: dict[str, ibis.Table]) -> None:
             con.drop_view(f"_csv_{name}", force=True)
 
 
-def gather_statistics(table: ibis.Table) -> ibis.Table:
+def gather_statistics(con: ibis.BaseBackend | None, table: ibis.Table) -> ibis.Table:
     """``table`` (a table just materialized in the engine), after the engine has counted it.
 
     PostgreSQL never analyzes a temporary table and analyzes a new one only later: until then its
@@ -398,12 +398,11 @@ def gather_statistics(table: ibis.Table) -> ibis.Table:
     (tests/test_postgres_plans.py found it). ``ANALYZE`` samples the table (a fraction of a second
     for 600,000 lines). Other engines plan from the data they read: nothing to do.
     """
-    con = table._find_backend()
-    if con.name != "postgres":
+    if con is None or con.name != "postgres":
         return table
     op = table.op()
     schema = getattr(getattr(op, "namespace", None), "database", None)
-    name = f'"{schema}"."{op.name}"' if schema else f'"{op.name}"'
+    name = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, op.name) if part)
     cursor = con.raw_sql(f"ANALYZE {name}")
     cursor.close()
     return table
@@ -433,7 +432,8 @@ class Snapshot:
         """
         if key not in self._derived:
             self._materialize_cut()
-            self._derived[key] = gather_statistics(build().cache())
+            con = self.dataset.con if self.dataset is not None else None  # None: a snapshot built by hand (tests)
+            self._derived[key] = gather_statistics(con, build().cache())
         return self._derived[key]
 
     #: the event tables every shared fact joins: materialized once before the first fact is built
@@ -453,7 +453,7 @@ class Snapshot:
             return
         for name in self._CUT_MATERIALIZED:
             if name in self.tables:
-                self.tables[name] = gather_statistics(self.tables[name].cache())
+                self.tables[name] = gather_statistics(self.dataset.con, self.tables[name].cache())
         self._cut_cached = True
 
     @property
@@ -685,8 +685,8 @@ def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprin
         if location.schema not in ds.con.list_databases():
             ds.con.create_database(location.schema, force=True)
         for name, table in items.items():
-            gather_statistics(ds.con.create_table(location.table_name(name), table, database=location.schema,
-                                                  overwrite=True))
+            gather_statistics(ds.con, ds.con.create_table(location.table_name(name), table,
+                                                          database=location.schema, overwrite=True))
         ds.con.create_table(location.table_name(_SNAPSHOT_META), pd.DataFrame({"meta": [meta.to_json()]}),
                             database=location.schema, overwrite=True)
     return meta
