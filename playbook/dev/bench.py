@@ -891,6 +891,7 @@ def postgres_server(log=print) -> tuple[str, Any]:
     if spec is None or spec.loader is None:
         raise RuntimeError(f"no PostgreSQL: set {POSTGRES_ENV} (tests/pg_server.py is absent)")
     helper = importlib.util.module_from_spec(spec)
+    sys.modules["pg_server"] = helper  # its dataclasses look their module up while it loads
     spec.loader.exec_module(helper)
     server = helper.get_server()
     log(f"started a throwaway PostgreSQL at {server.url}")
