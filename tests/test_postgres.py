@@ -23,6 +23,7 @@ from playbook.core.settings import MetricSettings
 from playbook.data import dataset as pdata
 from playbook.data.contract import TABLES
 from playbook.data.dataset import SourceError, open_dataset, redact
+from playbook.data.indexes import create_recommended_indexes
 from playbook.data.validation import ContractError
 from playbook.metrics.dictionary import compute_metrics
 
@@ -72,6 +73,7 @@ def _load(pg: ibis.BaseBackend, schema: str, source) -> None:
         else:
             schema_ = ibis.schema({c: "string" for c in TABLES[name].column_names})
             pg.create_table(name, _text_frame(obj, name), schema=schema_, database=schema)
+    create_recommended_indexes(pg, schema)  # as docs/data_contract.md asks a user to
 
 
 @pytest.fixture(scope="module")

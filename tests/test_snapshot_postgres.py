@@ -14,6 +14,7 @@ from test_weekly_runner import make_notebook
 import playbook.data.dataset as pdata
 from playbook.core.settings import MetricSettings
 from playbook.data.dataset import open_dataset
+from playbook.data.indexes import create_recommended_indexes
 from playbook.metrics.dictionary import compute_metrics
 from playbook.run import session
 from playbook.run.weekly import run_week
@@ -34,6 +35,7 @@ def pg_shop(postgres_server, tmp_path_factory):
         pg = ibis.connect(postgres_server.url_for(db))
         for name, table in raw.items():
             pg.create_table(name, table.to_pyarrow())
+        create_recommended_indexes(pg, "public")  # as docs/data_contract.md asks a user to
         pg.disconnect()
         yield {"url": postgres_server.url_for(db), "folder": folder}
     finally:

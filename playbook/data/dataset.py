@@ -389,6 +389,25 @@ def _drop_loaded_csv(con: ibis.BaseBackend, raw: dict[str, ibis.Table]) -> None:
             con.drop_view(f"_csv_{name}", force=True)
 
 
+def gather_statistics(con: ibis.BaseBackend | None, table: ibis.Table) -> ibis.Table:
+    """``table`` (a table just materialized in the engine), after the engine has counted it.
+
+    PostgreSQL never analyzes a temporary table and analyzes a new one only later: until then its
+    planner assumes 200 distinct keys and a handful of matching rows, and nests the join of a
+    filtered table (an experiment's lines) around a scan of returns repeated once per line
+    (tests/test_postgres_plans.py found it). ``ANALYZE`` samples the table (a fraction of a second
+    for 600,000 lines). Other engines plan from the data they read: nothing to do.
+    """
+    if con is None or con.name != "postgres":
+        return table
+    op = table.op()
+    schema = getattr(getattr(op, "namespace", None), "database", None)
+    name = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, op.name) if part)
+    cursor = con.raw_sql(f"ANALYZE {name}")
+    cursor.close()
+    return table
+
+
 @dataclass
 class Snapshot:
     """The dataset as it was known at the end of ``week``.
@@ -402,6 +421,8 @@ class Snapshot:
     tables: dict[str, ibis.Table] = field(default_factory=dict)
     #: derived tables materialized once in the engine and shared by every step (see ``derived``)
     _derived: dict = field(default_factory=dict, repr=False)
+    #: whether the cut's large tables are materialized (``_materialize_cut``); a stored one needs not
+    _cut_cached: bool = field(default=False, repr=False)
 
     def derived(self, key: tuple, build) -> ibis.Table:
         """``build()`` materialized in the engine once per snapshot (e.g. the line facts for k days).
@@ -410,8 +431,30 @@ class Snapshot:
         query cost most of the weak-cohort and comparison time (see docs/benchmarks.md).
         """
         if key not in self._derived:
-            self._derived[key] = build().cache()
+            self._materialize_cut()
+            con = self.dataset.con if self.dataset is not None else None  # None: a snapshot built by hand (tests)
+            self._derived[key] = gather_statistics(con, build().cache())
         return self._derived[key]
+
+    #: the event tables every shared fact joins: materialized once before the first fact is built
+    _CUT_MATERIALIZED = ("orders", "order_lines", "returns")
+
+    def _materialize_cut(self) -> None:
+        """Cache the cut's large tables once (a database's temporary tables) before the facts are built.
+
+        The cut is a filter and two semi-joins over the source; left as sub-selects, a database re-plans
+        them inside every fact (line facts nest the orders three times) and, without statistics on
+        them, picks sort-merge joins that spill (PostgreSQL: line facts of 600,000 lines in 20-29 s,
+        10 s from cached cut tables; docs/benchmarks.md, "PostgreSQL"). DuckDB plans the nested cut as
+        one pipeline and holds its tables in memory: a cached copy would only double that memory, so
+        it keeps the cut as a view. A stored snapshot's tables are plain tables already.
+        """
+        if self._cut_cached or self.dataset is None or self.dataset.con.name == "duckdb":
+            return
+        for name in self._CUT_MATERIALIZED:
+            if name in self.tables:
+                self.tables[name] = gather_statistics(self.dataset.con, self.tables[name].cache())
+        self._cut_cached = True
 
     @property
     def cutoff(self) -> dt.datetime:
@@ -485,14 +528,16 @@ _TIME_COLUMNS = {
 
 
 def snapshot_version() -> str:
-    """What a stored snapshot depends on besides the data: the contract, the cut, validation, the facts.
+    """What a stored snapshot depends on besides the data: the contract, the cut, validation, the facts
+    (``data/facts.py`` builds the stored line and order facts).
 
     The hash of those modules' source (the contract is v1 in words, but its rules live in code): a
     changed rule or fact must never be served from a snapshot built by the previous code.
     """
     digest = hashlib.sha256(_SNAPSHOT_LAYOUT.encode())
     package = Path(__file__).resolve().parents[1]
-    for module in ("data/contract.py", "data/validation", "data/dataset.py", "data/csv_files.py", "metrics/dictionary.py",
+    for module in ("data/contract.py", "data/validation", "data/dataset.py", "data/csv_files.py", "data/facts.py",
+                   "metrics/dictionary.py",
                    "core/weeks.py", "core/settings.py"):
         path = package / module
         if not path.exists():  # a moved module must never silently stop counting
@@ -640,7 +685,8 @@ def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprin
         if location.schema not in ds.con.list_databases():
             ds.con.create_database(location.schema, force=True)
         for name, table in items.items():
-            ds.con.create_table(location.table_name(name), table, database=location.schema, overwrite=True)
+            gather_statistics(ds.con, ds.con.create_table(location.table_name(name), table,
+                                                          database=location.schema, overwrite=True))
         ds.con.create_table(location.table_name(_SNAPSHOT_META), pd.DataFrame({"meta": [meta.to_json()]}),
                             database=location.schema, overwrite=True)
     return meta
@@ -718,7 +764,7 @@ def attach_snapshot(location: SnapshotLocation | str) -> Snapshot:
     dataset = Dataset(con, tables, list(meta.warnings), list(meta.missing_tables), meta.source_label,
                       list(meta.empty_tables), meta.complete_through_value())
     derived = {key: _snapshot_table(con, loc, _derived_name(key)) for key in meta.derived}
-    return Snapshot(dataset, IsoWeek.parse(meta.week), tables, derived)
+    return Snapshot(dataset, IsoWeek.parse(meta.week), tables, derived, _cut_cached=True)
 
 
 def drop_snapshot(location: SnapshotLocation) -> None:

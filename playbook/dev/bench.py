@@ -45,6 +45,12 @@ many order lines (``playbook.dev.large_shop``, built block by block), and on eac
 the whole weekly cycle (``measure_cycle``), the steps (``measure``) and the heaviest aggregation of the
 cycle on the engine beside plain pandas (``measure_aggregation``); ``<out>/large-results.json``.
 
+PostgreSQL beside DuckDB (``--postgres [600000]``, issue 12): a Parquet shop of that many order lines,
+copied into a fresh database of ``PLAYBOOK_TEST_POSTGRES_URL``'s server (else a throwaway one from
+``tests/pg_server.py``) with its primary keys and the recommended indexes (``load_postgres``), and the
+whole weekly run on each engine (``measure_postgres``), per notebook and in total, with the ratio against
+the 3x target; ``<out>/postgres-results.json``.
+
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
 scales.
@@ -364,7 +370,7 @@ _PEAK_WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv
                  "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
 
 
-def measure_cycle(kind: str, week: str, data: Path | None = None) -> dict:
+def measure_cycle(kind: str, week: str, data: Path | str | None = None, env: dict | None = None) -> dict:
     """Wall seconds and peak memory of one fresh process: the weekly run (``cycle``) of ``data``
     (default ``data_samples/``) or its ``floor``.
 
@@ -381,8 +387,8 @@ def measure_cycle(kind: str, week: str, data: Path | None = None) -> dict:
         else:
             cmd = [sys.executable, "-m", "playbook.dev.bench", "--floor-into", tmp, "--week", week]
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *cmd], cwd=str(REPO_ROOT), env=_child_env(),
-                              capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        proc = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *cmd], cwd=str(REPO_ROOT),
+                              env={**_child_env(), **(env or {})}, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark {kind} failed with code {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -811,6 +817,159 @@ def run_large(sizes: list[int], week: str, out: Path, stages: bool = True, log=p
     return payload
 
 
+# --- PostgreSQL beside DuckDB (issue 12) --------------------------------------------------------
+
+POSTGRES_ENV = "PLAYBOOK_TEST_POSTGRES_URL"  # a superuser URL of a server the bench may create databases on
+TARGET_POSTGRES_RATIO = 3.0  # issue 12: the weekly run on PostgreSQL within 3x the DuckDB run
+POSTGRES_LINES = 600_000  # issue 12 measured a held-out shop of 620,000 lines; a run of both takes minutes
+#: the primary keys a typical export carries (the only keys a loaded shop has before the recommended indexes)
+PRIMARY_KEYS = {"orders": "order_id", "order_lines": "line_id", "returns": "return_id", "contacts": "contact_id"}
+
+
+def load_postgres(folder: Path, url: str, indexes: bool = True) -> dict[str, int]:
+    """Copy the shop of ``folder`` into the (empty) database at ``url``: typed tables as DuckDB reads the
+    files, each table's primary key, and (``indexes``) the recommended indexes of docs/data_contract.md;
+    row counts per table. ``COPY`` through psycopg: ibis's inserts take minutes for 600,000 lines."""
+    import ibis
+
+    from playbook.data.dataset import load_tables
+    from playbook.data.indexes import create_recommended_indexes
+
+    duck, raw = load_tables(folder)
+    pg = ibis.connect(url)
+    rows = {}
+    try:
+        for name, table in raw.items():
+            arrow = table.to_pyarrow()
+            pg.create_table(name, schema=table.schema(), overwrite=True)
+            columns = ", ".join(f'"{c}"' for c in arrow.column_names)
+            with pg.con.cursor() as cur, pg.con.transaction():
+                with cur.copy(f'COPY "{name}" ({columns}) FROM STDIN') as copy:
+                    for batch in arrow.to_batches(100_000):
+                        for row in zip(*(c.to_pylist() for c in batch.columns)):
+                            copy.write_row(row)
+            rows[name] = arrow.num_rows
+            if name in PRIMARY_KEYS:
+                pg.raw_sql(f'ALTER TABLE "{name}" ADD PRIMARY KEY ("{PRIMARY_KEYS[name]}")').close()
+        if indexes:
+            create_recommended_indexes(pg)
+        else:
+            pg.raw_sql("ANALYZE").close()
+    finally:
+        pg.disconnect()
+        duck.disconnect()
+    return rows
+
+
+def postgres_database(admin_url: str, name: str) -> str:
+    """A fresh database ``name`` (dropped first if there) on the server of ``admin_url``; its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        con.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def drop_postgres_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_server(log=print) -> tuple[str, Any]:
+    """A superuser URL: ``PLAYBOOK_TEST_POSTGRES_URL`` when set, else a throwaway server started by the
+    tests' helper (``tests/pg_server.py``: initdb + pg_ctl on a free port); and the server to stop (or None)."""
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if url:
+        return url, None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pg_server", REPO_ROOT / "tests" / "pg_server.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"no PostgreSQL: set {POSTGRES_ENV} (tests/pg_server.py is absent)")
+    helper = importlib.util.module_from_spec(spec)
+    sys.modules["pg_server"] = helper  # its dataclasses look their module up while it loads
+    spec.loader.exec_module(helper)
+    server = helper.get_server()
+    log(f"started a throwaway PostgreSQL at {server.url}")
+    return server.url, server
+
+
+def measure_postgres(folder: Path, manifest: dict, admin_url: str, week: str, repeat: int, log=print) -> dict:
+    """The whole weekly run on DuckDB (the Parquet folder) and on PostgreSQL (the same shop copied in,
+    primary keys and the recommended indexes, the snapshot in a schema), alternated, each in a fresh
+    process timed by the parent; per notebook seconds from the runner's log; the ratio of the bests."""
+    from playbook.data.dataset import SNAPSHOT_SCHEMA_ENV
+
+    name = f"playbook_bench_{size_label(manifest['nominal_order_lines']).lower()}"
+    url = postgres_database(admin_url, name)
+    try:
+        started = time.perf_counter()
+        rows = load_postgres(folder, url)
+        load_seconds = round(time.perf_counter() - started, 1)
+        log(f"loaded {rows['order_lines']:,} order lines into PostgreSQL in {load_seconds} s (keys and indexes included)")
+        samples = []
+        for rep in range(repeat):
+            for engine, data, env in (("duckdb", folder, {}), ("postgres", url, {SNAPSHOT_SCHEMA_ENV: "playbook_bench"})):
+                c = measure_cycle("cycle", week, data, env)
+                samples.append({"engine": engine, "seconds": c["seconds"], "peak_rss_mib": c["peak_rss_mib"],
+                                "notebooks": notebook_seconds(c["log"])})
+                log(f"{engine} cycle {rep + 1}/{repeat}: {c['seconds']:.1f} s, notebooks "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in samples[-1]["notebooks"].items()))
+    finally:
+        drop_postgres_database(admin_url, name)
+    best = {e: min((s for s in samples if s["engine"] == e), key=lambda s: s["seconds"]) for e in ("duckdb", "postgres")}
+    ratio = round(best["postgres"]["seconds"] / best["duckdb"]["seconds"], 2)
+    return {"order_lines": manifest["rows"]["order_lines"], "load_seconds": load_seconds, "samples": samples,
+            "best": best, "ratio": ratio, "target": TARGET_POSTGRES_RATIO, "holds": ratio <= TARGET_POSTGRES_RATIO}
+
+
+def format_postgres(r: dict) -> str:
+    """The side-by-side table: per notebook and in total, DuckDB and PostgreSQL, and their ratio."""
+    d, p = r["best"]["duckdb"], r["best"]["postgres"]
+    out = [f"weekly run, {r['order_lines']:,} order lines | DuckDB s | PostgreSQL s | ratio"]
+    for nb in d["notebooks"]:
+        a, b = d["notebooks"][nb], p["notebooks"].get(nb)
+        out.append(f"{nb} | {a:.1f} | {b:.1f} | {b / a:.2f}" if b is not None else f"{nb} | {a:.1f} | | ")
+    runner_d = d["seconds"] - sum(d["notebooks"].values())
+    runner_p = p["seconds"] - sum(p["notebooks"].values())
+    out.append(f"runner (open, validate, snapshot, export) | {runner_d:.1f} | {runner_p:.1f} | {runner_p / runner_d:.2f}")
+    out.append(f"**whole weekly run** | {d['seconds']:.1f} | {p['seconds']:.1f} | {r['ratio']:.2f}")
+    out.append(f"{'holds' if r['holds'] else 'MISSED'}: PostgreSQL within {r['target']:g}x DuckDB (measured "
+               f"{r['ratio']:.2f}x; loading the shop into PostgreSQL, not counted: {r['load_seconds']} s)")
+    return "\n".join(out)
+
+
+def run_postgres(order_lines: int, week: str, out: Path, repeat: int, log=print) -> dict:
+    """``make bench BENCH_ARGS=--postgres``: the shop built, copied into PostgreSQL, both weekly runs
+    measured; ``<out>/postgres-results.json``; the payload."""
+    from playbook.core.atomic import write_json
+
+    started = time.perf_counter()
+    host, code = machine(), code_version()
+    folder, manifest = build_large_in_child(out, order_lines, log)
+    admin_url, server = postgres_server(log)
+    try:
+        result = measure_postgres(folder, manifest, admin_url, week, repeat, log)
+    finally:
+        if server is not None:
+            server.stop()
+    payload = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": host, "code": code,
+               "week": week, "shop": manifest, "result": result,
+               "load_average_1m_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+               "method": ("each sample a fresh `python -m playbook.run.weekly` timed by the parent, DuckDB on the Parquet "
+                          "folder and PostgreSQL on the same shop copied in (primary keys and the recommended indexes, "
+                          "the snapshot in the schema PLAYBOOK_SNAPSHOT_SCHEMA), alternated; the best of each"),
+               "total_seconds": round(time.perf_counter() - started, 1)}
+    write_json(out / "postgres-results.json", payload)
+    return payload
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -864,6 +1023,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-no-steps", action="store_true",
                         help="with --large: skip the step-by-step processes (open, metrics, cohorts, compare)")
     parser.add_argument("--aggregate", choices=("engine", "pandas"), help=argparse.SUPPRESS)
+    parser.add_argument("--postgres", type=int, nargs="?", const=POSTGRES_LINES, default=None, metavar="LINES",
+                        help=f"instead of the above: the weekly run on PostgreSQL beside DuckDB on a shop of LINES order "
+                             f"lines (default {POSTGRES_LINES:,}), with the ratio (server: {POSTGRES_ENV}, else a "
+                             "throwaway one from tests/pg_server.py); --cycle-repeat samples of each")
     args = parser.parse_args(argv)
     if args.aggregate:
         run_aggregation(args.aggregate, args.data, args.result)
@@ -885,6 +1048,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if args.postgres:
+        payload = run_postgres(args.postgres, args.week, out, max(args.cycle_repeat, 1), log=log)
+        m, code = payload["machine"], payload["code"]
+        print(f"{payload['date']}  {m['nproc']} cores, {m['total_memory_gib']} GiB, {m['cpu']}; week {args.week}; "
+              f"load average {m['load_average_1m']} before, {payload['load_average_1m_after']} after; code {code['commit']}"
+              + (f" + uncommitted changes in {len(code['uncommitted'])} file(s)" if code["uncommitted"] else ""))
+        print(format_postgres(payload["result"]))
+        print(f"\nwritten {out / 'postgres-results.json'} ({payload['total_seconds']:.0f} s)")
+        return 0
     if args.large:
         payload = run_large(args.large, args.week, out, stages=not args.large_no_steps, log=log)
         m, code = payload["machine"], payload["code"]

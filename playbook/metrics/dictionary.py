@@ -364,7 +364,8 @@ def reason_mix(snap: Snapshot, settings: MetricSettings, lf: ibis.Table | None =
     """Returned units within k days of delivery per delivery week, slice and reason code, with shares."""
     k = settings.return_window_days
     lf = line_facts(snap, k) if lf is None else lf
-    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "delivery_week", *settings.slices), k)
+    # materialized once (returns-sized): each slice groups it, where a database would join again per slice
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "delivery_week", *settings.slices), k).cache()
     frames = []
     for s in [None, *settings.slices]:
         keys = [r.delivery_week.name("week_start"), r.reason_code]

@@ -199,13 +199,18 @@ def _period(lf: ibis.Table, windows: Windows) -> ibis.Value:
 
 def _returns_in_periods(snap: Snapshot, settings: MetricSettings, windows: Windows,
                         columns: list[str]) -> tuple[ibis.Table, ibis.Table]:
-    """The delivered lines of the compared weeks, and their returns within k days of delivery."""
+    """The delivered lines of the compared weeks, and their returns within k days of delivery.
+
+    The returns are materialized (a temporary table, returns-sized): every dimension's query groups
+    them, and a database would otherwise join returns to the line facts again for each one.
+    """
     k = settings.return_window_days
     lf = line_facts(snap, k)
     lf = lf.filter(lf.delivered_ts.notnull())
     lf = lf.mutate(period=_period(lf, windows))
     lf = lf.filter(lf.period.notnull())
-    return lf, returns_of_lines(snap, lf.select("line_id", "delivered_ts", "period", "customer_id", *columns), k)
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "period", "customer_id", *columns), k)
+    return lf, r.cache()
 
 
 def _returns_by_customer(r: ibis.Table, keys: list[ibis.Value]) -> ibis.Table:
@@ -361,7 +366,8 @@ def concentration(snap: Snapshot, settings: MetricSettings, windows: Windows,
             returning_customers=c.count(),
             needed=(c.before < c.target).sum(),
             top_units=c.y.max(),
-            top_customer=c.customer_id.cast("string").arbitrary(where=c.first == 0),
+            # one row has first == 0: max picks it on every engine (arbitrary compiles to FIRST, absent from PostgreSQL)
+            top_customer=c.customer_id.cast("string").max(where=c.first == 0),
         ).to_pandas()
         excess = g.set_index(["slice_value", "reason_code"])["excess_events"]
         for row in agg.itertuples(index=False):
