@@ -51,9 +51,16 @@ test-slow: $(VENV)/.installed
 sample-data: $(VENV)/.installed
 	$(PY) -m playbook.dev.sample_data --out data_samples
 
-# BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md)
+# BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md). Without
+# BENCH_ARGS, and with PostgreSQL available (PLAYBOOK_TEST_POSTGRES_URL, or its binaries for a throwaway
+# server), the weekly run on PostgreSQL beside DuckDB follows (issue 12; --postgres alone: BENCH_ARGS=--postgres).
 bench: $(VENV)/.installed
 	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
+	@if [ -z "$(BENCH_ARGS)" ]; then \
+	  if [ -n "$$PLAYBOOK_TEST_POSTGRES_URL" ] || command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	    $(PY) -m playbook.dev.bench --postgres; \
+	  else echo "PostgreSQL not available: the side-by-side run is skipped (make bench BENCH_ARGS=--postgres)"; fi; \
+	fi
 
 # Issue 12: seeded shops of LARGE order lines (default 1M and 10M) as Parquet under .bench/, built block by block;
 # on each, the whole weekly cycle, the steps and the heaviest aggregation against plain pandas (tens of minutes;
