@@ -284,7 +284,7 @@ def test_the_notebooks_tag_their_run_details_and_candidate_tables_as_analyst_onl
 def test_each_guide_page_links_the_other_guides_pages_not_their_markdown():
     for page in GUIDES:
         body = guide_page(page, STEPS)
-        assert not re.search(r'href="(method|metrics|statistics|data_contract)\.md', body), page
+        assert not re.search(r'href="[^"]*\.md', body), page  # every .md link became a page or plain text
     assert 'href="statistics.html' in guide_page("method", STEPS)
 
 

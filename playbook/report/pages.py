@@ -202,10 +202,20 @@ def guide_page(page: str, steps: list[Step] = ()) -> str:
     the other guides point to their pages."""
     markdown, title = GUIDES[page]
     to_html = mistune.create_markdown(escape=False, plugins=["table", "task_lists", "strikethrough"])
-    body = _heading_ids(to_html(markdown.read_text(encoding="utf-8")))
-    for other, (path, _) in GUIDES.items():
-        body = body.replace(f'href="{path.name}', f'href="{other}.html')
+    body = _DOC_LINK.sub(_guide_link, _heading_ids(to_html(markdown.read_text(encoding="utf-8"))))
     return _render("doc.html.j2", title=title, nav=nav_for(page, list(steps)), body=Markup(body))
+
+
+_DOC_LINK = re.compile(r'<a href="([\w.-]+)\.md(#[^"]*)?">(.*?)</a>', re.S)
+
+
+def _guide_link(match: re.Match) -> str:
+    """A link between the docs: to the guide's page when the report carries it, else its text and where
+    the file is in the repository (a report works offline: no link may lead out of it)."""
+    name, anchor, text = match.group(1), match.group(2) or "", match.group(3)
+    if name in GUIDES:
+        return f'<a href="{name}.html{anchor}">{text}</a>'
+    return text if f"{name}.md" in text else f"{text} (docs/{name}.md in the repository)"
 
 
 _HEADING = re.compile(r"<h([1-6])>(.*?)</h\1>", re.S)
