@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Decision, Design, GuardrailState, Status
-from playbook.metrics.display import Display, chance_words
+from playbook.metrics.display import Display, chance_words, value_text
 from playbook.report.summary import Summary
 from playbook.steps.baseline import MetricStatusEntry
 from playbook.steps.experiments import ComparisonSection
@@ -24,12 +24,19 @@ from playbook.steps.review import ReviewEntry
 STATUS_ORDER = (Status.RED, Status.AMBER, Status.UNAVAILABLE, Status.GREEN)
 NO_RULE = "no rule: investigate"
 
+#: a verdict as a manager reads it: the decision, then what it means
 DECISION_WORDS = {
-    Decision.KEEP: "keep: roll it out",
-    Decision.ADJUST: "adjust: not conclusive yet",
-    Decision.STOP: "stop: it does not pay",
-    Decision.PROVISIONAL: "too early to read",
+    Decision.KEEP: ("keep", "roll it out"),
+    Decision.ADJUST: ("adjust", "not conclusive yet"),
+    Decision.STOP: ("stop", "it does not pay"),
+    Decision.PROVISIONAL: ("too early to read", ""),
 }
+
+
+def decision_words(decision: Decision | str, short: bool = False) -> str:
+    """"keep: roll it out" ("keep" when ``short``); an unknown word as it is."""
+    word, meaning = DECISION_WORDS.get(decision, (str(decision), ""))
+    return word if short or not meaning else f"{word}: {meaning}"
 
 
 def num(text: str, path: str, scale: int = 1) -> Markup:
@@ -113,8 +120,8 @@ def weak_cohort_sentence(s: Summary, d: Display) -> Markup | None:
     return Markup("{who}: {rate} of units returned against {expected} expected, on {units} units delivered; "
                   "{money} of return costs above expected over {weeks} weeks of deliveries ({chance}).").format(
         who=_first_upper(cohort_words(wc.filters)),
-        rate=num(f"{wc.return_rate * 100:.1f} %", "weak_cohort.return_rate", 100),
-        expected=num(f"{wc.expected_rate * 100:.1f} %", "weak_cohort.expected_rate", 100),
+        rate=num(value_text(wc.return_rate, "percent"), "weak_cohort.return_rate", 100),
+        expected=num(value_text(wc.expected_rate, "percent"), "weak_cohort.expected_rate", 100),
         units=num(f"{wc.units:,}", "weak_cohort.units"),
         money=num(d.money(wc.excess_cost), "weak_cohort.excess_cost"),
         weeks=weeks, chance=chance_words(wc.q_value))
@@ -169,7 +176,7 @@ def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Displa
     metric = r.primary_metric
     change = (f"{lever_words(c.lever, config)} on {cohort_words(c.cohort)}" if c is not None else r.experiment_id)
     effect = (Markup("{}: {} {}").format(d.title(metric), num(d.change(metric, r.estimate), f"review.{i}.estimate",
-                                                               _shown_scale(d, metric)), d.bounds(metric, r.ci_low, r.ci_high))
+                                                               d.scale_of(metric)), d.bounds(metric, r.ci_low, r.ci_high))
               if r.estimate is not None else Markup(escape(f"{d.title(metric)}: not readable yet")))
     expected = ""
     if c is not None and c.primary.expected_low is not None and c.primary.expected_high is not None:
@@ -177,18 +184,13 @@ def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Displa
     money = (Markup("{} per week saved on the cohort").format(num(d.money(r.money_per_week), f"review.{i}.money_per_week"))
              if r.money_per_week is not None else Markup(""))
     guards = tuple(f"{d.title(g.metric)}: {GuardrailState(g.state).words}" for g in r.guardrails)
-    decision = DECISION_WORDS.get(r.decision, str(r.decision))
+    decision = decision_words(r.decision)
     if r.decision == Decision.PROVISIONAL and r.readable_on:
         decision += f" (readable on {r.readable_on:%d %b %Y})"
     elif r.look and r.planned_looks:
         decision += f" (look {r.look} of {r.planned_looks})"
     return VerdictLine(r.experiment_id, change, r.decision, decision, effect, expected, money, guards, r.flags,
                        r.follow_ups, r.next_step, r.why)
-
-
-def _shown_scale(d: Display, metric: str) -> int:
-    """A change of a percent metric is shown in points (x100); a metric already in points is not scaled."""
-    return 100 if d.format_of(metric) == "percent" else 1
 
 
 def next_action_sentence(s: Summary, d: Display) -> Markup | None:
@@ -250,7 +252,7 @@ def headline(s: Summary, d: Display, config: Config) -> Markup:
         counted = {}
         for r in s.review:
             counted[r.decision] = counted.get(r.decision, 0) + 1
-        said = ", ".join(f"{n} {DECISION_WORDS.get(dec, str(dec)).split(':')[0]}" for dec, n in counted.items())
+        said = ", ".join(f"{n} {decision_words(dec, short=True)}" for dec, n in counted.items())
         parts.append(Markup(escape(f"{len(s.review)} experiment{'s' if len(s.review) != 1 else ''} reviewed ({said})")))
     nxt = s.next_action
     if nxt is not None:
