@@ -27,6 +27,7 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
+from playbook.metrics.display import chance_words
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
@@ -743,7 +744,7 @@ def candidates_display(analysis: WeakCohortAnalysis) -> pd.DataFrame:
         "rate %": [round(c.return_rate * 100, 2) for c in analysis.candidates],
         "own baseline %": [round(c.expected_rate * 100, 2) for c in analysis.candidates],
         "excess cost": [round(c.excess_cost) for c in analysis.candidates],
-        "q": [f"{c.q_value:.2g}" for c in analysis.candidates],
+        "chance": [chance_words(c.q_value) for c in analysis.candidates],
         "customers making 80 % of the excess": [
             c.concentration.customers_for_80 if c.concentration else None for c in analysis.candidates],
         "largest customer's share %": [
