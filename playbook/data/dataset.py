@@ -237,12 +237,13 @@ def is_local_spark(source: str | os.PathLike) -> bool:
     return is_spark(text) and text.lower().startswith("pyspark") and spark_conf(text)[1]["spark.master"].startswith("local")
 
 
-def connect_spark(url: str) -> ibis.BaseBackend:
+def connect_spark(url: str, source_tables: bool = True) -> ibis.BaseBackend:
     """An ibis connection on the Spark session of ``url`` (started, or the one this process has).
 
     A session is one per process: a second connection in the same process gets the same session
     (``getOrCreate``), with the conf it was started with. Its folder's Parquet tables that the
-    catalog does not know are registered as temporary views under their contract names.
+    catalog does not know are registered as temporary views under their contract names (unless
+    ``source_tables`` is false: a kernel that reads the stored snapshot needs none of them).
     """
     try:
         from pyspark.sql import SparkSession
@@ -261,7 +262,7 @@ def connect_spark(url: str) -> ibis.BaseBackend:
     for key, value in conf.items():
         builder = builder.config(key, value)
     con = _with_timezone_function(ibis.pyspark.connect(builder.getOrCreate()))
-    if folder is not None:
+    if folder is not None and source_tables:
         _register_parquet(con, folder)
     return con
 
@@ -832,8 +833,11 @@ _ATTACHED = "playbook_snapshot"
 
 
 def _attach_connection(location: SnapshotLocation) -> ibis.BaseBackend:
-    if location.folder and not Path(location.folder).is_dir():
-        raise SourceError(f"snapshot folder {location.folder} does not exist (the weekly run removes it when it ends)")
+    if location.folder:
+        if not Path(location.folder).is_dir():
+            raise SourceError(f"snapshot folder {location.folder} does not exist (the weekly run removes it when it ends)")
+        refuse_secrets(location.target)
+        return connect_spark(location.target, source_tables=False)
     if not location.is_file:
         return _connect(location.target)
     path = Path(location.target)
