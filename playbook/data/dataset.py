@@ -256,24 +256,46 @@ def connect_spark(url: str, source_tables: bool = True) -> ibis.BaseBackend:
             session = SparkSession.builder.remote(remote).getOrCreate()
         except ImportError:
             raise SourceError("a Spark Connect source needs the client's packages: pip install 'pyspark[connect]'") from None
-        return _with_timezone_function(ibis.pyspark.connect(session))
+        return _prepare_spark(ibis.pyspark.connect(session))
     folder, conf = spark_conf(url)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    con = _with_timezone_function(ibis.pyspark.connect(builder.getOrCreate()))
+    con = _prepare_spark(ibis.pyspark.connect(builder.getOrCreate()))
     if folder is not None and source_tables:
         _register_parquet(con, folder)
     return con
 
 
-def _with_timezone_function(con: ibis.BaseBackend) -> ibis.BaseBackend:
-    """Give the session DuckDB's and PostgreSQL's ``timezone(zone, instant)`` (a Spark 4 SQL function).
+def _spark_compiler():
+    """ibis's PySpark compiler with ``strip()`` rendered so that Spark trims whitespace, not letters.
+
+    ibis 12 renders ``strip()`` as ``TRIM(' \\t\\n\\r\\v\\f' FROM x)``; Spark's parser reads ``\\v`` and
+    ``\\f`` as the letters v and f, so 'fit_size_message' lost its 'f' (seen in the parity test). The
+    same whitespace set, with those two characters given by their codes.
+    """
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    class Compiler(PySparkCompiler):
+        def visit_Strip(self, op, *, arg):
+            return self.f.trim(arg, self.f.concat(" \t\n\r", self.f.char(11), self.f.char(12)))
+
+    return Compiler()
+
+
+_SPARK_COMPILER: list = []  # built once per process
+
+
+def _prepare_spark(con: ibis.BaseBackend) -> ibis.BaseBackend:
+    """The connection with our compiler (``_spark_compiler``) and DuckDB's ``timezone(zone, instant)`` (a Spark 4 SQL function).
 
     Validation reads a timestamp written with an offset as the shop's clock through that builtin
     (``validation.convert._local_clock``); Spark names it ``from_utc_timestamp``. One temporary
     function keeps the expression the same on every engine.
     """
+    if not _SPARK_COMPILER:
+        _SPARK_COMPILER.append(_spark_compiler())
+    con.compiler = _SPARK_COMPILER[0]  # this connection only: the class's compiler stays ibis's own
     con.raw_sql("CREATE OR REPLACE TEMPORARY FUNCTION timezone(zone STRING, instant TIMESTAMP) RETURNS TIMESTAMP_NTZ "
                 "RETURN CAST(from_utc_timestamp(instant, zone) AS TIMESTAMP_NTZ)")
     return con
