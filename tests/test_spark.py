@@ -128,9 +128,16 @@ def test_a_local_session_listens_on_loopback_without_ui_and_counts_in_utc():
     assert conf["spark.sql.warehouse.dir"] == "/data/shop"
 
 
+def test_a_local_session_shuffles_into_one_partition_per_core_unless_told():
+    assert spark_conf("pyspark:///x?spark.master=local[3]")[1]["spark.sql.shuffle.partitions"] == "3"
+    told = spark_conf("pyspark:///x?spark.master=local[3]&spark.sql.shuffle.partitions=50")[1]
+    assert told["spark.sql.shuffle.partitions"] == "50"
+
+
 def test_a_cluster_master_gets_no_loopback_default():
     _, conf = spark_conf("pyspark:///lake?spark.master=spark://10.0.0.5:7077")
     assert "spark.driver.bindAddress" not in conf and "spark.ui.enabled" not in conf
+    assert "spark.sql.shuffle.partitions" not in conf
 
 
 def test_a_local_spark_run_stores_its_snapshot_as_parquet_beside_the_reports(tmp_path):
