@@ -2,9 +2,10 @@
 
 A source is a folder of ``<table>.csv``, ``<table>.csv.gz`` or ``<table>.parquet`` files, or
 a database URL that ``ibis.connect`` understands (``postgres://user@host/db``,
-``duckdb:///file.db``...). All further work happens in the engine through ibis, so the same
-code runs on DuckDB (embedded default), PostgreSQL and warehouses; pandas only ever sees
-aggregates.
+``duckdb:///file.db``...), or a Spark source (``pyspark://<folder>?spark.master=local[4]``, a
+Spark Connect ``sc://host:port``: ``connect_spark``). All further work happens in the engine
+through ibis, so the same code runs on DuckDB (embedded default), PostgreSQL, Spark and
+warehouses; pandas only ever sees aggregates.
 
 A database password never travels as a parameter: papermill keeps the ``data`` parameter in the
 executed notebooks kept under ``reports/<WEEK>/executed/``. A URL that carries one (``user:password@``
@@ -20,11 +21,12 @@ import itertools
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
@@ -64,6 +66,8 @@ def redact(source: str | os.PathLike) -> str:
     query, hash_, fragment = tail.partition("#")
     # any parameter whose name contains a secret word: password, api_key, access_token, client_secret...
     query = re.sub(r"(?i)([^&=]*(?:password|passwd|pwd|secret|token|key)[^&=]*)=[^&]*", lambda m: f"{m.group(1)}=***", query)
+    # Spark Connect's parameters follow '/;', separated by ';': sc://host:15002/;token=...
+    head = re.sub(r"(?i)(;[^;=/]*(?:password|passwd|pwd|secret|token|key)[^;=/]*)=[^;]*", lambda m: f"{m.group(1)}=***", head)
     return f"{head}{mark}{query}{hash_}{fragment}"
 
 
@@ -85,7 +89,10 @@ def _secrets_in_url(url: str) -> list[str]:
         if colon and password and not re.search(r"[@/?#]", user):
             found.append("a password after the user name")
     query = url.partition("?")[2].partition("#")[0]
-    for item in query.split("&"):
+    items = query.split("&")
+    if scheme.lower() == "sc":  # Spark Connect: sc://host:port/;token=...;user_id=...
+        items += rest.partition("/;")[2].split(";")
+    for item in items:
         name = item.partition("=")[0]
         if _SECRET_NAME_RE.search(name):
             found.append(f"query parameter {name!r}")
@@ -173,6 +180,152 @@ def connect_duckdb() -> ibis.BaseBackend:
     return ibis.duckdb.connect(**duckdb_settings())
 
 
+# --- Apache Spark: a local session over a folder of Parquet, or a Spark Connect server ------------
+#
+# ``pyspark://<folder>?spark.master=local[4]&<spark.conf>=<value>...``: a Spark session started in this
+# process (a JVM; Java 17 or newer), whose warehouse is ``<folder>``. The contract tables are those
+# of the session's catalog, else ``<folder>/<table>.parquet`` (a file, or a folder of part files as
+# Spark writes one) or ``<folder>/<table>/``. ``sc://host:port``: a Spark Connect server (a cluster);
+# the tables are those of its catalog's current database. The same ibis expressions run on both.
+SPARK_SCHEMES = ("pyspark", "sc")
+#: conf every session gets unless the URL says otherwise; the session's time zone is always UTC
+#: (timestamps are naive, the shop's clock, read as DuckDB reads them)
+_SPARK_DEFAULTS = {
+    "spark.master": "local[*]",
+    "spark.app.name": "returns-playbook",
+    # pandas 3 through Arrow: without it, a NULL of a string or a float column sent from pandas
+    # arrives as the text 'NaN' or as NaN (not NULL), and results come back row by row
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",  # progress bars would fill the notebooks' logs
+    "spark.log.level": "ERROR",
+}
+#: a local session listens on loopback only and serves no UI (no port opened to the network)
+_SPARK_LOCAL_DEFAULTS = {
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.ui.enabled": "false",
+}
+
+
+def is_spark(source: str | os.PathLike) -> bool:
+    """``source`` is a Spark source (``pyspark://...`` or ``sc://...``)."""
+    return str(source).split("://", 1)[0].lower() in SPARK_SCHEMES if is_url(source) else False
+
+
+def spark_conf(url: str) -> tuple[Path | None, dict[str, str]]:
+    """The warehouse folder and the session conf of a ``pyspark://`` URL (defaults filled in).
+
+    ``pyspark:///abs/folder?spark.master=local[2]``: everything between ``://`` and ``?`` is the
+    folder (absolute with a third slash; ibis's own parser would read it relative to the working
+    folder), every query parameter a Spark conf entry.
+    """
+    rest = str(url).split("://", 1)[1]
+    path, _, query = rest.partition("?")
+    conf = dict(_SPARK_DEFAULTS)
+    conf.update(parse_qsl(query.partition("#")[0], keep_blank_values=True))
+    if conf["spark.master"].startswith("local"):
+        conf = {**_SPARK_LOCAL_DEFAULTS, **conf}
+    if conf["spark.master"].startswith("local"):
+        # Spark's 200 shuffle partitions are sized for a cluster: on one machine each query then
+        # schedules hundreds of tiny tasks (2 instead of 200 at local[2]: the baseline metrics of the
+        # sample week 25-33 % faster)
+        cores = re.fullmatch(r"local\[(\d+)(?:,\d+)?\]", conf["spark.master"])
+        conf.setdefault("spark.sql.shuffle.partitions", cores.group(1) if cores else str(os.cpu_count() or 2))
+    folder = Path(unquote(path)).expanduser().absolute() if path else None
+    if folder is not None:
+        conf.setdefault("spark.sql.warehouse.dir", str(folder))
+    conf["spark.sql.session.timeZone"] = "UTC"
+    return folder, conf
+
+
+def is_local_spark(source: str | os.PathLike) -> bool:
+    """A ``pyspark://`` source whose master is local: its driver's disk is the executors' disk."""
+    text = str(source)
+    return is_spark(text) and text.lower().startswith("pyspark") and spark_conf(text)[1]["spark.master"].startswith("local")
+
+
+def connect_spark(url: str, source_tables: bool = True) -> ibis.BaseBackend:
+    """An ibis connection on the Spark session of ``url`` (started, or the one this process has).
+
+    A session is one per process: a second connection in the same process gets the same session
+    (``getOrCreate``), with the conf it was started with. Its folder's Parquet tables that the
+    catalog does not know are registered as temporary views under their contract names (unless
+    ``source_tables`` is false: a kernel that reads the stored snapshot needs none of them).
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SourceError("a Spark source needs PySpark: pip install -e '.[spark]' (and Java 17 or newer)") from None
+    if url.lower().startswith("sc://"):
+        token = os.environ.get(PASSWORD_ENV)
+        remote = url + (f"{'' if '/;' in url else '/'};token={token}" if token else "")
+        try:
+            session = SparkSession.builder.remote(remote).getOrCreate()
+        except ImportError:
+            raise SourceError("a Spark Connect source needs the client's packages: pip install 'pyspark[connect]'") from None
+        return _prepare_spark(ibis.pyspark.connect(session))
+    folder, conf = spark_conf(url)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    con = _prepare_spark(ibis.pyspark.connect(builder.getOrCreate()))
+    if folder is not None and source_tables:
+        _register_parquet(con, folder)
+    return con
+
+
+def _spark_compiler():
+    """ibis's PySpark compiler with ``strip()`` rendered so that Spark trims whitespace, not letters.
+
+    ibis 12 renders ``strip()`` as ``TRIM(' \\t\\n\\r\\v\\f' FROM x)``; Spark's parser reads ``\\v`` and
+    ``\\f`` as the letters v and f, so 'fit_size_message' lost its 'f' (seen in the parity test). The
+    same whitespace set, with those two characters given by their codes.
+    """
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    class Compiler(PySparkCompiler):
+        def visit_Strip(self, op, *, arg):
+            return self.f.trim(arg, self.f.concat(" \t\n\r", self.f.char(11), self.f.char(12)))
+
+    return Compiler()
+
+
+_SPARK_COMPILER: list = []  # built once per process
+
+
+def _prepare_spark(con: ibis.BaseBackend) -> ibis.BaseBackend:
+    """The connection with our compiler (``_spark_compiler``) and DuckDB's ``timezone(zone, instant)`` (a Spark 4 SQL function).
+
+    Validation reads a timestamp written with an offset as the shop's clock through that builtin
+    (``validation.convert._local_clock``); Spark names it ``from_utc_timestamp``. One temporary
+    function keeps the expression the same on every engine.
+    """
+    if not _SPARK_COMPILER:
+        _SPARK_COMPILER.append(_spark_compiler())
+    con.compiler = _SPARK_COMPILER[0]  # this connection only: the class's compiler stays ibis's own
+    con.raw_sql("CREATE OR REPLACE TEMPORARY FUNCTION timezone(zone STRING, instant TIMESTAMP) RETURNS TIMESTAMP_NTZ "
+                "RETURN CAST(from_utc_timestamp(instant, zone) AS TIMESTAMP_NTZ)")
+    return con
+
+
+def _register_parquet(con: ibis.BaseBackend, folder: Path) -> None:
+    """Register ``folder``'s Parquet tables the catalog does not know; a CSV file there is refused."""
+    present = set(con.list_tables())
+    for name in (*contract.ALL_TABLES, EXPORT_TABLE):
+        if name in present:
+            continue
+        found = [p for p in (folder / f"{name}.parquet", folder / name) if p.exists()]
+        if len(found) > 1:
+            raise SourceError(f"table {name}: both {found[0]} and {found[1]} in {folder}; keep one")
+        if found:
+            con.read_parquet(str(found[0]), table_name=name)
+            continue
+        csv = [p.name for p in (folder / f"{name}.csv", folder / f"{name}.csv.gz") if p.is_file()]
+        if csv:
+            raise SourceError(f"table {name}: a Spark source reads Parquet, not {csv[0]} ({folder}); convert it "
+                              f"to {name}.parquet, or open the folder itself (DuckDB)")
+
+
 def _table_files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name in contract.ALL_TABLES:
@@ -206,11 +359,7 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
     """
     text = str(source)
     if is_url(text):
-        refuse_secrets(text)  # before anything else: the URL would be kept in the executed notebooks
-        try:
-            con = ibis.connect(_url_with_password(text))
-        except Exception as exc:  # the message may echo the URL: never let the password through
-            raise SourceError(f"cannot open {redact(text)}: {type(exc).__name__}") from None
+        con = _connect(text)  # a URL carrying a password is refused before anything else
         present = set(con.list_tables())
         return LoadedSource(con, {name: con.table(name) for name in contract.ALL_TABLES if name in present})
     folder = Path(text)
@@ -582,31 +731,38 @@ def fingerprint(source: str | os.PathLike) -> str:
 
 
 def _connect(url: str) -> ibis.BaseBackend:
-    refuse_secrets(url)
+    refuse_secrets(url)  # before anything else: the URL would be kept in the executed notebooks
     try:
-        return ibis.connect(_url_with_password(url))
+        return connect_spark(url) if is_spark(url) else ibis.connect(_url_with_password(url))
+    except SourceError:
+        raise
     except Exception as exc:  # the message may echo the URL: never let the password through
         raise SourceError(f"cannot open {redact(url)}: {type(exc).__name__}") from None
 
 
 @dataclass(frozen=True)
 class SnapshotLocation:
-    """Where a stored snapshot lives: a DuckDB file, or a table prefix in a schema of a database.
+    """Where a stored snapshot lives: a DuckDB file, a table prefix in a schema of a database, or a
+    folder of Parquet tables read by the local Spark session of a URL.
 
-    As a notebook parameter it is one string (``text()``/``parse``): ``file:<path>`` or
-    ``db:<schema>:<prefix>:<url>``. The URL carries no password (refused upstream), so the string
-    may be kept in the executed notebooks.
+    As a notebook parameter it is one string (``text()``/``parse``): ``file:<path>``,
+    ``db:<schema>:<prefix>:<url>`` or ``parquet:<folder>|<url>``. The URL carries no password
+    (refused upstream), so the string may be kept in the executed notebooks.
     """
 
     target: str  # the DuckDB file's path, or the database URL
     schema: str = ""  # empty for a file
     prefix: str = ""
+    #: a folder of Parquet tables (a local Spark source: each kernel's own session reads it)
+    folder: str = ""
 
     @property
     def is_file(self) -> bool:
-        return not self.schema
+        return not self.schema and not self.folder
 
     def text(self) -> str:
+        if self.folder:
+            return f"parquet:{self.folder}|{self.target}"
         return f"file:{self.target}" if self.is_file else f"db:{self.schema}:{self.prefix}:{self.target}"
 
     @classmethod
@@ -618,7 +774,12 @@ class SnapshotLocation:
             schema, prefix, url = (rest.split(":", 2) + ["", ""])[:3]
             if schema and prefix and is_url(url):
                 return cls(url, schema, prefix)
-        raise SourceError(f"snapshot {text!r}: expected 'file:<path>' or 'db:<schema>:<prefix>:<url>'")
+        if kind == "parquet":
+            folder, _, url = rest.rpartition("|")  # a URL holds no bare '|'
+            if folder and is_spark(url):
+                return cls(url, folder=folder)
+        raise SourceError(f"snapshot {text!r}: expected 'file:<path>', 'db:<schema>:<prefix>:<url>' "
+                          f"or 'parquet:<folder>|<spark url>'")
 
     def table_name(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -681,6 +842,8 @@ def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprin
     items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
     if location.is_file:
         _store_file(ds.con, items, meta, Path(location.target))
+    elif location.folder:
+        _store_parquet(ds.con, items, meta, Path(location.folder))
     else:
         if location.schema not in ds.con.list_databases():
             ds.con.create_database(location.schema, force=True)
@@ -707,6 +870,22 @@ def _store_file(con: ibis.BaseBackend, items: dict[str, ibis.Table], meta: Snaps
     os.replace(partial, path)
 
 
+_META_FILE = f"{_SNAPSHOT_META}.json"
+
+
+def _store_parquet(con: ibis.BaseBackend, items: dict[str, ibis.Table], meta: SnapshotMeta, folder: Path) -> None:
+    """Each table a Parquet folder written by the engine (Spark), the metadata a JSON file, swapped in whole."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    for name, table in items.items():
+        con.to_parquet(table, partial / name, mode="overwrite")
+    (partial / _META_FILE).write_text(meta.to_json(), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+
+
 def _sql_text(path: Path) -> str:
     return str(path).replace("'", "''")
 
@@ -714,6 +893,8 @@ def _sql_text(path: Path) -> str:
 def read_snapshot_meta(location: SnapshotLocation, con: ibis.BaseBackend | None = None) -> SnapshotMeta | None:
     """The metadata of the snapshot at ``location``, or None when there is none (or it is unreadable)."""
     try:
+        if location.folder:  # a file beside the tables: read without starting a session
+            return SnapshotMeta.from_json((Path(location.folder) / _META_FILE).read_text(encoding="utf-8"))
         con = con or _attach_connection(location)
         table = _snapshot_table(con, location, _SNAPSHOT_META)
         return SnapshotMeta.from_json(table.to_pyarrow().to_pylist()[0]["meta"])
@@ -727,6 +908,11 @@ _ATTACHED = "playbook_snapshot"
 
 
 def _attach_connection(location: SnapshotLocation) -> ibis.BaseBackend:
+    if location.folder:
+        if not Path(location.folder).is_dir():
+            raise SourceError(f"snapshot folder {location.folder} does not exist (the weekly run removes it when it ends)")
+        refuse_secrets(location.target)
+        return connect_spark(location.target, source_tables=False)
     if not location.is_file:
         return _connect(location.target)
     path = Path(location.target)
@@ -742,6 +928,8 @@ def _attach_connection(location: SnapshotLocation) -> ibis.BaseBackend:
 def _snapshot_table(con: ibis.BaseBackend, location: SnapshotLocation, name: str) -> ibis.Table:
     if location.is_file:
         return con.table(name, database=(_ATTACHED, "main"))
+    if location.folder:
+        return con.read_parquet(str(Path(location.folder) / name), table_name=f"{_ATTACHED}_{name}")
     return con.table(location.table_name(name), database=location.schema)
 
 
@@ -771,6 +959,9 @@ def drop_snapshot(location: SnapshotLocation) -> None:
     """Remove a stored snapshot (the file, or its tables in the schema); nothing when it is gone."""
     if location.is_file:
         Path(location.target).unlink(missing_ok=True)
+        return
+    if location.folder:
+        shutil.rmtree(location.folder, ignore_errors=True)
         return
     con = _connect(location.target)
     meta = read_snapshot_meta(location, con)

@@ -61,6 +61,7 @@ from playbook.data.dataset import (
     SnapshotLocation,
     drop_snapshot,
     fingerprint,
+    is_local_spark,
     is_url,
     open_dataset,
     redact,
@@ -487,10 +488,14 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
     A folder: a DuckDB file beside the reports, ``<out>/.<week>.snapshot-<id>.duckdb``, removed when
     the run ends (never inside the report folder that is swapped in). A database: tables prefixed
     ``pb_run_<id>_`` in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA`` (temporary tables do not outlive
-    the runner's connection, and each notebook has its own), dropped when the run ends.
+    the runner's connection, and each notebook has its own), dropped when the run ends. A local
+    Spark session (``pyspark://`` with a local master): Parquet folders beside the reports,
+    ``<out>/.<week>.snapshot-<id>/`` (its catalog does not outlive the session, and each kernel starts its own).
     """
     if not is_url(data):
         return SnapshotLocation(str(out_dir / f".{iso}.snapshot-{run_id}.duckdb"))
+    if is_local_spark(data):
+        return SnapshotLocation(data, folder=str(out_dir / f".{iso}.snapshot-{run_id}"))
     schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "")
     return SnapshotLocation(data, schema, f"pb_run_{run_id}_") if schema else None
 
