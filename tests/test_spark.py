@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import HISTORY
+from conftest import SAMPLE_WEEK as WEEK
 from pg_server import in_ci
-from test_weekly_loop import HISTORY, WEEK, summary_numbers
+from test_weekly_loop import summary_numbers
 
 import playbook.data.dataset as pdata
 from playbook.core.paths import DATA_SAMPLES_DIR
@@ -75,8 +77,9 @@ def spark_url(folder: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def weeks(spark_ready, tmp_path_factory):
-    """The sample week rendered from the folder on DuckDB and from its Parquet copy on Spark."""
+def weeks(spark_ready, sample_week, tmp_path_factory):
+    """The sample week rendered from the folder on DuckDB (the session's render, tests/conftest.py) and
+    from its Parquet copy on Spark, from the same journal."""
     base = tmp_path_factory.mktemp("spark")
     shop = base / "shop"
     shop.mkdir()
@@ -84,19 +87,18 @@ def weeks(spark_ready, tmp_path_factory):
     for name, table in raw.items():
         con.to_parquet(table, shop / f"{name}.parquet")
     con.disconnect()
-    out = {}
-    for engine, data in (("duckdb", DATA_SAMPLES_DIR), ("spark", spark_url(shop))):
-        journal = base / f"journal_{engine}"
-        journal.mkdir()
-        (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
-        lines: list[str] = []
-        started = time.monotonic()
-        report = run_week(WEEK, data, base / f"reports_{engine}", journal=journal, log=lines.append)
-        seconds = time.monotonic() - started
-        print(f"\n{engine}: weekly run {seconds:.1f} s\n  " + "\n  ".join(lines))
-        out[engine] = {"report": report, "summary": json.loads((report / "summary.json").read_text()),
-                       "seconds": seconds, "reports": base / f"reports_{engine}", "url": data}
-    return out
+    journal = base / "journal_spark"
+    journal.mkdir()
+    (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
+    lines: list[str] = []
+    started = time.monotonic()
+    url = spark_url(shop)
+    report = run_week(WEEK, url, base / "reports_spark", journal=journal, log=lines.append)
+    seconds = time.monotonic() - started
+    print(f"\nspark: weekly run {seconds:.1f} s\n  " + "\n  ".join(lines))
+    return {"duckdb": {"summary": sample_week["summary"]},
+            "spark": {"report": report, "summary": json.loads((report / "summary.json").read_text()),
+                      "seconds": seconds, "reports": base / "reports_spark", "url": url}}
 
 
 @pytest.mark.spark
