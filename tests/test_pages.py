@@ -220,6 +220,18 @@ def test_the_brief_speaks_plain_words_without_ids_method_names_or_paths(week):
     assert "The full report has every number" in said
 
 
+@pytest.mark.parametrize("cohort, words", [
+    ("category=knitwear", "knitwear"),
+    ("category=knitwear;channel=web", "knitwear, web"),
+    ("channel=app x size_too_small", 'app returned as "size too small"'),
+    ("", "the whole shop"),
+])
+def test_a_cohort_reads_in_words_from_the_experiments_table_form_or_a_candidate_label(cohort, words):
+    from playbook.report.story import cohort_words
+
+    assert cohort_words(cohort) == words
+
+
 def test_the_brief_links_the_full_report(week):
     assert '<a href="../index.html">The full report</a>' in brief_page(week, STEPS, CONFIG)
 

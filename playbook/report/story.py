@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Decision, Design, GuardrailState, Status
+from playbook.data import contract
 from playbook.metrics.display import Display, chance_words, value_text
 from playbook.report.summary import Summary
 from playbook.steps.baseline import MetricStatusEntry
@@ -50,15 +51,14 @@ def plain(code: str) -> str:
 
 
 def parse_cohort(text: str) -> dict[str, str]:
-    """A cohort written as text (``category=knitwear``, ``channel=app x size_too_small``) as filters."""
-    filters: dict[str, str] = {}
-    for part in text.replace(" x ", ",").split(","):
-        key, sep, value = part.partition("=")
-        if sep:
-            filters[key.strip()] = value.strip()
-        elif part.strip():
-            filters["reason_code"] = part.strip()
-    return filters
+    """A cohort as filters, from the experiments table's form (``category=knitwear;channel=web``, read by
+    the data contract) or a candidate's label (``channel=app x size_too_small``, its reason after " x ")."""
+    where, _, reason = str(text).partition(" x ")
+    try:
+        filters = contract.parse_cohort(where)
+    except ValueError:  # not a filter: shown as written
+        filters = {"cohort": where.strip()}
+    return {**filters, "reason_code": reason.strip()} if reason.strip() else filters
 
 
 def cohort_words(filters: dict[str, str] | str) -> str:
