@@ -7,7 +7,8 @@ summary.json must equal the one rendered from the folder on DuckDB: every number
 verdict and cohort. Without PySpark or a Java runtime (17 or newer) the Spark tests are skipped, or fail
 when ``CI`` is set (CI must not silently stop testing Spark; ``.ci/run`` installs the runtime).
 
-Each notebook kernel starts its own Spark session (a JVM): the run's time is printed with ``-s``.
+The runner serves its Spark session to the notebook kernels over Spark Connect (one JVM per run,
+``playbook.data.spark_share``): the run's time is printed with ``-s``.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +30,9 @@ from pg_server import in_ci
 from test_weekly_loop import summary_numbers
 
 import playbook.data.dataset as pdata
+import playbook.data.spark_share as spark_share
 from playbook.core.paths import DATA_SAMPLES_DIR
-from playbook.data.dataset import SnapshotLocation, SourceError, redact, refuse_secrets, spark_conf
+from playbook.data.dataset import PASSWORD_ENV, SnapshotLocation, SourceError, redact, refuse_secrets, spark_conf
 from playbook.run.weekly import run_week, snapshot_location
 
 MASTER = "local[2]"
@@ -93,12 +97,16 @@ def weeks(spark_ready, sample_week, tmp_path_factory):
     lines: list[str] = []
     started = time.monotonic()
     url = spark_url(shop)
-    report = run_week(WEEK, url, base / "reports_spark", journal=journal, log=lines.append)
+    token = "run-token-" + "7" * 30  # drawn by the run; fixed here so the report can be searched for it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spark_share.secrets, "token_urlsafe", lambda n: token)
+        report = run_week(WEEK, url, base / "reports_spark", journal=journal, log=lines.append)
     seconds = time.monotonic() - started
     print(f"\nspark: weekly run {seconds:.1f} s\n  " + "\n  ".join(lines))
     return {"duckdb": {"summary": sample_week["summary"]},
             "spark": {"report": report, "summary": json.loads((report / "summary.json").read_text()),
-                      "seconds": seconds, "reports": base / "reports_spark", "url": url}}
+                      "seconds": seconds, "reports": base / "reports_spark", "url": url, "token": token,
+                      "log": lines}}
 
 
 @pytest.mark.spark
@@ -117,6 +125,137 @@ def test_the_spark_report_names_its_source_and_leaves_no_snapshot_beside_it(week
     spark = weeks["spark"]
     assert spark["summary"]["data_source"] == redact(spark["url"])
     assert not list(spark["reports"].glob(".*snapshot*"))
+
+
+@pytest.mark.spark
+@pytest.mark.notebooks
+def test_every_notebook_of_a_spark_run_reads_through_the_runners_session(weeks):
+    executed = sorted((weeks["spark"]["report"] / "executed").glob("*.ipynb"))
+    assert len(executed) == 5
+    for path in executed:
+        snapshot = json.loads(path.read_text())["metadata"]["papermill"]["parameters"]["snapshot"]
+        assert re.fullmatch(r"parquet:.+\|sc://localhost:\d+", snapshot), (path.name, snapshot)
+
+
+@pytest.mark.spark
+@pytest.mark.notebooks
+def test_the_token_of_the_served_session_is_in_no_file_of_the_report(weeks):
+    spark = weeks["spark"]
+    leaked = [p for p in spark["reports"].rglob("*") if p.is_file() and spark["token"].encode() in p.read_bytes()]
+    assert not leaked
+    assert PASSWORD_ENV not in os.environ or os.environ[PASSWORD_ENV] != spark["token"]  # restored after the run
+
+
+# --- a served session, on its own --------------------------------------------------------------------
+
+#: a kernel's route: the playbook's own connection (the token from the environment), then one query
+_CLIENT = """
+import sys
+from playbook.data.dataset import connect_spark
+con = connect_spark(sys.argv[1], source_tables=False)
+print(con.sql("SELECT 40 + 2 AS answer").to_pandas()["answer"].iloc[0])
+"""
+#: an intruder's attempts, each with a fresh client: a wrong token, then none
+_INTRUDER = """
+import sys
+from pyspark.sql import SparkSession
+for remote in (sys.argv[1] + "/;token=not-the-token", sys.argv[1]):
+    try:
+        SparkSession.builder.remote(remote).create().sql("SELECT 1").collect()
+        print("ANSWERED", remote)
+    except Exception as exc:
+        print("REFUSED", "UNAUTHENTICATED" in str(exc))
+"""
+
+
+def _client(code: str, url: str, token: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, "SPARK_CONNECT_AUTHENTICATE_TOKEN")}
+    if token is not None:
+        env[PASSWORD_ENV] = token
+    return subprocess.run([sys.executable, "-c", code, url], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket of ``port`` listens on, from Linux's /proc/net/tcp and tcp6.
+
+    Addresses are hex in the kernel's byte order (32-bit words little-endian); a JVM's IPv4 socket
+    may show in tcp6 as ::ffff:a.b.c.d, read as a.b.c.d.
+    """
+    found = set()
+    for table in ("tcp", "tcp6"):
+        path = Path("/proc/net") / table
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if int(hex_port, 16) != port or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+            if len(raw) == 4:
+                found.add(socket.inet_ntop(socket.AF_INET, raw))
+            else:
+                text = socket.inet_ntop(socket.AF_INET6, raw)
+                found.add(text.removeprefix("::ffff:") if text.startswith("::ffff:") and "." in text else text)
+    return found
+
+
+def _port_refuses(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def served(spark_ready, tmp_path_factory):
+    """A local session served while three clients connect; what the environment and the port were after."""
+    con = pdata.connect_spark(spark_url(tmp_path_factory.mktemp("served")), source_tables=False)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(PASSWORD_ENV, "the analyst's own")
+            with spark_share.shared_spark(con) as shared:
+                seen = {"shared": shared, "answer": _client(_CLIENT, shared.url, shared.token),
+                        "intruder": _client(_INTRUDER, shared.url, None),
+                        "listening": _listening_addresses(shared.port) if Path("/proc/net/tcp").is_file() else None,
+                        "env": os.environ.get(PASSWORD_ENV)}
+            seen["env_after"] = os.environ.get(PASSWORD_ENV)
+            seen["refused_after"] = _port_refuses(shared.port)
+            seen["session_after"] = con.sql("SELECT 1 AS one").to_pandas()["one"].iloc[0]
+    finally:
+        con.disconnect()
+    return seen
+
+
+@pytest.mark.spark
+def test_a_served_session_answers_another_process_that_holds_the_token(served):
+    assert served["answer"].returncode == 0, served["answer"].stderr[-2000:]
+    assert served["answer"].stdout.strip().splitlines()[-1] == "42"
+
+
+@pytest.mark.spark
+def test_a_served_session_refuses_a_wrong_or_missing_token(served):
+    assert served["intruder"].stdout.split() == ["REFUSED", "True", "REFUSED", "True"], served["intruder"].stderr[-2000:]
+
+
+@pytest.mark.spark
+def test_a_served_session_listens_on_loopback_only(served):
+    if served["listening"] is None:
+        pytest.skip("no /proc/net/tcp (not Linux): the listening address cannot be read")
+    assert served["listening"] == {"127.0.0.1"}
+
+
+@pytest.mark.spark
+def test_the_kernels_get_the_token_through_the_environment_not_the_url(served):
+    shared = served["shared"]
+    assert served["env"] == shared.token
+    assert shared.token not in shared.url and shared.token not in repr(shared)
+
+
+@pytest.mark.spark
+def test_when_the_run_ends_the_service_stops_the_environment_is_restored_and_the_session_stays(served):
+    assert served["refused_after"]
+    assert served["env_after"] == "the analyst's own"
+    assert served["session_after"] == 1  # the owner disconnects it, not the service
 
 
 # --- the source and snapshot forms, without a session ---------------------------------------------

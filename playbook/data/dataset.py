@@ -262,7 +262,7 @@ def connect_spark(url: str, source_tables: bool = True) -> ibis.BaseBackend:
         try:
             session = SparkSession.builder.remote(remote).getOrCreate()
         except ImportError:
-            raise SourceError("a Spark Connect source needs the client's packages: pip install 'pyspark[connect]'") from None
+            raise SourceError("a Spark Connect source needs PySpark's Connect client: pip install -e '.[spark]'") from None
         return _prepare_spark(ibis.pyspark.connect(session))
     folder, conf = spark_conf(url)
     builder = SparkSession.builder
@@ -452,15 +452,17 @@ class Dataset:
     def as_of(self, week: IsoWeek | str) -> "Snapshot":
         return Snapshot.cut(self, IsoWeek.parse(week))
 
-    def close(self) -> None:
+    def close(self, disconnect: bool = True) -> None:
         """Drop the cached tables and disconnect (a DuckDB database file stays locked while open).
 
         The tables are released first so that ibis drops its cached copies while the connection
         still answers (left to the garbage collector, they fail at exit on a closed connection).
+        ``disconnect=False`` keeps the connection for its owner (a Spark session the run serves).
         """
         self.tables.clear()
         gc.collect()
-        self.con.disconnect()
+        if disconnect:
+            self.con.disconnect()
 
 
 def open_dataset(source: str | os.PathLike, timezone: str = "UTC",
@@ -753,7 +755,7 @@ class SnapshotLocation:
     target: str  # the DuckDB file's path, or the database URL
     schema: str = ""  # empty for a file
     prefix: str = ""
-    #: a folder of Parquet tables (a local Spark source: each kernel's own session reads it)
+    #: a folder of Parquet tables (a local Spark source: the kernels read it through the run's served session)
     folder: str = ""
 
     @property

@@ -66,6 +66,7 @@ from playbook.data.dataset import (
     open_dataset,
     redact,
 )
+from playbook.data.spark_share import shared_spark
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
 from playbook.journal.entry import JournalError
@@ -418,6 +419,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         check_parameters(nb, parameters)
     log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
     runs: list[NotebookRun] = []
+    served = contextlib.ExitStack()  # the run's Spark session served to the kernels, stopped when the run ends
     try:
         staging.mkdir(parents=True)
         if chosen:  # said at the top of the report: the run is not the defaults
@@ -427,9 +429,15 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
             store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
         else:
             log(f"No {SNAPSHOT_SCHEMA_ENV} for this database: each notebook opens and validates the source itself.")
+        if location is not None and location.folder:
+            # one Spark session per run: the kernels connect to the runner's instead of starting their own
+            served.callback(dataset.con.disconnect)  # last: after the service has stopped
+            shared = served.enter_context(shared_spark(dataset.con))
+            parameters["snapshot"] = SnapshotLocation(shared.url, folder=location.folder).text()
+            log(f"The run's Spark session is served to the notebooks at {shared.url} (loopback, token).")
         # the runner would otherwise hold the whole shop in memory (and lock a DuckDB database file)
-        # while the notebooks run
-        dataset.close()
+        # while the notebooks run; a served Spark session stays open (its cached tables are released)
+        dataset.close(disconnect=not location or not location.folder)
         del dataset
         for i, nb in enumerate(notebooks, 1):
             started = time.monotonic()
@@ -466,6 +474,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
+        served.close()
         if location is not None:
             drop_snapshot(location)  # the shop's rows never outlive the run, nor sit in a report folder
     shutil.rmtree(out_dir / f"{iso}.failed", ignore_errors=True)  # this week now has a complete report
@@ -490,7 +499,8 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
     ``pb_run_<id>_`` in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA`` (temporary tables do not outlive
     the runner's connection, and each notebook has its own), dropped when the run ends. A local
     Spark session (``pyspark://`` with a local master): Parquet folders beside the reports,
-    ``<out>/.<week>.snapshot-<id>/`` (its catalog does not outlive the session, and each kernel starts its own).
+    ``<out>/.<week>.snapshot-<id>/``, read by the kernels through the runner's session, which the run
+    serves to them over Spark Connect (``data.spark_share``).
     """
     if not is_url(data):
         return SnapshotLocation(str(out_dir / f".{iso}.snapshot-{run_id}.duckdb"))
