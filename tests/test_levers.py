@@ -10,7 +10,7 @@ from section_examples import candidate, read, weak_cohort
 
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
-from playbook.data.contract import DESIGNS, TABLES, parse_cohort
+from playbook.data.contract import DESIGNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
 from playbook.stats.power import k_day_read_plan
 from playbook.steps.levers import (
@@ -47,7 +47,10 @@ def plan(snap, config):
 # the sample shop's weak cohort (notebook 02 on 2026-W47): knitwear x size_too_small
 SAMPLE_WEAK = read("weak_cohort", weak_cohort(
     filters={"category": "knitwear", "reason_code": "size_too_small"}, return_rate=0.0972, expected_rate=0.0401,
-    window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]))
+    window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"],
+    baseline_weeks=[(dt.date(2026, 8, 17) + dt.timedelta(days=7 * i)).isoformat() for i in range(8)]))
+#: the experiments table's columns a plan writes: the contract's, then the weeks step 2 read
+ROW_COLUMNS = [*TABLES["experiments"].column_names, *SELECTION_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +208,24 @@ def test_the_plan_records_the_cohort_volume(plan):
 
 
 def test_the_experiment_row_has_exactly_the_contract_columns_in_order(ready):
-    assert list(ready.experiments_row()) == list(TABLES["experiments"].column_names)
-    assert list(experiments_table(ready).columns) == list(TABLES["experiments"].column_names)
+    assert list(ready.experiments_row()) == ROW_COLUMNS
+    assert list(experiments_table(ready).columns) == ROW_COLUMNS
+
+
+def test_the_experiment_row_records_the_weeks_step_2_read(ready):
+    # step 2's baseline 2026-08-17 (W34) to 2026-10-05 (W41), its window 2026-10-12 (W42) to 2026-11-02 (W45)
+    row = ready.experiments_row()
+    assert [row[c] for c in SELECTION_COLUMNS] == ["2026-W34", "2026-W42", "2026-W45"]
+
+
+def test_a_plan_from_a_summary_without_step_2s_baseline_records_no_selection_weeks(sample_snap, config):
+    older = dataclasses.replace(SAMPLE_WEAK, baseline_weeks=None)
+    p = design_lever(older, sample_snap, config, expected_low=-0.30, expected_high=-0.10)
+    assert p.selection is None and list(p.experiments_row()) == list(TABLES["experiments"].column_names)
+
+
+def test_the_journal_entry_of_a_plan_names_the_weeks_step_2_read(ready):
+    assert "chosen on delivery weeks 2026-W34 to 2026-W45, window from 2026-W42" in journal_entry(ready, "2026-W47").why
 
 
 def test_the_experiment_row_values_follow_the_contract(ready):
@@ -221,14 +240,16 @@ def test_the_experiment_row_values_follow_the_contract(ready):
 def test_a_ready_plan_writes_its_row(ready, tmp_path):
     written = write_experiments_row(ready, tmp_path)
     assert written.path == tmp_path / "experiments_plan.csv"
-    assert written.path.read_text().splitlines()[0].split(",") == list(TABLES["experiments"].column_names)
+    assert written.path.read_text().splitlines()[0].split(",") == ROW_COLUMNS
 
 
 def test_the_experiment_row_passes_validation_when_added_to_the_data(ready, tmp_path):
-    tables = dict(TINY_SHOP, experiments=[tuple(ready.experiments_row().values())])
-    ds = open_dataset(write_shop(tmp_path / "shop", tables))
+    folder = write_shop(tmp_path / "shop", TINY_SHOP)
+    write_experiments_row(ready, tmp_path).path.replace(folder / "experiments.csv")  # the plan CSV, as written
+    ds = open_dataset(folder)
     e = ds.tables["experiments"].to_pandas()
     assert list(e["experiment_id"]) == [ready.experiment_id]
+    assert list(e.loc[0, list(SELECTION_COLUMNS)]) == ["2026-W34", "2026-W42", "2026-W45"]
     assert not [w for w in ds.warnings if w.table == "experiments" and "missing" not in w.rule]
 
 
@@ -342,3 +363,4 @@ def test_a_chosen_cohort_in_a_week_without_a_weak_cohort_is_not_planned_and_says
 
     result = analyse(snap, config, None, cohort="channel=web", expected_low=-0.2, expected_high=-0.1)
     assert result.plan is None and "step 2 flagged no cohort this week" in result.conclusion
+
