@@ -10,6 +10,7 @@ from section_examples import candidate, read, weak_cohort
 
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
+from playbook.core.weeks import IsoWeek
 from playbook.data.contract import DESIGNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
 from playbook.stats.power import k_day_read_plan
@@ -364,3 +365,67 @@ def test_a_chosen_cohort_in_a_week_without_a_weak_cohort_is_not_planned_and_says
     result = analyse(snap, config, None, cohort="channel=web", expected_low=-0.2, expected_high=-0.1)
     assert result.plan is None and "step 2 flagged no cohort this week" in result.conclusion
 
+
+# --- the power curve of step 3's chart against an independent power computation -------------------
+# A generated shop: every week from 2026-W34 to 2026-W45, 200 new customers each buy one knitwear line of
+# 2 units (Tuesday, delivered Wednesday); 2 customers in 5 return one of the 2 units 3 days after delivery.
+# The K-day rate is 0.2 in every week, and a customer returns at most one of its 2 units, so the returns of
+# one customer are less alike than independent units would be: the design effect is 1 (its floor).
+CURVE_CUSTOMERS = 200
+
+
+def curve_shop() -> dict[str, list[tuple]]:
+    orders, lines, returns = [], [], []
+    week = IsoWeek.parse("2026-W34")
+    while week <= IsoWeek.parse("2026-W45"):
+        ts = dt.datetime.combine(week.monday + dt.timedelta(days=1), dt.time(10))
+        for i in range(CURVE_CUSTOMERS):
+            oid = f"O{len(orders):06d}"
+            delivered = ts + dt.timedelta(days=1)
+            orders.append((oid, str(ts), f"C{oid}", "web", "north", str(delivered.date()), str(delivered), 4.0))
+            lines.append((f"L{oid}", oid, "SKU", "knitwear", 2, 50.0, 0.0, 20.0))
+            if i % 5 < 2:
+                returns.append((f"R{oid}", f"L{oid}", str(delivered + dt.timedelta(days=3)), 1, "size_too_small", "",
+                                50.0, 5.0, 2.0, "refund"))
+        week = week.shift(1)
+    return {"orders": orders, "order_lines": lines, "returns": returns}
+
+
+@pytest.fixture(scope="module")
+def curve_plan(tmp_path_factory, config):
+    snap = open_dataset(write_shop(tmp_path_factory.mktemp("curve") / "shop", curve_shop())).as_of("2026-W47")
+    window = ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]  # 2026-W42 to W45, 14 days mature by W47
+    weak = read("weak_cohort", weak_cohort(filters={"category": "knitwear", "reason_code": "size_too_small"},
+                                           return_rate=0.2, expected_rate=0.1, window_weeks=window))
+    return design_lever(weak, snap, config, expected_low=-0.10, expected_high=-0.05)
+
+
+@pytest.mark.parametrize("week", [3, 4, 6, 8])
+def test_the_power_curve_is_the_power_of_a_two_sample_test_on_the_mature_units_of_each_week(curve_plan, week):
+    from statsmodels.stats.power import NormalIndPower
+
+    option = curve_plan.options[0]
+    assert (option.kind, option.expected_change, option.base_rate) == ("as_planned", -0.05, pytest.approx(0.2))
+    # per arm: half of 400 units a week; the 14-day read after `week` weeks holds the units delivered in the
+    # first week - 2 weeks: 200 (week - 2) per arm. Unpooled two-sample z test of 0.20 against 0.15, two-sided
+    # 5 %, written as statsmodels' one-sided test at 2.5 % on the standardised effect (the far tail left out).
+    n_per_arm = CURVE_CUSTOMERS * (week - 2)
+    effect = 0.05 / ((0.2 * 0.8 + 0.15 * 0.85) / 2) ** 0.5
+    expected = NormalIndPower().power(effect, nobs1=n_per_arm, alpha=0.025, alternative="larger")
+    assert option.power_by_week[week - 1] == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_power_curve_is_near_cohens_h_for_the_same_read(curve_plan):
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    h = proportion_effectsize(0.2, 0.15)  # arcsine effect size: another approximation of the same test
+    curve = curve_plan.options[0].power_by_week
+    for week in (3, 5, 8):
+        assert curve[week - 1] == pytest.approx(NormalIndPower().power(h, nobs1=CURVE_CUSTOMERS * (week - 2),
+                                                                       alpha=0.05), abs=0.02)
+
+
+def test_before_any_unit_has_its_k_days_the_power_curve_is_zero(curve_plan):
+    assert curve_plan.options[0].power_by_week[:2] == (0.0, 0.0)  # weeks 1 and 2: no unit 14 days old yet
+    assert len(curve_plan.options[0].power_by_week) == curve_plan.max_weeks
