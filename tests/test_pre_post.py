@@ -124,7 +124,7 @@ def test_too_few_pre_weeks_for_a_trend_block_a_keep(tmp_path):
 # W26-W37. The pre-period is the 8 weeks before W26 that the data hold (they start in W19): W19-W25.
 
 
-def _plan_with_chosen_windows(folder, window_weeks: int = 6, baseline_weeks: int = 8 + 4):
+def _plan_with_chosen_windows(folder, window_weeks: int = 6, baseline_weeks: int = 12):
     from section_examples import read, weak_cohort
 
     from playbook.steps.cohorts import choose_windows
