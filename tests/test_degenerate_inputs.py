@@ -182,6 +182,30 @@ def test_a_week_without_orders_is_said_in_the_baseline_conclusion(empty_week):
     assert depth.value is None and depth.status == "not available"
 
 
+def test_conversion_in_a_week_with_sessions_and_no_order_is_red_not_green(sample, empty_week):
+    sessions = sample["sessions"]
+    in_week = int(sessions[(sessions.date >= pd.Timestamp("2026-11-16")) & (sessions.date < pd.Timestamp("2026-11-23"))]
+                  .sessions.sum())
+    conv = next(s for s in baseline.analyse(*empty_week).statuses if s.metric == "conversion_rate")
+    assert (conv.week, conv.value, conv.details["denominator"]) == (WEEK, 0.0, float(in_week))
+    assert conv.status == "red" and f"no orders placed over {in_week:,} sessions" in conv.why, conv.why
+
+
+@pytest.fixture(scope="module")
+def empty_week_after_history(sample, tmp_path_factory):
+    """Ten weeks of orders (2,000), none in the requested 2026-W47; sessions go on."""
+    orders = sample["orders"][sample["orders"].order_ts < pd.Timestamp("2026-11-16")]
+    return week_snapshot(cut_shop({**sample, "orders": orders}, tmp_path_factory.mktemp("empty_after") / "shop",
+                                  "2026-09-14", 2000))
+
+
+def test_conversion_in_a_week_with_sessions_and_no_order_is_red_by_its_rule_after_a_full_baseline(
+        empty_week_after_history):
+    conv = next(s for s in baseline.analyse(*empty_week_after_history).statuses if s.metric == "conversion_rate")
+    assert (conv.value, conv.baseline_weeks) == (0.0, 8)
+    assert conv.status == "red" and "standard deviations worse than its baseline" in conv.why, conv.why
+
+
 def test_a_week_with_orders_has_no_empty_week_note(young_shop):
     assert "has no order" not in baseline.analyse(*young_shop).conclusion
 

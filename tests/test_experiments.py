@@ -281,3 +281,56 @@ def test_an_asymmetric_interval_is_read_at_its_own_ends():
     # a DiD interval [+0.0013, +0.0239] around +0.0082 (not centred): conversion up, harm is a drop beyond -0.002;
     # its lower end +0.0013 rules that out (a symmetric rebuild, 0.0082 - 1.96 x 0.00576 = -0.0031, would not)
     assert guardrail(0.008209, 0.001265, 0.02385, "higher", 0.002).state.value == "safe"
+
+
+# --- the optional selection weeks of the experiments table ------------------------------------------
+
+def _shop_with_selection(tmp_path, weeks_by_row: dict[str, tuple[str, str, str]]):
+    """The randomized shop whose experiments CSV carries the optional selection-week columns."""
+    import pandas as pd
+
+    from playbook.data.contract import SELECTION_COLUMNS, TABLES
+
+    folder = write_shop(tmp_path / "shop", experiment_shop())
+    e = pd.DataFrame(experiment_shop()["experiments"], columns=list(TABLES["experiments"].column_names))
+    for i, col in enumerate(SELECTION_COLUMNS):
+        e[col] = [weeks_by_row.get(eid, ("", "", ""))[i] for eid in e["experiment_id"]]
+    e.to_csv(folder / "experiments.csv", index=False)
+    return folder
+
+
+def _violation(tmp_path, weeks_by_row):
+    from playbook.data.validation import ContractError
+
+    with pytest.raises(ContractError) as info:
+        open_dataset(_shop_with_selection(tmp_path, weeks_by_row))
+    (v,) = info.value.violations
+    return v, str(info.value)
+
+
+def test_selection_weeks_given_in_order_pass_and_reach_the_experiment(tmp_path):
+    snap = open_dataset(_shop_with_selection(tmp_path, {"EXP-P": ("2026-W30", "2026-W38", "2026-W43")})).as_of("2026-W47")
+    row = snap.tables["experiments"].filter(lambda t: t.experiment_id == "EXP-P").to_pandas().iloc[0]
+    assert (row.selection_first_week, row.selection_window_week, row.selection_last_week) == (
+        "2026-W30", "2026-W38", "2026-W43")
+
+
+def test_a_selection_week_that_is_not_an_iso_week_is_refused_naming_table_column_rule_rows_and_examples(tmp_path):
+    v, msg = _violation(tmp_path, {"EXP-P": ("2026-W30", "2026-09-14", "2026-W43"),
+                                   "EXP-D": ("2026-W30", "W38", "2026-W43")})
+    assert (v.table, v.column, v.n_rows) == ("experiments", "selection_window_week", 2)
+    assert "ISO week" in v.rule and set(v.examples) >= {"EXP-D ('W38')", "EXP-P ('2026-09-14')"}
+    assert "experiments.selection_window_week" in msg and "broken by 2 rows" in msg
+
+
+def test_selection_weeks_given_in_part_are_refused(tmp_path):
+    v, msg = _violation(tmp_path, {"EXP-P": ("2026-W30", "", "2026-W43")})
+    assert (v.table, v.column, v.n_rows) == ("experiments", "selection_first_week", 1)
+    assert "given together" in v.rule and v.examples[0].startswith("EXP-P")
+
+
+def test_selection_weeks_out_of_order_are_refused(tmp_path):
+    v, _ = _violation(tmp_path, {"EXP-P": ("2026-W40", "2026-W38", "2026-W43"),
+                                 "EXP-D": ("2026-W30", "2026-W44", "2026-W43")})
+    assert (v.table, v.column, v.n_rows) == ("experiments", "selection_window_week", 2)
+    assert "selection_first_week <= selection_window_week <= selection_last_week" in v.rule

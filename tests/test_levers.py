@@ -10,7 +10,8 @@ from section_examples import candidate, read, weak_cohort
 
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
-from playbook.data.contract import DESIGNS, TABLES, parse_cohort
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import DESIGNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
 from playbook.stats.power import k_day_read_plan
 from playbook.steps.levers import (
@@ -47,7 +48,10 @@ def plan(snap, config):
 # the sample shop's weak cohort (notebook 02 on 2026-W47): knitwear x size_too_small
 SAMPLE_WEAK = read("weak_cohort", weak_cohort(
     filters={"category": "knitwear", "reason_code": "size_too_small"}, return_rate=0.0972, expected_rate=0.0401,
-    window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]))
+    window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"],
+    baseline_weeks=[(dt.date(2026, 8, 17) + dt.timedelta(days=7 * i)).isoformat() for i in range(8)]))
+#: the experiments table's columns a plan writes: the contract's, then the weeks step 2 read
+ROW_COLUMNS = [*TABLES["experiments"].column_names, *SELECTION_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +209,24 @@ def test_the_plan_records_the_cohort_volume(plan):
 
 
 def test_the_experiment_row_has_exactly_the_contract_columns_in_order(ready):
-    assert list(ready.experiments_row()) == list(TABLES["experiments"].column_names)
-    assert list(experiments_table(ready).columns) == list(TABLES["experiments"].column_names)
+    assert list(ready.experiments_row()) == ROW_COLUMNS
+    assert list(experiments_table(ready).columns) == ROW_COLUMNS
+
+
+def test_the_experiment_row_records_the_weeks_step_2_read(ready):
+    # step 2's baseline 2026-08-17 (W34) to 2026-10-05 (W41), its window 2026-10-12 (W42) to 2026-11-02 (W45)
+    row = ready.experiments_row()
+    assert [row[c] for c in SELECTION_COLUMNS] == ["2026-W34", "2026-W42", "2026-W45"]
+
+
+def test_a_plan_from_a_summary_without_step_2s_baseline_records_no_selection_weeks(sample_snap, config):
+    older = dataclasses.replace(SAMPLE_WEAK, baseline_weeks=None)
+    p = design_lever(older, sample_snap, config, expected_low=-0.30, expected_high=-0.10)
+    assert p.selection is None and list(p.experiments_row()) == list(TABLES["experiments"].column_names)
+
+
+def test_the_journal_entry_of_a_plan_names_the_weeks_step_2_read(ready):
+    assert "chosen on delivery weeks 2026-W34 to 2026-W45, window from 2026-W42" in journal_entry(ready, "2026-W47").why
 
 
 def test_the_experiment_row_values_follow_the_contract(ready):
@@ -221,14 +241,16 @@ def test_the_experiment_row_values_follow_the_contract(ready):
 def test_a_ready_plan_writes_its_row(ready, tmp_path):
     written = write_experiments_row(ready, tmp_path)
     assert written.path == tmp_path / "experiments_plan.csv"
-    assert written.path.read_text().splitlines()[0].split(",") == list(TABLES["experiments"].column_names)
+    assert written.path.read_text().splitlines()[0].split(",") == ROW_COLUMNS
 
 
 def test_the_experiment_row_passes_validation_when_added_to_the_data(ready, tmp_path):
-    tables = dict(TINY_SHOP, experiments=[tuple(ready.experiments_row().values())])
-    ds = open_dataset(write_shop(tmp_path / "shop", tables))
+    folder = write_shop(tmp_path / "shop", TINY_SHOP)
+    write_experiments_row(ready, tmp_path).path.replace(folder / "experiments.csv")  # the plan CSV, as written
+    ds = open_dataset(folder)
     e = ds.tables["experiments"].to_pandas()
     assert list(e["experiment_id"]) == [ready.experiment_id]
+    assert list(e.loc[0, list(SELECTION_COLUMNS)]) == ["2026-W34", "2026-W42", "2026-W45"]
     assert not [w for w in ds.warnings if w.table == "experiments" and "missing" not in w.rule]
 
 
@@ -342,3 +364,68 @@ def test_a_chosen_cohort_in_a_week_without_a_weak_cohort_is_not_planned_and_says
 
     result = analyse(snap, config, None, cohort="channel=web", expected_low=-0.2, expected_high=-0.1)
     assert result.plan is None and "step 2 flagged no cohort this week" in result.conclusion
+
+
+# --- the power curve of step 3's chart against an independent power computation -------------------
+# A generated shop: every week from 2026-W34 to 2026-W45, 200 new customers each buy one knitwear line of
+# 2 units (Tuesday, delivered Wednesday); 2 customers in 5 return one of the 2 units 3 days after delivery.
+# The K-day rate is 0.2 in every week, and a customer returns at most one of its 2 units, so the returns of
+# one customer are less alike than independent units would be: the design effect is 1 (its floor).
+CURVE_CUSTOMERS = 200
+
+
+def curve_shop() -> dict[str, list[tuple]]:
+    orders, lines, returns = [], [], []
+    week = IsoWeek.parse("2026-W34")
+    while week <= IsoWeek.parse("2026-W45"):
+        ts = dt.datetime.combine(week.monday + dt.timedelta(days=1), dt.time(10))
+        for i in range(CURVE_CUSTOMERS):
+            oid = f"O{len(orders):06d}"
+            delivered = ts + dt.timedelta(days=1)
+            orders.append((oid, str(ts), f"C{oid}", "web", "north", str(delivered.date()), str(delivered), 4.0))
+            lines.append((f"L{oid}", oid, "SKU", "knitwear", 2, 50.0, 0.0, 20.0))
+            if i % 5 < 2:
+                returns.append((f"R{oid}", f"L{oid}", str(delivered + dt.timedelta(days=3)), 1, "size_too_small", "",
+                                50.0, 5.0, 2.0, "refund"))
+        week = week.shift(1)
+    return {"orders": orders, "order_lines": lines, "returns": returns}
+
+
+@pytest.fixture(scope="module")
+def curve_plan(tmp_path_factory, config):
+    snap = open_dataset(write_shop(tmp_path_factory.mktemp("curve") / "shop", curve_shop())).as_of("2026-W47")
+    window = ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]  # 2026-W42 to W45, 14 days mature by W47
+    weak = read("weak_cohort", weak_cohort(filters={"category": "knitwear", "reason_code": "size_too_small"},
+                                           return_rate=0.2, expected_rate=0.1, window_weeks=window))
+    return design_lever(weak, snap, config, expected_low=-0.10, expected_high=-0.05)
+
+
+@pytest.mark.parametrize("week", [3, 4, 6, 8])
+def test_the_power_curve_is_the_power_of_a_two_sample_test_on_the_mature_units_of_each_week(curve_plan, week):
+    from statsmodels.stats.power import NormalIndPower
+
+    option = curve_plan.options[0]
+    assert (option.kind, option.expected_change, option.base_rate) == ("as_planned", -0.05, pytest.approx(0.2))
+    # per arm: half of 400 units a week; the 14-day read after `week` weeks holds the units delivered in the
+    # first week - 2 weeks: 200 (week - 2) per arm. Unpooled two-sample z test of 0.20 against 0.15, two-sided
+    # 5 %, written as statsmodels' one-sided test at 2.5 % on the standardised effect (the far tail left out).
+    n_per_arm = CURVE_CUSTOMERS * (week - 2)
+    effect = 0.05 / ((0.2 * 0.8 + 0.15 * 0.85) / 2) ** 0.5
+    expected = NormalIndPower().power(effect, nobs1=n_per_arm, alpha=0.025, alternative="larger")
+    assert option.power_by_week[week - 1] == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_power_curve_is_near_cohens_h_for_the_same_read(curve_plan):
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    h = proportion_effectsize(0.2, 0.15)  # arcsine effect size: another approximation of the same test
+    curve = curve_plan.options[0].power_by_week
+    for week in (3, 5, 8):
+        assert curve[week - 1] == pytest.approx(NormalIndPower().power(h, nobs1=CURVE_CUSTOMERS * (week - 2),
+                                                                       alpha=0.05), abs=0.02)
+
+
+def test_before_any_unit_has_its_k_days_the_power_curve_is_zero(curve_plan):
+    assert curve_plan.options[0].power_by_week[:2] == (0.0, 0.0)  # weeks 1 and 2: no unit 14 days old yet
+    assert len(curve_plan.options[0].power_by_week) == curve_plan.max_weeks

@@ -165,3 +165,43 @@ def test_a_return_rate_change_is_worth_the_returns_avoided_at_the_cohorts_cost()
     assert d["discount_depth"].money_per_week(-3.0, week) == pytest.approx(0.03 * 20_000)  # points of gross
     assert d["conversion_rate"].money_per_week(0.01, week) is None
     assert d["return_rate_14d"].money_per_week(None, week) is None
+
+
+# --- a week with sessions and no order: conversion 0 is a value to judge ------------------------------
+
+def _statuses_without(tmp_path, orders: tuple[str, ...], week: str = "2026-W47"):
+    """The tiny shop without ``orders`` (and their lines and returns), its baseline statuses in ``week``."""
+    from conftest import TINY_SHOP, write_shop
+
+    from playbook.config.loader import load_config
+    from playbook.steps.baseline import capture_baseline
+
+    lines = [line for line in TINY_SHOP["order_lines"] if line[1] not in orders]
+    kept = {line[0] for line in lines}
+    shop = dict(TINY_SHOP, orders=[o for o in TINY_SHOP["orders"] if o[0] not in orders], order_lines=lines,
+                returns=[r for r in TINY_SHOP["returns"] if r[1] in kept])
+    _, statuses = capture_baseline(open_dataset(write_shop(tmp_path / "shop", shop)).as_of(week), load_config())
+    return {s.metric: s for s in statuses}
+
+
+def test_a_week_with_sessions_and_no_order_is_red_against_a_short_baseline(tmp_path):
+    # W47: 40 sessions, its only order (O4) removed; W45 2 orders / 150 sessions, W46 1 / 80: baseline 1.29 %
+    conv = _statuses_without(tmp_path, ("O4",))["conversion_rate"]
+    assert (conv.week, conv.value, conv.details["denominator"]) == ("2026-W47", 0.0, 40.0)
+    assert conv.baseline == pytest.approx((2 / 150 + 1 / 80) / 2)
+    assert conv.status == "red", conv.why
+    assert "no orders placed over 40 sessions" in conv.why and "collapsed to zero" in conv.why
+
+
+def test_a_first_week_with_sessions_and_no_order_is_flagged_not_green(tmp_path):
+    # read in W45, the data's first week, without its two orders: 150 sessions, no order, nothing before
+    conv = _statuses_without(tmp_path, ("O1", "O2"), week="2026-W45")["conversion_rate"]
+    assert (conv.week, conv.value, conv.baseline_weeks) == ("2026-W45", 0.0, 0)
+    assert conv.status == "amber" and "no orders placed over 150 sessions" in conv.why, conv.why
+
+
+def test_revenue_per_visitor_of_a_week_with_sessions_and_no_order_is_red_too(tmp_path):
+    # the same 40 sessions without revenue, against (100 - 10 + 80 + 40 - 4) / 150 and (50 - 5) / 80 per session
+    rpv = _statuses_without(tmp_path, ("O4",))["revenue_per_visitor"]
+    assert (rpv.value, rpv.baseline) == (0.0, pytest.approx((206 / 150 + 45 / 80) / 2))
+    assert rpv.status == "red" and "collapsed to zero" in rpv.why, rpv.why

@@ -115,3 +115,98 @@ def test_too_few_pre_weeks_for_a_trend_block_a_keep(tmp_path):
     # pre-period W38..W39 only: the difference in differences has an interval, the trend cannot be checked
     assert c.views["pre_trend"].error is not None
     assert len(c.keep_blockers) == 1 and "could not be checked" in c.keep_blockers[0]
+
+
+# --- the weeks step 2 read travel with the plan ----------------------------------------------------
+# Step 2 run in 2026-W45 with windows of the analyst's choosing: 6 window weeks against 12 baseline weeks.
+# Computed by hand: the latest delivery week with 14 days of follow-up by W45's Sunday (2026-11-08) is
+# 2026-W43 (its Sunday 2026-10-25 + 14 days); the window is W38-W43 and the baseline the 12 weeks before,
+# W26-W37. The pre-period is the 8 weeks before W26 that the data hold (they start in W19): W19-W25.
+
+
+def _plan_with_chosen_windows(folder, window_weeks: int = 6, baseline_weeks: int = 12):
+    from section_examples import read, weak_cohort
+
+    from playbook.steps.cohorts import choose_windows
+    from playbook.steps.levers import design_lever
+
+    config = load_config()
+    snap = open_dataset(folder).as_of("2026-W45")
+    windows = choose_windows(snap, config.metrics, window_weeks, baseline_weeks, snap.first_week())
+    weak = read("weak_cohort", weak_cohort(
+        filters={"category": "knitwear", "reason_code": "changed_mind"},
+        window_weeks=[d.isoformat() for d in windows.window], baseline_weeks=[d.isoformat() for d in windows.baseline]))
+    return design_lever(weak, snap, config, design="pre_post")
+
+
+def _with_row(folder, extra: dict[str, str]):
+    import pandas as pd
+
+    from playbook.data.contract import TABLES
+
+    path = folder / "experiments.csv"
+    e = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column, value in extra.items():
+        e[column] = value
+    assert list(e.columns[: len(TABLES["experiments"].column_names)]) == list(TABLES["experiments"].column_names)
+    e.to_csv(path, index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chosen_windows(tmp_path_factory):
+    folder = write_shop(tmp_path_factory.mktemp("chosen") / "shop", shop(IsoWeek.parse("2026-W19").monday))
+    plan = _plan_with_chosen_windows(folder)
+    snap = open_dataset(_with_row(folder, plan.selection.row())).as_of("2026-W47")
+    (comparison,) = compare_due(snap, load_config())
+    return plan, snap, comparison
+
+
+def test_a_plan_records_the_first_week_step_2_read_its_window_and_its_last_week(chosen_windows):
+    plan, _, _ = chosen_windows
+    assert (plan.selection.first, plan.selection.window, plan.selection.last) == ("2026-W26", "2026-W38", "2026-W43")
+
+
+def test_a_plan_made_on_chosen_windows_is_compared_on_the_weeks_before_them(chosen_windows):
+    _, snap, c = chosen_windows
+    panel = pre_post_panel(snap, c.experiment, "discount_depth", load_config().metrics, pre_weeks=8)
+    # the reconstruction from step 2's defaults would read W24-W31, inside the baseline step 2 chose on
+    assert set(panel["week"]) == weeks("2026-W19", "2026-W25") | weeks("2026-W46", "2026-W47")
+    assert "2026-W26 to 2026-W45 left out" in c.views["pre_period"]
+    assert "as recorded in the experiments row" in c.views["pre_period"]
+
+
+def test_the_estimate_reads_the_recorded_pre_period(chosen_windows):
+    _, _, c = chosen_windows
+    # pre gaps W19..W25 are the wobble at indices 0..6; post gaps are 6 - 10 = -4
+    assert c.primary.estimate.estimate == pytest.approx(-4.0 - sum(WOBBLE[:7]) / 7)
+
+
+def test_a_row_without_the_weeks_step_2_read_has_them_reconstructed_and_its_note_says_so(long_history):
+    from playbook.steps.experiments import comparison_table
+
+    _, c = long_history
+    note = comparison_table([c]).query("role == 'primary'")["note"].iloc[0]
+    assert "reconstructed from the start date" in note and "does not record the weeks step 2 read" in note
+
+
+def test_a_row_with_empty_selection_weeks_is_reconstructed_like_a_row_without_the_columns(tmp_path):
+    folder = write_shop(tmp_path / "shop", shop(IsoWeek.parse("2026-W19").monday))
+    snap = open_dataset(_with_row(folder, dict.fromkeys(
+        ("selection_first_week", "selection_window_week", "selection_last_week"), ""))).as_of("2026-W47")
+    (c,) = compare_due(snap, load_config())
+    panel = pre_post_panel(snap, c.experiment, "discount_depth", load_config().metrics, pre_weeks=8)
+    assert set(panel["week"]) == weeks("2026-W24", "2026-W31") | weeks("2026-W46", "2026-W47")
+    assert "reconstructed" in c.views["pre_period"]
+
+
+def test_recorded_weeks_with_too_little_history_before_them_fall_back_to_the_recorded_baseline(tmp_path):
+    # data from W30: 12 baseline weeks from W26 leave nothing before them; the pre-period is the recorded
+    # baseline, W30 (the data's first) to W37 (before the recorded window W38)
+    folder = write_shop(tmp_path / "shop", shop(IsoWeek.parse("2026-W30").monday))
+    snap = open_dataset(_with_row(folder, {"selection_first_week": "2026-W26", "selection_window_week": "2026-W38",
+                                           "selection_last_week": "2026-W43"})).as_of("2026-W47")
+    (c,) = compare_due(snap, load_config())
+    panel = pre_post_panel(snap, c.experiment, "discount_depth", load_config().metrics, pre_weeks=8)
+    assert set(panel["week"]) == weeks("2026-W30", "2026-W37") | weeks("2026-W46", "2026-W47")
+    assert any("step 2's baseline" in w for w in c.warnings)

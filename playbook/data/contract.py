@@ -28,6 +28,12 @@ ACTION_STATUSES = ("open", "closed", "dropped")
 DESIGNS = tuple(d.value for d in Design)
 VARIANTS = ("control", "treatment")
 
+#: The experiments table's optional columns: the delivery weeks step 2 read when it chose the cohort
+#: (the first week read, its baseline's first; the window's first; the last week read, the window's
+#: last), written by step 3's plan. Step 4's pre/post pre-period ends before the first of them; a row
+#: without them (a hand-entered experiment, an older plan) has them reconstructed from its start date.
+SELECTION_COLUMNS = ("selection_first_week", "selection_window_week", "selection_last_week")
+
 REQUIRED_TABLES = ("orders", "order_lines", "returns")
 OPTIONAL_TABLES = (
     "sessions",
@@ -58,17 +64,26 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One contract table. ``columns`` must all be given; ``optional_columns`` may be left out of a
+    source (older exports, hand-kept tables) and are validated like the others when given."""
+
     name: str
     required: bool
     columns: tuple[Column, ...]
     key: str | None = None  # the id used in error messages as examples
+    optional_columns: tuple[Column, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """The columns every source must give (the optional ones are not among them)."""
         return tuple(c.name for c in self.columns)
 
+    @property
+    def all_columns(self) -> tuple[Column, ...]:
+        return self.columns + self.optional_columns
+
     def column(self, name: str) -> Column:
-        for c in self.columns:
+        for c in self.all_columns:
             if c.name == name:
                 return c
         raise KeyError(name)
@@ -184,6 +199,7 @@ TABLES: dict[str, TableSpec] = {
                 Column("review_date", "date"),
             ),
             key="experiment_id",
+            optional_columns=tuple(Column(name, "isoweek", nullable=True) for name in SELECTION_COLUMNS),
         ),
         TableSpec(
             "assignments",

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from playbook.core.settings import Config, DecisionRow
-from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE, Status
+from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE, Direction, Status
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
 from playbook.metrics.display import change_text, value_text
@@ -183,11 +183,31 @@ def rule_slice_spike_vs_own_baseline(ctx: _Context) -> tuple[str, str]:
     return GREEN, f"no {slice_col} above its own {ctx.results.settings.baseline_weeks}-week baseline by z >= {z_red:g}"
 
 
+def _collapse_to_zero(ctx: _Context, base: pd.Series) -> tuple[str, str] | None:
+    """A week whose value fell to 0 on its worse side while its denominator was there (sessions but no
+    order): a value to judge, never "nothing to compare with". Red when the baseline weeks were above
+    it (a fall to nothing is beyond any spread the weeks could show), amber without any baseline week;
+    None when the value is not such a zero."""
+    v, den = ctx.current["value"], ctx.current.get("denominator")
+    if v != 0 or not (den is not None and den == den and den > 0):
+        return None
+    what = f"{ctx.fmt(v)}: no {ctx.defn.numerator} over {den:,.0f} {ctx.defn.denominator}"
+    if len(base):
+        mu = float(base.mean())
+        if ctx.worse(v - mu) > 0:
+            return RED, (f"{what}, against {ctx.fmt(mu)} in its {len(base)} baseline week(s): collapsed to zero "
+                         "(too few weeks to measure its spread, and a fall to nothing is beyond any)")
+        return None
+    if ctx.defn.good_direction == Direction.HIGHER:  # zero is as bad as it gets
+        return AMBER, f"{what}, and no earlier week to compare with: check that it is real"
+    return None
+
+
 def rule_baseline_deviation(ctx: _Context) -> tuple[str, str]:
     p, v = ctx.row.params, ctx.current["value"]
     base = ctx.baseline["value"]
     if len(base) < 3:
-        return GREEN, f"{ctx.fmt(v)}; fewer than 3 baseline weeks to compare with"
+        return _collapse_to_zero(ctx, base) or (GREEN, f"{ctx.fmt(v)}; fewer than 3 baseline weeks to compare with")
     mu, sd = float(base.mean()), float(base.std(ddof=1))
     gap = ctx.worse(v - mu)
     z = gap / sd if sd > 0 else (math.inf if gap > 0 else 0.0)

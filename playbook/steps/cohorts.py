@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from playbook.core.jsonmodel import from_json
+from playbook.core.jsonmodel import OMIT_IF_NONE, from_json
 from playbook.core.settings import Config, MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
@@ -650,6 +650,9 @@ class WeakCohortSection:
     explains: tuple[str, ...]
     also_real: tuple[str, ...]
     concentration: Concentration | None
+    #: the baseline's delivery weeks (Mondays) before ``window_weeks`` (empty: none; None: not recorded,
+    #: an older summary); step 3's plan records the weeks step 2 read, so step 4's pre-period avoids them
+    baseline_weeks: tuple[dt.date, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -700,7 +703,7 @@ def weak_cohort_section(analysis: WeakCohortAnalysis) -> WeakCohortSection | Non
         phi_applied=f"{w.dimension} x {w.reason_code}" in analysis.phi_applied,
         explains=tuple(c.label for c in explained_by(analysis, w)),
         also_real=tuple(w.also_real),
-        concentration=w.concentration,
+        concentration=w.concentration, baseline_weeks=tuple(analysis.windows.baseline),
     )
 
 

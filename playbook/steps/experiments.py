@@ -32,7 +32,7 @@ from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
 from playbook.core.vocabulary import ADJUST, PROVISIONAL, Design, Direction, GuardrailState
 from playbook.core.weeks import IsoWeek
-from playbook.data.contract import parse_cohort
+from playbook.data.contract import SELECTION_COLUMNS, parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches
 from playbook.journal.entry import VERDICT
@@ -685,7 +685,8 @@ def _guardrails_pre_post(snap: Snapshot, exp: dict, config: Config, start: dt.da
 
 
 #: Step 2's defaults (``cohorts.analyse_weak_cohorts``, notebook 02): the latest 4 mature delivery
-#: weeks (the window) against up to 8 weeks before them (the baseline).
+#: weeks (the window) against up to 8 weeks before them (the baseline). Used only for an experiment
+#: whose row does not record the weeks step 2 read (``contract.SELECTION_COLUMNS``).
 _SELECTION_WINDOW_WEEKS, _SELECTION_BASELINE_WEEKS = 4, 8
 #: Fewer clean weeks than this before step 2's baseline: the pre-period falls back to the baseline.
 _MIN_CLEAN_PRE_WEEKS = 4
@@ -702,12 +703,17 @@ class _PrePeriod:
     selection: tuple[dt.date, dt.date]  # first and last week step 2 read when it chose the cohort
     window_start: dt.date
     warning: str | None = None
+    #: the experiments row did not record step 2's weeks: they were rebuilt from its start date
+    reconstructed: bool = False
 
     def describe(self) -> str:
+        how = ("reconstructed from the start date and step 2's default windows "
+               f"({_SELECTION_WINDOW_WEEKS} + {_SELECTION_BASELINE_WEEKS} weeks): the experiments row does not "
+               "record the weeks step 2 read" if self.reconstructed else "as recorded in the experiments row")
         text = (f"pre-period {IsoWeek.of(self.first)} to {IsoWeek.of(self.end - dt.timedelta(days=7))}; "
                 f"weeks {IsoWeek.of(self.end)} to {IsoWeek.of(self.start - dt.timedelta(days=7))} left out "
                 f"(step 2 chose the cohort on {IsoWeek.of(self.selection[0])} to {IsoWeek.of(self.selection[1])}, "
-                f"window from {IsoWeek.of(self.window_start)})")
+                f"window from {IsoWeek.of(self.window_start)}, {how})")
         return f"{text}; {self.warning}" if self.warning else text
 
 
@@ -728,20 +734,37 @@ def _selection_weeks(exp: dict[str, Any], settings) -> list[dt.date]:
     return sorted(mondays)
 
 
+def recorded_selection(exp: dict[str, Any]) -> tuple[dt.date, dt.date, dt.date] | None:
+    """The Mondays of the first week step 2 read, its window's first and the last week it read, as the
+    experiments row records them (``contract.SELECTION_COLUMNS``, written by step 3's plan); None when
+    the row leaves them empty or the table has no such columns (a hand-entered or older experiment)."""
+    values = [exp.get(c) for c in SELECTION_COLUMNS]
+    if any(v is None or pd.isna(v) or not str(v).strip() for v in values):
+        return None
+    first, window, last = (IsoWeek.parse(str(v)).monday for v in values)
+    return first, window, last
+
+
 def _pre_period(snap: Snapshot, exp: dict[str, Any], settings, pre_weeks: int) -> _PrePeriod:
     """``pre_weeks`` weeks ending before the first week step 2 read (its baseline included).
 
     Step 2 flags a cohort whose window rose against its baseline, so the window is high and the
     baseline low by selection; a pre-period in either biases the difference in differences (the
-    window towards a false keep, the baseline towards a false harm). When the data hold fewer than
-    ``_MIN_CLEAN_PRE_WEEKS`` weeks before the baseline, the pre-period ends before the window
-    instead and a warning says the estimate leans towards harm.
+    window towards a false keep, the baseline towards a false harm). The weeks step 2 read are the
+    ones the experiments row records (``recorded_selection``); a row without them has them rebuilt
+    from its start date with step 2's default windows (``_selection_weeks``), and the pre-period says
+    so. When the data hold fewer than ``_MIN_CLEAN_PRE_WEEKS`` weeks before the baseline, the
+    pre-period ends before the window instead and a warning says the estimate leans towards harm.
     """
 
-    selection = _selection_weeks(exp, settings)
+    recorded = recorded_selection(exp)
+    if recorded is not None:
+        first_read, window_start, last_read = recorded
+    else:
+        weeks = _selection_weeks(exp, settings)
+        first_read, window_start, last_read = weeks[0], weeks[-_SELECTION_WINDOW_WEEKS], weeks[-1]
     start = IsoWeek.of(exp["start_date"]).monday
-    window_start = selection[-_SELECTION_WINDOW_WEEKS]
-    end, warning = selection[0], None
+    end, warning = first_read, None
     data_first = snap.first_week().monday
     if (end - data_first).days // 7 < _MIN_CLEAN_PRE_WEEKS:
         end = window_start
@@ -749,7 +772,8 @@ def _pre_period(snap: Snapshot, exp: dict[str, Any], settings, pre_weeks: int) -
                    "the pre-period is step 2's baseline, which was low by selection, so the estimate leans "
                    "towards harm (a keep is harder, not easier)")
     first = max(end - dt.timedelta(days=7 * pre_weeks), data_first)
-    return _PrePeriod(first, end, start, (selection[0], selection[-1]), window_start, warning)
+    return _PrePeriod(first, end, start, (first_read, last_read), window_start, warning,
+                      reconstructed=recorded is None)
 
 
 def _trend_blockers(trend: did.PreTrendCheck) -> list[str]:
@@ -791,6 +815,12 @@ def _expected_text(m: MetricComparison) -> str:
     return f"[{m.expected_low:.4g}, {m.expected_high:.4g}]"
 
 
+def _pre_period_note(c: Comparison, m: MetricComparison) -> str:
+    """A pre/post primary's note: the weeks its pre-period reads, and whether step 2's weeks were recorded
+    in the experiments row or reconstructed from the start date."""
+    return str(c.views.get("pre_period", "")) if c.design == Design.PRE_POST and m.role == "primary" else ""
+
+
 def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
     """One row per metric: the primary under its pre-registered name (empty until K can be read),
     each guardrail with its state in words."""
@@ -810,7 +840,7 @@ def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
             rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
                          "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
                          "n": e.n, "expected / tolerance": _expected_text(m), "state": state,
-                         "note": e.error or ""})
+                         "note": e.error or _pre_period_note(c, m)})
         short = c.views.get("shorter_window")
         if short is not None:
             e = short["estimate"]

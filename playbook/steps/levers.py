@@ -27,10 +27,11 @@ import pandas as pd
 
 from playbook.core.atomic import write_text
 from playbook.core.csvsafe import neutralise_row
-from playbook.core.jsonmodel import NOT_IN_JSON, from_json
+from playbook.core.jsonmodel import NOT_IN_JSON, OMIT_IF_NONE, from_json
 from playbook.core.settings import SLICE_COLUMNS, Config, Guardrail
 from playbook.core.vocabulary import Design, Direction
-from playbook.data.contract import TABLES, format_cohort, parse_cohort
+from playbook.core.weeks import IsoWeek
+from playbook.data.contract import SELECTION_COLUMNS, TABLES, format_cohort, parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import line_facts, matches, returns_of_lines
 from playbook.journal.entry import JournalEntry
@@ -47,6 +48,38 @@ from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 
 PLANNED_POWER = 0.8
 FIRST_LOOK_DAYS = 7  # J+7: split, guardrails and early trend; it can stop a harmful change, never keep one
+
+
+@dataclass(frozen=True)
+class SelectionWeeks:
+    """The delivery weeks step 2 read when it chose the cohort, as ISO weeks: from ``first`` (its
+    baseline's first week; the window's first when it had no baseline) to ``last`` (its window's last),
+    the window from ``window``.
+
+    The plan writes them into its experiments row (``contract.SELECTION_COLUMNS``): the window is high
+    and the baseline low by selection, so step 4's pre/post pre-period must end before ``first``
+    (``experiments._pre_period``); step 2's windows are the analyst's choice, so step 4 cannot rebuild
+    them from the start date alone.
+    """
+
+    first: str
+    window: str
+    last: str
+
+    @classmethod
+    def of(cls, weak: WeakCohortSection) -> SelectionWeeks | None:
+        """The weeks of step 2's summary section (None when it did not record its baseline, or read nothing)."""
+        if weak.baseline_weeks is None or not weak.window_weeks:
+            return None
+        read = sorted([*weak.baseline_weeks, *weak.window_weeks])
+        return cls(str(IsoWeek.of(read[0])), str(IsoWeek.of(min(weak.window_weeks))), str(IsoWeek.of(read[-1])))
+
+    def row(self) -> dict[str, str]:
+        """The experiments row's optional columns."""
+        return dict(zip(SELECTION_COLUMNS, (self.first, self.window, self.last)))
+
+    def describe(self) -> str:
+        return f"{self.first} to {self.last}, window from {self.window}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +155,8 @@ class LeverPlan:
     no_row_reason: str | None = None
     #: the analyst's choices that differ from the defaults ("lever=size_guide; design=pre_post"), journaled
     chosen_by_analyst: str = ""
+    #: the delivery weeks step 2 read when it chose the cohort (None: its summary did not record its baseline)
+    selection: SelectionWeeks | None = None
 
     @property
     def ready(self) -> bool:
@@ -129,15 +164,17 @@ class LeverPlan:
         return self.chosen_option is not None
 
     def experiments_row(self) -> dict[str, Any] | None:
-        """The plan as a ready row of the ``experiments`` table (data contract); None when not ready."""
+        """The plan as a ready row of the ``experiments`` table (data contract), with the weeks step 2 read
+        in its optional columns when known; None when not ready."""
         if not self.ready:
             return None
-        return {
+        row = {
             "experiment_id": self.experiment_id, "lever": self.lever, "cohort": self.cohort, "design": self.design,
             "control_cohort": self.control_cohort, "primary_metric": self.primary_metric,
             "expected_low": round(self.expected_low, 6), "expected_high": round(self.expected_high, 6),
             "start_date": self.start_date.isoformat(), "review_date": self.review_date.isoformat(),
         }
+        return row | (self.selection.row() if self.selection is not None else {})
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -173,6 +210,10 @@ class ExperimentsRow:
     expected_high: float
     start_date: dt.date
     review_date: dt.date
+    #: the weeks step 2 read (``SelectionWeeks``), absent when its summary did not record them
+    selection_first_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    selection_window_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    selection_last_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -402,7 +443,7 @@ def design_lever(
         first_look_date=start + dt.timedelta(days=FIRST_LOOK_DAYS), max_weeks=max_weeks, k_days=k,
         design_effect=run.design_effect, icc=pop.clustering.icc, power_at_review=run.power,
         mature_share_at_review=run.mature_share, options=tuple(options),
-        chosen_option=pick.kind if pick else None, no_row_reason=no_row,
+        chosen_option=pick.kind if pick else None, no_row_reason=no_row, selection=SelectionWeeks.of(weak),
     )
 
 
@@ -453,11 +494,12 @@ def journal_entry(plan: LeverPlan, week: str):
     """The plan as a decision-journal entry (kind ``plan``)."""
     ready = (f"review {plan.review_date} (first look {plan.first_look_date}: can stop, never keep)" if plan.ready
              else "not ready: no experiments row")
+    selected = f" (chosen on delivery weeks {plan.selection.describe()})" if plan.selection else ""
     return JournalEntry(
         week=week, kind="plan", experiment_id=plan.experiment_id, lever=plan.lever, cohort=plan.cohort,
         primary_metric=plan.primary_metric, design=plan.design, expected_low=plan.expected_low,
         expected_high=plan.expected_high,
-        why=f"weak cohort {plan.cohort} x {plan.reason_code}; {ready}; {plan.power_message}",
+        why=f"weak cohort {plan.cohort} x {plan.reason_code}{selected}; {ready}; {plan.power_message}",
         chosen_by_analyst=plan.chosen_by_analyst,
     )
 
@@ -503,7 +545,7 @@ def experiments_table(plan: LeverPlan):
 
 
     row = plan.experiments_row()
-    return pd.DataFrame([row] if row else [], columns=list(TABLES["experiments"].column_names))
+    return pd.DataFrame([row] if row else [], columns=list(row or TABLES["experiments"].column_names))
 
 
 def describe(plan: LeverPlan) -> list[tuple[str, str]]:

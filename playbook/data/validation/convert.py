@@ -170,18 +170,19 @@ def convert(raw: ibis.Value, kind: str, timezone: str = "UTC", decimal_comma: bo
 
 
 def resolve_columns(table: ibis.Table, spec: TableSpec) -> tuple[dict[str, str], list[str]]:
-    """Contract column -> actual column (exact name first, then case-insensitive), and the missing ones."""
+    """Contract column -> actual column (exact name first, then case-insensitive; optional columns when
+    given), and the missing required ones."""
     actual = list(table.columns)
     lowered: dict[str, list[str]] = {}
     for name in actual:
         lowered.setdefault(name.strip().lower(), []).append(name)
     found: dict[str, str] = {}
     missing: list[str] = []
-    for col in spec.column_names:
+    for col in (c.name for c in spec.all_columns):
         if col in actual:
             found[col] = col
         elif len(lowered.get(col.lower(), [])) == 1:
             found[col] = lowered[col.lower()][0]
-        else:
+        elif col in spec.column_names:  # an optional column left out is not missing
             missing.append(col)
     return found, missing

@@ -7,11 +7,13 @@ a bad value shows as it was given.
 """
 from __future__ import annotations
 
+import functools
+import operator
 from functools import partial
 
 import ibis
 
-from playbook.data.contract import REASON_CODES, REQUIRED_TABLES, TABLES, Column
+from playbook.data.contract import REASON_CODES, REQUIRED_TABLES, SELECTION_COLUMNS, TABLES, Column
 from playbook.data.validation import engine, quality
 from playbook.data.validation.convert import KIND_DTYPE, KIND_RULE, KIND_RULE_COMMA, Converted, convert, resolve_columns
 from playbook.data.validation.engine import Check, Handler, Run, count_flag
@@ -52,7 +54,7 @@ def prepare_table(run: Run, name: str) -> None:
             detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})",
         ))
     comma = name in run.decimal_comma
-    conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone, comma) for c in spec.column_names if c in found}
+    conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone, comma) for c in found}
     run.conv[name] = conv
     values = {c: conv[c].value.cast(KIND_DTYPE[spec.column(c).kind]) for c in conv}
     if name == "returns" and "reason_code" in values:
@@ -98,13 +100,33 @@ def _row_checks(name: str, v: dict[str, ibis.Value]) -> list[Check]:
     return checks
 
 
+def _selection_checks(conv: dict[str, Converted], v: dict[str, ibis.Value]) -> list[Check]:
+    """The optional selection weeks of an experiment (``contract.SELECTION_COLUMNS``), when given: all
+    three or none in a row (an absent column counts as empty), in order (ISO week texts sort as weeks)."""
+    given = [c for c in SELECTION_COLUMNS if c in v]
+    if not given:
+        return []
+    first, window, last = SELECTION_COLUMNS
+    present = [conv[c].present if c in conv else ibis.literal(False) for c in SELECTION_COLUMNS]
+    some = functools.reduce(operator.or_, present)
+    every = functools.reduce(operator.and_, present)
+    checks = [Check(Order.EXPERIMENT, given[0], f"{', '.join(SELECTION_COLUMNS[:-1])} and {last} given together "
+                    "(all three or none)", some & ~every, "value")]
+    if {first, window, last} <= v.keys():
+        checks.append(Check(Order.EXPERIMENT, window, f"from {first} to {last} ({first} <= {window} <= {last})",
+                            every & ((v[first] > v[window]) | (v[window] > v[last])), "value"))
+    return checks
+
+
 def check_single_table(run: Run, name: str) -> None:
     """Types, empties, allowed values, minimums, uniqueness and the rules within one row: one aggregate."""
     spec = TABLES[name]
     v = run.values[name]
-    checks = [chk for col in spec.columns if col.name in run.conv[name]
+    checks = [chk for col in spec.all_columns if col.name in run.conv[name]
               for chk in _column_checks(col, run.conv[name][col.name], v[col.name], name in run.decimal_comma)]
     checks += _row_checks(name, v)
+    if name == "experiments":
+        checks += _selection_checks(run.conv[name], v)
     metrics: list[tuple[ibis.Value, Handler]] = [(run.raw[name].count(), partial(_on_row_count, run, name))]
     metrics += [(count_flag(chk.bad), partial(_on_single_rule, run, name, chk)) for chk in checks]
     for col in spec.columns:
