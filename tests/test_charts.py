@@ -268,7 +268,7 @@ def test_the_funnel_labels_only_the_top_flagged_slices_and_they_do_not_overlap()
 
 def test_the_funnel_title_states_the_weak_cohort_and_its_ratio():
     title = charts.funnel_plot(_analysis()).axes[0].get_title(loc="left").replace("\n", " ")
-    assert title.startswith(f"Weak cohort: cat0 x size too small returns {0.16 / 0.10:.1f} times its own baseline")
+    assert title.startswith(f'Weak cohort: cat0 returned as "size too small", at {0.16 / 0.10:.1f} times its own baseline')
 
 
 # --- step 4: forest plot ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from playbook.metrics.dictionary import MetricResults, metric_named
 from playbook.metrics.display import value_text
 from playbook.metrics.metric import Metric
 from playbook.metrics.rules import MetricStatus, metric_statuses, reason_mix_status
+from playbook.report.story import cohort_words, parse_cohort
 from playbook.stats.standardized import conditional_limits
 
 #: seaborn's colour-blind-safe palette (Okabe-Ito-like), the only colours the charts use
@@ -384,11 +385,18 @@ def reason_mix_by(results: MetricResults, slice_col: str = "category", weeks: in
 
 # --- step 2: funnel and cohort trend --------------------------------------------------------------
 
-def cohort_words(label: str) -> str:
-    """``category=knitwear x size_too_small`` as ``knitwear x size too small`` (escaped)."""
-    slice_part, _, reason = str(label).partition(" x ")
-    value = slice_part.split("=", 1)[-1]
-    return f"{plain(value)} x {words(reason)}" if reason else plain(value)
+def cohort_label(label: str) -> str:
+    """A cohort as a point's label, where room is short: ``category=knitwear x size_too_small`` reads
+    ``knitwear x size too small`` (escaped). Parsed as the brief parses it (``story.parse_cohort``)."""
+    filters = parse_cohort(label)
+    reason = filters.pop("reason_code", "")
+    where = ", ".join(str(v) for v in filters.values()) or "the whole shop"
+    return f"{plain(where)} x {words(reason)}" if reason else plain(where)
+
+
+def cohort_sentence(label: str) -> str:
+    """A cohort in a title, in the brief's words (``story.cohort_words``), escaped for matplotlib."""
+    return plain(cohort_words(label))
 
 
 def funnel_finding(analysis) -> str:
@@ -398,7 +406,7 @@ def funnel_finding(analysis) -> str:
         return (f"No weak cohort this week: {flagged} slice(s) rose beyond chance, none that a cohort lever fits"
                 if flagged else "No slice rose beyond chance this week")
     ratio = w.return_rate / w.expected_rate if w.expected_rate else float("nan")
-    return (f"Weak cohort: {cohort_words(w.label)} returns {ratio:.1f} times its own baseline, "
+    return (f"Weak cohort: {cohort_sentence(w.label)}, at {ratio:.1f} times its own baseline, "
             f"the largest excess cost that nothing else explains")
 
 
@@ -478,7 +486,7 @@ def _label_points(fig, ax, rows: pd.DataFrame) -> None:
     right = ax.get_window_extent().x1
     for (_, r), (x, y), y_new in zip(rows.iterrows(), xy, ys):
         to_left = x > right - 200 * px
-        text = cohort_words(f"{r.dimension}={r.slice_value} x {r.reason_code}")
+        text = cohort_label(f"{r.dimension}={r.slice_value} x {r.reason_code}")
         ax.annotate(text, (r.expected_events, r.ratio), xytext=(-30 if to_left else 30, (y_new - y) / px),
                     textcoords="offset points", ha="right" if to_left else "left", va="center", fontsize=8,
                     arrowprops={"arrowstyle": "-", "color": INK, "lw": 0.6},
@@ -516,7 +524,7 @@ def cohort_trend_chart(trend: pd.DataFrame, title: str, usual_rate: float | None
 
 def cohort_trend_title(weak) -> str:
     """The cohort trend's finding: its rate over the window against its usual rate."""
-    return (f"{cohort_words(weak.label)}: {weak.return_rate:.1%} of units returned for this reason over the "
+    return (f"{cohort_sentence(weak.label)}: {weak.return_rate:.1%} of units returned for this reason over the "
             f"window vs {weak.expected_rate:.1%} usual")
 
 
