@@ -12,12 +12,14 @@ from test_snapshot import COUNTING, count_opens
 from test_weekly_runner import make_notebook
 
 import playbook.data.dataset as pdata
+from playbook.core.atomic import exclusive_lock
 from playbook.core.settings import MetricSettings
+from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import open_dataset
 from playbook.data.indexes import create_recommended_indexes
 from playbook.metrics.dictionary import compute_metrics
 from playbook.run import session
-from playbook.run.weekly import run_week
+from playbook.run.weekly import run_tables_prefix, run_week
 
 pytestmark = pytest.mark.postgres
 SCHEMA = "playbook_snapshots"
@@ -71,3 +73,53 @@ def test_a_weekly_run_attaches_its_schema_snapshot_and_drops_it(pg_shop, tmp_pat
     summary = json.loads((report / "kernel.json").read_text())
     assert (summary["kernel_validations"], summary["orders"]) == (0, 3)
     assert snapshot_tables(pg_shop["url"]) == before
+
+
+def _plant(url: str, names: list[str]) -> None:
+    con = ibis.connect(url)
+    try:
+        if SCHEMA not in con.list_databases():
+            con.create_database(SCHEMA)
+        for name in names:
+            con.create_table(name, pd.DataFrame({"order_id": ["o-1"]}), database=SCHEMA, overwrite=True)
+    finally:
+        con.disconnect()
+
+
+def test_the_tables_a_killed_run_left_in_the_schema_are_dropped_by_the_next_run_of_the_folder(pg_shop, tmp_path,
+                                                                                              monkeypatch):
+    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    reports, elsewhere = tmp_path / "reports", tmp_path / "other_team"
+    reports.mkdir()
+    elsewhere.mkdir()
+    this_week = run_tables_prefix(reports, IsoWeek.parse("2026-W46"))
+    other_week = run_tables_prefix(reports, IsoWeek.parse("2026-W45"))
+    other_team = run_tables_prefix(elsewhere, IsoWeek.parse("2026-W46"))
+    dead = [f"{this_week}dead0001_orders", f"{this_week}dead0001_meta", f"{other_week}dead0002_orders"]
+    kept = [f"{other_team}live0003_orders"]  # another reports folder's run: not this folder's to judge
+    _plant(pg_shop["url"], dead + kept)
+    lines: list[str] = []
+    nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
+    run_week("2026-W46", pg_shop["url"], reports, journal=tmp_path / "j", notebooks=[nb], log=lines.append)
+    left = snapshot_tables(pg_shop["url"])
+    assert not set(dead) & set(left)
+    assert set(kept) <= set(left)
+    assert any("killed run of 2026-W46" in line for line in lines)
+    con = ibis.connect(pg_shop["url"])
+    con.drop_table(kept[0], database=SCHEMA, force=True)
+    con.disconnect()
+
+
+def test_a_dead_run_of_another_week_whose_lock_is_held_keeps_its_tables(pg_shop, tmp_path, monkeypatch):
+    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    busy = f"{run_tables_prefix(reports, IsoWeek.parse('2026-W45'))}live0004_orders"
+    _plant(pg_shop["url"], [busy])
+    nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
+    with exclusive_lock(reports / ".2026-W45.lock", what="a live run of 2026-W45", wait=0):
+        run_week("2026-W46", pg_shop["url"], reports, journal=tmp_path / "j", notebooks=[nb], log=lambda _: None)
+        assert busy in snapshot_tables(pg_shop["url"])
+    con = ibis.connect(pg_shop["url"])
+    con.drop_table(busy, database=SCHEMA, force=True)
+    con.disconnect()

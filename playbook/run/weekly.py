@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import shutil
 import sys
@@ -424,6 +425,8 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         staging.mkdir(parents=True)
         if chosen:  # said at the top of the report: the run is not the defaults
             update_summary(staging, choices=[ChoiceEntry(c.name, c.value, c.default, c.notebooks) for c in chosen])
+        if location is not None and location.schema:
+            _drop_dead_run_tables(dataset.con, location, out_dir, iso, log)
         if location is not None:
             # the one open of the run: every notebook attaches the cut tables and the shared facts
             store_week(dataset, iso, cfg.metrics.return_window_days, location, stamp)
@@ -496,8 +499,9 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
 
     A folder: a DuckDB file beside the reports, ``<out>/.<week>.snapshot-<id>.duckdb``, removed when
     the run ends (never inside the report folder that is swapped in). A database: tables prefixed
-    ``pb_run_<id>_`` in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA`` (temporary tables do not outlive
-    the runner's connection, and each notebook has its own), dropped when the run ends. A local
+    ``pb_run_<folder tag>_<week>_<id>_`` (``run_tables_prefix``) in the schema ``PLAYBOOK_SNAPSHOT_SCHEMA``
+    (temporary tables do not outlive the runner's connection, and each notebook has its own), dropped
+    when the run ends, or by the next run when it was killed. A local
     Spark session (``pyspark://`` with a local master): Parquet folders beside the reports,
     ``<out>/.<week>.snapshot-<id>/``, read by the kernels through the runner's session, which the run
     serves to them over Spark Connect (``data.spark_share``).
@@ -507,7 +511,51 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
     if is_local_spark(data):
         return SnapshotLocation(data, folder=str(out_dir / f".{iso}.snapshot-{run_id}"))
     schema = os.environ.get(SNAPSHOT_SCHEMA_ENV, "")
-    return SnapshotLocation(data, schema, f"pb_run_{run_id}_") if schema else None
+    return SnapshotLocation(data, schema, f"{run_tables_prefix(out_dir, iso)}{run_id}_") if schema else None
+
+
+def run_tables_prefix(out_dir: Path, iso: IsoWeek) -> str:
+    """The prefix of the snapshot tables every run of ``iso`` into ``out_dir`` writes in a database schema:
+    ``pb_run_<folder tag>_<week>_``, so that the week's lock (a file in ``out_dir``) covers exactly them.
+
+    The tag is a hash of the reports folder: two teams' folders writing the same schema never take
+    each other's tables for a dead run's.
+    """
+    tag = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:6]
+    return f"pb_run_{tag}_{str(iso).lower().replace('-', '')}_"
+
+
+def _drop_dead_run_tables(con, location: SnapshotLocation, out_dir: Path, iso: IsoWeek, log) -> None:
+    """Drop the snapshot tables that killed runs into ``out_dir`` left in the schema (the shop's rows).
+
+    A run that dies cannot drop its tables; the next run finds them by their prefix. This week's are
+    dropped under the lock this run holds; another week's only under that week's lock, taken without
+    waiting (a live run of that week owns them, and they are skipped).
+    """
+    if location.schema not in con.list_databases():
+        return
+    family = run_tables_prefix(out_dir, iso).rsplit("_", 2)[0] + "_"  # pb_run_<tag>_
+    by_week: dict[IsoWeek, list[str]] = {}
+    for name in con.list_tables(database=location.schema):
+        token = name[len(family):].split("_", 1)[0] if name.startswith(family) else ""
+        try:
+            week = IsoWeek.parse(f"{token[:4]}-W{token[5:]}")
+        except ValueError:
+            continue
+        if not name.startswith(location.prefix):
+            by_week.setdefault(week, []).append(name)
+    for week, names in sorted(by_week.items()):
+        with contextlib.ExitStack() as stack:
+            if week != iso:
+                try:
+                    stack.enter_context(exclusive_lock(_week_lock_path(out_dir, week), what=f"the recovery of {week}",
+                                                       wait=0))
+                except LockBusy:
+                    continue
+            for name in names:
+                con.drop_table(name, database=location.schema, force=True)
+            log(f"Dropped {len(names)} snapshot table(s) that a killed run of {week} left in the schema "
+                f"{location.schema}.")
 
 
 def _keep_failed(executed: Path, out_dir: Path, iso: IsoWeek, error: Exception) -> Path:
