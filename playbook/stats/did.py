@@ -198,9 +198,15 @@ def _no_residual_variance(res: Any, panel: _Panel) -> bool:
 def _fit_cluster(y: np.ndarray, x: np.ndarray, w: np.ndarray, groups: np.ndarray):
     """statsmodels WLS with CRV1 cluster-robust covariance and t(G - 1) inference."""
     model = sm.WLS(y, x, weights=w)
-    return model.fit(cov_type="cluster",
-                     cov_kwds={"groups": groups, "use_correction": True, "df_correction": True},
-                     use_t=True)
+    res = model.fit(cov_type="cluster",
+                    cov_kwds={"groups": groups, "use_correction": True, "df_correction": True},
+                    use_t=True)
+    # An exact fit leaves rounding-negative variances whose square root is NaN: the callers read NaN
+    # as "no variation" (_no_residual_variance). Computed once here, quietly (statsmodels caches it),
+    # so that no RuntimeWarning reaches a notebook's output.
+    with np.errstate(invalid="ignore"):
+        res.bse  # noqa: B018
+    return res
 
 
 # --------------------------------------------------------------------------------------
