@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import ibis
@@ -348,6 +348,8 @@ class LoadedSource:
     tables: dict[str, ibis.Table]
     #: tables read from semicolon-separated files, whose numbers take a decimal comma
     decimal_comma: frozenset[str] = frozenset()
+    #: tables scanned in place from columnar files (Parquet): reading them again is cheap
+    in_place: frozenset[str] = frozenset()
 
 
 def load_source(source: str | os.PathLike) -> LoadedSource:
@@ -375,7 +377,8 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
         tables[name], dialect = csv_files.read_csv(con, path, name)
         if dialect.decimal_comma:
             comma.add(name)
-    return LoadedSource(con, tables, frozenset(comma))
+    in_place = frozenset(name for name, path in _table_files(folder).items() if path.suffix == ".parquet")
+    return LoadedSource(con, tables, frozenset(comma), in_place)
 
 
 def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
@@ -475,11 +478,15 @@ def open_dataset(source: str | os.PathLike, timezone: str = "UTC",
     con, raw = loaded.con, loaded.tables
     checked = validate(raw, timezone=timezone, known_metrics=known_metrics, decimal_comma=loaded.decimal_comma)
     # The validated tables are cast and cleaned views over the raw ones; materialize them once in
-    # the engine so that every metric query does not redo the casts.
+    # the engine so that every metric query does not redo the casts. Not a Parquet file's: its
+    # columns are typed already and a scan of it costs little, while a copy in memory is the whole
+    # shop (2.5 GiB at ten million lines, docs/benchmarks.md); the weekly run reads it once more,
+    # to store the week's cut in the snapshot file.
     # An optional table given without a row is treated as a missing one (validation warned about it):
     # a metric needing it is "not available (no <table> rows)", never computed as 0.
     empty = [n for n in OPTIONAL_TABLES if n in checked.tables and checked.row_counts.get(n) == 0]
-    tables = {name: table.cache() for name, table in checked.tables.items() if name not in empty}
+    tables = {name: table if name in loaded.in_place else table.cache()
+              for name, table in checked.tables.items() if name not in empty}
     if not is_url(str(source)):
         _drop_loaded_csv(con, raw)
     return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty,
@@ -572,6 +579,9 @@ class Snapshot:
     _derived: dict = field(default_factory=dict, repr=False)
     #: whether the cut's large tables are materialized (``_materialize_cut``); a stored one needs not
     _cut_cached: bool = field(default=False, repr=False)
+    #: where ``derived`` writes its tables instead of the engine's memory: (name, expression) -> the
+    #: written table (``_store_file`` writes them straight into the snapshot file); None: ``.cache()``
+    _write: Callable[[str, ibis.Table], ibis.Table] | None = field(default=None, repr=False)
 
     def derived(self, key: tuple, build) -> ibis.Table:
         """``build()`` materialized in the engine once per snapshot (e.g. the line facts for k days).
@@ -580,6 +590,9 @@ class Snapshot:
         query cost most of the weak-cohort and comparison time (see docs/benchmarks.md).
         """
         if key not in self._derived:
+            if self._write is not None:
+                self._derived[key] = self._write(_derived_name(key), build())
+                return self._derived[key]
             self._materialize_cut()
             con = self.dataset.con if self.dataset is not None else None  # None: a snapshot built by hand (tests)
             self._derived[key] = gather_statistics(con, build().cache())
@@ -825,24 +838,26 @@ def _derived_name(key: tuple) -> str:
     return "derived__" + "__".join(str(part) for part in key)
 
 
-def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprint: str) -> SnapshotMeta:
-    """Write ``snap``'s cut tables and its materialized derived tables at ``location``.
+def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprint: str,
+                   shared: Callable[[Snapshot], None] | None = None) -> SnapshotMeta:
+    """Write ``snap``'s cut tables and its derived tables at ``location``.
 
-    The caller builds the derived tables it wants shared first (``metrics.line_facts`` and
-    ``order_facts``). A DuckDB file is written under a temporary name and renamed, so that a
+    ``shared(snapshot)`` builds the derived tables to be shared (``metrics.line_facts`` and
+    ``order_facts``, through ``Snapshot.derived``); derived tables the caller materialized already
+    are stored too. Into a DuckDB file, the cut is written first and the facts are then built from
+    the written tables straight into the file (``_store_file``): nothing of the shop is held in
+    memory. Elsewhere ``shared`` builds them in the engine first (a database's temporary tables)
+    and they are copied. A DuckDB file is written under a temporary name and renamed, so that a
     reader never attaches half a snapshot; database tables are replaced whole, metadata last.
     """
-    ds = snap.dataset
-    complete = ds.complete_through.isoformat() if ds.complete_through is not None else ""
-    if isinstance(ds.complete_through, dt.datetime):
-        complete = ds.complete_through.isoformat(sep=" ")
-    meta = SnapshotMeta(str(snap.week), source_fingerprint, snapshot_version(), ds.source_label,
-                        tuple(ds.warnings), tuple(ds.missing_tables), tuple(ds.empty_tables), complete,
-                        tuple(snap.tables), tuple(snap._derived))
-    items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
     if location.is_file:
-        _store_file(ds.con, items, meta, Path(location.target))
-    elif location.folder:
+        return _store_file(snap, shared, source_fingerprint, Path(location.target))
+    if shared is not None:
+        shared(snap)
+    ds = snap.dataset
+    meta = _snapshot_meta(snap, source_fingerprint, tuple(snap._derived))
+    items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
+    if location.folder:
         _store_parquet(ds.con, items, meta, Path(location.folder))
     else:
         if location.schema not in ds.con.list_databases():
@@ -855,19 +870,50 @@ def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprin
     return meta
 
 
-def _store_file(con: ibis.BaseBackend, items: dict[str, ibis.Table], meta: SnapshotMeta, path: Path) -> None:
+def _snapshot_meta(snap: Snapshot, source_fingerprint: str, derived: tuple[tuple, ...]) -> SnapshotMeta:
+    ds = snap.dataset
+    complete = ds.complete_through.isoformat() if ds.complete_through is not None else ""
+    if isinstance(ds.complete_through, dt.datetime):
+        complete = ds.complete_through.isoformat(sep=" ")
+    return SnapshotMeta(str(snap.week), source_fingerprint, snapshot_version(), ds.source_label,
+                        tuple(ds.warnings), tuple(ds.missing_tables), tuple(ds.empty_tables), complete,
+                        tuple(snap.tables), derived)
+
+
+def _store_file(snap: Snapshot, shared: Callable[[Snapshot], None] | None, source_fingerprint: str,
+                path: Path) -> SnapshotMeta:
+    """The snapshot as a DuckDB file: each table written by ``CREATE TABLE <file>.x AS <query>``.
+
+    The cut tables first; then ``shared`` builds the facts from those written tables, each one
+    written into the file as it is built (``Snapshot._write``), never materialized in the
+    in-memory database: DuckDB streams them to disk through its bounded buffer pool (at ten
+    million lines, 7.7 GiB of memory when the facts were cached first and copied,
+    docs/benchmarks.md).
+    """
+    con = snap.dataset.con
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     alias = "playbook_snapshot_out"
     con.raw_sql(f"ATTACH '{_sql_text(partial)}' AS {alias}")
+
+    def write(name: str, table: ibis.Table) -> ibis.Table:
+        con.raw_sql(f'CREATE TABLE {alias}.main."{name}" AS {con.compile(table)}')
+        return con.table(name, database=(alias, "main"))
+
     try:
-        for name, table in items.items():
-            con.raw_sql(f'CREATE TABLE {alias}.main."{name}" AS {con.compile(table)}')
+        written = {name: write(name, table) for name, table in snap.tables.items()}
+        # the facts the caller built already; ``shared`` adds its own to this same dict
+        derived = {key: write(_derived_name(key), table) for key, table in snap._derived.items()}
+        if shared is not None:
+            # the facts read the written cut (plain tables on disk), not the source's views again
+            shared(Snapshot(snap.dataset, snap.week, written, derived, _cut_cached=True, _write=write))
+        meta = _snapshot_meta(snap, source_fingerprint, tuple(derived))
         con.con.execute(f"CREATE TABLE {alias}.main.{_SNAPSHOT_META} AS SELECT ? AS meta", [meta.to_json()])
     finally:
         con.raw_sql(f"DETACH {alias}")
     os.replace(partial, path)
+    return meta
 
 
 _META_FILE = f"{_SNAPSHOT_META}.json"
