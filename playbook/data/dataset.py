@@ -902,7 +902,13 @@ def _store_file(snap: Snapshot, shared: Callable[[Snapshot], None] | None, sourc
         return con.table(name, database=(alias, "main"))
 
     try:
-        written = {name: write(name, table) for name, table in snap.tables.items()}
+        written: dict[str, ibis.Table] = {}
+        stored: dict = {}  # a cut table's expression -> its written copy
+        for name, table in snap.tables.items():
+            # the cut's lines semi-join its orders and its returns its lines: they read the copies just
+            # written, not the source's views again (10M lines: 32 s and 21 s -> see docs/benchmarks.md)
+            written[name] = write(name, table.op().replace(stored).to_expr() if stored else table)
+            stored[table.op()] = written[name].op()
         # the facts the caller built already; ``shared`` adds its own to this same dict
         derived = {key: write(_derived_name(key), table) for key, table in snap._derived.items()}
         if shared is not None:
