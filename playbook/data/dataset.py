@@ -123,7 +123,10 @@ def _url_with_password(url: str) -> str:
 
 
 # --- the embedded engine's own limits ---------------------------------------------------------
-MEMORY_LIMIT_ENV = "PLAYBOOK_DUCKDB_MEMORY_LIMIT"  # e.g. "4GiB" (DuckDB's units); default half the RAM
+MEMORY_LIMIT_ENV = "PLAYBOOK_DUCKDB_MEMORY_LIMIT"  # e.g. "4GiB" (DuckDB's units); default DEFAULT_MEMORY_LIMIT_MIB
+#: DuckDB's memory limit unless ``MEMORY_LIMIT_ENV`` says otherwise (or half the usable memory, if that is
+#: less): the ten-million-line weekly run within 2 GiB per process, its tables on disk (docs/benchmarks.md)
+DEFAULT_MEMORY_LIMIT_MIB = 1024
 TEMP_DIR_ENV = "PLAYBOOK_DUCKDB_TEMP_DIR"  # the folder under which each connection spills
 THREADS_ENV = "PLAYBOOK_DUCKDB_THREADS"  # default: the cores this process may run on
 _TEMP_SERIAL = itertools.count()
@@ -147,10 +150,14 @@ def _usable_memory_bytes() -> int | None:
 def duckdb_settings() -> dict[str, str | int]:
     """The limits of an embedded DuckDB connection: ``memory_limit``, ``temp_directory``, ``threads``.
 
-    Defaults sized for a laptop shared with a browser and a notebook server: half the usable memory
-    (DuckDB's own default is 80 %), spilling under the system's temporary folder, one thread per core
-    this process may run on. Each overrides through its environment variable (``MEMORY_LIMIT_ENV``,
-    ``TEMP_DIR_ENV``, ``THREADS_ENV``). Each connection spills into a folder of its own under the
+    Defaults sized for a laptop shared with a browser and a notebook server: 1 GiB
+    (``DEFAULT_MEMORY_LIMIT_MIB``; half the usable memory when that is less; DuckDB's own default is
+    80 %), spilling under the system's temporary folder, one thread per core this process may run on.
+    The weekly run keeps its tables on disk (the source's files, the snapshot file) and DuckDB's
+    buffer pool holds what a query needs: at ten million order lines the runner peaks at 1.7 GiB
+    with it, against 3 GiB at half of 23.5 GiB, for about a fifth more time (docs/benchmarks.md).
+    Each overrides through its environment variable (``MEMORY_LIMIT_ENV``, ``TEMP_DIR_ENV``,
+    ``THREADS_ENV``). Each connection spills into a folder of its own under the
     temporary folder (process id and a serial): DuckDB names its spill files alike in every instance
     and removes the folder when it closes, so two kernels sharing one folder would corrupt or delete
     each other's files (duckdb/duckdb#15173, #5878).
@@ -160,8 +167,9 @@ def duckdb_settings() -> dict[str, str | int]:
     usable = _usable_memory_bytes()
     if limit:
         settings["memory_limit"] = limit
-    elif usable:
-        settings["memory_limit"] = f"{usable // 2 // 2**20}MiB"
+    else:
+        half = usable // 2 // 2**20 if usable else DEFAULT_MEMORY_LIMIT_MIB
+        settings["memory_limit"] = f"{min(half, DEFAULT_MEMORY_LIMIT_MIB)}MiB"
     base = os.environ.get(TEMP_DIR_ENV, "").strip() or tempfile.gettempdir()
     settings["temp_directory"] = str(Path(base) / f"playbook-duckdb-{os.getpid()}-{next(_TEMP_SERIAL)}")
     threads = os.environ.get(THREADS_ENV, "").strip()
