@@ -378,15 +378,16 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
     con = connect_duckdb()
     tables: dict[str, ibis.Table] = {}
     comma: set[str] = set()
+    in_place: set[str] = set()
     for name, path in _table_files(folder).items():
         if path.suffix == ".parquet":
             tables[name] = con.read_parquet(path, table_name=name)
+            in_place.add(name)
             continue
         tables[name], dialect = csv_files.read_csv(con, path, name)
         if dialect.decimal_comma:
             comma.add(name)
-    in_place = frozenset(name for name, path in _table_files(folder).items() if path.suffix == ".parquet")
-    return LoadedSource(con, tables, frozenset(comma), in_place)
+    return LoadedSource(con, tables, frozenset(comma), frozenset(in_place))
 
 
 def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
@@ -914,7 +915,7 @@ def _store_file(snap: Snapshot, shared: Callable[[Snapshot], None] | None, sourc
         stored: dict = {}  # a cut table's expression -> its written copy
         for name, table in snap.tables.items():
             # the cut's lines semi-join its orders and its returns its lines: they read the copies just
-            # written, not the source's views again (10M lines: 32 s and 21 s -> see docs/benchmarks.md)
+            # written, not the source's views again (10M lines: 32 -> 23 s and 21 -> 9 s, docs/benchmarks.md)
             written[name] = write(name, table.op().replace(stored).to_expr() if stored else table)
             stored[table.op()] = written[name].op()
         # the facts the caller built already; ``shared`` adds its own to this same dict
