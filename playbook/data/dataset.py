@@ -925,8 +925,13 @@ def _store_file(snap: Snapshot, shared: Callable[[Snapshot], None] | None, sourc
             shared(Snapshot(snap.dataset, snap.week, written, derived, _cut_cached=True, _write=write))
         meta = _snapshot_meta(snap, source_fingerprint, tuple(derived))
         con.con.execute(f"CREATE TABLE {alias}.main.{_SNAPSHOT_META} AS SELECT ? AS meta", [meta.to_json()])
-    finally:
+    except BaseException:
         con.raw_sql(f"DETACH {alias}")
+        # a store that failed (the facts are built in it: out of memory or disk) leaves no shop's rows behind
+        for leftover in (partial, partial.with_name(partial.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    con.raw_sql(f"DETACH {alias}")
     os.replace(partial, path)
     return meta
 
