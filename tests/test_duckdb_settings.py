@@ -37,10 +37,10 @@ def no_overrides(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_folder_source_gets_half_the_memory_the_cores_and_a_private_spill_folder(no_overrides, tmp_path):
+def test_folder_source_gets_a_laptop_sized_memory_limit_the_cores_and_a_private_spill_folder(no_overrides, tmp_path):
     con = load_source(SAMPLE).con
     usable_gib = dataset._usable_memory_bytes() / 2**30
-    assert _gib(_setting(con, "memory_limit")) == pytest.approx(usable_gib / 2, rel=0.01)
+    assert _gib(_setting(con, "memory_limit")) == pytest.approx(min(1.0, usable_gib / 2), rel=0.01)
     assert int(_setting(con, "threads")) == len(os.sched_getaffinity(0))
     temp = Path(_setting(con, "temp_directory"))
     assert temp.parent == Path(dataset.tempfile.gettempdir())
@@ -76,3 +76,13 @@ def test_a_thread_count_that_is_not_a_whole_number_is_refused(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "two")
     with pytest.raises(SourceError, match=THREADS_ENV):
         load_source(SAMPLE)
+
+
+def test_a_machine_with_little_memory_gets_half_of_it(no_overrides, monkeypatch):
+    monkeypatch.setattr(dataset, "_usable_memory_bytes", lambda: 1536 * 2**20)
+    assert dataset.duckdb_settings()["memory_limit"] == "768MiB"
+
+
+def test_a_limit_above_the_default_is_taken_from_the_environment(monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "6GiB")
+    assert _setting(load_source(SAMPLE).con, "memory_limit") == "6.0 GiB"

@@ -130,6 +130,30 @@ def test_the_metrics_are_identical_from_the_stored_snapshot_and_from_the_source(
     assert len(direct["metrics"]) > 0
 
 
+def test_a_snapshot_file_is_written_without_caching_the_facts_in_memory(tiny_shop, tmp_path, monkeypatch):
+    cached = []
+    monkeypatch.setattr(pdata.Snapshot, "_materialize_cut", lambda self: cached.append("cut"))
+    real_cache = pdata.ibis.Table.cache
+    monkeypatch.setattr(pdata.ibis.Table, "cache", lambda self: cached.append("cache") or real_cache(self))
+    dataset = open_dataset(tiny_shop)  # a CSV source: its validated tables are cached by the open
+    cached.clear()
+    location = SnapshotLocation(str(tmp_path / "s.duckdb"))
+    session.store_week(dataset, pdata.IsoWeek.parse("2026-W47"), 14, location, "x")
+    assert cached == []
+    assert attach_snapshot(location).derived(("line_facts", 14), lambda: None).count().execute() > 0
+
+
+def test_a_store_that_fails_leaves_no_file_behind(tiny_shop, tmp_path):
+    def failing(snap):
+        line_facts(snap, 14)
+        raise RuntimeError("out of disk")
+
+    snap = open_dataset(tiny_shop).as_of("2026-W47")
+    with pytest.raises(RuntimeError, match="out of disk"):
+        pdata.store_snapshot(snap, SnapshotLocation(str(tmp_path / "out" / "s.duckdb")), "x", shared=failing)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_the_attached_snapshot_keeps_the_dataset_warnings_and_missing_tables(tmp_path):
     folder = write_shop(tmp_path / "shop", drop=("contacts",))
     dataset = open_dataset(folder)

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import ibis
@@ -123,7 +123,10 @@ def _url_with_password(url: str) -> str:
 
 
 # --- the embedded engine's own limits ---------------------------------------------------------
-MEMORY_LIMIT_ENV = "PLAYBOOK_DUCKDB_MEMORY_LIMIT"  # e.g. "4GiB" (DuckDB's units); default half the RAM
+MEMORY_LIMIT_ENV = "PLAYBOOK_DUCKDB_MEMORY_LIMIT"  # e.g. "4GiB" (DuckDB's units); default DEFAULT_MEMORY_LIMIT_MIB
+#: DuckDB's memory limit unless ``MEMORY_LIMIT_ENV`` says otherwise (or half the usable memory, if that is
+#: less): the ten-million-line weekly run within 2 GiB per process, its tables on disk (docs/benchmarks.md)
+DEFAULT_MEMORY_LIMIT_MIB = 1024
 TEMP_DIR_ENV = "PLAYBOOK_DUCKDB_TEMP_DIR"  # the folder under which each connection spills
 THREADS_ENV = "PLAYBOOK_DUCKDB_THREADS"  # default: the cores this process may run on
 _TEMP_SERIAL = itertools.count()
@@ -147,10 +150,14 @@ def _usable_memory_bytes() -> int | None:
 def duckdb_settings() -> dict[str, str | int]:
     """The limits of an embedded DuckDB connection: ``memory_limit``, ``temp_directory``, ``threads``.
 
-    Defaults sized for a laptop shared with a browser and a notebook server: half the usable memory
-    (DuckDB's own default is 80 %), spilling under the system's temporary folder, one thread per core
-    this process may run on. Each overrides through its environment variable (``MEMORY_LIMIT_ENV``,
-    ``TEMP_DIR_ENV``, ``THREADS_ENV``). Each connection spills into a folder of its own under the
+    Defaults sized for a laptop shared with a browser and a notebook server: 1 GiB
+    (``DEFAULT_MEMORY_LIMIT_MIB``; half the usable memory when that is less; DuckDB's own default is
+    80 %), spilling under the system's temporary folder, one thread per core this process may run on.
+    The weekly run keeps its tables on disk (the source's files, the snapshot file) and DuckDB's
+    buffer pool holds what a query needs: at ten million order lines the runner peaks at 1.7 GiB
+    with it, against 3 GiB at half of 23.5 GiB, for about a fifth more time (docs/benchmarks.md).
+    Each overrides through its environment variable (``MEMORY_LIMIT_ENV``, ``TEMP_DIR_ENV``,
+    ``THREADS_ENV``). Each connection spills into a folder of its own under the
     temporary folder (process id and a serial): DuckDB names its spill files alike in every instance
     and removes the folder when it closes, so two kernels sharing one folder would corrupt or delete
     each other's files (duckdb/duckdb#15173, #5878).
@@ -160,8 +167,9 @@ def duckdb_settings() -> dict[str, str | int]:
     usable = _usable_memory_bytes()
     if limit:
         settings["memory_limit"] = limit
-    elif usable:
-        settings["memory_limit"] = f"{usable // 2 // 2**20}MiB"
+    else:
+        half = usable // 2 // 2**20 if usable else DEFAULT_MEMORY_LIMIT_MIB
+        settings["memory_limit"] = f"{min(half, DEFAULT_MEMORY_LIMIT_MIB)}MiB"
     base = os.environ.get(TEMP_DIR_ENV, "").strip() or tempfile.gettempdir()
     settings["temp_directory"] = str(Path(base) / f"playbook-duckdb-{os.getpid()}-{next(_TEMP_SERIAL)}")
     threads = os.environ.get(THREADS_ENV, "").strip()
@@ -348,6 +356,8 @@ class LoadedSource:
     tables: dict[str, ibis.Table]
     #: tables read from semicolon-separated files, whose numbers take a decimal comma
     decimal_comma: frozenset[str] = frozenset()
+    #: tables scanned in place from columnar files (Parquet): reading them again is cheap
+    in_place: frozenset[str] = frozenset()
 
 
 def load_source(source: str | os.PathLike) -> LoadedSource:
@@ -368,14 +378,16 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
     con = connect_duckdb()
     tables: dict[str, ibis.Table] = {}
     comma: set[str] = set()
+    in_place: set[str] = set()
     for name, path in _table_files(folder).items():
         if path.suffix == ".parquet":
             tables[name] = con.read_parquet(path, table_name=name)
+            in_place.add(name)
             continue
         tables[name], dialect = csv_files.read_csv(con, path, name)
         if dialect.decimal_comma:
             comma.add(name)
-    return LoadedSource(con, tables, frozenset(comma))
+    return LoadedSource(con, tables, frozenset(comma), frozenset(in_place))
 
 
 def load_tables(source: str | os.PathLike) -> tuple[ibis.BaseBackend, dict[str, ibis.Table]]:
@@ -477,11 +489,15 @@ def open_dataset(source: str | os.PathLike, timezone: str = "UTC",
     con, raw = loaded.con, loaded.tables
     checked = validate(raw, timezone=timezone, known_metrics=known_metrics, decimal_comma=loaded.decimal_comma)
     # The validated tables are cast and cleaned views over the raw ones; materialize them once in
-    # the engine so that every metric query does not redo the casts.
+    # the engine so that every metric query does not redo the casts. Not a Parquet file's: its
+    # columns are typed already and a scan of it costs little, while a copy in memory is the whole
+    # shop (2.5 GiB at ten million lines, docs/benchmarks.md); the weekly run reads it once more,
+    # to store the week's cut in the snapshot file.
     # An optional table given without a row is treated as a missing one (validation warned about it):
     # a metric needing it is "not available (no <table> rows)", never computed as 0.
     empty = [n for n in OPTIONAL_TABLES if n in checked.tables and checked.row_counts.get(n) == 0]
-    tables = {name: table.cache() for name, table in checked.tables.items() if name not in empty}
+    tables = {name: table if name in loaded.in_place else table.cache()
+              for name, table in checked.tables.items() if name not in empty}
     if not is_url(str(source)):
         _drop_loaded_csv(con, raw)
     return Dataset(con, tables, checked.warnings, checked.missing_tables, redact(source), empty,
@@ -574,6 +590,9 @@ class Snapshot:
     _derived: dict = field(default_factory=dict, repr=False)
     #: whether the cut's large tables are materialized (``_materialize_cut``); a stored one needs not
     _cut_cached: bool = field(default=False, repr=False)
+    #: where ``derived`` writes its tables instead of the engine's memory: (name, expression) -> the
+    #: written table (``_store_file`` writes them straight into the snapshot file); None: ``.cache()``
+    _write: Callable[[str, ibis.Table], ibis.Table] | None = field(default=None, repr=False)
 
     def derived(self, key: tuple, build) -> ibis.Table:
         """``build()`` materialized in the engine once per snapshot (e.g. the line facts for k days).
@@ -582,6 +601,9 @@ class Snapshot:
         query cost most of the weak-cohort and comparison time (see docs/benchmarks.md).
         """
         if key not in self._derived:
+            if self._write is not None:
+                self._derived[key] = self._write(_derived_name(key), build())
+                return self._derived[key]
             self._materialize_cut()
             con = self.dataset.con if self.dataset is not None else None  # None: a snapshot built by hand (tests)
             self._derived[key] = gather_statistics(con, build().cache())
@@ -827,24 +849,26 @@ def _derived_name(key: tuple) -> str:
     return "derived__" + "__".join(str(part) for part in key)
 
 
-def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprint: str) -> SnapshotMeta:
-    """Write ``snap``'s cut tables and its materialized derived tables at ``location``.
+def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprint: str,
+                   shared: Callable[[Snapshot], None] | None = None) -> SnapshotMeta:
+    """Write ``snap``'s cut tables and its derived tables at ``location``.
 
-    The caller builds the derived tables it wants shared first (``metrics.line_facts`` and
-    ``order_facts``). A DuckDB file is written under a temporary name and renamed, so that a
+    ``shared(snapshot)`` builds the derived tables to be shared (``metrics.line_facts`` and
+    ``order_facts``, through ``Snapshot.derived``); derived tables the caller materialized already
+    are stored too. Into a DuckDB file, the cut is written first and the facts are then built from
+    the written tables straight into the file (``_store_file``): nothing of the shop is held in
+    memory. Elsewhere ``shared`` builds them in the engine first (a database's temporary tables)
+    and they are copied. A DuckDB file is written under a temporary name and renamed, so that a
     reader never attaches half a snapshot; database tables are replaced whole, metadata last.
     """
-    ds = snap.dataset
-    complete = ds.complete_through.isoformat() if ds.complete_through is not None else ""
-    if isinstance(ds.complete_through, dt.datetime):
-        complete = ds.complete_through.isoformat(sep=" ")
-    meta = SnapshotMeta(str(snap.week), source_fingerprint, snapshot_version(), ds.source_label,
-                        tuple(ds.warnings), tuple(ds.missing_tables), tuple(ds.empty_tables), complete,
-                        tuple(snap.tables), tuple(snap._derived))
-    items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
     if location.is_file:
-        _store_file(ds.con, items, meta, Path(location.target))
-    elif location.folder:
+        return _store_file(snap, shared, source_fingerprint, Path(location.target))
+    if shared is not None:
+        shared(snap)
+    ds = snap.dataset
+    meta = _snapshot_meta(snap, source_fingerprint, tuple(snap._derived))
+    items = {**snap.tables, **{_derived_name(k): t for k, t in snap._derived.items()}}
+    if location.folder:
         _store_parquet(ds.con, items, meta, Path(location.folder))
     else:
         if location.schema not in ds.con.list_databases():
@@ -857,19 +881,61 @@ def store_snapshot(snap: Snapshot, location: SnapshotLocation, source_fingerprin
     return meta
 
 
-def _store_file(con: ibis.BaseBackend, items: dict[str, ibis.Table], meta: SnapshotMeta, path: Path) -> None:
+def _snapshot_meta(snap: Snapshot, source_fingerprint: str, derived: tuple[tuple, ...]) -> SnapshotMeta:
+    ds = snap.dataset
+    complete = ds.complete_through.isoformat() if ds.complete_through is not None else ""
+    if isinstance(ds.complete_through, dt.datetime):
+        complete = ds.complete_through.isoformat(sep=" ")
+    return SnapshotMeta(str(snap.week), source_fingerprint, snapshot_version(), ds.source_label,
+                        tuple(ds.warnings), tuple(ds.missing_tables), tuple(ds.empty_tables), complete,
+                        tuple(snap.tables), derived)
+
+
+def _store_file(snap: Snapshot, shared: Callable[[Snapshot], None] | None, source_fingerprint: str,
+                path: Path) -> SnapshotMeta:
+    """The snapshot as a DuckDB file: each table written by ``CREATE TABLE <file>.x AS <query>``.
+
+    The cut tables first; then ``shared`` builds the facts from those written tables, each one
+    written into the file as it is built (``Snapshot._write``), never materialized in the
+    in-memory database: DuckDB streams them to disk through its bounded buffer pool (at ten
+    million lines, 7.7 GiB of memory when the facts were cached first and copied,
+    docs/benchmarks.md).
+    """
+    con = snap.dataset.con
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     alias = "playbook_snapshot_out"
     con.raw_sql(f"ATTACH '{_sql_text(partial)}' AS {alias}")
+
+    def write(name: str, table: ibis.Table) -> ibis.Table:
+        con.raw_sql(f'CREATE TABLE {alias}.main."{name}" AS {con.compile(table)}')
+        return con.table(name, database=(alias, "main"))
+
     try:
-        for name, table in items.items():
-            con.raw_sql(f'CREATE TABLE {alias}.main."{name}" AS {con.compile(table)}')
+        written: dict[str, ibis.Table] = {}
+        stored: dict = {}  # a cut table's expression -> its written copy
+        for name, table in snap.tables.items():
+            # the cut's lines semi-join its orders and its returns its lines: they read the copies just
+            # written, not the source's views again (10M lines: 32 -> 23 s and 21 -> 9 s, docs/benchmarks.md)
+            written[name] = write(name, table.op().replace(stored).to_expr() if stored else table)
+            stored[table.op()] = written[name].op()
+        # the facts the caller built already; ``shared`` adds its own to this same dict
+        derived = {key: write(_derived_name(key), table) for key, table in snap._derived.items()}
+        if shared is not None:
+            # the facts read the written cut (plain tables on disk), not the source's views again
+            shared(Snapshot(snap.dataset, snap.week, written, derived, _cut_cached=True, _write=write))
+        meta = _snapshot_meta(snap, source_fingerprint, tuple(derived))
         con.con.execute(f"CREATE TABLE {alias}.main.{_SNAPSHOT_META} AS SELECT ? AS meta", [meta.to_json()])
-    finally:
+    except BaseException:
         con.raw_sql(f"DETACH {alias}")
+        # a store that failed (the facts are built in it: out of memory or disk) leaves no shop's rows behind
+        for leftover in (partial, partial.with_name(partial.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    con.raw_sql(f"DETACH {alias}")
     os.replace(partial, path)
+    return meta
 
 
 _META_FILE = f"{_SNAPSHOT_META}.json"

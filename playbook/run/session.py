@@ -103,9 +103,8 @@ def shared_facts(snap: Snapshot, k: int) -> None:
 
 def store_week(dataset: Dataset, week: IsoWeek, k: int, location: SnapshotLocation, source_fingerprint: str) -> None:
     """Cut ``dataset`` at the end of ``week``, build the shared facts and store them at ``location``."""
-    snap = dataset.as_of(week)
-    shared_facts(snap, k)
-    store_snapshot(snap, location, source_fingerprint)
+    # the facts are built by the store: into a DuckDB file, straight from the stored cut (never in memory)
+    store_snapshot(dataset.as_of(week), location, source_fingerprint, shared=lambda snap: shared_facts(snap, k))
 
 
 # --- the interactive cache -----------------------------------------------------------------------
