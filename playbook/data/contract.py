@@ -34,6 +34,17 @@ VARIANTS = ("control", "treatment")
 #: without them (a hand-entered experiment, an older plan) has them reconstructed from its start date.
 SELECTION_COLUMNS = ("selection_first_week", "selection_window_week", "selection_last_week")
 
+#: The experiments table's optional columns of the plan's sequential design (``stats.sequential``): the
+#: weekly reads it counts on, the last at ``review_date`` (``planned_looks``), and the information it was
+#: sized for (``planned_information``: mature customers per arm of the K-day read at the review date).
+#: A row without them is one planned look at its review date, at the nominal level.
+PLAN_COLUMNS = ("planned_looks", "planned_information")
+
+#: The experiments table's optional columns of a test closed before its verdict (an overdue or abandoned
+#: review): the date and why, given together (``playbook experiments close``). A closed test is no longer
+#: read, listed as running or overdue.
+CLOSE_COLUMNS = ("closed_on", "closed_reason")
+
 REQUIRED_TABLES = ("orders", "order_lines", "returns")
 OPTIONAL_TABLES = (
     "sessions",
@@ -199,7 +210,13 @@ TABLES: dict[str, TableSpec] = {
                 Column("review_date", "date"),
             ),
             key="experiment_id",
-            optional_columns=tuple(Column(name, "isoweek", nullable=True) for name in SELECTION_COLUMNS),
+            optional_columns=(
+                *(Column(name, "isoweek", nullable=True) for name in SELECTION_COLUMNS),
+                Column("planned_looks", "int", nullable=True, minimum=1),
+                Column("planned_information", "float", nullable=True, minimum=0),
+                Column("closed_on", "date", nullable=True),
+                Column("closed_reason", "str", nullable=True),
+            ),
         ),
         TableSpec(
             "assignments",
