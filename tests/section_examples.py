@@ -138,6 +138,7 @@ def review(**extra) -> dict[str, Any]:
         "primary_metric": "return_rate_14d", "k_read": 14, "look": 1, "planned_looks": 4, "readable_on": None,
         "flags": [], "follow_ups": [], "money_per_week": 1331.8, "money_ci": [500.0, 2100.0],
         "guardrails": [{"metric": "contact_rate", "state": "safe", "why": "shown safe", "follow_up_on": None}],
+        "reasons": ["the interval is inside the expected range", "guardrail contact_rate: safe"],
     }, extra)
 
 

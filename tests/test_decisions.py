@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from playbook.core.settings import Config, DecisionRow, MetricSettings
-from playbook.core.vocabulary import ADJUST, AMBER, GREEN, KEEP, RED, STOP, UNAVAILABLE
+from playbook.core.vocabulary import ADJUST, AMBER, CONTINUE, GREEN, KEEP, RED, STOP, UNAVAILABLE
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
 from playbook.metrics.rules import metric_statuses, reason_mix_status, triggers
+from playbook.stats.sequential import look_boundary
 from playbook.steps.verdict import decide
 
 SETTINGS = MetricSettings()  # 8 baseline weeks
@@ -99,19 +100,28 @@ def test_keep_when_the_estimate_sits_exactly_on_the_weaker_end(direction):
     assert v.decision == KEEP
 
 
-def test_adjust_when_the_interval_includes_no_effect(direction):
+def test_adjust_when_the_final_look_does_not_show_the_effect(direction):
     kw, t = direction
     v = decide(*t(CASES["inconclusive"]), **kw)
     assert v.decision == ADJUST
-    assert v.why.startswith("inconclusive")
+    assert v.why.startswith("no effect shown at the planned review")
 
 
-def test_adjust_when_real_but_weaker_than_the_ranges_weaker_end(direction):
+def test_continue_when_an_interim_look_is_not_conclusive_with_the_next_read(direction):
+    kw, t = direction
+    look = look_boundary([], 0.4, final=False)
+    v = decide(*t(CASES["inconclusive"]), **kw, look=look, next_read=dt.date(2026, 11, 29))
+    assert v.decision == CONTINUE and v.readable_on == dt.date(2026, 11, 29)
+    assert "not conclusive yet at 40% of the planned information" in v.why
+
+
+def test_a_real_effect_smaller_than_the_weaker_end_is_kept_with_a_flag(direction):
+    # the one rule: the plan powers "past no effect at the boundary"; the estimate reaching the weaker end
+    # is not a second condition (it halved the keep rate of a lever exactly at the weaker end)
     kw, t = direction
     v = decide(*t(CASES["weaker"]), **kw)
-    assert v.decision == ADJUST
-    assert "weaker than planned" in v.why
-    assert f"{kw['expected_high'] if kw['good_direction'] == 'lower' else kw['expected_low']:g}" in v.why
+    assert v.decision == KEEP
+    assert any(f.startswith("smaller than planned: check the money case") for f in v.flags)
 
 
 def test_adjust_on_a_sample_ratio_mismatch_even_with_a_good_interval(direction):
@@ -148,7 +158,7 @@ def test_the_bad_side_stops_even_under_a_sample_ratio_mismatch():
 
 def test_the_expected_range_may_be_given_in_either_order():
     swapped = dict(LOWER, expected_low=-0.01, expected_high=-0.03)
-    assert decide(*CASES["weaker"], **swapped).decision == ADJUST
+    assert decide(*CASES["weaker"], **swapped).flags == decide(*CASES["weaker"], **LOWER).flags
     assert decide(*CASES["within"], **swapped).decision == KEEP
 
 
@@ -156,13 +166,13 @@ def test_a_ratio_metric_is_judged_against_a_null_of_one():
     kw = dict(good_direction="lower", expected_low=0.7, expected_high=0.9, null_value=1.0)
     assert decide(0.8, 0.7, 0.9, **kw).decision == KEEP
     assert decide(1.2, 1.1, 1.3, **kw).decision == STOP
-    assert decide(0.95, 0.92, 0.98, **kw).decision == ADJUST  # real but weaker than 0.9
+    assert decide(0.98, 0.95, 1.01, **kw).decision == ADJUST  # the interval reaches no effect (1)
 
 
 def test_a_verdict_turns_into_a_plain_dict():
     d = decide(*CASES["within"], **LOWER).to_dict()
     assert set(d) == {"decision", "why", "next_step", "flags", "follow_ups", "readable_on", "look", "planned_looks",
-                      "k_read"}
+                      "k_read", "reasons", "information_fraction", "boundary"}
     assert d["decision"] == "keep" and d["flags"] == [] and d["readable_on"] is None
 
 

@@ -32,7 +32,7 @@ def guardrail(estimate, lo, hi, good, tolerance, role="guardrail"):
     (0.002, -0.004, 0.008, "lower", 0.01, "safe"),              # upper bound 0.008 < 0.01
     (0.001, -0.034, 0.032, "lower", 0.01, "not_shown_safe"),     # the contact rate [-3.4, +3.2] pts
     (0.02, 0.005, 0.035, "lower", 0.01, "harm_likely"),          # estimate past, lower bound 0.005 is not
-    (0.02, -0.001, 0.041, "lower", 0.01, "harm_likely"),         # estimate past, interval includes 0
+    (0.02, -0.001, 0.041, "lower", 0.01, "not_shown_safe"),      # estimate past, but harm not shown (interval includes 0)
     (0.03, 0.015, 0.045, "lower", 0.01, "breached"),             # whole interval past +0.01
     (-0.05, -0.07, -0.03, "lower", 0.01, "safe"),                # a fall is no harm
     # higher-is-good guardrail (harm = a drop), tolerance 2.0

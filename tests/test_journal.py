@@ -127,7 +127,8 @@ def test_an_entry_of_another_kind_is_refused_naming_the_kind(tmp_path):
 
 
 def test_a_verdict_without_keep_adjust_or_stop_is_refused_naming_the_decision():
-    with pytest.raises(ValueError, match="decision of a verdict must be one of keep, adjust, stop, provisional, got 'pause'"):
+    words = "keep, adjust, stop, continue, provisional"
+    with pytest.raises(ValueError, match=f"decision of a verdict must be one of {words}, got 'pause'"):
         verdict("2026-W47", "E1", "pause")
     with pytest.raises(ValueError, match="decision"):
         verdict("2026-W47", "E1", "")
@@ -195,7 +196,7 @@ def test_track_record_counts_latest_verdicts_and_never_sums_changes_of_different
     record = track_record(tmp_path, "2026-W47")
 
     # E2 was reviewed twice: its latest verdict (keep, W44) counts, not the adjust of W42
-    assert record.counts == {"keep": 3, "adjust": 1, "stop": 1, "provisional": 0}
+    assert record.counts == {"keep": 3, "adjust": 1, "stop": 1, "continue": 0, "provisional": 0}
     # a journal written before the money columns: the kept levers have no money value, nothing is summed
     assert record.money_per_week is None and set(record.kept_without_money) == {"E1", "E2", "E3"}
     assert "no money value (not summed)" in record.summary()
@@ -210,22 +211,23 @@ def test_track_record_counts_only_the_last_8_weeks(tmp_path):
     # up to W49, the 8 weeks are W42..W49: E1's keep (W41) falls out, E2's W42 adjust is superseded
     record = track_record(tmp_path, "2026-W49")
     assert record.first_week == "2026-W42"
-    assert record.counts == {"keep": 2, "adjust": 1, "stop": 1, "provisional": 0}
+    assert record.counts == {"keep": 2, "adjust": 1, "stop": 1, "continue": 0, "provisional": 0}
     assert set(record.kept_without_money) == {"E2", "E3"}
     # a window of 2 weeks up to W46 holds only W45 and W46
-    assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1, "provisional": 0}
+    assert track_record(tmp_path, "2026-W46", weeks=2).counts == {"keep": 0, "adjust": 1, "stop": 1, "continue": 0,
+                                                                  "provisional": 0}
 
 
 def test_track_record_ignores_verdicts_after_the_week(tmp_path):
     (tmp_path / journal.JOURNAL_FILE).write_text(HAND_BUILT, encoding="utf-8")
     record = track_record(tmp_path, "2026-W43")  # W36..W43: E1 keep (W41), E2 adjust (W42)
-    assert record.counts == {"keep": 1, "adjust": 1, "stop": 0, "provisional": 0}
+    assert record.counts == {"keep": 1, "adjust": 1, "stop": 0, "continue": 0, "provisional": 0}
     assert record.kept_without_money == ("E1",)
 
 
 def test_track_record_of_an_empty_journal_is_zero_everywhere(tmp_path):
     record = track_record(tmp_path, "2026-W47")
-    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0, "provisional": 0} and record.money_per_week is None
+    assert record.counts == {"keep": 0, "adjust": 0, "stop": 0, "continue": 0, "provisional": 0} and record.money_per_week is None
     assert record.table().empty and "No lever reviewed" in record.summary()
 
 
@@ -250,7 +252,7 @@ def test_a_crash_during_replace_leaves_the_previous_file_intact_and_no_temp_file
 @pytest.mark.parametrize("text, problem", [
     (HEADER + '2026-W46,plan,E1,"unterminated,x\n', "not a valid CSV file"),
     ("week,kind,experiment_id,lever\n2026-W46,plan,E1,x\n", "lacks the column(s) cohort, primary_metric"),
-    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 22"),
+    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 24"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
     (HEADER + "2026-W46,plan,E1,x,all,m,A/B,,,,,,,,,0,,\n", "line 2: look '0'"),
@@ -345,7 +347,8 @@ def test_the_verdict_words_have_one_home():
     from playbook.core import vocabulary
 
     assert journal.DECISIONS is vocabulary.DECISIONS
-    assert vocabulary.DECISIONS == tuple(d.value for d in vocabulary.Decision) == ("keep", "adjust", "stop", "provisional")
+    assert vocabulary.DECISIONS == tuple(d.value for d in vocabulary.Decision) == (
+        "keep", "adjust", "stop", "continue", "provisional")
 
 
 def test_a_provisional_verdict_is_recorded_with_the_look_and_the_k_read(tmp_path):

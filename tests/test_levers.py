@@ -11,10 +11,12 @@ from section_examples import candidate, read, weak_cohort
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
-from playbook.data.contract import DESIGNS, SELECTION_COLUMNS, TABLES, parse_cohort
+from playbook.data.contract import DESIGNS, PLAN_COLUMNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
 from playbook.stats.power import k_day_read_plan
+from playbook.stats.sequential import spending_boundaries
 from playbook.steps.levers import (
+    MAX_PLANNED_LOOKS,
     cohort_clustering,
     cohort_volume,
     conclusion,
@@ -51,7 +53,7 @@ SAMPLE_WEAK = read("weak_cohort", weak_cohort(
     window_weeks=["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"],
     baseline_weeks=[(dt.date(2026, 8, 17) + dt.timedelta(days=7 * i)).isoformat() for i in range(8)]))
 #: the experiments table's columns a plan writes: the contract's, then the weeks step 2 read
-ROW_COLUMNS = [*TABLES["experiments"].column_names, *SELECTION_COLUMNS]
+ROW_COLUMNS = [*TABLES["experiments"].column_names, *SELECTION_COLUMNS, *PLAN_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,7 @@ def test_the_experiment_row_records_the_weeks_step_2_read(ready):
 def test_a_plan_from_a_summary_without_step_2s_baseline_records_no_selection_weeks(sample_snap, config):
     older = dataclasses.replace(SAMPLE_WEAK, baseline_weeks=None)
     p = design_lever(older, sample_snap, config, expected_low=-0.30, expected_high=-0.10)
-    assert p.selection is None and list(p.experiments_row()) == list(TABLES["experiments"].column_names)
+    assert p.selection is None and list(p.experiments_row()) == [*TABLES["experiments"].column_names, *PLAN_COLUMNS]
 
 
 def test_the_journal_entry_of_a_plan_names_the_weeks_step_2_read(ready):
@@ -409,10 +411,30 @@ def test_the_power_curve_is_the_power_of_a_two_sample_test_on_the_mature_units_o
     # per arm: half of 400 units a week; the 14-day read after `week` weeks holds the units delivered in the
     # first week - 2 weeks: 200 (week - 2) per arm. Unpooled two-sample z test of 0.20 against 0.15, two-sided
     # 5 %, written as statsmodels' one-sided test at 2.5 % on the standardised effect (the far tail left out).
-    n_per_arm = CURVE_CUSTOMERS * (week - 2)
     effect = 0.05 / ((0.2 * 0.8 + 0.15 * 0.85) / 2) ** 0.5
-    expected = NormalIndPower().power(effect, nobs1=n_per_arm, alpha=0.025, alternative="larger")
-    assert option.power_by_week[week - 1] == pytest.approx(expected, abs=1e-9)
+    looks = list(range(max(3, week - MAX_PLANNED_LOOKS + 1), week + 1))  # the weekly reads with mature units
+    if len(looks) == 1:
+        expected = NormalIndPower().power(effect, nobs1=CURVE_CUSTOMERS * (week - 2), alpha=0.025, alternative="larger")
+    else:  # the design's looks, integrated by gsDesign's own routines at the boundaries the verdict reads
+        info = [CURVE_CUSTOMERS * (w - 2) for w in looks]
+        bounds = spending_boundaries([i / info[-1] for i in info[:-1]] + [1.0], info)
+        expected = _gsdesign_power(bounds, info, theta=effect / 2 ** 0.5)
+    assert option.power_by_week[week - 1] == pytest.approx(expected, abs=2e-4)
+
+
+def _gsdesign_power(bounds, information, theta):
+    """P(cross an upper bound at some look) by gsDesign's recursion (gsdesign's h1 / hupdate)."""
+    gs = pytest.importorskip("gsdesign")
+    total, prev, prev_info = 0.0, None, None
+    for b, info in zip(bounds, information):
+        if prev is None:
+            total += float(gs.h1(32, theta, info, b, float("inf"))[2].sum())
+            prev = gs.h1(32, theta, info, float("-inf"), b)
+        else:
+            total += float(gs.hupdate(32, theta, info, b, float("inf"), theta, prev_info, prev)[2].sum())
+            prev = gs.hupdate(32, theta, info, float("-inf"), b, theta, prev_info, prev)
+        prev_info = info
+    return total
 
 
 def test_the_power_curve_is_near_cohens_h_for_the_same_read(curve_plan):
@@ -420,7 +442,7 @@ def test_the_power_curve_is_near_cohens_h_for_the_same_read(curve_plan):
     from statsmodels.stats.proportion import proportion_effectsize
 
     h = proportion_effectsize(0.2, 0.15)  # arcsine effect size: another approximation of the same test
-    curve = curve_plan.options[0].power_by_week
+    curve = [r.power for r in k_day_read_plan(0.2, -0.05, CURVE_CUSTOMERS, 14, max_weeks=8).by_week]  # the read alone
     for week in (3, 5, 8):
         assert curve[week - 1] == pytest.approx(NormalIndPower().power(h, nobs1=CURVE_CUSTOMERS * (week - 2),
                                                                        alpha=0.05), abs=0.02)

@@ -183,7 +183,7 @@ def test_the_k_read_is_recorded_in_the_journal():
 def test_the_same_interval_keeps_at_the_last_planned_look_not_at_the_first():
     # interval (-0.05, -0.01): z = 0.03 / (0.04 / 3.92) = 2.94; O'Brien-Fleming 4 looks need 4.33, 2.96, 2.36, 2.01
     c = comparison(planned_looks=4)
-    assert [verdict_for(c, look).verdict.decision for look in (1, 2, 3, 4)] == ["adjust", "adjust", "keep", "keep"]
+    assert [verdict_for(c, look).verdict.decision for look in (1, 2, 3, 4)] == ["continue", "continue", "keep", "keep"]
     assert verdict_for(c, 5).verdict.decision == "adjust"  # no alpha left beyond the plan
 
 

@@ -22,15 +22,26 @@ GREEN, AMBER, RED, UNAVAILABLE = Status.GREEN, Status.AMBER, Status.RED, Status.
 
 
 class Decision(StrEnum):
-    """The verdict words of the J+7 review: the one home of this vocabulary (the journal uses it)."""
+    """The verdict words of the review: the one home of this vocabulary (the journal uses it).
 
-    KEEP = "keep"
-    ADJUST = "adjust"
-    STOP = "stop"
+    keep, adjust and stop are decisions (the seed's meanings: roll out; change the lever or its scope;
+    roll back); continue and provisional are not yet decisions, each with the date of the next read.
+    """
+
+    KEEP = "keep"          # the effect is shown at the look's boundary and nothing blocks it: roll out
+    ADJUST = "adjust"      # the planned read did not show the effect, or showed it with a blocker: change the lever or its scope
+    STOP = "stop"          # harm shown (the primary past its harm boundary, or a guardrail breached): roll back
+    CONTINUE = "continue"  # not conclusive yet at this share of the planned information: read again on a date
     PROVISIONAL = "provisional"  # the pre-registered window cannot be read yet: no keep, a date to read it
 
+    @property
+    def undecided(self) -> bool:
+        """The test goes on: it is read again (continue, provisional)."""
+        return self in (Decision.CONTINUE, Decision.PROVISIONAL)
 
-KEEP, ADJUST, STOP, PROVISIONAL = Decision.KEEP, Decision.ADJUST, Decision.STOP, Decision.PROVISIONAL
+
+KEEP, ADJUST, STOP, CONTINUE, PROVISIONAL = (Decision.KEEP, Decision.ADJUST, Decision.STOP, Decision.CONTINUE,
+                                             Decision.PROVISIONAL)
 DECISIONS: tuple[str, ...] = tuple(d.value for d in Decision)
 
 
@@ -38,8 +49,8 @@ class GuardrailState(StrEnum):
     """What a guardrail's interval says about harm beyond its tolerance (non-inferiority reading)."""
 
     SAFE = "safe"                      # the one-sided bound rules out harm beyond the tolerance
-    NOT_SHOWN_SAFE = "not_shown_safe"  # the bound reaches past the tolerance, the estimate does not
-    HARM_LIKELY = "harm_likely"        # the estimate is past the tolerance
+    NOT_SHOWN_SAFE = "not_shown_safe"  # the bound reaches past the tolerance, harm is not shown
+    HARM_LIKELY = "harm_likely"        # the estimate is past the tolerance and harm is shown (bound past no effect)
     BREACHED = "breached"              # the whole interval is past the tolerance
     NOT_MEASURED = "not_measured"      # no interval (the reason goes with it)
 

@@ -28,10 +28,14 @@ MONEY_COLUMNS = ("money_per_week", "money_ci_low", "money_ci_high")
 #: Column added with the analyst's recorded choices: the parameters of a plan set by the analyst instead
 #: of the defaults (``lever=size_guide; design=pre_post``), empty for a plan on the defaults and for verdicts.
 CHOICE_COLUMNS = ("chosen_by_analyst",)
+#: Columns added with looks by information (``stats.sequential``): a verdict's information read over the
+#: information planned, and the z boundary its look spent alpha at (empty: the look spent nothing, e.g.
+#: a provisional read); the next looks' boundaries are computed from the earlier looks' fractions.
+SPENDING_COLUMNS = ("information_fraction", "boundary")
 #: Columns appended after the first version of the journal, in the order they came.
-LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS + CHOICE_COLUMNS
+LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS + CHOICE_COLUMNS + SPENDING_COLUMNS
 COLUMNS = BASE_COLUMNS + LATER_COLUMNS
-NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS
+NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS + SPENDING_COLUMNS
 INT_COLUMNS = ("look", "k_read")
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
 
@@ -89,7 +93,7 @@ class JournalEntry:
         lever, cohort, primary_metric, design: what is tested, on whom, judged on what, how.
         expected_low, expected_high: the expected impact range on the primary metric (plans).
         estimate, ci_low, ci_high: the measured effect and its interval (verdicts).
-        decision: ``keep`` / ``adjust`` / ``stop`` for verdicts, empty for plans.
+        decision: ``keep`` / ``adjust`` / ``stop`` / ``continue`` / ``provisional`` for verdicts, empty for plans.
         why: the reason in words (may contain commas, quotes, newlines; never customer text).
         recorded_at: UTC timestamp ``YYYY-MM-DDTHH:MM:SSZ``; filled by ``record_week`` when None.
     """
@@ -116,6 +120,8 @@ class JournalEntry:
     money_ci_low: float | None = None
     money_ci_high: float | None = None
     chosen_by_analyst: str = ""
+    information_fraction: float | None = None
+    boundary: float | None = None
 
     def __post_init__(self) -> None:
         try:

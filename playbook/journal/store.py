@@ -33,10 +33,11 @@ import contextlib
 import csv
 import datetime as dt
 import io
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -348,6 +349,39 @@ def next_look(journal_dir: str | os.PathLike, experiment_id: str, week: str | Is
     mine = journal[(journal["kind"] == VERDICT) & (journal["experiment_id"] == str(experiment_id))]
     earlier = {w for w in mine["week"] if IsoWeek.parse(w) < iso}
     return len(earlier) + 1
+
+
+@dataclass(frozen=True)
+class EarlierLook:
+    """A verdict of an experiment in an earlier week, as the spending of its next look needs it."""
+
+    week: IsoWeek
+    decision: str
+    information_fraction: float | None
+    boundary: float | None  # None: the look spent nothing
+
+
+def earlier_looks(journal_dir: str | os.PathLike, experiment_id: str, week: str | IsoWeek) -> list[EarlierLook]:
+    """The verdicts of ``experiment_id`` in the weeks before ``week``, oldest first (one per week: a re-run
+    of a week replaced its verdict)."""
+    iso = IsoWeek.parse(week)
+    journal = read_journal(journal_dir)
+    mine = journal[(journal["kind"] == VERDICT) & (journal["experiment_id"] == str(experiment_id))]
+    out = {}
+    for row in mine.to_dict("records"):
+        w = IsoWeek.parse(row["week"])
+        if w < iso:
+            out[w] = EarlierLook(w, str(row["decision"]), _float_or_none(row.get("information_fraction")),
+                                 _float_or_none(row.get("boundary")))
+    return [out[w] for w in sorted(out)]
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 # --- staging: a weekly run's entries land only with its report ------------------------------

@@ -23,6 +23,7 @@ the way the review does.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
@@ -33,12 +34,14 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
 from playbook.stats.results import _clean
+from playbook.stats.sequential import design_power, spending_boundaries
 
 __all__ = [
     "CustomerClustering",
     "KDayPlan",
     "KDayReadPower",
     "MinimumDetectableEffect",
+    "SequentialRead",
     "WeeksNeeded",
     "clustering_from_sums",
     "customer_clustering",
@@ -46,6 +49,7 @@ __all__ = [
     "k_day_read_plan",
     "k_day_read_power",
     "minimum_detectable_effect",
+    "sequential_read",
     "weeks_needed",
 ]
 
@@ -420,6 +424,10 @@ class KDayReadPower:
     design_effect: float
     power: float | None
     error: str | None = None
+    #: standard error of the difference of K-day rates at this read (None when nothing is mature)
+    std_error: float | None = None
+    #: customers per arm with a mature unit: the read's information (``stats.sequential``)
+    mature_customers_per_arm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -427,7 +435,7 @@ class KDayReadPower:
 
 def k_day_read_power(
     base_rate: float, expected_change: float, weekly_units_per_arm: float, k_days: int, run_days: int,
-    design_effect: DesignEffect = 1.0, alpha: float = 0.05,
+    design_effect: DesignEffect = 1.0, alpha: float = 0.05, customers_per_unit: DesignEffect = 1.0,
 ) -> KDayReadPower:
     """Power of the review's read of ``return_rate_{K}d`` after ``run_days`` days.
 
@@ -464,12 +472,13 @@ def k_day_read_power(
     if err:
         return KDayReadPower(*args, mature, share, deff, None, error=err)
     if mature <= 0:
-        return KDayReadPower(*args, 0.0, 0.0, deff, 0.0)
+        return KDayReadPower(*args, 0.0, 0.0, deff, 0.0, mature_customers_per_arm=0.0)
     between = (deff - 1.0) * base_rate * (1 - base_rate)  # customer-level part of the control variance
     var_unit = base_rate * (1 - base_rate) + between + target * (1 - target) + between * (target / base_rate) ** 2
     se = math.sqrt(var_unit / mature)
     power = float(stats.norm.cdf(abs(expected_change) / se - stats.norm.ppf(1 - alpha / 2)))
-    return KDayReadPower(*args, mature, share, deff, power)
+    customers = mature * _deff_at(customers_per_unit, read_days)
+    return KDayReadPower(*args, mature, share, deff, power, std_error=se, mature_customers_per_arm=customers)
 
 
 @dataclass(frozen=True)
@@ -500,6 +509,14 @@ class KDayPlan:
     by_week: tuple[KDayReadPower, ...]
     message: str
     error: str | None = None
+    #: the sequential design at the review (``weeks``, else ``max_weeks``): its looks, the weeks they fall
+    #: in (from the start), and the information (mature customers per arm) the review's read was sized for
+    planned_looks: int = 1
+    look_weeks: tuple[int, ...] = ()
+    planned_information: float | None = None
+    #: the design's power at each weekly review 1..max_weeks (the power ``by_week`` of a single look when
+    #: the plan reads once)
+    power_by_week: tuple[float | None, ...] = ()
 
     @property
     def at_review(self) -> KDayReadPower | None:
@@ -510,40 +527,98 @@ class KDayPlan:
         return _clean(asdict(self))
 
 
+@dataclass(frozen=True)
+class SequentialRead:
+    """The design of a review after ``weeks`` weeks: the weekly looks it reads, their information
+    (mature customers per arm) and the power of the whole design (a keep at any look)."""
+
+    weeks: int
+    look_weeks: tuple[int, ...]
+    information: tuple[float, ...]
+    power: float
+
+
+def sequential_read(reads: list[KDayReadPower], weeks: int, max_looks: int,
+                    alpha: float = 0.025) -> SequentialRead | None:
+    """The design whose last look is the review after ``weeks`` weeks and whose earlier looks are the
+    weekly reads before it with mature units (at most ``max_looks`` in all), and its power.
+
+    Power by :func:`playbook.stats.sequential.design_power` with the boundaries the verdict reads
+    (:func:`playbook.stats.sequential.spending_boundaries`, the final look spending what is left), the
+    drift being the expected change over the review read's standard error: the plan and the verdict
+    read one rule. None when the review read has nothing mature.
+    """
+    review = reads[weeks - 1]
+    if not review.std_error or not review.mature_customers_per_arm:
+        return None
+    readable = [w for w in range(1, weeks + 1) if (reads[w - 1].mature_customers_per_arm or 0) > 0]
+    looks = tuple(readable[-max_looks:])
+    info = tuple(float(reads[w - 1].mature_customers_per_arm) for w in looks)
+    final = info[-1]
+    spent = tuple(min(i / final, 1.0) for i in info[:-1]) + (1.0,)
+    bounds = spending_boundaries(spent, info, alpha)
+    drift = abs(review.expected_change) / review.std_error
+    return SequentialRead(weeks, looks, info, design_power(bounds, info, drift))
+
+
 def k_day_read_plan(
     base_rate: float, expected_change: float, weekly_units_per_arm: float, k_days: int,
     design_effect: DesignEffect = 1.0, alpha: float = 0.05, power: float = 0.8, max_weeks: int = 8,
-    horizon_weeks: int = 104,
+    horizon_weeks: int = 104, max_looks: int = 1, customers_per_unit: DesignEffect = 1.0,
 ) -> KDayPlan:
-    """The first weekly review (a whole number of weeks after the start) whose K-day read has ``power``.
+    """The first weekly review (a whole number of weeks after the start) whose design has ``power``.
 
-    Power at each week from :func:`k_day_read_power`; ``weeks_uncapped`` searches up to
+    The review's read and the weekly reads before it with mature units, at most ``max_looks`` in all,
+    are the design's looks (:func:`sequential_read`): with one look the power is that of the review's
+    read at two-sided ``alpha`` (:func:`k_day_read_power`); with more, alpha is spent across them by
+    information and the power is the chance of a keep at any look. ``weeks_uncapped`` searches up to
     ``horizon_weeks`` so that a plan that needs 40 weeks says 40, not "more than 8".
     """
     if not (isinstance(max_weeks, int) and max_weeks >= 1):
         raise ValueError(f"max_weeks must be a positive integer, got {max_weeks!r}")
-    reads = [k_day_read_power(base_rate, expected_change, weekly_units_per_arm, k_days, 7 * w, design_effect, alpha)
-             for w in range(1, max(max_weeks, horizon_weeks) + 1)]
+    reads = [k_day_read_power(base_rate, expected_change, weekly_units_per_arm, k_days, 7 * w, design_effect, alpha,
+                              customers_per_unit) for w in range(1, max(max_weeks, horizon_weeks) + 1)]
     by_week = tuple(reads[:max_weeks])
     if reads[-1].error:
         return KDayPlan(base_rate, expected_change, weekly_units_per_arm, int(k_days), alpha, power, max_weeks,
                         None, None, False, None, by_week, f"power not available: {reads[-1].error}",
                         error=reads[-1].error)
-    first = next((w for w, r in enumerate(reads, start=1) if r.power >= power), None)
+
+    @functools.lru_cache(maxsize=None)
+    def design(w: int) -> SequentialRead | None:
+        return sequential_read(reads, w, max_looks, alpha / 2)
+
+    def design_power_at(w: int) -> float:
+        d = design(w)
+        if d is None:
+            return 0.0
+        return reads[w - 1].power if len(d.look_weeks) == 1 else d.power  # one look: the read's own power
+
+    # a design with earlier looks has at most the power of its review read alone: start where that one reaches it
+    single = next((w for w, r in enumerate(reads, start=1) if r.power >= power), None)
+    first = None if single is None else next((w for w in range(single, len(reads) + 1) if design_power_at(w) >= power),
+                                             None)
     weeks = first if first is not None and first <= max_weeks else None
     at = reads[(weeks or max_weeks) - 1]
+    chosen = design(weeks or max_weeks)
+    achieved = design_power_at(weeks or max_weeks)
+    looks = f" over {len(chosen.look_weeks)} looks" if chosen is not None and len(chosen.look_weeks) > 1 else ""
     change = f"{expected_change * 100:+.2f} points from {base_rate:.1%}"
     if weeks is not None:
         message = (f"{weeks} week(s): the {k_days}-day read at the review uses {at.mature_units_per_arm:,.0f} mature "
                    f"units per arm ({at.mature_share:.0%} of those delivered; design effect {at.design_effect:.2f}) "
-                   f"and has {at.power:.0%} power to detect {change}")
+                   f"and the design has {achieved:.0%} power{looks} to detect {change}")
     else:
         needed = f"{first} weeks" if first is not None else f"more than {horizon_weeks} weeks"
         message = (f"not reachable within {max_weeks} weeks: {change} needs {needed}; after {max_weeks} weeks the "
-                   f"{k_days}-day read has {at.power:.1%} power ({at.mature_units_per_arm:,.0f} mature units per arm, "
-                   f"design effect {at.design_effect:.2f})")
+                   f"{k_days}-day read has {achieved:.1%} power{looks} ({at.mature_units_per_arm:,.0f} mature units per "
+                   f"arm, design effect {at.design_effect:.2f})")
     return KDayPlan(base_rate, expected_change, weekly_units_per_arm, int(k_days), alpha, power, max_weeks, weeks,
-                    first, weeks is not None, at.power, by_week, message)
+                    first, weeks is not None, achieved, by_week, message,
+                    planned_looks=len(chosen.look_weeks) if chosen else 1,
+                    look_weeks=chosen.look_weeks if chosen else (),
+                    planned_information=chosen.information[-1] if chosen else None,
+                    power_by_week=tuple(design_power_at(w) for w in range(1, max_weeks + 1)))
 
 
 def k_day_read_mde(

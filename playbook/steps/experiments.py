@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
-import numpy as np
 import pandas as pd
 from scipy import stats as st
 
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
-from playbook.core.vocabulary import ADJUST, PROVISIONAL, Design, Direction, GuardrailState
+from playbook.core.vocabulary import Decision, Design, Direction, GuardrailState
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import SELECTION_COLUMNS, parse_cohort
 from playbook.data.dataset import Snapshot
@@ -42,7 +41,6 @@ from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as
 from playbook.metrics.metric import Metric
 from playbook.stats import did, lag
 from playbook.stats.results import Estimate, jsonable
-from playbook.stats.sequential import DEFAULT_PLANNED_LOOKS
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
 from playbook.steps.verdict import GuardrailRead, WindowRead, guardrail_state
 
@@ -105,7 +103,8 @@ class MetricComparison:
             if self.window is not None:
                 w = self.window
                 d.update(k_registered=w.k_registered, k_read=w.k_read, readable=w.readable,
-                         readable_on=w.readable_on.isoformat() if w.readable_on else None, window_why=w.why)
+                         readable_on=w.readable_on.isoformat() if w.readable_on else None, window_why=w.why,
+                         information=w.information)
         return jsonable(d)
 
 
@@ -176,6 +175,8 @@ class PrimaryEntry(MetricEntry):
     readable: bool | None = field(default=None, metadata=omitted_with("k_registered"))
     readable_on: dt.date | None = field(default=None, metadata=omitted_with("k_registered"))
     window_why: str | None = field(default=None, metadata=omitted_with("k_registered"))
+    #: customers per arm with a unit mature at K: the read's information (None: not measured)
+    information: float | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,11 @@ class ComparisonSection:
     warnings: tuple[str, ...]
     keep_blockers: tuple[str, ...]
     views: dict[str, Any]
+    #: the information the plan was sized for (customers per arm at the review date; None: not recorded)
+    planned_information: float | None = field(default=None, metadata=OMIT_IF_NONE)
+    review_date: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: the day the data were read to (the snapshot's cutoff): the read is final from the review date on
+    read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,8 @@ class Comparison:
     def planned_looks(self) -> int:
         return planned_looks(self.experiment)
 
+    read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
+
     def to_dict(self) -> dict[str, Any]:
         exposed = self.srm_exposed
         return jsonable({
@@ -280,6 +288,9 @@ class Comparison:
             "srm_exposed": dict(exposed.observed) if exposed is not None else None,
             "follow_up_days": self.follow_up_days,
             "planned_looks": self.planned_looks,
+            "planned_information": planned_information(self.experiment),
+            "review_date": pd.Timestamp(self.experiment["review_date"]).date().isoformat(),
+            "read_on": (self.read_on or pd.Timestamp(self.experiment["review_date"]).date()).isoformat(),
             "primary": self.primary.to_dict(),
             "guardrails": [g.to_dict() for g in self.guardrails],
             "warnings": self.warnings,
@@ -293,14 +304,33 @@ class Comparison:
 
 
 def planned_looks(exp: dict[str, Any]) -> int:
-    """Planned looks of the experiment: its plan's ``planned_looks`` when present, else
-    ``sequential.DEFAULT_PLANNED_LOOKS`` (J+7 and three weekly re-reads)."""
+    """The looks the experiment's plan counts on (``contract.PLAN_COLUMNS``), the last at its review date;
+    1 when the row does not say: one planned look at the review date, at the nominal level."""
     value = exp.get("planned_looks")
     try:
         n = int(value)
     except (TypeError, ValueError):
-        return DEFAULT_PLANNED_LOOKS
-    return n if n >= 1 and n == value else DEFAULT_PLANNED_LOOKS
+        return 1
+    return n if n >= 1 and n == value else 1
+
+
+def planned_information(exp: dict[str, Any]) -> float | None:
+    """The information the plan was sized for (customers per arm of the K-day read at the review date);
+    None when the row does not say (the looks are then counted: look j of m is at j/m)."""
+    value = exp.get("planned_information")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def closed(exp: dict[str, Any], on: dt.date) -> bool:
+    """The test was closed (``contract.CLOSE_COLUMNS``) on or before ``on``: no longer read or listed."""
+    value = exp.get("closed_on")
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value) or str(value).strip() == "":
+        return False
+    return pd.Timestamp(value).date() <= on
 
 
 def _compact(view: Any) -> Any:
@@ -322,24 +352,34 @@ def _compact(view: Any) -> Any:
 def due_for_review(snap: Snapshot, journal_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Experiments to read this week (empty without an experiments table).
 
-    Those whose review date falls in the analysed week (their first look), and, given the decision
-    journal, those whose review date has passed and that are still open: the latest verdict is
-    provisional, or inconclusive (adjust) with planned looks left. Column ``due`` says which.
+    A plan of m looks is read every week from the week m - 1 weeks before its review date's to the
+    review date's (its looks; one look at the review date for a row that declares none); given the
+    decision journal, a test already decided at an earlier look (keep, adjust, stop) is not read again,
+    and one still undecided after its review date (the latest verdict is provisional or continue) is
+    read again. A closed test (``closed_on``) is never read. Column ``due`` says why.
     """
     if not snap.has("experiments"):
         return pd.DataFrame()
     out = _experiments_table(snap)
-    first = (out["review_date"] >= snap.week.monday) & (out["review_date"] <= snap.week.sunday)
-    out["due"] = np.where(first, "review date this week", "")
-    if journal_dir is not None:
-        latest = _latest_verdicts(journal_dir, snap.week)
-        for i, row in out[out["review_date"] < snap.week.monday].iterrows():
-            seen = latest.get(str(row["experiment_id"]))
-            if seen is None:
-                continue
-            decision, looks = seen
-            if decision == PROVISIONAL or (decision == ADJUST and looks < planned_looks(row.to_dict())):
-                out.loc[i, "due"] = f"still open after look {looks} ({decision})"
+    week = snap.week
+    latest = _latest_verdicts(journal_dir, week) if journal_dir is not None else {}
+    due = []
+    for _, row in out.iterrows():
+        exp = row.to_dict()
+        seen = latest.get(str(exp["experiment_id"]))
+        review_week = IsoWeek.of(exp["review_date"])
+        first_week = review_week.shift(-(planned_looks(exp) - 1))
+        if closed(exp, week.sunday) or (seen is not None and not Decision(seen[0]).undecided):
+            due.append("")
+        elif week == review_week:
+            due.append("review date this week")
+        elif first_week <= week < review_week:
+            due.append(f"planned look before the review date of {exp['review_date']:%d %b %Y}")
+        elif week > review_week and seen is not None:
+            due.append(f"still open after look {seen[1]} ({seen[0]})")
+        else:
+            due.append("")
+    out["due"] = due
     return out[out["due"] != ""].reset_index(drop=True)
 
 
@@ -353,7 +393,8 @@ def overdue(snap: Snapshot, journal_dir: str | os.PathLike) -> pd.DataFrame:
         return pd.DataFrame(columns=["experiment_id", "lever", "cohort", "review_date"])
     out = _experiments_table(snap)
     latest = _latest_verdicts(journal_dir, snap.week.shift(1))
-    late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest)]
+    is_closed = out.apply(lambda r: closed(r.to_dict(), snap.week.sunday), axis=1).astype(bool)
+    late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest) & ~is_closed]
     return late[["experiment_id", "lever", "cohort", "review_date"]].reset_index(drop=True)
 
 
@@ -363,7 +404,8 @@ def running(snap: Snapshot) -> list[RunningEntry]:
     if not snap.has("experiments"):
         return []
     out = _experiments_table(snap)
-    live = out[(out["start_date"] <= snap.week.sunday) & (out["review_date"] > snap.week.sunday)]
+    is_closed = out.apply(lambda r: closed(r.to_dict(), snap.week.sunday), axis=1).astype(bool)
+    live = out[(out["start_date"] <= snap.week.sunday) & (out["review_date"] > snap.week.sunday) & ~is_closed]
     return [RunningEntry(str(r.experiment_id), str(r.lever), str(r.cohort), str(r.design), r.start_date, r.review_date)
             for r in live.itertuples(index=False)]
 
@@ -437,7 +479,7 @@ def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
     read = form.read(data)
     views["window_read"] = read
     window = WindowRead(k_registered, k_registered if read.readable else None, read.readable,
-                        read.readable_on, read.why)
+                        read.readable_on, read.why, mature_customers_per_arm(data.lines, as_of, k_registered))
     comparison = mc(read.difference)
     comparison.window = window
     if not read.readable:
@@ -453,6 +495,16 @@ def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
         views["log_rank"] = lag.log_rank_test(units, as_of, quantity="quantity")
         views["cox"] = lag.cox_hazard_ratio(units, as_of, quantity="quantity")
     return comparison, (k_registered if read.readable else None), views, warnings
+
+
+def mature_customers_per_arm(lines: pd.DataFrame, as_of: Any, k: int) -> float | None:
+    """The information of a K-day read: customers per arm (the mean of the arms) with a unit delivered at
+    least ``k`` days before ``as_of``; the plan sizes the test in the same unit (``stats.power``)."""
+    if lines is None or not len(lines):
+        return None
+    mature = lines[pd.to_datetime(lines["delivered_ts"]) <= pd.Timestamp(as_of) - pd.Timedelta(days=k)]
+    per_arm = mature.groupby("arm")["customer_id"].nunique()
+    return float(per_arm.mean()) if len(per_arm) else 0.0
 
 
 def _not_computable(name: str, design: Design, role: str, settings) -> Estimate:
@@ -532,7 +584,8 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
         blockers.append(f"few clusters: fewer than {MIN_CUSTOMERS_PER_ARM} exposed customers in {', '.join(few)} "
                         f"({exposed}); the customer-clustered interval is not trusted")
     warnings += [b for b in blockers if b not in warnings]
-    return Comparison(exp, Design.RANDOMIZED, primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed)
+    return Comparison(exp, Design.RANDOMIZED, primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed,
+                      read_on=pd.Timestamp(as_of).date())
 
 
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
@@ -796,6 +849,7 @@ def compare_experiment(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     if problem:
         c = _uncomparable(c, problem)
     today = pd.Timestamp(snap.cutoff).date()
+    c.read_on = today
     for g in c.guardrails:  # a not-shown-safe guardrail gets its dated follow-up read in every design
         if g.state == GuardrailState.NOT_SHOWN_SAFE and g.follow_up_on is None:
             g.follow_up_on = guardrail_follow_up_date(g, exp["start_date"], today)

@@ -47,6 +47,9 @@ from playbook.stats.results import jsonable
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 
 PLANNED_POWER = 0.8
+#: The weekly reads a plan counts on, the last at its review date: alpha is spent across them by information
+#: (``stats.sequential``), so a strong effect can be kept early and the review's read needs about z >= 2.0.
+MAX_PLANNED_LOOKS = 4
 FIRST_LOOK_DAYS = 7  # J+7: split, guardrails and early trend; it can stop a harmful change, never keep one
 
 
@@ -116,6 +119,9 @@ class PowerOption:
     can_be_a_row: bool = True
     note: str = ""
     power_by_week: tuple[float | None, ...] = field(default=(), compare=False, metadata=NOT_IN_JSON)
+    #: the looks of the design at ``weeks`` and the information (mature customers per arm) of its review read
+    planned_looks: int = field(default=1, compare=False, metadata=NOT_IN_JSON)
+    planned_information: float | None = field(default=None, compare=False, metadata=NOT_IN_JSON)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -157,6 +163,12 @@ class LeverPlan:
     chosen_by_analyst: str = ""
     #: the delivery weeks step 2 read when it chose the cohort (None: its summary did not record its baseline)
     selection: SelectionWeeks | None = None
+    #: the sequential design of the ready row: its weekly looks (the last at the review date) and the
+    #: information its review read was sized for (mature customers per arm), written in the row
+    planned_looks: int = 1
+    planned_information: float | None = None
+    #: cohorts step 3 did not plan on because a test of theirs is open or kept ("... is being tested by ...")
+    under_test_notes: tuple[str, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -174,7 +186,9 @@ class LeverPlan:
             "expected_low": round(self.expected_low, 6), "expected_high": round(self.expected_high, 6),
             "start_date": self.start_date.isoformat(), "review_date": self.review_date.isoformat(),
         }
-        return row | (self.selection.row() if self.selection is not None else {})
+        row |= self.selection.row() if self.selection is not None else {}
+        return row | {"planned_looks": self.planned_looks,
+                      "planned_information": round(self.planned_information, 1) if self.planned_information else None}
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -214,6 +228,9 @@ class ExperimentsRow:
     selection_first_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
     selection_window_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
     selection_last_week: str | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: the plan's sequential design (``contract.PLAN_COLUMNS``)
+    planned_looks: int | None = field(default=None, metadata=OMIT_IF_NONE)
+    planned_information: float | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -307,7 +324,14 @@ def _design_effect_by_read_length(snap: Snapshot, k: int, filters: dict[str, str
         c = measured(min(max(math.ceil(read_days / 7), 1), len(weeks)))
         return c.design_effect if c.ok else 1.0
 
+    deff.customers_per_unit = lambda read_days: _customers_per_unit(measured(min(max(math.ceil(read_days / 7), 1),
+                                                                                  len(weeks))))
     return deff, measured(len(weeks))
+
+
+def _customers_per_unit(c: CustomerClustering) -> float:
+    """Customers per delivered unit over a read of that length (1 when nothing was measured)."""
+    return c.customers / c.units if c.units > 0 and c.customers > 0 else 1.0
 
 
 def _slug(text: str) -> str:
@@ -344,7 +368,9 @@ def _option(kind: str, description: str, pop: _Population, low: float, high: flo
         power=plan.achieved_power if plan else None, mature_share=at.mature_share if at else None,
         reaches_power=bool(plan and plan.reachable), can_be_a_row=can_be_a_row,
         note=note or (plan.message if plan else _no_power_reason(pop, change)),
-        power_by_week=tuple(r.power for r in plan.by_week) if plan else (),
+        power_by_week=plan.power_by_week if plan else (),
+        planned_looks=plan.planned_looks if plan else 1,
+        planned_information=plan.planned_information if plan else None,
     )
 
 
@@ -363,7 +389,8 @@ def _read_plan(pop: _Population, change: float, per_arm_share: float, k: int, ma
     if not (pop.weekly_units > 0 and 0 < pop.base_rate < 1 and change != 0):
         return None
     plan = k_day_read_plan(pop.base_rate, change, pop.weekly_units * per_arm_share, k, pop.deff,
-                           power=power, max_weeks=max_weeks)
+                           power=power, max_weeks=max_weeks, max_looks=MAX_PLANNED_LOOKS,
+                           customers_per_unit=getattr(pop.deff, "customers_per_unit", 1.0))
     return None if plan.error else plan
 
 
@@ -444,6 +471,7 @@ def design_lever(
         design_effect=run.design_effect, icc=pop.clustering.icc, power_at_review=run.power,
         mature_share_at_review=run.mature_share, options=tuple(options),
         chosen_option=pick.kind if pick else None, no_row_reason=no_row, selection=SelectionWeeks.of(weak),
+        planned_looks=run.planned_looks, planned_information=run.planned_information,
     )
 
 

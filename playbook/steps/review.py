@@ -8,25 +8,28 @@ decision-journal entries.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
-from typing import Any
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
 
 import pandas as pd
 
-from playbook.core.jsonmodel import from_json
+from playbook.core.jsonmodel import OMIT_IF_NONE, from_json
 from playbook.core.settings import Config
-from playbook.core.vocabulary import DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState, Status
+from playbook.core.vocabulary import CONTINUE, DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState, Status
+from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.entry import JournalEntry
-from playbook.journal.store import next_look
+from playbook.journal.store import EarlierLook, earlier_looks
 from playbook.metrics.dictionary import cohort_week, metric_named
 from playbook.stats.results import jsonable
+from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry
 from playbook.steps.levers import LeverSection
-from playbook.steps.verdict import GuardrailRead, LookPlan, Verdict, WindowRead, decide
+from playbook.steps.verdict import GuardrailRead, Verdict, WindowRead, decide
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ class ExperimentVerdict:
                 "next_step": v.next_step, "estimate": self.estimate, "ci_low": self.ci_low,
                 "ci_high": self.ci_high, "primary_metric": self.primary_metric, "k_read": v.k_read,
                 "look": v.look, "planned_looks": v.planned_looks,
+                "information_fraction": v.information_fraction, "boundary": v.boundary,
                 "readable_on": v.readable_on.isoformat() if v.readable_on else None,
-                "flags": list(v.flags), "follow_ups": list(v.follow_ups),
+                "flags": list(v.flags), "follow_ups": list(v.follow_ups), "reasons": list(v.reasons),
                 "money_per_week": self.money[0] if self.money else None,
                 "money_ci": list(self.money[1:]) if self.money else None,
                 "guardrails": [{"metric": g.metric, "state": g.state.value, "why": g.why,
@@ -70,6 +74,7 @@ class ExperimentVerdict:
             decision=v.decision, why=why, look=v.look, k_read=v.k_read, follow_ups="; ".join(v.follow_ups),
             money_per_week=self.money[0] if self.money else None,
             money_ci_low=self.money[1] if self.money else None, money_ci_high=self.money[2] if self.money else None,
+            information_fraction=v.information_fraction, boundary=v.boundary,
         )
 
 
@@ -108,6 +113,11 @@ class ReviewEntry:
     money_per_week: float | None
     money_ci: tuple[float, ...] | None
     guardrails: tuple[ReviewGuardrail, ...]
+    #: every reason that applies (evidence, each guardrail, SRM, delay, blockers); the look's information
+    #: fraction and its boundary (None: the look spent nothing)
+    reasons: tuple[str, ...]
+    information_fraction: float | None = field(default=None, metadata=OMIT_IF_NONE)
+    boundary: float | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -129,14 +139,49 @@ def _guardrail_read(g: GuardrailEntry) -> GuardrailRead:
 def _window(p: PrimaryEntry) -> WindowRead | None:
     if p.k_registered is None:
         return None
-    return WindowRead(p.k_registered, p.k_read, bool(p.readable), p.readable_on, p.window_why or "")
+    return WindowRead(p.k_registered, p.k_read, bool(p.readable), p.readable_on, p.window_why or "", p.information)
 
 
-def verdict_for(comparison: ComparisonSection, look: int = 1) -> ExperimentVerdict:
-    """Apply the written rule to one entry of the ``comparisons`` summary section at look ``look``
-    (counted in the journal: ``journal.next_look``) of the experiment's planned looks."""
+def look_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] = ()) -> LookBoundary:
+    """This read as a look of the experiment's sequential design (``stats.sequential.look_boundary``).
+
+    Its information fraction is the read's information over the plan's (``planned_information``), or,
+    for a row that declares looks but no information, the looks counted (look j of m at j/m). The read in
+    the week of the review date (or later) is final and spends what is left; after a final look nothing
+    is left, except for the read that confirms a keep held back by a possible delay, which is judged at
+    the final look's boundary. ``earlier``: the experiment's verdicts of earlier weeks (the journal).
+    """
+    spent = [e for e in earlier if e.boundary is not None and e.information_fraction is not None]
+    p = comparison.primary
+    if comparison.planned_information and p.information is not None:
+        fraction = p.information / comparison.planned_information
+    else:
+        fraction = (len(spent) + 1) / comparison.planned_looks
+    review = comparison.review_date
+    final = review is not None and comparison.read_on is not None and comparison.read_on >= review
+    past_final = [e for e in spent if (review is not None and e.week >= IsoWeek.of(review))
+                  or e.information_fraction >= 1]
+    if past_final:
+        last = spent[-1]
+        held_for_delay = last is past_final[-1] and last.decision == CONTINUE
+        boundary = last.boundary if held_for_delay else math.inf
+        return LookBoundary(len(spent) + 1, fraction, 1.0, boundary, 0.025, True)
+    return look_boundary([e.information_fraction for e in spent], fraction, final=final)
+
+
+def verdict_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] | int = ()) -> ExperimentVerdict:
+    """Apply the written rule to one entry of the ``comparisons`` summary section, at its look of the
+    experiment's design given the ``earlier`` verdicts (the journal's; an int is the look number of a
+    design without earlier information, kept for callers that count looks)."""
+    if isinstance(earlier, int):
+        earlier = [EarlierLook(IsoWeek.parse("2000-W01"), "", (i + 1) / comparison.planned_looks, 1.0)
+                   for i in range(earlier - 1)]
     p = comparison.primary
     guards = tuple(_guardrail_read(g) for g in comparison.guardrails)
+    window = _window(p)
+    look = look_for(comparison, earlier)
+    if window is not None and not window.readable:  # a read that cannot be made spends nothing
+        look = replace(look, boundary=math.inf)
     v = decide(
         p.estimate, p.ci_low, p.ci_high,
         good_direction=p.good_direction,
@@ -144,7 +189,8 @@ def verdict_for(comparison: ComparisonSection, look: int = 1) -> ExperimentVerdi
         null_value=p.null_value,
         srm=comparison.srm_mismatch or comparison.srm_exposed_mismatch,
         guardrails=guards, keep_blockers=comparison.keep_blockers,
-        window=_window(p), looks=LookPlan(look, comparison.planned_looks), confidence=p.confidence,
+        window=window, look=look, planned_looks=comparison.planned_looks,
+        next_read=comparison.read_on + dt.timedelta(days=7) if comparison.read_on else None, confidence=p.confidence,
     )
     if p.error and v.decision not in (STOP, PROVISIONAL):
         v = replace(v, why=f"{v.why} ({p.error})")
@@ -156,11 +202,11 @@ def verdict_for(comparison: ComparisonSection, look: int = 1) -> ExperimentVerdi
 
 
 def verdicts(comparisons: list[ComparisonSection], journal_dir: Any = None, week: Any = None) -> list[ExperimentVerdict]:
-    """The week's verdicts; with a journal and a week, each look is numbered from the journal."""
+    """The week's verdicts; with a journal and a week, each look follows the experiment's earlier looks."""
 
-    def look(c: ComparisonSection) -> int:
-        return next_look(journal_dir, c.experiment_id, week) if journal_dir is not None and week is not None else 1
-    return [verdict_for(c, look(c)) for c in comparisons]
+    def earlier(c: ComparisonSection) -> list[EarlierLook]:
+        return earlier_looks(journal_dir, c.experiment_id, week) if journal_dir is not None and week is not None else []
+    return [verdict_for(c, earlier(c)) for c in comparisons]
 
 
 def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> list[ExperimentVerdict]:

@@ -174,7 +174,7 @@ def test_the_plan_reviews_at_the_first_week_that_reaches_power():
     plan = k_day_read_plan(0.2, -0.03, 800, 14, design_effect=1.3)
     powers = [r.power for r in plan.by_week]
     assert plan.weeks == next(w for w, p in enumerate(powers, start=1) if p >= 0.8)
-    assert plan.achieved_power == powers[plan.weeks - 1]
+    assert plan.achieved_power == pytest.approx(powers[plan.weeks - 1], rel=1e-12)  # one look: the read's power
 
 
 def test_an_unreachable_plan_reports_its_uncapped_weeks_and_its_power_at_the_cap():
