@@ -13,20 +13,30 @@ FAIL_ON_RED ?=
 BENCH_ARGS ?=
 KERNEL_NAME := returns-playbook
 
-.PHONY: weekly screenshots test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into docs/screenshots/)"
-	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
+	@echo "make test | make test-slow | make spark | make sample-data | make bench | make lab | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
+# $(VENV)/.installed is the runtime only (`pip install -e .`: what `make weekly` and `make lab` need); each extra
+# adds its own stamp on top, once: $(VENV)/.installed-test (`make test`: pytest, ruff, Selenium, PySpark...),
+# -spark (`make spark`). A changed pyproject.toml remakes the runtime stamp, and through it every extra's.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e .
 	touch $@
+
+$(VENV)/.installed-%: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[$*]'
+	touch $@
+
+# Spark through ibis's PySpark backend (about 470 MB; needs a Java runtime >= 17): DATA=pyspark://... or sc://...
+spark: $(VENV)/.installed-spark
 
 # the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3;
 # PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
@@ -37,15 +47,15 @@ weekly: $(VENV)/.installed
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
 # numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/, the index's and the brief's copied to
 # docs/screenshots/ (for the README). Exits 1 when a page has a problem (listed), 2 without a browser.
-screenshots: $(VENV)/.installed
+screenshots: $(VENV)/.installed-test
 	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check playbook tests notebooks
 	$(PY) -m pytest
 
 # The calibration simulations with many more replications (minutes, not seconds).
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed-test
 	$(PY) -m pytest -m slow
 
 sample-data: $(VENV)/.installed
@@ -54,7 +64,8 @@ sample-data: $(VENV)/.installed
 # BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md). Without
 # BENCH_ARGS, and with PostgreSQL available (PLAYBOOK_TEST_POSTGRES_URL, or its binaries for a throwaway
 # server), the weekly run on PostgreSQL beside DuckDB follows (issue 12; --postgres alone: BENCH_ARGS=--postgres).
-bench: $(VENV)/.installed
+# The test extra: the throwaway server comes from tests/pg_server.py (pytest), the Spark section needs PySpark.
+bench: $(VENV)/.installed-test
 	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
 	@if [ -z "$(BENCH_ARGS)" ]; then \
 	  if [ -n "$$PLAYBOOK_TEST_POSTGRES_URL" ] || command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -66,7 +77,7 @@ bench: $(VENV)/.installed
 # on each, the whole weekly cycle, the steps and the heaviest aggregation against plain pandas (tens of minutes;
 # see docs/benchmarks.md, "Ten million order lines"). BENCH_ARGS: e.g. --large-no-steps
 LARGE ?= 1000000,10000000
-bench-large: $(VENV)/.installed
+bench-large: $(VENV)/.installed-test
 	$(PY) -m playbook.dev.bench --large $(LARGE) $(BENCH_ARGS)
 
 # The notebooks name the kernel KERNEL_NAME in their metadata. It is registered inside the environment
