@@ -1,5 +1,6 @@
-"""The install the Makefile does: `make weekly` the runtime only (`pip install -e .`), `make test` the test extra
-on top (once), Spark an extra of its own (`make spark`).
+"""The install the Makefile does: `make weekly` the runtime only (`pip install -e .`) with the notebooks' kernel
+registered in the environment, `make test` the test extra on top (once), Spark an extra of its own (`make spark`),
+and `make lab` as root.
 
 The Makefile's recipes are read with `make -n` on a copy of the Makefile and pyproject.toml in a temporary folder,
 with the environment's stamp files made by hand: nothing is installed, nothing in the project changes.
@@ -7,6 +8,7 @@ with the environment's stamp files made by hand: nothing is installed, nothing i
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,9 @@ from playbook.core.paths import REPO_ROOT
 
 MAKE = shutil.which("make")
 needs_make = pytest.mark.skipif(MAKE is None, reason="no make on this machine")
+
+KERNEL = "returns-playbook"
+KERNEL_JSON = Path(".venv/share/jupyter/kernels") / KERNEL / "kernel.json"
 
 
 @pytest.fixture
@@ -58,18 +63,26 @@ def installs(lines: list[str]) -> list[str]:
     return [line.split("pip install --quiet", 1)[1].strip() for line in lines if "pip install" in line]
 
 
+def registers_kernel(line: str) -> bool:
+    return bool(re.search(rf"-m ipykernel install --sys-prefix --name {KERNEL}\b", line))
+
+
 # --- a light install ----------------------------------------------------------------------------------
 
 @needs_make
-def test_make_weekly_on_a_fresh_machine_installs_the_runtime_only(project):
+def test_make_weekly_on_a_fresh_machine_installs_the_runtime_only_and_registers_the_kernel(project):
     lines = dry_run(project, "weekly")
     assert installs(lines) == ["--upgrade pip", "-e ."]
     assert not any("[test]" in line or "spark" in line or "selenium" in line for line in lines)
+    # the registration is part of the install (before its stamp), so an environment made by
+    # `make .venv/.installed` alone (the README's CI recipes) has the kernel too
+    register = next(i for i, line in enumerate(lines) if registers_kernel(line))
+    assert register < lines.index("touch .venv/.installed") < next(i for i, x in enumerate(lines) if "playbook weekly" in x)
 
 
 @needs_make
 def test_make_test_after_make_weekly_adds_the_test_extra_once(project):
-    made(project, ".venv/.installed")
+    made(project, ".venv/.installed", KERNEL_JSON)
     assert installs(dry_run(project, "test")) == ["-e '.[test]'"]
     made(project, ".venv/.installed-test", age=30)
     assert installs(dry_run(project, "test")) == []
@@ -78,14 +91,14 @@ def test_make_test_after_make_weekly_adds_the_test_extra_once(project):
 
 @needs_make
 def test_a_changed_pyproject_reinstalls_the_runtime_and_then_the_extras(project):
-    made(project, ".venv/.installed", ".venv/.installed-test", age=7200)  # older than pyproject.toml
+    made(project, ".venv/.installed", ".venv/.installed-test", KERNEL_JSON, age=7200)  # older than pyproject.toml
     assert installs(dry_run(project, "test")) == ["--upgrade pip", "-e .", "-e '.[test]'"]
     assert installs(dry_run(project, "weekly")) == ["--upgrade pip", "-e ."]
 
 
 @needs_make
 def test_spark_is_an_extra_of_its_own_with_a_make_target(project):
-    made(project, ".venv/.installed")
+    made(project, ".venv/.installed", KERNEL_JSON)
     assert installs(dry_run(project, "spark")) == ["-e '.[spark]'"]
 
 
@@ -137,3 +150,46 @@ def test_the_package_and_the_notebooks_import_without_the_test_extra():
     proc = subprocess.run([sys.executable, "-c", IMPORT_ALL, ",".join(blocked), *statements], capture_output=True,
                           text=True, timeout=300, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+# --- JupyterLab ---------------------------------------------------------------------------------------
+
+@needs_make
+def test_an_environment_installed_before_gets_the_kernel_registered_once_without_a_reinstall(project):
+    made(project, ".venv/.installed")
+    lines = dry_run(project, "weekly")
+    assert installs(lines) == [] and sum(registers_kernel(line) for line in lines) == 1
+    made(project, KERNEL_JSON)
+    assert not any(registers_kernel(line) for line in dry_run(project, "weekly"))
+
+
+@needs_make
+def test_make_lab_adds_allow_root_for_root_only_and_passes_lab_args(project):
+    made(project, ".venv/.installed", KERNEL_JSON)
+
+    def lab(*args: str) -> str:
+        [line] = [x for x in dry_run(project, "lab", *args) if "jupyter lab" in x]
+        return line
+
+    assert "--allow-root" in lab("USER_ID=0")
+    assert "--allow-root" not in lab("USER_ID=1000")
+    assert ("--allow-root" in lab()) == (os.geteuid() == 0)  # who runs this test: `id -u`
+    line = lab("LAB_ARGS=--no-browser --port 8899")
+    assert line.endswith("--no-browser --port 8899") and f"default_kernel_name={KERNEL}" in line
+
+
+def test_the_install_registered_the_kernel_inside_the_projects_environment():
+    """After `make weekly` (or `make test`), `.venv/bin/jupyter kernelspec list` shows the notebooks' kernel,
+    from the environment's own share/jupyter/kernels, running the environment's python."""
+    venv = REPO_ROOT / ".venv"
+    if not (venv / ".installed").exists() or not (venv / "bin" / "jupyter").exists():
+        pytest.skip(f"no environment made by `make weekly` at {venv} (these tests run from another interpreter)")
+    proc = subprocess.run([str(venv / "bin" / "jupyter"), "kernelspec", "list", "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    specs = json.loads(proc.stdout)["kernelspecs"]
+    assert KERNEL in specs, f"{KERNEL} is not among {sorted(specs)}"
+    spec_dir = venv / "share" / "jupyter" / "kernels" / KERNEL
+    assert os.path.samefile(specs[KERNEL]["resource_dir"], spec_dir)
+    argv = json.loads((spec_dir / "kernel.json").read_text(encoding="utf-8"))["argv"]
+    assert os.path.samefile(Path(argv[0]).parent, venv / "bin")
