@@ -21,18 +21,19 @@ KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
 # interpreter; the spec runs this environment's python (ipykernel writes its full path)
 REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
-	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into docs/screenshots/)"
+	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
+	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
 	@echo "make test | make test-slow | make spark | make sample-data | make bench | make lab [LAB_ARGS=...] | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
 # $(VENV)/.installed is the runtime only (`pip install -e .`: what `make weekly` and `make lab` need, with the
 # notebooks' kernel registered); each extra adds its own stamp on top, once: $(VENV)/.installed-test (`make
-# test`: pytest, ruff, Selenium, PySpark...), -spark (`make spark`). A changed pyproject.toml remakes the
-# runtime stamp, and through it every extra's.
+# test`: pytest, ruff, Selenium, PySpark...), -spark (`make spark`), -browser (`make screenshots`). A changed
+# pyproject.toml remakes the runtime stamp, and through it every extra's.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,9 +60,13 @@ weekly: $(VENV)/.installed $(KERNEL_SPEC)
 
 # After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
-# numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/, the index's and the brief's copied to
-# docs/screenshots/ (for the README). Exits 1 when a page has a problem (listed), 2 without a browser.
-screenshots: $(VENV)/.installed-test
+# numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/ only (nothing tracked changes). Exits 1 when a
+# page has a problem (listed), 2 without a browser. `make docs-screenshots` also copies the index's and the
+# brief's to docs/screenshots/ (the README's pictures, committed): run it when the pages' look changed.
+screenshots: $(VENV)/.installed-browser
+	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))"
+
+docs-screenshots: $(VENV)/.installed-browser
 	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
 test: $(VENV)/.installed-test $(KERNEL_SPEC)

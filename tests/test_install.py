@@ -1,6 +1,7 @@
 """The install the Makefile does: `make weekly` the runtime only (`pip install -e .`) with the notebooks' kernel
 registered in the environment, `make test` the test extra on top (once), Spark an extra of its own (`make spark`),
-and `make lab` as root.
+`make lab` as root, and `make screenshots` writing into the report folder only (`make docs-screenshots` refreshes
+the README's pictures).
 
 The Makefile's recipes are read with `make -n` on a copy of the Makefile and pyproject.toml in a temporary folder,
 with the environment's stamp files made by hand: nothing is installed, nothing in the project changes.
@@ -108,8 +109,8 @@ def test_the_runtime_dependencies_leave_spark_selenium_and_the_test_tools_to_the
     for heavy in ("pyspark", "selenium", "pytest", "ruff", "tea-tasting", "aiosmtpd"):
         assert heavy not in runtime
     extras = project["optional-dependencies"]
-    # CI runs `make test` only: the test extra holds what the Spark tests need
-    assert set(extras["spark"]) <= set(extras["test"])
+    # CI runs `make test` only: the test extra holds what the Spark and browser tests need
+    assert set(extras["spark"]) | set(extras["browser"]) <= set(extras["test"])
 
 
 # the top-level modules of the test extra's distributions, made unimportable for the check below
@@ -193,3 +194,40 @@ def test_the_install_registered_the_kernel_inside_the_projects_environment():
     assert os.path.samefile(specs[KERNEL]["resource_dir"], spec_dir)
     argv = json.loads((spec_dir / "kernel.json").read_text(encoding="utf-8"))["argv"]
     assert os.path.samefile(Path(argv[0]).parent, venv / "bin")
+
+
+# --- screenshots ---------------------------------------------------------------------------------------
+
+@needs_make
+def test_make_screenshots_writes_into_the_report_folder_only(project):
+    made(project, ".venv/.installed", KERNEL_JSON)
+    lines = dry_run(project, "screenshots", "WEEK=2026-W47")
+    assert installs(lines) == ["-e '.[browser]'"]  # Selenium, not the whole test extra
+    [check] = [line for line in lines if "playbook.dev.browser_check" in line]
+    assert '"reports/2026-W47"' in check and "--copy-to" not in check  # default: <report>/screenshots/
+    assert not any("docs/screenshots" in line or "docs/" in line for line in lines)
+
+
+@needs_make
+def test_make_docs_screenshots_refreshes_the_readmes_pictures(project):
+    made(project, ".venv/.installed", ".venv/.installed-browser", KERNEL_JSON)
+    [check] = [line for line in dry_run(project, "docs-screenshots") if "playbook.dev.browser_check" in line]
+    assert check.endswith("--copy-to docs/screenshots")
+
+
+def test_the_browser_check_saves_its_screenshots_beside_the_report_by_default(tmp_path, monkeypatch):
+    from playbook.dev import browser_check
+
+    week = tmp_path / "2026-W47"
+    week.mkdir()
+    (week / "index.html").write_text("<html></html>")
+    (week / "summary.json").write_text("{}")
+    seen = {}
+
+    def check_report(report, screenshots):
+        seen.update(report=report, screenshots=screenshots)
+        raise browser_check.BrowserUnavailable("not needed here")
+
+    monkeypatch.setattr(browser_check, "check_report", check_report)
+    assert browser_check.main([str(tmp_path)]) == 2
+    assert seen == {"report": week, "screenshots": week / "screenshots"}
