@@ -11,41 +11,70 @@ JOURNAL ?= journal
 CONFIG ?=
 FAIL_ON_RED ?=
 BENCH_ARGS ?=
+LAB_ARGS ?=
+# who runs `make lab` (Jupyter refuses root unless told --allow-root: containers and fresh servers run as root)
+USER_ID ?= $(shell id -u)
 KERNEL_NAME := returns-playbook
+KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
+# the notebooks' kernel, registered inside the environment (--sys-prefix, not --user): nbconvert, VS Code and Lab
+# find it there, and a second clone or a rebuilt .venv never leaves a spec in the home folder pointing at another
+# interpreter; the spec runs this environment's python (ipykernel writes its full path)
+REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly screenshots test test-slow sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
-	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into docs/screenshots/)"
-	@echo "make test | make test-slow | make sample-data | make bench | make lab | make clean"
+	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
+	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
+	@echo "make test | make test-slow | make spark | make sample-data | make bench | make lab [LAB_ARGS=...] | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
+# $(VENV)/.installed is the runtime only (`pip install -e .`: what `make weekly` and `make lab` need, with the
+# notebooks' kernel registered); each extra adds its own stamp on top, once: $(VENV)/.installed-test (`make
+# test`: pytest, ruff, Selenium, PySpark...), -spark (`make spark`), -browser (`make screenshots`). A changed
+# pyproject.toml remakes the runtime stamp, and through it every extra's.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e .
+	$(REGISTER_KERNEL)
 	touch $@
+
+$(VENV)/.installed-%: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[$*]'
+	touch $@
+
+# an environment installed before the install registered the kernel gets it here (once)
+$(KERNEL_SPEC): | $(VENV)/.installed
+	$(REGISTER_KERNEL)
+
+# Spark through ibis's PySpark backend (about 470 MB; needs a Java runtime >= 17): DATA=pyspark://... or sc://...
+spark: $(VENV)/.installed-spark
 
 # the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3;
 # PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
-weekly: $(VENV)/.installed
+weekly: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
 
 # After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
-# numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/, the index's and the brief's copied to
-# docs/screenshots/ (for the README). Exits 1 when a page has a problem (listed), 2 without a browser.
-screenshots: $(VENV)/.installed
+# numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/ only (nothing tracked changes). Exits 1 when a
+# page has a problem (listed), 2 without a browser. `make docs-screenshots` also copies the index's and the
+# brief's to docs/screenshots/ (the README's pictures, committed): run it when the pages' look changed.
+screenshots: $(VENV)/.installed-browser
+	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))"
+
+docs-screenshots: $(VENV)/.installed-browser
 	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test $(KERNEL_SPEC)
 	$(VENV)/bin/ruff check playbook tests notebooks
 	$(PY) -m pytest
 
 # The calibration simulations with many more replications (minutes, not seconds).
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed-test
 	$(PY) -m pytest -m slow
 
 sample-data: $(VENV)/.installed
@@ -54,7 +83,8 @@ sample-data: $(VENV)/.installed
 # BENCH_ARGS: e.g. --cycle-only --cycle-repeat 3, or --scales 1,5,20 (see docs/benchmarks.md). Without
 # BENCH_ARGS, and with PostgreSQL available (PLAYBOOK_TEST_POSTGRES_URL, or its binaries for a throwaway
 # server), the weekly run on PostgreSQL beside DuckDB follows (issue 12; --postgres alone: BENCH_ARGS=--postgres).
-bench: $(VENV)/.installed
+# The test extra: the throwaway server comes from tests/pg_server.py (pytest), the Spark section needs PySpark.
+bench: $(VENV)/.installed-test
 	$(PY) -m playbook.dev.bench $(BENCH_ARGS)
 	@if [ -z "$(BENCH_ARGS)" ]; then \
 	  if [ -n "$$PLAYBOOK_TEST_POSTGRES_URL" ] || command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -66,16 +96,15 @@ bench: $(VENV)/.installed
 # on each, the whole weekly cycle, the steps and the heaviest aggregation against plain pandas (tens of minutes;
 # see docs/benchmarks.md, "Ten million order lines"). BENCH_ARGS: e.g. --large-no-steps
 LARGE ?= 1000000,10000000
-bench-large: $(VENV)/.installed
+bench-large: $(VENV)/.installed-test
 	$(PY) -m playbook.dev.bench --large $(LARGE) $(BENCH_ARGS)
 
-# The notebooks name the kernel KERNEL_NAME in their metadata. It is registered inside the environment
-# (--sys-prefix, not --user): this Lab sees it, and a second clone or a rebuilt .venv never leaves a spec in
-# the home folder pointing at another interpreter. Lab starts in notebooks/, where jupytext.toml pairs each
-# notebook with its py:percent text form (jupytext is installed with the environment).
-lab: $(VENV)/.installed
-	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
-	$(VENV)/bin/jupyter lab notebooks/ --MappingKernelManager.default_kernel_name=$(KERNEL_NAME)
+# The notebooks name the kernel KERNEL_NAME in their metadata; the install registered it (REGISTER_KERNEL above).
+# Lab starts in notebooks/, where jupytext.toml pairs each notebook with its py:percent text form (jupytext is
+# installed with the environment). As root it adds --allow-root; LAB_ARGS go to Jupyter, e.g.
+# LAB_ARGS='--no-browser --ip 0.0.0.0 --port 8888' on a remote machine.
+lab: $(VENV)/.installed $(KERNEL_SPEC)
+	$(VENV)/bin/jupyter lab notebooks/ --MappingKernelManager.default_kernel_name=$(KERNEL_NAME)$(if $(filter 0,$(USER_ID)), --allow-root) $(LAB_ARGS)
 
 environment.yml: pyproject.toml $(VENV)/.installed
 	$(PY) -m playbook.dev.envfile > environment.yml.tmp && mv environment.yml.tmp environment.yml

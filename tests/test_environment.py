@@ -34,8 +34,10 @@ def test_sqlglot_is_capped_below_the_release_that_breaks_ibis_12():
 
 
 def test_the_makefile_installs_from_pyproject():
+    """The runtime from pyproject.toml's dependencies, each extra from its extra (tests/test_install.py: which, when)."""
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "pip install --quiet -e '.[test]'" in makefile
+    assert "pip install --quiet -e .\n" in makefile
+    assert "pip install --quiet -e '.[$*]'" in makefile
 
 
 def test_the_metric_dictionary_page_is_generated_from_the_code():

@@ -4,6 +4,12 @@ Writes go through a temporary file in the same folder and ``os.replace``; a proc
 mid-write leaves the old file whole and a ``.<name>.*.tmp`` file beside it (``remove_stale_temps``
 removes those under the lock that guards the file).
 
+Every file written here gets the mode of an ordinary file under the process's umask (0644 under
+umask 0022, 0600 under 0077), and the folders created for it that of an ordinary folder (0755,
+0700): the temporary file is created with ``os.open(..., 0o666)``, which the kernel masks with the
+umask as it masks any new file. (``tempfile.mkstemp`` creates 0600 whatever the umask: reports and
+journals written through it could not be read by anyone else, however the team had set its umask.)
+
 ``exclusive_lock`` is the one lock of the package (the decision journal and the weekly run's
 week folder both use it). It is an ``flock`` on a small lock file that is never deleted
 (deleting it would let two processes lock two different files of the same name). The kernel
@@ -18,8 +24,8 @@ import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +42,33 @@ def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> P
     return write_bytes(path, text.encode(encoding))
 
 
+#: flags of the temporary file: new (never an existing file or a symlink planted under its name), write only
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, empty ``.<name>.<random>.tmp`` beside ``path``, open for writing, with the umask's mode.
+
+    Mode 0o666 is what ``open(..., "w")`` asks for: the kernel takes the umask off it (and a folder's
+    default ACL applies), so the file ends with the mode every other new file of the user gets.
+    """
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 2**32 names; a leftover of a killed write
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+    The file (and any folder created for it) gets the mode of an ordinary new file under the umask.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
