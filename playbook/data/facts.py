@@ -140,3 +140,33 @@ def assigned_customers(snap: Snapshot, experiment_id: str) -> ibis.Table:
     a = snap.tables["assignments"]
     a = a.filter(a.experiment_id == experiment_id)
     return a.group_by(["customer_id", "variant"]).agg(assigned_ts=a.assigned_ts.min())
+
+
+def return_lag_histogram(snap: Snapshot, horizon_days: int = 90) -> ibis.Table:
+    """The shop's returns per whole day of lag, for lines delivered at least ``horizon_days`` before the cut.
+
+    One row per whole day d = ceil(days from delivery to return request) from 0 (requested by the
+    delivery instant, or stamped before it, as ``stats.lag`` counts it) to ``horizon_days``, with
+    ``returns`` (return rows) and ``units`` (returned quantity); the returns requested more than
+    ``horizon_days`` after delivery are one row with a null ``lag_day``. A lag within k days
+    (``returned_within``: requested_ts <= delivered_ts + k days) is a day d <= k for whole k.
+
+    Only lines delivered at least ``horizon_days`` before the snapshot's cutoff count: each of them has
+    had the whole horizon to be returned, so the days 0 to ``horizon_days`` are not truncated (a recent
+    line's late returns are not seen yet and would make returns look earlier than they are); the
+    null-day row is a lower bound (seen only for the older lines). The aggregation runs in the
+    database and at most ``horizon_days`` + 2 rows leave it; ``stats.delay.return_window_from_histogram``
+    turns it into the share within k and the days holding 90 % of the returns. Portable expressions
+    only (epoch seconds, ceil, comparisons: DuckDB, PostgreSQL, Spark).
+    """
+    orders = snap.tables["orders"]
+    since = ibis.literal(snap.cutoff - dt.timedelta(days=horizon_days))
+    old = orders.filter(orders.delivered_ts.notnull() & (orders.delivered_ts <= since))
+    delivery = snap.tables["order_lines"].select("line_id", "order_id").join(
+        old.select("order_id", "delivered_ts"), "order_id")
+    r = snap.tables["returns"].join(delivery.select("line_id", "delivered_ts"), "line_id")
+    seconds = r.requested_ts.epoch_seconds().cast("int64") - r.delivered_ts.epoch_seconds().cast("int64")
+    day = (seconds.cast("float64") / 86400.0).ceil().cast("int64")
+    day = ibis.ifelse(day < 0, 0, day)
+    r = r.mutate(lag_day=ibis.ifelse(day > horizon_days, ibis.null("int64"), day))
+    return r.group_by("lag_day").agg(returns=r.count(), units=r.quantity.sum()).order_by("lag_day")
