@@ -17,6 +17,7 @@ exposure (bounded by the experiment's size) or per-slice weekly aggregates.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -33,13 +34,14 @@ from playbook.core.vocabulary import Decision, Design, Direction, GuardrailState
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import SELECTION_COLUMNS, parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches
+from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches, return_lag_histogram
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import read_journal
 from playbook.metrics.dictionary import computable_in, metric_named
 from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as_units
 from playbook.metrics.metric import Metric
 from playbook.stats import did, lag
+from playbook.stats.delay import delay_check, return_window_from_histogram
 from playbook.stats.results import Estimate, jsonable
 from playbook.stats.srm import SrmResult, sample_ratio_mismatch
 from playbook.steps.verdict import GuardrailRead, WindowRead, guardrail_state
@@ -180,6 +182,21 @@ class PrimaryEntry(MetricEntry):
 
 
 @dataclass(frozen=True)
+class DelayEntry:
+    """Whether the treated returns come back later than control's (``stats.delay.delay_check``) and, when
+    they do, the longer read that must confirm the gap (``confirm_*``: None until it can be read)."""
+
+    possible_delay: bool
+    why: str
+    p_value: float | None
+    confirm_days: int
+    readable_on: dt.date | None
+    confirm_estimate: float | None = None
+    confirm_ci_low: float | None = None
+    confirm_ci_high: float | None = None
+
+
+@dataclass(frozen=True)
 class GuardrailEntry(MetricEntry):
     """A guardrail of a ``comparisons`` entry with its state as step 4 read it."""
 
@@ -222,6 +239,8 @@ class ComparisonSection:
     review_date: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
     #: the day the data were read to (the snapshot's cutoff): the read is final from the review date on
     read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: a return-rate primary's timing check (delay told from prevention); None for other metrics
+    delay: DelayEntry | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -274,6 +293,7 @@ class Comparison:
         return planned_looks(self.experiment)
 
     read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
+    delay: DelayEntry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         exposed = self.srm_exposed
@@ -291,6 +311,7 @@ class Comparison:
             "planned_information": planned_information(self.experiment),
             "review_date": pd.Timestamp(self.experiment["review_date"]).date().isoformat(),
             "read_on": (self.read_on or pd.Timestamp(self.experiment["review_date"]).date()).isoformat(),
+            "delay": dataclasses.asdict(self.delay) if self.delay is not None else None,
             "primary": self.primary.to_dict(),
             "guardrails": [g.to_dict() for g in self.guardrails],
             "warnings": self.warnings,
@@ -464,8 +485,27 @@ def _read_window(metric: Metric, settings_k: int) -> int:
 MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 
 
+def timing_check(units: pd.DataFrame, as_of: Any, k: int, confirm_days: int | None = None) -> DelayEntry | None:
+    """Delay told from prevention: the arms' return timing among returns within k days
+    (``stats.delay.delay_check``), and, when the treated ones come later, the ``confirm_days`` read
+    (default 2k) that must show the gap holds before a keep (None: too few returns to check)."""
+    check = delay_check(units, as_of, k, confirm_days=confirm_days)
+    if check.error:
+        return None
+    entry = DelayEntry(bool(check.possible_delay), check.why, check.p_value, int(check.confirm_days),
+                       check.readable_on)
+    if not check.possible_delay:
+        return entry
+    longer = lag.read_at_window(units, as_of, check.confirm_days, quantity="quantity")
+    if not longer.readable or not longer.difference.ok:
+        return dataclasses.replace(entry, readable_on=longer.readable_on or check.readable_on)
+    e = longer.difference
+    return dataclasses.replace(entry, confirm_estimate=e.estimate, confirm_ci_low=e.ci_low, confirm_ci_high=e.ci_high)
+
+
 def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
-                      secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+                      secondary_views: bool = True,
+                      confirm_days: int | None = None) -> tuple[MetricComparison, int | None, dict, list[str]]:
     """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
 
     No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
@@ -482,6 +522,8 @@ def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
                         read.readable_on, read.why, mature_customers_per_arm(data.lines, as_of, k_registered))
     comparison = mc(read.difference)
     comparison.window = window
+    if read.readable:
+        views["delay"] = timing_check(units, as_of, k_registered, confirm_days)
     if not read.readable:
         warnings.append(f"{metric} cannot be read at its pre-registered {k_registered} days yet: {read.why}")
         choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
@@ -513,8 +555,8 @@ def _not_computable(name: str, design: Design, role: str, settings) -> Estimate:
                                            f"(computable: {known}, return_rate_<k>d)")
 
 
-def _primary_randomized(data: ArmData, exp: dict, config: Config,
-                        secondary_views: bool = True) -> tuple[MetricComparison, int | None, dict, list[str]]:
+def _primary_randomized(data: ArmData, exp: dict, config: Config, secondary_views: bool = True,
+                        confirm_days: int | None = None) -> tuple[MetricComparison, int | None, dict, list[str]]:
     name = str(exp["primary_metric"])
     metric = metric_named(name, config.metrics)
     good = metric.good_direction if metric else Direction.LOWER
@@ -523,7 +565,7 @@ def _primary_randomized(data: ArmData, exp: dict, config: Config,
     if metric is None or metric.per_arm is None:
         return mc(_not_computable(name, Design.RANDOMIZED, "primary", config.metrics)), None, {}, []
     if isinstance(metric.per_arm, ReturnsWithinWindow):
-        return _return_rate_read(data, metric.per_arm, name, mc, secondary_views)
+        return _return_rate_read(data, metric.per_arm, name, mc, secondary_views, confirm_days)
     return mc(_arm_estimate(metric, data)), None, {}, []
 
 
@@ -552,7 +594,8 @@ def _guardrails_randomized(data: ArmData, guardrails: list[Guardrail], config: C
 
 def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
                     config: Config, guardrails: list[MetricComparison] | None = None, *,
-                    secondary_views: bool = True, snap: Snapshot | None = None) -> Comparison:
+                    secondary_views: bool = True, snap: Snapshot | None = None,
+                    confirm_days: int | None = None) -> Comparison:
     """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
     pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
 
@@ -565,7 +608,8 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
     exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
     srm_exposed = sample_ratio_mismatch(exposed, split)
     data = ArmData(snap, str(exp["experiment_id"]), lines, as_of)
-    primary, follow_up, views, warnings = _primary_randomized(data, exp, config, secondary_views)
+    primary, follow_up, views, warnings = _primary_randomized(data, exp, config, secondary_views, confirm_days)
+    delay = views.pop("delay", None)
     guards = list(guardrails or [])
     start, today = exp["start_date"], pd.Timestamp(as_of).date()
     for g in guards:
@@ -584,8 +628,10 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
         blockers.append(f"few clusters: fewer than {MIN_CUSTOMERS_PER_ARM} exposed customers in {', '.join(few)} "
                         f"({exposed}); the customer-clustered interval is not trusted")
     warnings += [b for b in blockers if b not in warnings]
+    if delay is not None and delay.possible_delay:
+        warnings.append(f"possible delay: {delay.why}")
     return Comparison(exp, Design.RANDOMIZED, primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed,
-                      read_on=pd.Timestamp(as_of).date())
+                      read_on=pd.Timestamp(as_of).date(), delay=delay)
 
 
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
@@ -601,10 +647,21 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     lines = exposure_lines(snap, exp, _read_window(metric, config.metrics.return_window_days))
     data = ArmData(snap, str(exp["experiment_id"]), lines, snap.cutoff)
     guards = _guardrails_randomized(data, list(config.experiments.guardrails[Design.RANDOMIZED]), config)
-    comparison = compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap)
+    k = _read_window(metric, config.metrics.return_window_days)
+    comparison = compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap,
+                                 confirm_days=confirm_window(snap, k))
     problem = (_assignment_problem(str(exp["experiment_id"]), assigned, list(config.experiments.planned_split))
                or _cohort_problem(snap, exp, config.metrics.return_window_days))
     return _uncomparable(comparison, problem) if problem else comparison
+
+
+def confirm_window(snap: Snapshot, k: int, share: float = 0.9) -> int:
+    """The longer read that must confirm a gap when the treated returns come later: 2k days, or the days
+    that hold ``share`` of the shop's historical returns when that is longer (measured in the engine,
+    ``facts.return_lag_histogram``)."""
+    window = return_window_from_histogram(return_lag_histogram(snap).to_pandas(), k, share)
+    held = window.days_holding_share if window.error is None and window.days_holding_share else 0
+    return int(max(2 * k, held))
 
 
 def _assignment_problem(experiment_id: str, assigned: dict[str, int], arms: list[str]) -> str | None:

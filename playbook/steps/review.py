@@ -13,10 +13,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import pandas as pd
+from scipy.stats import norm
 
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json
 from playbook.core.settings import Config
-from playbook.core.vocabulary import CONTINUE, DECISIONS, PROVISIONAL, STOP, Decision, Design, GuardrailState, Status
+from playbook.core.vocabulary import (
+    CONTINUE,
+    DECISIONS,
+    PROVISIONAL,
+    STOP,
+    Decision,
+    Design,
+    Direction,
+    GuardrailState,
+    Status,
+)
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
@@ -29,7 +40,7 @@ from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry
 from playbook.steps.levers import LeverSection
-from playbook.steps.verdict import GuardrailRead, Verdict, WindowRead, decide
+from playbook.steps.verdict import DelayRead, GuardrailRead, Verdict, WindowRead, decide, one_sided_bound
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,22 @@ def _window(p: PrimaryEntry) -> WindowRead | None:
     return WindowRead(p.k_registered, p.k_read, bool(p.readable), p.readable_on, p.window_why or "", p.information)
 
 
+def _delay(comparison: ComparisonSection, look: LookBoundary) -> DelayRead | None:
+    """The timing check as the verdict reads it: a longer read confirms the gap when its interval's bound
+    is past no effect at this look's boundary (the same test as the keep; None: not readable yet)."""
+    d, p = comparison.delay, comparison.primary
+    if d is None:
+        return None
+    confirmed = None
+    if d.confirm_estimate is not None and d.confirm_ci_low is not None and d.confirm_ci_high is not None:
+        c = look.boundary if math.isfinite(look.boundary) else 1.959964
+        side = "upper" if p.good_direction == Direction.LOWER else "lower"
+        bound = one_sided_bound(d.confirm_estimate, d.confirm_ci_low, d.confirm_ci_high, side=side,
+                                confidence=p.confidence, alpha=float(norm.sf(c)))
+        confirmed = bool(bound < p.null_value if p.good_direction == Direction.LOWER else bound > p.null_value)
+    return DelayRead(d.possible_delay, d.why, d.confirm_days, confirmed, d.readable_on)
+
+
 def look_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] = ()) -> LookBoundary:
     """This read as a look of the experiment's sequential design (``stats.sequential.look_boundary``).
 
@@ -183,7 +210,7 @@ def verdict_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] | 
     if window is not None and not window.readable:  # a read that cannot be made spends nothing
         look = replace(look, boundary=math.inf)
     v = decide(
-        p.estimate, p.ci_low, p.ci_high,
+        p.estimate, p.ci_low, p.ci_high, delay=_delay(comparison, look),
         good_direction=p.good_direction,
         expected_low=p.expected_low, expected_high=p.expected_high,
         null_value=p.null_value,
