@@ -511,6 +511,81 @@ def test_primary_metric_unchecked_when_the_caller_names_no_metric(load):
     assert validate(load(data)).row_counts["experiments"] == 2
 
 
+def with_experiment_columns(data: dict, **by_column: dict[str, str]) -> dict:
+    """The experiments table with optional columns added: ``closed_on={"E1": "2024-01-20"}`` (others empty)."""
+    t = data["experiments"]
+    for column, values in by_column.items():
+        t["columns"].append(column)
+        for row in t["rows"]:
+            row.append(values.get(row[0], ""))
+    return data
+
+
+CLOSE_TOGETHER = "closed_on and closed_reason given together (both or neither)"
+
+
+def test_closed_on_with_its_reason_after_the_start_passes(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "2024-01-20"},
+                                   closed_reason={"E1": "abandoned: the page change was rolled back"})
+    out = validate(load(data))
+    rows = {r["experiment_id"]: r for r in out.tables["experiments"].to_pyarrow().to_pylist()}
+    assert str(rows["E1"]["closed_on"]) == "2024-01-20" and rows["E2"]["closed_on"] is None
+    assert rows["E1"]["closed_reason"] == "abandoned: the page change was rolled back"
+
+
+def test_closed_on_without_its_reason_is_refused_naming_table_column_rows_and_ids(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "2024-01-20", "E2": "2024-02-01"},
+                                   closed_reason={"E2": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", CLOSE_TOGETHER, 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 (2024-01-20)",)
+
+
+def test_a_closed_reason_without_a_closed_on_column_is_refused(load):
+    data = with_experiment_columns(valid_data(), closed_reason={"E1": "overdue", "E2": "abandoned"})
+    err = broken(load, data)
+    assert_single(err, "experiments", "closed_reason", CLOSE_TOGETHER, 2, ["E1", "E2"], "experiment_id")
+
+
+def test_closed_on_before_the_start_date_is_refused(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E2": "2024-01-07"}, closed_reason={"E2": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", "not before start_date", 1, ["E2"], "experiment_id")
+    assert v.examples == ("E2 (2024-01-07)",)
+
+
+def test_closed_on_that_is_not_a_date_is_refused_with_the_value(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "last week"}, closed_reason={"E1": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", "value is a date (YYYY-MM-DD)", 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 ('last week')",)
+
+
+def test_planned_looks_and_information_are_read_as_their_types(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "4"}, planned_information={"E1": "1250.5"})
+    rows = {r["experiment_id"]: r for r in validate(load(data)).tables["experiments"].to_pyarrow().to_pylist()}
+    assert (rows["E1"]["planned_looks"], rows["E1"]["planned_information"]) == (4, 1250.5)
+    assert (rows["E2"]["planned_looks"], rows["E2"]["planned_information"]) == (None, None)
+
+
+def test_a_text_in_planned_looks_is_refused_naming_the_value(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "four", "E2": "2"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "planned_looks", "value is an integer", 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 ('four')",)
+
+
+@pytest.mark.parametrize("column,value,rule", [
+    ("planned_looks", "0", "at least 1"),
+    ("planned_looks", "2.5", "value is an integer"),
+    ("planned_information", "-3", "at least 0"),
+    ("planned_information", "many", "value is a number"),
+])
+def test_planned_columns_break_their_kind_or_minimum(load, column, value, rule):
+    err = broken(load, with_experiment_columns(valid_data(), **{column: {"E2": value}}))
+    assert_single(err, "experiments", column, rule, 1, ["E2"], "experiment_id")
+
+
 def test_one_variant_per_experiment_and_customer(load):
     data = valid_data()
     data["assignments"]["rows"].append(["E1", "C1", "treatment", "2024-01-03 00:00:00"])
