@@ -205,7 +205,8 @@ def test_validated_tables_have_contract_columns_types_and_values(load):
     set_value(data, "assignments", "E1", "assigned_ts", "2024-01-01 00:00")
     set_value(data, "returns", "R1", "reason_text", "")  # nullable columns may be empty
     out = validate(load(data))
-    assert out.warnings == []
+    # the extra column is dropped with a warning (never silently); the extra table and upper-case names are not
+    assert [(w.table, w.rule, w.examples) for w in out.warnings] == [("orders", "column not in the contract", ("notes",))]
     kinds = {"str": "string", "int": "int64", "float": "float64", "date": "date",
              "timestamp": "timestamp", "isoweek": "string"}
     for name, t in out.tables.items():
@@ -687,6 +688,53 @@ def test_each_warning_with_its_count(load):
     assert "actions" in out.tables  # an empty table is kept, with its contract columns
     assert list(out.tables["actions"].columns) == list(contract.TABLES["actions"].column_names)
     assert all(set(w.to_dict()) == {"table", "rule", "n_rows", "message", "examples"} for w in out.warnings)
+
+
+def test_an_unknown_column_is_a_warning_naming_the_table_and_the_column_and_saying_it_is_ignored(load):
+    data = with_experiment_columns(valid_data(), owner_note={"E1": "ask Ana"})
+    out = validate(load(data))
+    (w,) = out.warnings
+    assert (w.table, w.rule, w.n_rows, w.examples) == ("experiments", "column not in the contract", 0, ("owner_note",))
+    assert w.message == "column 'owner_note' of the experiments table is not in the data contract: ignored"
+    assert "owner_note" not in out.tables["experiments"].columns
+
+
+def test_a_misspelt_optional_column_gets_a_did_you_mean_hint(load):
+    data = with_experiment_columns(valid_data(), planned_look={"E1": "4"})
+    (w,) = validate(load(data)).warnings
+    assert w.message == ("column 'planned_look' of the experiments table is not in the data contract: ignored "
+                         "(did you mean planned_looks?)")
+
+
+def test_several_unknown_columns_make_one_warning_per_table_with_a_hint_for_each_close_one(load):
+    data = with_experiment_columns(valid_data(), Closed_Reasn={"E1": ""}, notes={"E1": "x"}, planned_information={})
+    data["sessions"]["columns"].append("source")
+    for row in data["sessions"]["rows"]:
+        row.append("ga4")
+    out = validate(load(data))
+    assert [(w.table, w.examples) for w in out.warnings] == [
+        ("sessions", ("source",)), ("experiments", ("Closed_Reasn", "notes"))]
+    assert out.warnings[1].message == (
+        "columns 'Closed_Reasn', 'notes' of the experiments table are not in the data contract: ignored "
+        "(Closed_Reasn: did you mean closed_reason?)")
+
+
+def test_a_contract_column_given_is_not_suggested_for_an_unknown_one(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "4"}, planned_look={"E1": "4"})
+    (w,) = validate(load(data)).warnings
+    assert "did you mean" not in w.message
+
+
+def test_a_missing_column_names_the_misspelt_one_it_may_be(load):
+    data = valid_data()
+    data["experiments"]["columns"][data["experiments"]["columns"].index("review_date")] = "reveiw_date"
+    err = broken(load, data)
+    assert [(v.table, v.rule) for v in err.violations] == [("experiments", "has the contract columns")]
+    assert str(err).splitlines()[1].startswith("experiments: rule 'has the contract columns' broken: missing review_date")
+    assert str(err).endswith("; did you mean review_date for 'reveiw_date'?")
+    assert [w.message for w in err.warnings] == [
+        "column 'reveiw_date' of the experiments table is not in the data contract: ignored (did you mean "
+        "review_date?)"]
 
 
 # --------------------------------------------------------------------------- engine, portability

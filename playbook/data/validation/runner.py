@@ -17,6 +17,7 @@ def _register_rules(run: Run) -> None:
     for name in ALL_TABLES:
         if name in run.raw:
             table_rules.prepare_table(run, name)
+    quality.warn_unknown_columns(run)
     for name in ALL_TABLES:
         if name in run.out:
             table_rules.check_single_table(run, name)

@@ -50,9 +50,12 @@ def prepare_table(run: Run, name: str) -> None:
     found, missing = resolve_columns(raw, spec)
     run.colmap[name] = found
     if missing:
+        unknown = [c for c in raw.columns if c not in found.values()]
+        hints = [f"did you mean {m} for {u!r}?" for m in missing if (u := quality.closest_column(m, unknown))]
         run.violate(Order.COLUMNS, Violation(
             name, None, "has the contract columns", 0,
-            detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})",
+            detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})"
+                   + (f"; {' '.join(hints)}" if hints else ""),
         ))
     comma = name in run.decimal_comma
     conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone, comma) for c in found}
