@@ -259,6 +259,27 @@ def test_parquet_written_by_pandas(tmp_path):
     assert info.value.violations[0].examples == ("L5 (1.5)",)
 
 
+def test_a_date_column_written_by_pandas_from_datetime64_reads_as_dates(load, tmp_path):
+    t = valid_data()["experiments"]
+    frame = pd.DataFrame(t["rows"], columns=t["columns"]).replace("", None)
+    frame[["expected_low", "expected_high"]] = frame[["expected_low", "expected_high"]].astype(float)
+    frame["start_date"] = pd.to_datetime(frame["start_date"])  # datetime64: a timestamp column in the file
+    frame.to_parquet(tmp_path / "experiments.parquet")
+    tables = load(valid_data())
+    tables["experiments"] = duckdb_con().read_parquet(tmp_path / "experiments.parquet", table_name="pq_dates")
+    assert str(tables["experiments"].schema()["start_date"]).startswith("timestamp")
+    rows = validate(tables).tables["experiments"].order_by("experiment_id").to_pyarrow().to_pylist()
+    assert [str(r["start_date"]) for r in rows] == ["2024-01-01", "2024-01-08"]
+
+
+def test_one_table_is_checked_by_its_own_rules_without_the_others(load):
+    tables = load(set_value(valid_data(), "experiments", "E1", "design", "ab_test"))
+    with pytest.raises(ContractError) as info:
+        validation.validate_table("experiments", tables["experiments"])
+    assert_single(info.value, "experiments", "design", "one of randomized, pre_post", 1, ["E1"], "experiment_id")
+    assert validation.validate_table("orders", tables["orders"]).row_counts == {"orders": 4}
+
+
 # --------------------------------------------------------------------------- structure
 
 
