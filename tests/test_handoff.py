@@ -14,6 +14,7 @@ import gzip
 import io
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import ibis
@@ -197,6 +198,41 @@ def test_adding_the_sample_weeks_plan_to_the_sample_shop_keeps_it_valid(tmp_path
     assert "the data satisfy the contract" in out and "not in the data contract" not in out
     (added,) = [r for r in rows(sample_copy / "experiments.csv.gz") if r["experiment_id"] == PLAN_ID]
     assert (added["planned_looks"], added["selection_last_week"], str(added["start_date"])) == (4, "2026-W46", "2026-11-23")
+
+
+def _as_spreadsheet_csv(frame: pd.DataFrame, folder: Path) -> Path:
+    """Excel's 'CSV UTF-8' in a semicolon locale: byte-order mark, semicolons, decimal commas, CRLF."""
+    frame = frame.astype({"expected_low": float, "expected_high": float})
+    text = frame.to_csv(index=False, sep=";", decimal=",", lineterminator="\r\n")
+    (folder / "experiments.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    return folder / "experiments.csv"
+
+
+def _as_pandas_parquet(frame: pd.DataFrame, folder: Path) -> Path:
+    frame = frame.replace({"": None}).astype({"expected_low": float, "expected_high": float})
+    frame["start_date"] = pd.to_datetime(frame["start_date"])
+    frame["review_date"] = pd.to_datetime(frame["review_date"]).dt.date
+    frame.to_parquet(folder / "experiments.parquet")
+    return folder / "experiments.parquet"
+
+
+@pytest.mark.parametrize("write", [_as_spreadsheet_csv, _as_pandas_parquet], ids=["spreadsheet-csv", "pandas-parquet"])
+def test_the_sample_shop_with_its_experiments_in_another_format_keeps_it_and_stays_valid(tmp_path, sample_copy, write):
+    gz = sample_copy / "experiments.csv.gz"
+    frame = pd.read_csv(gz, dtype=str, keep_default_na=False)
+    gz.unlink()
+    path = write(frame, sample_copy)
+    types = {f.name: f.type for f in pq.read_schema(path)} if path.suffix == ".parquet" else {}
+    plan = write_plan(tmp_path / "reports" / "2026-W47")
+    assert cli.main(["experiments", "add", str(plan), str(sample_copy), "--journal", str(tmp_path / "j")]) == 0
+    assert sorted(p.name for p in sample_copy.glob("experiments*")) == [path.name]
+    assert cli.main(["validate", str(sample_copy)]) == 0
+    if path.suffix == ".csv":
+        assert path.read_bytes().startswith(b"\xef\xbb\xbfexperiment_id;") and b";-0,04;-0,017;" in path.read_bytes()
+    else:
+        assert pa.types.is_timestamp(types["start_date"]) and all(pq.read_schema(path).field(n).type == t
+                                                                   for n, t in types.items())
+    assert [r["experiment_id"] for r in rows(path)][-1] == PLAN_ID
 
 
 def test_a_gzip_csv_table_stays_gzip_and_its_earlier_records_keep_their_bytes(tmp_path):
@@ -497,3 +533,18 @@ def test_closing_on_a_database_source_prints_the_update(capsys):
     assert code == 0 and "never writes to a database source" in out
     assert ('UPDATE "experiments"\nSET "closed_on" = \'2026-11-30\', "closed_reason" = \'it\'\'s overdue\'\n'
             'WHERE "experiment_id" = \'EXP-1\' AND "closed_on" IS NULL;') in out
+
+
+# --- make ---------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_experiment_add_needs_data_given_and_passes_the_plan_and_start():
+    def dry(*args: str):
+        return subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+    refused = dry("experiment-add", "PLAN=reports/2026-W47/experiments_plan.csv")
+    assert refused.returncode != 0 and "give DATA=folder-or-url" in refused.stderr  # never data_samples/ by default
+    done = dry("experiment-add", "PLAN=p.csv", "DATA=/srv/shop", "START=2026-11-30")
+    assert 'playbook experiments add "p.csv" "/srv/shop" --journal "journal" --config "" --start "2026-11-30"' in done.stdout
+    close = dry("experiment-close", "ID=E1", "DATA=/srv/shop", "REASON=gone")
+    assert 'playbook experiments close "E1" "/srv/shop" --reason "gone"' in close.stdout
