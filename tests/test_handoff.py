@@ -276,6 +276,21 @@ def test_a_separator_ending_every_line_stays_at_the_end_of_every_line(tmp_path):
     assert [r["experiment_id"] for r in rows(path)][-1] == PLAN_ID
 
 
+def test_a_table_without_a_final_line_end_gets_one_before_the_new_row(tmp_path):
+    path = write_table(tmp_path / "shop")
+    path.write_text(path.read_text().rstrip("\n"))
+    add(tmp_path, path.parent)
+    assert [r["experiment_id"] for r in rows(path)] == [EARLIER[0][0], EARLIER[1][0], PLAN_ID]
+
+
+def test_blank_lines_at_the_end_of_a_table_stay_after_the_new_row(tmp_path):
+    path = write_table(tmp_path / "shop")
+    path.write_text(path.read_text() + "\n\n")
+    add(tmp_path, path.parent)
+    text = path.read_text()
+    assert text.endswith("\n\n\n") and text.rstrip("\n").splitlines()[-1].startswith(PLAN_ID)
+
+
 def test_a_formula_like_lever_is_quoted_in_a_csv_table(tmp_path):
     path = write_table(tmp_path / "shop")
     add(tmp_path, path.parent, lever="=HYPERLINK(\"http://evil\",\"click\")")

@@ -122,7 +122,7 @@ def read_plan(path: str | os.PathLike, timezone: str = "UTC",
     if not text.strip():
         raise HandoffError(f"the plan file {path} is empty: it should hold the experiments table's header and one row")
     separator = csv_files.sniff(path, EXPERIMENTS).separator
-    records = [r for r in _records(text, separator) if r.fields]
+    records = [r for r in _records(text, separator, path) if r.fields]
     header, rows = [name.strip() for name in records[0].fields], records[1:]
     if len(rows) != 1:
         raise HandoffError(f"the plan file {path} has {'no row' if not rows else f'{len(rows)} rows'} under its "
@@ -153,7 +153,7 @@ def _refuse_unknown_columns(path: Path, names: list[str]) -> None:
     unknown = [n for n in names if n.lower() not in known]
     if unknown:
         hints = [f"did you mean {hint} for {name!r}?" for name in unknown
-                 if (hint := closest_column(name, [c for c in known if c not in names]))]
+                 if (hint := closest_column(name, sorted(c for c in known if c not in names)))]
         raise HandoffError(f"the plan file {path} has columns the data contract does not know: "
                            f"{', '.join(repr(n) for n in unknown)}" + (f" ({' '.join(hints)})" if hints else "")
                            + "; they would be lost: rename or remove them")
@@ -310,7 +310,7 @@ class _Record:
     line: int  # its first line in the file (1: the header)
 
 
-def _records(text: str, separator: str) -> list[_Record]:
+def _records(text: str, separator: str, path: Path) -> list[_Record]:
     """Every record of a CSV text with its raw text (a quoted field may span lines; a blank line has no field)."""
     consumed: list[str] = []
 
@@ -320,11 +320,14 @@ def _records(text: str, separator: str) -> list[_Record]:
             yield line
 
     out, line = [], 1
-    for fields in csv.reader(feed(), delimiter=separator):
-        lines, raw = len(consumed), "".join(consumed)
-        consumed.clear()
-        out.append(_Record(raw, fields, line))
-        line += lines
+    try:
+        for fields in csv.reader(feed(), delimiter=separator):
+            lines, raw = len(consumed), "".join(consumed)
+            consumed.clear()
+            out.append(_Record(raw, fields, line))
+            line += lines
+    except csv.Error as exc:
+        raise HandoffError(f"{path} does not read as CSV (after line {line}): {exc}") from None
     return out
 
 
@@ -419,7 +422,7 @@ class _CsvTable(_TableFile):
             raise HandoffError(f"{path} is empty (not even a header line): delete it, or give it the experiments "
                                "table's header")
         separator = csv_files.sniff(path, EXPERIMENTS).separator
-        records = _records(text, separator)
+        records = _records(text, separator, path)
         header = records[0].fields
         for r in records[1:]:
             if r.fields and len(r.fields) != len(header):
@@ -483,11 +486,13 @@ class _CsvTable(_TableFile):
         return out
 
     def append(self, values: dict[str, Any]) -> None:
-        last = self.records[-1]
+        """The new record goes after the last record (blank lines at the end of the file stay at the end)."""
+        at = max(i for i, r in enumerate(self.records) if r.fields or i == 0)
+        last = self.records[at]
         if not _line_end(last.raw):
-            self.records[-1] = replace(last, raw=last.raw + self.newline)
+            self.records[at] = replace(last, raw=last.raw + self.newline)
         fields = self._fields(values, [""] * len(self.header))
-        self.records.append(_Record(self._line(fields), fields, 0))
+        self.records.insert(at + 1, _Record(self._line(fields), fields, 0))
 
     def set(self, row: int, values: dict[str, Any]) -> None:
         target = self._rows()[row]
