@@ -21,10 +21,12 @@ KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
 # interpreter; the spec runs this environment's python (ipykernel writes its full path)
 REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
+	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal]"
+	@echo "make experiment-close ID=<experiment_id> DATA=folder-or-url REASON='why it ended' [ON=YYYY-MM-DD]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
 	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
 	@echo "make test | make test-slow | make spark | make sample-data | make bench | make lab [LAB_ARGS=...] | make clean"
@@ -57,6 +59,16 @@ spark: $(VENV)/.installed-spark
 # PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
 weekly: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
+
+# Step 3's plan row into DATA's experiments table (docs/method.md, "How the loop carries across weeks"), or a test closed;
+# a database URL gets the SQL to run, never a write. DATA is required here: its default, data_samples/, is the repository's.
+experiment-add: $(VENV)/.installed
+	$(if $(filter file default,$(origin DATA)),$(error make experiment-add writes to DATA's experiments table: give DATA=folder-or-url))
+	$(VENV)/bin/playbook experiments add "$(PLAN)" "$(DATA)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(START),--start "$(START)")
+
+experiment-close: $(VENV)/.installed
+	$(if $(filter file default,$(origin DATA)),$(error make experiment-close writes to DATA's experiments table: give DATA=folder-or-url))
+	$(VENV)/bin/playbook experiments close "$(ID)" "$(DATA)" --reason "$(REASON)" --config "$(CONFIG)" $(if $(ON),--on "$(ON)")
 
 # After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline

@@ -369,3 +369,23 @@ def test_a_separator_ending_every_line_adds_no_column_and_loses_no_row(tmp_path)
     path.write_text("".join(line + ",\n" for line in path.read_text().splitlines()))
     returns = rows_of(folder, "returns", "return_id")
     assert sorted(returns) == ["R1", "R2", "R3", "R4"] and returns["R4"]["resolution"] == "exchange"
+
+
+def test_a_separator_ending_every_line_gives_no_unknown_column_warning(tmp_path):
+    folder = shop(tmp_path)
+    path = write_table(folder, "returns", TINY_SHOP["returns"])
+    path.write_text("".join(line + ",\n" for line in path.read_text().splitlines()))
+    ds = open_dataset(folder)
+    assert [w for w in ds.warnings if w.table == "returns" and w.rule == "column not in the contract"] == []
+    ds.close()
+
+
+def test_an_unnamed_column_holding_values_is_named_in_the_unknown_column_warning(tmp_path):
+    folder = shop(tmp_path)
+    path = write_table(folder, "returns", TINY_SHOP["returns"])
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + ",\n" + "".join(line + ",x\n" for line in lines[1:]))
+    ds = open_dataset(folder)
+    (w,) = [w for w in ds.warnings if w.rule == "column not in the contract"]
+    assert w.table == "returns" and len(w.examples) == 1 and "ignored" in w.message
+    ds.close()

@@ -205,7 +205,8 @@ def test_validated_tables_have_contract_columns_types_and_values(load):
     set_value(data, "assignments", "E1", "assigned_ts", "2024-01-01 00:00")
     set_value(data, "returns", "R1", "reason_text", "")  # nullable columns may be empty
     out = validate(load(data))
-    assert out.warnings == []
+    # the extra column is dropped with a warning (never silently); the extra table and upper-case names are not
+    assert [(w.table, w.rule, w.examples) for w in out.warnings] == [("orders", "column not in the contract", ("notes",))]
     kinds = {"str": "string", "int": "int64", "float": "float64", "date": "date",
              "timestamp": "timestamp", "isoweek": "string"}
     for name, t in out.tables.items():
@@ -256,6 +257,27 @@ def test_parquet_written_by_pandas(tmp_path):
         validate(tables)
     assert_single(info.value, "order_lines", "quantity", "value is an integer", 1, ["L5"], "line_id")
     assert info.value.violations[0].examples == ("L5 (1.5)",)
+
+
+def test_a_date_column_written_by_pandas_from_datetime64_reads_as_dates(load, tmp_path):
+    t = valid_data()["experiments"]
+    frame = pd.DataFrame(t["rows"], columns=t["columns"]).replace("", None)
+    frame[["expected_low", "expected_high"]] = frame[["expected_low", "expected_high"]].astype(float)
+    frame["start_date"] = pd.to_datetime(frame["start_date"])  # datetime64: a timestamp column in the file
+    frame.to_parquet(tmp_path / "experiments.parquet")
+    tables = load(valid_data())
+    tables["experiments"] = duckdb_con().read_parquet(tmp_path / "experiments.parquet", table_name="pq_dates")
+    assert str(tables["experiments"].schema()["start_date"]).startswith("timestamp")
+    rows = validate(tables).tables["experiments"].order_by("experiment_id").to_pyarrow().to_pylist()
+    assert [str(r["start_date"]) for r in rows] == ["2024-01-01", "2024-01-08"]
+
+
+def test_one_table_is_checked_by_its_own_rules_without_the_others(load):
+    tables = load(set_value(valid_data(), "experiments", "E1", "design", "ab_test"))
+    with pytest.raises(ContractError) as info:
+        validation.validate_table("experiments", tables["experiments"])
+    assert_single(info.value, "experiments", "design", "one of randomized, pre_post", 1, ["E1"], "experiment_id")
+    assert validation.validate_table("orders", tables["orders"]).row_counts == {"orders": 4}
 
 
 # --------------------------------------------------------------------------- structure
@@ -511,6 +533,81 @@ def test_primary_metric_unchecked_when_the_caller_names_no_metric(load):
     assert validate(load(data)).row_counts["experiments"] == 2
 
 
+def with_experiment_columns(data: dict, **by_column: dict[str, str]) -> dict:
+    """The experiments table with optional columns added: ``closed_on={"E1": "2024-01-20"}`` (others empty)."""
+    t = data["experiments"]
+    for column, values in by_column.items():
+        t["columns"].append(column)
+        for row in t["rows"]:
+            row.append(values.get(row[0], ""))
+    return data
+
+
+CLOSE_TOGETHER = "closed_on and closed_reason given together (both or neither)"
+
+
+def test_closed_on_with_its_reason_after_the_start_passes(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "2024-01-20"},
+                                   closed_reason={"E1": "abandoned: the page change was rolled back"})
+    out = validate(load(data))
+    rows = {r["experiment_id"]: r for r in out.tables["experiments"].to_pyarrow().to_pylist()}
+    assert str(rows["E1"]["closed_on"]) == "2024-01-20" and rows["E2"]["closed_on"] is None
+    assert rows["E1"]["closed_reason"] == "abandoned: the page change was rolled back"
+
+
+def test_closed_on_without_its_reason_is_refused_naming_table_column_rows_and_ids(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "2024-01-20", "E2": "2024-02-01"},
+                                   closed_reason={"E2": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", CLOSE_TOGETHER, 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 (2024-01-20)",)
+
+
+def test_a_closed_reason_without_a_closed_on_column_is_refused(load):
+    data = with_experiment_columns(valid_data(), closed_reason={"E1": "overdue", "E2": "abandoned"})
+    err = broken(load, data)
+    assert_single(err, "experiments", "closed_reason", CLOSE_TOGETHER, 2, ["E1", "E2"], "experiment_id")
+
+
+def test_closed_on_before_the_start_date_is_refused(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E2": "2024-01-07"}, closed_reason={"E2": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", "not before start_date", 1, ["E2"], "experiment_id")
+    assert v.examples == ("E2 (2024-01-07)",)
+
+
+def test_closed_on_that_is_not_a_date_is_refused_with_the_value(load):
+    data = with_experiment_columns(valid_data(), closed_on={"E1": "last week"}, closed_reason={"E1": "overdue"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "closed_on", "value is a date (YYYY-MM-DD)", 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 ('last week')",)
+
+
+def test_planned_looks_and_information_are_read_as_their_types(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "4"}, planned_information={"E1": "1250.5"})
+    rows = {r["experiment_id"]: r for r in validate(load(data)).tables["experiments"].to_pyarrow().to_pylist()}
+    assert (rows["E1"]["planned_looks"], rows["E1"]["planned_information"]) == (4, 1250.5)
+    assert (rows["E2"]["planned_looks"], rows["E2"]["planned_information"]) == (None, None)
+
+
+def test_a_text_in_planned_looks_is_refused_naming_the_value(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "four", "E2": "2"})
+    err = broken(load, data)
+    v = assert_single(err, "experiments", "planned_looks", "value is an integer", 1, ["E1"], "experiment_id")
+    assert v.examples == ("E1 ('four')",)
+
+
+@pytest.mark.parametrize("column,value,rule", [
+    ("planned_looks", "0", "at least 1"),
+    ("planned_looks", "2.5", "value is an integer"),
+    ("planned_information", "-3", "at least 0"),
+    ("planned_information", "many", "value is a number"),
+])
+def test_planned_columns_break_their_kind_or_minimum(load, column, value, rule):
+    err = broken(load, with_experiment_columns(valid_data(), **{column: {"E2": value}}))
+    assert_single(err, "experiments", column, rule, 1, ["E2"], "experiment_id")
+
+
 def test_one_variant_per_experiment_and_customer(load):
     data = valid_data()
     data["assignments"]["rows"].append(["E1", "C1", "treatment", "2024-01-03 00:00:00"])
@@ -612,6 +709,53 @@ def test_each_warning_with_its_count(load):
     assert "actions" in out.tables  # an empty table is kept, with its contract columns
     assert list(out.tables["actions"].columns) == list(contract.TABLES["actions"].column_names)
     assert all(set(w.to_dict()) == {"table", "rule", "n_rows", "message", "examples"} for w in out.warnings)
+
+
+def test_an_unknown_column_is_a_warning_naming_the_table_and_the_column_and_saying_it_is_ignored(load):
+    data = with_experiment_columns(valid_data(), owner_note={"E1": "ask Ana"})
+    out = validate(load(data))
+    (w,) = out.warnings
+    assert (w.table, w.rule, w.n_rows, w.examples) == ("experiments", "column not in the contract", 0, ("owner_note",))
+    assert w.message == "column 'owner_note' of the experiments table is not in the data contract: ignored"
+    assert "owner_note" not in out.tables["experiments"].columns
+
+
+def test_a_misspelt_optional_column_gets_a_did_you_mean_hint(load):
+    data = with_experiment_columns(valid_data(), planned_look={"E1": "4"})
+    (w,) = validate(load(data)).warnings
+    assert w.message == ("column 'planned_look' of the experiments table is not in the data contract: ignored "
+                         "(did you mean planned_looks?)")
+
+
+def test_several_unknown_columns_make_one_warning_per_table_with_a_hint_for_each_close_one(load):
+    data = with_experiment_columns(valid_data(), Closed_Reasn={"E1": ""}, notes={"E1": "x"}, planned_information={})
+    data["sessions"]["columns"].append("source")
+    for row in data["sessions"]["rows"]:
+        row.append("ga4")
+    out = validate(load(data))
+    assert [(w.table, w.examples) for w in out.warnings] == [
+        ("sessions", ("source",)), ("experiments", ("Closed_Reasn", "notes"))]
+    assert out.warnings[1].message == (
+        "columns 'Closed_Reasn', 'notes' of the experiments table are not in the data contract: ignored "
+        "(Closed_Reasn: did you mean closed_reason?)")
+
+
+def test_a_contract_column_given_is_not_suggested_for_an_unknown_one(load):
+    data = with_experiment_columns(valid_data(), planned_looks={"E1": "4"}, planned_look={"E1": "4"})
+    (w,) = validate(load(data)).warnings
+    assert "did you mean" not in w.message
+
+
+def test_a_missing_column_names_the_misspelt_one_it_may_be(load):
+    data = valid_data()
+    data["experiments"]["columns"][data["experiments"]["columns"].index("review_date")] = "reveiw_date"
+    err = broken(load, data)
+    assert [(v.table, v.rule) for v in err.violations] == [("experiments", "has the contract columns")]
+    assert str(err).splitlines()[1].startswith("experiments: rule 'has the contract columns' broken: missing review_date")
+    assert str(err).endswith("; did you mean review_date for 'reveiw_date'?")
+    assert [w.message for w in err.warnings] == [
+        "column 'reveiw_date' of the experiments table is not in the data contract: ignored (did you mean "
+        "review_date?)"]
 
 
 # --------------------------------------------------------------------------- engine, portability

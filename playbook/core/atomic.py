@@ -61,10 +61,12 @@ def _create_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name beside {path}")  # pragma: no cover
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
 
-    The file (and any folder created for it) gets the mode of an ordinary new file under the umask.
+    The file (and any folder created for it) gets the mode of an ordinary new file under the umask;
+    ``mode``, when given, sets the file's permission bits instead (a table replaced in a shared folder
+    keeps its own).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

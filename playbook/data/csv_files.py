@@ -1,7 +1,8 @@
 """Reading one CSV file of a folder source: the dialect real exports carry, read right or refused.
 
 What is read correctly: a UTF-8 byte-order mark (dropped), comma, semicolon, tab or pipe separators
-(the one the header line uses), Windows line endings, quoted fields holding separators, quotes or
+(the one the header line uses), a separator ending every line (the empty unnamed column is dropped), Windows
+line endings, quoted fields holding separators, quotes or
 line breaks, and in a semicolon-separated file numbers with a decimal comma (``12,5``: the
 spreadsheet convention of the locales that separate fields with ``;``).
 
@@ -112,7 +113,25 @@ def read_csv(con: ibis.BaseBackend, path: Path, table: str) -> tuple[ibis.Table,
     contract = set(TABLES[table].column_names)
     if any(name not in loaded.columns for name in dialect.header if name.lower() in contract):
         raise header_error(path, table, dialect)
-    return loaded, dialect
+    return _without_empty_unnamed(con, table, loaded, dialect), dialect
+
+
+def _without_empty_unnamed(con: ibis.BaseBackend, table: str, loaded: ibis.Table, dialect: CsvDialect) -> ibis.Table:
+    """The table without the columns the header leaves unnamed and no row fills (a separator ending every
+    line): nothing is lost, and validation does not warn about a column DuckDB named ``column9``. An unnamed
+    column holding values is kept, and validation names it among the columns the contract does not know."""
+    if len(dialect.header) != len(loaded.columns):
+        return loaded
+    unnamed = [actual for name, actual in zip(dialect.header, loaded.columns) if name == ""]
+    if not unnamed:
+        return loaded
+    filled = loaded.aggregate(**{f"n{i}_": loaded[c].count() for i, c in enumerate(unnamed)}).to_pyarrow().to_pylist()[0]
+    empty = [c for i, c in enumerate(unnamed) if not filled[f"n{i}_"]]
+    if not empty or len(empty) == len(loaded.columns):
+        return loaded
+    for column in empty:  # (DuckDB's raw_sql returns the connection itself: not a cursor to close)
+        con.raw_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    return con.table(table)
 
 
 def header_error(path: Path, table: str, dialect: CsvDialect) -> ContractError:

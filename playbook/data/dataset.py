@@ -334,18 +334,19 @@ def _register_parquet(con: ibis.BaseBackend, folder: Path) -> None:
                               f"to {name}.parquet, or open the folder itself (DuckDB)")
 
 
+def table_file(folder: Path, name: str) -> Path | None:
+    """The file of table ``name`` in a folder source (``<name>.parquet``, ``<name>.csv`` or ``<name>.csv.gz``),
+    None when there is none; a SourceError when there are several."""
+    candidates = [folder / f"{name}{suffix}" for suffix in _FILE_SUFFIXES]
+    present = [p for p in candidates if p.is_file()]
+    if len(present) > 1:
+        raise SourceError(f"table {name}: several files in {folder} ({', '.join(p.name for p in present)}); keep one")
+    return present[0] if present else None
+
+
 def _table_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for name in contract.ALL_TABLES:
-        candidates = [folder / f"{name}{suffix}" for suffix in _FILE_SUFFIXES]
-        present = [p for p in candidates if p.is_file()]
-        if len(present) > 1:
-            raise SourceError(
-                f"table {name}: several files in {folder} ({', '.join(p.name for p in present)}); keep one"
-            )
-        if present:
-            found[name] = present[0]
-    return found
+    found = {name: table_file(folder, name) for name in contract.ALL_TABLES}
+    return {name: path for name, path in found.items() if path is not None}
 
 
 @dataclass

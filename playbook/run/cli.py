@@ -2,9 +2,12 @@
 
 ``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook validate
 DATA`` checks a source against the data contract without rendering, ``playbook weeks DATA`` lists the
-weeks a run accepts and ``playbook journal`` prints the team's track record. ``python -m
-playbook.run.cli`` is the same command. Relative paths are read from the repository root, as in the
-runner (``playbook.core.paths``), never from the working directory.
+weeks a run accepts, ``playbook journal`` prints the team's track record, and ``playbook experiments add
+PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
+the source's experiments table (``playbook.run.handoff``; exit 0 done, 2 refused with nothing written; a
+database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command.
+Relative paths are read from the repository root, as in the runner (``playbook.core.paths``), never from the
+working directory.
 
 Exit codes of ``playbook weekly``: 0 a complete report (red triggers included), 1 the run failed (the
 previous complete report of the week is untouched), 2 refused before any notebook (data, configuration,
@@ -35,6 +38,7 @@ from playbook.journal.track_record import track_record
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.summary import load_summary
 from playbook.run import alerts as week_alerts
+from playbook.run import handoff
 from playbook.run.choices import read_choices
 from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week
 
@@ -213,11 +217,61 @@ def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8) -> int:
     return EXIT_OK
 
 
+# --- playbook experiments add / close -------------------------------------------------------------
+
+def _source(data: str) -> str:
+    """A database URL as given; a folder read from the repository root when relative."""
+    return data if handoff.is_url(data) else str(resolve(data, DATA_SAMPLES_DIR))
+
+
+def _handoff_done(result: handoff.HandoffResult) -> int:
+    if result.sql is not None:  # a database source: the statement on stdout (it pipes into a client), a note beside
+        print(result.sql, end="", flush=True)
+        print(result.message, file=sys.stderr)
+    else:
+        print(result.message)
+    return EXIT_OK
+
+
+def experiments_add(plan: str, data: str, start: dt.date | None = None, journal_dir: str = "",
+                    config: str = "") -> int:
+    """Append the plan's row to ``data``'s experiments table (``handoff.add_plan``); exit 2 with why when refused."""
+    try:
+        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        result = handoff.add_plan(resolve(plan, REPORTS_DIR), _source(data), start,
+                                  resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone, known_metrics(cfg.metrics))
+    except (handoff.HandoffError, JournalError, ConfigError) as exc:
+        print(f"Cannot add the plan: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return _handoff_done(result)
+
+
+def experiments_close(experiment_id: str, data: str, reason: str, on: dt.date | None = None,
+                      config: str = "") -> int:
+    """Close one test of ``data``'s experiments table (``handoff.close_experiment``); exit 2 with why when refused."""
+    try:
+        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        result = handoff.close_experiment(experiment_id, _source(data), reason, on, cfg.timezone,
+                                          known_metrics(cfg.metrics))
+    except (handoff.HandoffError, ConfigError) as exc:
+        print(f"Cannot close {experiment_id}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return _handoff_done(result)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
 # --- the parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="playbook", description="The returns playbook: render a week, check a source, list weeks, read the journal.",
+        prog="playbook", description="The returns playbook: render a week, check a source, list weeks, read the journal, "
+                                     "start or close a test.",
         epilog="Relative paths are read from the repository root. See README.md, 'Scheduling the weekly run'.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -260,6 +314,34 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
     j.add_argument("--week", default="", help="last week of the record (default: the latest week in the journal)")
     j.add_argument("--weeks", type=int, default=8, help="number of weeks in the record (default: 8)")
+
+    e = sub.add_parser("experiments", help="start a planned test or close one in the source's experiments table",
+                       description="Add step 3's plan row to a folder source's experiments table, or close a test "
+                                   "(overdue or abandoned). A database source is never written: the SQL to run "
+                                   "there is printed. Exit 2 with the reason when refused; nothing is written then.")
+    actions = e.add_subparsers(dest="action", required=True, metavar="ACTION", help="add or close")
+    a = actions.add_parser("add", help="append a plan's row to the experiments table",
+                           description="Append the row of PLAN_CSV (reports/<WEEK>/experiments_plan.csv) to DATA's "
+                                       "experiments table, in the table's own format and columns (experiments.csv is "
+                                       "created when there is none). Refused: a plan that is not one valid row, an "
+                                       "experiment_id already there, an open test on an overlapping cohort.")
+    a.add_argument("plan", metavar="PLAN_CSV", help="the plan's row written by step 3: reports/<WEEK>/experiments_plan.csv")
+    _data_argument(a, "data")
+    a.add_argument("--start", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="the day the change went live, when the launch slipped: start_date and review_date move by "
+                        "the same number of days (the selection weeks stay)")
+    a.add_argument("--journal", default="",
+                   help="decision journal folder, whose latest verdicts say which tests are still open (default: journal/)")
+    _config_argument(a)
+    c = actions.add_parser("close", help="close a test (overdue or abandoned): closed_on and closed_reason",
+                           description="Set closed_on and closed_reason of experiment ID in DATA's experiments table "
+                                       "(the two columns are added when the table lacks them). Refused: an unknown "
+                                       "ID, a test already closed, a date before its start.")
+    c.add_argument("experiment_id", metavar="ID", help="the experiment_id of the test to close")
+    _data_argument(c, "data")
+    c.add_argument("--reason", required=True, help="why the test ended, in words (overdue, abandoned, rolled back...)")
+    c.add_argument("--on", type=_date, default=None, metavar="YYYY-MM-DD", help="the day it ended (default: today)")
+    _config_argument(c)
     return parser
 
 
@@ -286,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
             return validate(args.data, args.config)
         if args.command == "weeks":
             return weeks(args.data, args.config)
+        if args.command == "experiments" and args.action == "add":
+            return experiments_add(args.plan, args.data, args.start, args.journal, args.config)
+        if args.command == "experiments":
+            return experiments_close(args.experiment_id, args.data, args.reason, args.on, args.config)
         return journal(args.journal, args.week, args.weeks)
     except (ContractError, ConfigError, JournalError, ValueError) as exc:
         print(str(exc) if isinstance(exc, ContractError) else f"Cannot {args.command}: {exc}", file=sys.stderr)

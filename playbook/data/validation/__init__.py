@@ -19,7 +19,7 @@ The pieces, one job each:
 * ``engine``: the state of a run and its querying, counts first and examples after;
 * ``table_rules``, ``cross_rules``, ``quality``: the rules within a table, between tables, and the
   data-quality warnings;
-* ``runner``: the order of the rules and ``validate``.
+* ``runner``: the order of the rules, ``validate`` and ``validate_table`` (one table by its own rules).
 
 Usage::
 
@@ -45,7 +45,7 @@ from playbook.data.validation.findings import (
     ValidatedData,
     Violation,
 )
-from playbook.data.validation.runner import validate
+from playbook.data.validation.runner import validate, validate_table
 
 __all__ = [
     "ContractError",
@@ -56,4 +56,5 @@ __all__ = [
     "ValidatedData",
     "Violation",
     "validate",
+    "validate_table",
 ]

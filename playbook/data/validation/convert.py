@@ -135,8 +135,8 @@ def _text_timestamp(stripped: ibis.Value, timezone: str) -> ibis.Value:
 def _time(raw: ibis.Value, stripped: ibis.Value, present: ibis.BooleanValue, kind: str, timezone: str) -> Converted:
     dtype = raw.type()
     target = KIND_DTYPE[kind]
-    if dtype.is_timestamp():
-        ts = _local_clock(timezone, raw) if dtype.timezone is not None else raw.cast(target)
+    if dtype.is_timestamp():  # (a date column written by pandas from datetime64 values is a timestamp column)
+        ts = _local_clock(timezone, raw) if dtype.timezone is not None else raw.cast(dt.Timestamp())
         return Converted(ts.date() if kind == "date" else ts, present, None)
     if dtype.is_date():
         return Converted(raw if kind == "date" else raw.cast(target), present, None)

@@ -48,6 +48,7 @@ class WarningOrder(IntEnum):
     MISSING = 3
     COST = 4
     CONTACT_ORDER = 5
+    UNKNOWN_COLUMN = 6
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,28 @@
 """Data-quality warnings: what is worth reporting but does not stop the run.
 
 Reason codes outside the taxonomy (counted as ``other``), orders not delivered, contacts without
-a cost or pointing at an unknown order, optional tables missing or empty.
+a cost or pointing at an unknown order, optional tables missing or empty, and columns of a contract
+table that the contract does not know (ignored, never silently: a misspelt optional column such as
+``planned_look`` would otherwise vanish without a word).
 """
 from __future__ import annotations
 
+import difflib
 from functools import partial
 
 import ibis
 
-from playbook.data.contract import OPTIONAL_TABLES
+from playbook.data.contract import ALL_TABLES, OPTIONAL_TABLES, TABLES
 from playbook.data.validation import engine
 from playbook.data.validation.engine import Handler, Run, count_flag, scalar_int
 from playbook.data.validation.findings import N_EXAMPLES, WarningOrder, count_noun, fmt
 
 #: Unknown reason codes listed one by one in the warnings (the rest are grouped).
 MAX_REASON_CODE_WARNINGS = 10
+#: The rule of the warning about columns the contract does not know.
+UNKNOWN_COLUMN_RULE = "column not in the contract"
+#: How close a column's name must be to a contract column's for a "did you mean" hint (difflib's ratio).
+HINT_CUTOFF = 0.75
 
 
 def table_counts(run: Run, name: str) -> list[tuple[ibis.Value, Handler]]:
@@ -49,6 +56,42 @@ def check_contacts(run: Run) -> None:
                      f"{count_noun(n, 'contact')} with an order_id that is not in orders", ex)
 
     run.add_row_count(orphans, handler)
+
+
+def closest_column(column: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The contract column ``column`` was most likely meant to be (difflib), or None when none is close."""
+    lowered = {c.lower(): c for c in candidates}
+    found = difflib.get_close_matches(column.strip().lower(), list(lowered), n=1, cutoff=HINT_CUTOFF)
+    return lowered[found[0]] if found else None
+
+
+def unknown_columns_message(table: str, columns: list[str], hints: dict[str, str]) -> str:
+    """``column 'planned_look' of the experiments table is not in the data contract: ignored (did you mean
+    planned_looks?)``, or the same for several columns, each hint naming its column."""
+    names = ", ".join(repr(c) for c in columns)
+    if len(columns) == 1:
+        text = f"column {names} of the {table} table is not in the data contract: ignored"
+        return text + (f" (did you mean {hints[columns[0]]}?)" if hints else "")
+    text = f"columns {names} of the {table} table are not in the data contract: ignored"
+    if hints:
+        text += " (" + "; ".join(f"{c}: did you mean {hints[c]}?" for c in columns if c in hints) + ")"
+    return text
+
+
+def warn_unknown_columns(run: Run) -> None:
+    """A column of a contract table that the contract does not know: one warning per table naming the columns,
+    with a "did you mean" hint when a contract column not given is close (``planned_look`` -> ``planned_looks``)."""
+    for name in ALL_TABLES:
+        if name not in run.colmap:
+            continue
+        used = set(run.colmap[name].values())
+        unknown = [c for c in run.raw[name].columns if c not in used]
+        if not unknown:
+            continue
+        left = [c.name for c in TABLES[name].all_columns if c.name not in run.colmap[name]]
+        hints = {c: hint for c in unknown if (hint := closest_column(c, left))}
+        run.warn(WarningOrder.UNKNOWN_COLUMN, name, UNKNOWN_COLUMN_RULE, 0,
+                 unknown_columns_message(name, unknown, hints), tuple(unknown))
 
 
 def warn_optional_tables(run: Run) -> None:

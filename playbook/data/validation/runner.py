@@ -17,6 +17,7 @@ def _register_rules(run: Run) -> None:
     for name in ALL_TABLES:
         if name in run.raw:
             table_rules.prepare_table(run, name)
+    quality.warn_unknown_columns(run)
     for name in ALL_TABLES:
         if name in run.out:
             table_rules.check_single_table(run, name)
@@ -60,3 +61,31 @@ def validate(tables: Mapping[str, Any], timezone: str = "UTC",
     known = known_metrics if known_metrics is None or isinstance(known_metrics, KnownMetrics) \
         else KnownMetrics.of(known_metrics)
     return run_rules(Run.of(tables, check_timezone(timezone), known, frozenset(decimal_comma)))
+
+
+def validate_table(name: str, table: Any, timezone: str = "UTC",
+                   known_metrics: KnownMetrics | Collection[str] | None = None,
+                   decimal_comma: bool = False) -> ValidatedData:
+    """Check one contract table by the rules it states by itself, without the other tables: its columns, types,
+    empties, keys, allowed values, minimums, the rules within a row, the columns the contract does not know
+    (warnings) and, for ``experiments``, its cohort filters and (when ``known_metrics`` is given) its primary
+    metric. What a change to that table alone can break (``playbook experiments add`` checks the table it is
+    about to write with it); the references to other tables are left to :func:`validate`.
+
+    ``table``: an ibis table or anything ``ibis.memtable`` takes. Raises :class:`ContractError`.
+    """
+    known = known_metrics if known_metrics is None or isinstance(known_metrics, KnownMetrics) \
+        else KnownMetrics.of(known_metrics)
+    run = Run.of({name: table}, check_timezone(timezone), known, frozenset([name] if decimal_comma else []))
+    if name not in run.raw:
+        raise ValueError(f"{name!r} is not a table of the data contract")
+    table_rules.prepare_table(run, name)
+    quality.warn_unknown_columns(run)
+    table_rules.check_single_table(run, name)
+    cross_rules.check_experiment_metrics(run)
+    run.flush()
+    cross_rules.check_experiment_cohorts(run)
+    violations, warnings = run.sorted_violations(), run.sorted_warnings()
+    if violations:
+        raise ContractError(violations, warnings)
+    return ValidatedData(dict(run.out), warnings, [], dict(run.row_counts))

@@ -1,5 +1,6 @@
 """The rules within one table: presence, columns, types, empties, keys, allowed values, minimums,
-and the rules between columns of one row (discount, delivery after order, experiment dates/range).
+and the rules between columns of one row (discount, delivery after order, experiment dates/range, an
+experiment's optional selection weeks and close columns).
 
 All single-table rules of a table are counted in one aggregate over it (with the table's
 data-quality counts from ``quality.table_counts``); examples are read from the raw table, so that
@@ -13,7 +14,7 @@ from functools import partial
 
 import ibis
 
-from playbook.data.contract import REASON_CODES, REQUIRED_TABLES, SELECTION_COLUMNS, TABLES, Column
+from playbook.data.contract import CLOSE_COLUMNS, REASON_CODES, REQUIRED_TABLES, SELECTION_COLUMNS, TABLES, Column
 from playbook.data.validation import engine, quality
 from playbook.data.validation.convert import KIND_DTYPE, KIND_RULE, KIND_RULE_COMMA, Converted, convert, resolve_columns
 from playbook.data.validation.engine import Check, Handler, Run, count_flag
@@ -49,9 +50,12 @@ def prepare_table(run: Run, name: str) -> None:
     found, missing = resolve_columns(raw, spec)
     run.colmap[name] = found
     if missing:
+        unknown = [c for c in raw.columns if c not in found.values()]
+        hints = [f"did you mean {m} for {u!r}?" for m in missing if (u := quality.closest_column(m, unknown))]
         run.violate(Order.COLUMNS, Violation(
             name, None, "has the contract columns", 0,
-            detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})",
+            detail=f"missing {', '.join(missing)} (columns present: {', '.join(raw.columns) or 'none'})"
+                   + (f"; {' '.join(hints)}" if hints else ""),
         ))
     comma = name in run.decimal_comma
     conv = {c: convert(raw[found[c]], spec.column(c).kind, run.timezone, comma) for c in found}
@@ -118,6 +122,24 @@ def _selection_checks(conv: dict[str, Converted], v: dict[str, ibis.Value]) -> l
     return checks
 
 
+def _close_checks(conv: dict[str, Converted], v: dict[str, ibis.Value]) -> list[Check]:
+    """The optional close columns of an experiment (``contract.CLOSE_COLUMNS``), when given: both or neither in
+    a row (an absent column counts as empty), and a test is not closed before it started."""
+    given = [c for c in CLOSE_COLUMNS if c in v]
+    if not given:
+        return []
+    closed_on, reason = CLOSE_COLUMNS
+    present = [conv[c].present if c in conv else ibis.literal(False) for c in CLOSE_COLUMNS]
+    some = functools.reduce(operator.or_, present)
+    every = functools.reduce(operator.and_, present)
+    checks = [Check(Order.EXPERIMENT, given[0], f"{closed_on} and {reason} given together (both or neither)",
+                    some & ~every, "value")]
+    if {closed_on, "start_date"} <= v.keys():
+        checks.append(Check(Order.EXPERIMENT, closed_on, "not before start_date",
+                            v[closed_on] < v["start_date"], "value"))
+    return checks
+
+
 def check_single_table(run: Run, name: str) -> None:
     """Types, empties, allowed values, minimums, uniqueness and the rules within one row: one aggregate."""
     spec = TABLES[name]
@@ -127,6 +149,7 @@ def check_single_table(run: Run, name: str) -> None:
     checks += _row_checks(name, v)
     if name == "experiments":
         checks += _selection_checks(run.conv[name], v)
+        checks += _close_checks(run.conv[name], v)
     metrics: list[tuple[ibis.Value, Handler]] = [(run.raw[name].count(), partial(_on_row_count, run, name))]
     metrics += [(count_flag(chk.bad), partial(_on_single_rule, run, name, chk)) for chk in checks]
     for col in spec.columns:
