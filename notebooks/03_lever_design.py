@@ -70,6 +70,7 @@ cohort = ""
 from IPython.display import HTML, display
 
 from playbook.journal import store as decision_journal
+from playbook.journal import under_test
 from playbook.report import summary
 from playbook.report.rendering import html_table, say
 from playbook.run import session
@@ -82,7 +83,8 @@ print(run.describe())
 
 # %%
 step = levers.analyse(run.snapshot, run.config, weak, candidates, lever=lever, design=design,
-                      expected_low=expected_low, expected_high=expected_high, cohort=cohort)
+                      expected_low=expected_low, expected_high=expected_high, cohort=cohort,
+                      under_way=under_test.cohorts_in_test(run.snapshot, run.journal_dir))
 plan = step.plan
 if plan is not None:
     for title, text in levers.describe(plan):

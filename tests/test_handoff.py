@@ -26,7 +26,7 @@ from conftest import REPO_ROOT
 
 from playbook.core.csvsafe import neutralise_row
 from playbook.data import csv_files
-from playbook.data.contract import TABLES
+from playbook.data.contract import TABLES, cohorts_overlap
 from playbook.data.validation import validate_table
 from playbook.run import cli, handoff
 from playbook.run.handoff import Experiment, HandoffError
@@ -371,7 +371,7 @@ def test_an_open_test_on_the_same_cohort_is_refused_naming_it_its_cohort_and_rev
     ("category=shoes;channel=web", "category=shoes;channel=app", False),
 ])
 def test_cohorts_overlap_when_one_filter_holds_the_others_conditions(a, b, overlap):
-    assert handoff.cohorts_overlap(a, b) is overlap
+    assert cohorts_overlap(a, b) is overlap
 
 
 def test_an_open_test_on_a_wider_cohort_is_refused(tmp_path):

@@ -13,10 +13,12 @@ from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import DESIGNS, PLAN_COLUMNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
+from playbook.journal.under_test import CohortInTest
 from playbook.stats.power import k_day_read_plan
 from playbook.stats.sequential import spending_boundaries
 from playbook.steps.levers import (
     MAX_PLANNED_LOOKS,
+    analyse,
     cohort_clustering,
     cohort_volume,
     conclusion,
@@ -451,3 +453,33 @@ def test_the_power_curve_is_near_cohens_h_for_the_same_read(curve_plan):
 def test_before_any_unit_has_its_k_days_the_power_curve_is_zero(curve_plan):
     assert curve_plan.options[0].power_by_week[:2] == (0.0, 0.0)  # weeks 1 and 2: no unit 14 days old yet
     assert len(curve_plan.options[0].power_by_week) == curve_plan.max_weeks
+
+
+# --- one test per cohort -------------------------------------------------------------------------------
+
+def _held(*cohorts: str) -> list[CohortInTest]:
+    return [CohortInTest(f"EXP-HELD-{i}", c, dt.date(2026, 12, 7), "open") for i, c in enumerate(cohorts)]
+
+
+SAMPLE_CANDIDATES = read("weak_cohort_candidates", [
+    candidate(filters={"category": "knitwear", "reason_code": "size_too_small"}, excess_cost=9000.0),
+    candidate(filters={"category": "shoes", "reason_code": "size_too_small"}, excess_cost=4000.0),
+])
+
+
+def test_step_3_plans_no_second_test_on_a_cohort_under_test_and_goes_to_the_next_free_one(sample_snap, config):
+    result = analyse(sample_snap, config, SAMPLE_WEAK, SAMPLE_CANDIDATES, under_way=_held("category=knitwear"))
+    assert result.plan is not None and result.plan.cohort == "category=shoes"
+    assert "category=knitwear is being tested by EXP-HELD-0, read on 2026-12-07" in result.note
+    assert result.plan.reason_code == "size_too_small"
+
+
+def test_a_test_on_a_wider_cohort_holds_the_weak_cohort_too(sample_snap, config):
+    result = analyse(sample_snap, config, SAMPLE_WEAK, SAMPLE_CANDIDATES, under_way=_held("", "category=shoes"))
+    assert result.plan is None
+    assert "Every other flagged cohort is under test too" in result.note
+
+
+def test_a_cohort_no_test_holds_is_planned_as_step_2_found_it(sample_snap, config):
+    result = analyse(sample_snap, config, SAMPLE_WEAK, SAMPLE_CANDIDATES, under_way=_held("category=dresses"))
+    assert result.plan.cohort == "category=knitwear" and result.note == ""

@@ -13,9 +13,10 @@ from playbook.config.loader import load_config
 from playbook.core.jsonmodel import FieldError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Snapshot, open_dataset
+from playbook.journal.under_test import CohortInTest, cohorts_in_test
 from playbook.steps import review
 from playbook.steps.experiments import compare_randomized
-from playbook.steps.review import cohorts_under_test, conclusion, next_action, review_script, valued
+from playbook.steps.review import conclusion, next_action, review_script, valued
 
 
 @pytest.fixture(scope="module")
@@ -226,18 +227,23 @@ def test_the_next_action_is_the_largest_excess_cost(config):
     assert nxt.action == config.levers["changed_mind"]["lever"]
 
 
+def held(*cohorts: str) -> list[CohortInTest]:
+    return [CohortInTest(f"EXP-{i}", c, dt.date(2026, 11, 30), "open") for i, c in enumerate(cohorts)]
+
+
 def test_the_next_action_skips_cohorts_already_under_test(config):
-    nxt = next_action(CANDIDATES, [{"channel": "app"}], config)
+    nxt = next_action(CANDIDATES, held("channel=app"), config)
     assert nxt.cohort == "category=knitwear" and nxt.action == "fit_size_message"
 
 
-def test_a_test_on_a_narrower_cohort_does_not_cover_the_wider_one(config):
-    nxt = next_action(CANDIDATES, [{"channel": "app", "region": "north"}], config)
-    assert nxt.cohort == "channel=app"
+def test_a_test_on_a_narrower_cohort_holds_the_wider_one_too(config):
+    # one test per cohort: a cohort containing a tested one shares its customers (and so does one inside it)
+    assert next_action(CANDIDATES, held("channel=app;region=north"), config).cohort == "category=knitwear"
+    assert next_action(CANDIDATES, held(""), config) is None  # a test on the whole shop holds every cohort
 
 
 def test_no_next_action_when_every_candidate_is_under_test(config):
-    under = [{"category": "knitwear"}, {"channel": "app"}, {"region": "north"}]
+    under = held("category=knitwear", "channel=app", "region=north")
     assert next_action(CANDIDATES, under, config) is None
     assert next_action([], [], config) is None
 
@@ -272,13 +278,26 @@ def with_experiments(tmp_path_factory):
 
 
 def test_cohorts_under_test_are_those_running_or_reviewed_this_week(with_experiments):
-    under = cohorts_under_test(with_experiments.as_of("2026-W47"))
-    assert sorted(under, key=str) == sorted([{"category": "shoes"}, {"channel": "app", "region": "north"}], key=str)
+    under = cohorts_in_test(with_experiments.as_of("2026-W47"))
+    assert sorted((t.experiment_id, t.cohort) for t in under) == [("EXP-NOW", "category=shoes"),
+                                                                   ("EXP-RUN", "channel=app;region=north")]
+
+
+def test_a_test_decided_before_the_week_no_longer_holds_its_cohort_but_one_kept_last_week_does(with_experiments,
+                                                                                                tmp_path):
+    from playbook.journal.entry import JournalEntry
+    from playbook.journal.store import record_week
+
+    entries = [JournalEntry(week="2026-W46", kind="verdict", experiment_id="EXP-NOW", decision="keep"),
+               JournalEntry(week="2026-W46", kind="verdict", experiment_id="EXP-RUN", decision="stop")]
+    record_week(tmp_path, "2026-W46", entries, "verdict")
+    under = cohorts_in_test(with_experiments.as_of("2026-W47"), tmp_path)
+    assert [(t.experiment_id, t.state) for t in under] == [("EXP-NOW", "kept")]
 
 
 def test_no_experiments_table_means_nothing_under_test(tmp_path):
     snap = open_dataset(write_shop(tmp_path / "shop")).as_of("2026-W47")
-    assert cohorts_under_test(snap) == []
+    assert cohorts_in_test(snap) == []
 
 
 # --- the weekly review script --------------------------------------------------------------------------

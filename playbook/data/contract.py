@@ -256,3 +256,11 @@ def parse_cohort(text: str | None) -> dict[str, str]:
 
 def format_cohort(filters: dict[str, str]) -> str:
     return ";".join(f"{k}={v}" for k, v in filters.items())
+
+
+def cohorts_overlap(a: str | None, b: str | None) -> bool:
+    """Two cohort filters share customers for sure: equal, or one's conditions a subset of the other's (the
+    narrower is inside the wider). An empty filter is the whole shop and overlaps every cohort. Filters on
+    different columns (``category=shoes`` and ``channel=app``) are not counted as overlapping."""
+    x, y = parse_cohort(a).items(), parse_cohort(b).items()
+    return x <= y or y <= x

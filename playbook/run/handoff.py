@@ -47,7 +47,7 @@ from playbook.core.csvsafe import neutralise, restore
 from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
 from playbook.data import csv_files
-from playbook.data.contract import CLOSE_COLUMNS, TABLES, parse_cohort
+from playbook.data.contract import CLOSE_COLUMNS, TABLES, cohorts_overlap
 from playbook.data.dataset import SourceError, is_url, redact, table_file
 from playbook.data.validation import ContractError, KnownMetrics, validate_table
 from playbook.data.validation.quality import closest_column
@@ -204,14 +204,6 @@ def latest_verdicts(journal_dir: str | os.PathLike) -> dict[str, str]:
         if eid not in best or key >= best[eid]:
             best[eid], out[eid] = key, str(record["decision"]).strip().lower()
     return out
-
-
-def cohorts_overlap(a: str | None, b: str | None) -> bool:
-    """Two cohort filters share customers for sure: equal, or one's conditions a subset of the other's (the
-    narrower is inside the wider). An empty filter is the whole shop and overlaps every cohort. Filters on
-    different columns (``category=shoes`` and ``channel=app``) are not counted as overlapping."""
-    x, y = parse_cohort(a).items(), parse_cohort(b).items()
-    return x <= y or y <= x
 
 
 def is_open(experiment: Experiment, start: dt.date, latest_verdict: str | None) -> bool:

@@ -35,8 +35,7 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.contract import SELECTION_COLUMNS, parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches, return_lag_histogram
-from playbook.journal.entry import VERDICT
-from playbook.journal.store import read_journal
+from playbook.journal.under_test import closed, experiments_table, latest_verdicts
 from playbook.metrics.dictionary import computable_in, metric_named
 from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as_units
 from playbook.metrics.metric import Metric
@@ -346,14 +345,6 @@ def planned_information(exp: dict[str, Any]) -> float | None:
     return v if math.isfinite(v) and v > 0 else None
 
 
-def closed(exp: dict[str, Any], on: dt.date) -> bool:
-    """The test was closed (``contract.CLOSE_COLUMNS``) on or before ``on``: no longer read or listed."""
-    value = exp.get("closed_on")
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value) or str(value).strip() == "":
-        return False
-    return pd.Timestamp(value).date() <= on
-
-
 def _compact(view: Any) -> Any:
     """A view as it goes into summary.json: curves stay in the notebook, their difference goes in."""
     if hasattr(view, "difference"):
@@ -381,9 +372,9 @@ def due_for_review(snap: Snapshot, journal_dir: str | os.PathLike | None = None)
     """
     if not snap.has("experiments"):
         return pd.DataFrame()
-    out = _experiments_table(snap)
+    out = experiments_table(snap)
     week = snap.week
-    latest = _latest_verdicts(journal_dir, week) if journal_dir is not None else {}
+    latest = latest_verdicts(journal_dir, week) if journal_dir is not None else {}
     due = []
     for _, row in out.iterrows():
         exp = row.to_dict()
@@ -412,8 +403,8 @@ def overdue(snap: Snapshot, journal_dir: str | os.PathLike) -> pd.DataFrame:
     """
     if not snap.has("experiments"):
         return pd.DataFrame(columns=["experiment_id", "lever", "cohort", "review_date"])
-    out = _experiments_table(snap)
-    latest = _latest_verdicts(journal_dir, snap.week.shift(1))
+    out = experiments_table(snap)
+    latest = latest_verdicts(journal_dir, snap.week.shift(1))
     is_closed = out.apply(lambda r: closed(r.to_dict(), snap.week.sunday), axis=1).astype(bool)
     late = out[(out["review_date"] < snap.week.monday) & ~out["experiment_id"].astype(str).isin(latest) & ~is_closed]
     return late[["experiment_id", "lever", "cohort", "review_date"]].reset_index(drop=True)
@@ -424,30 +415,11 @@ def running(snap: Snapshot) -> list[RunningEntry]:
     tested now (those due this week are compared instead; a later review date cannot have a verdict)."""
     if not snap.has("experiments"):
         return []
-    out = _experiments_table(snap)
+    out = experiments_table(snap)
     is_closed = out.apply(lambda r: closed(r.to_dict(), snap.week.sunday), axis=1).astype(bool)
     live = out[(out["start_date"] <= snap.week.sunday) & (out["review_date"] > snap.week.sunday) & ~is_closed]
     return [RunningEntry(str(r.experiment_id), str(r.lever), str(r.cohort), str(r.design), r.start_date, r.review_date)
             for r in live.itertuples(index=False)]
-
-
-def _experiments_table(snap: Snapshot) -> pd.DataFrame:
-    out = snap.tables["experiments"].order_by("experiment_id").to_pandas()
-    for col in ("start_date", "review_date"):
-        out[col] = pd.to_datetime(out[col]).dt.date
-    out["control_cohort"] = out["control_cohort"].fillna("").astype(str)
-    return out
-
-
-def _latest_verdicts(journal_dir: str | os.PathLike, before: IsoWeek) -> dict[str, tuple[str, int]]:
-    """Per experiment, its latest verdict before ``before`` and how many weeks it was read."""
-    j = read_journal(journal_dir)
-    j = j[(j["kind"] == VERDICT) & j["week"].map(lambda w: IsoWeek.parse(w) < before)]
-    out = {}
-    for exp_id, g in j.groupby("experiment_id"):
-        g = g.assign(_week=g["week"].map(IsoWeek.parse)).sort_values("_week", kind="stable")
-        out[str(exp_id)] = (str(g["decision"].iloc[-1]), int(g["week"].nunique()))
-    return out
 
 
 def _window(exp: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:

@@ -35,6 +35,7 @@ from playbook.data.contract import SELECTION_COLUMNS, TABLES, format_cohort, par
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import line_facts, matches, returns_of_lines
 from playbook.journal.entry import JournalEntry
+from playbook.journal.under_test import CohortInTest, holding_test
 from playbook.metrics.dictionary import return_rate
 from playbook.stats.power import (
     CustomerClustering,
@@ -644,7 +645,8 @@ class LeverResult:
 def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
             candidates: list[CandidateEntry] | None = None, *, lever: str = "",
             design: Design | str = Design.RANDOMIZED, expected_low: float | None = None,
-            expected_high: float | None = None, cohort: str = "") -> LeverResult:
+            expected_high: float | None = None, cohort: str = "",
+            under_way: list[CohortInTest] | None = None) -> LeverResult:
     """Step 3: the lever for step 2's weak cohort, its expected range, power and the experiments row.
 
     ``lever``, ``design``, the expected range and ``cohort`` are the analyst's choices (empty / None:
@@ -653,6 +655,10 @@ def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
     ``reason_code=...`` to name the reason the lever acts on (default: the weak cohort's); it is read
     over the same delivery weeks as step 2's window and needs its expected range (step 2 did not test
     it). A choice that cannot be planned gives no plan and a ``note`` saying why, never a failed run.
+
+    ``under_way`` (``experiments.cohorts_in_test``): one test per cohort. When step 2's weak cohort overlaps
+    a test still open (or just kept), the plan goes to the next flagged candidate free of every test (the
+    one step 5 names as the next action), and the note says which test holds the weak cohort.
     """
     if cohort and weak is None:
         return LeverResult(None, f"The chosen cohort {cohort} was not planned: step 2 flagged no cohort this week, "
@@ -664,6 +670,11 @@ def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
                                  "(expected_low and expected_high), since step 2 did not test it.")
     if weak is None:
         return LeverResult(None)
+    held_note = ""
+    if not cohort and under_way:
+        weak, held_note = _free_cohort(snapshot, config, weak, candidates or [], under_way)
+        if weak is None:
+            return LeverResult(None, held_note)
     target = chosen_cohort(snapshot, config, weak, cohort) if cohort else weak
     plan = design_lever(target, snapshot, config, lever=lever, design=design, expected_low=expected_low,
                         expected_high=expected_high, candidates=None if cohort else candidates)
@@ -672,7 +683,24 @@ def analyse(snapshot: Snapshot, config: Config, weak: WeakCohortSection | None,
               "expected_low": expected_low, "expected_high": expected_high}
     said = "; ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                      for name, value in chosen.items() if value is not None)
-    return LeverResult(replace(plan, chosen_by_analyst=said))
+    return LeverResult(replace(plan, chosen_by_analyst=said), held_note)
+
+
+def _free_cohort(snap: Snapshot, config: Config, weak: WeakCohortSection, candidates: list[CandidateEntry],
+                 under_way: list[CohortInTest]) -> tuple[WeakCohortSection | None, str]:
+    """Step 2's weak cohort when no test holds it; else the flagged candidate with the largest excess cost
+    that no test holds, read as a weak cohort over step 2's window (None when every one is held)."""
+    slice_of = lambda filters: format_cohort({k: v for k, v in filters.items() if k != "reason_code"})
+    held = holding_test(slice_of(weak.filters), under_way)
+    if held is None:
+        return weak, ""
+    note = f"{held.words(slice_of(weak.filters))}: no second test is planned on it."
+    for c in sorted(candidates, key=lambda c: -c.excess_cost):
+        if holding_test(slice_of(c.filters), under_way) is None:
+            free = chosen_cohort(snap, config, weak, format_cohort(c.filters))
+            return replace(free, excess_cost=c.excess_cost, q_value=c.q_value), \
+                f"{note} The plan goes to the next flagged cohort not under test, {slice_of(c.filters)}."
+    return None, f"{note} Every other flagged cohort is under test too, so no new lever this week."
 
 
 def chosen_cohort(snap: Snapshot, config: Config, weak: WeakCohortSection, cohort: str) -> WeakCohortSection:

@@ -33,6 +33,7 @@ from playbook.data.contract import parse_cohort
 from playbook.data.dataset import Snapshot
 from playbook.journal.entry import JournalEntry
 from playbook.journal.store import EarlierLook, earlier_looks
+from playbook.journal.under_test import CohortInTest, cohorts_in_test, holding_test
 from playbook.metrics.dictionary import cohort_week, metric_named
 from playbook.stats.results import jsonable
 from playbook.stats.sequential import LookBoundary, look_boundary
@@ -275,28 +276,15 @@ def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cohorts_under_test(snap: Snapshot) -> list[dict[str, str]]:
-    """Cohort filters of experiments still running or due for review this week (or later)."""
-    if not snap.has("experiments"):
-        return []
-    e = snap.tables["experiments"]
-    live = e.filter(e.review_date >= snap.week.monday).select("cohort").to_pandas()
-    return [parse_cohort(c) for c in live["cohort"]]
-
-
-def _covered(candidate: dict[str, str], under_test: list[dict[str, str]]) -> bool:
-    slice_filter = {k: v for k, v in candidate.items() if k != "reason_code"}
-    return any(t and all(slice_filter.get(k) == v for k, v in t.items()) for t in under_test)
-
-
-def next_action(candidates: list[CandidateEntry], under_test: list[dict[str, str]], config: Config,
+def next_action(candidates: list[CandidateEntry], under_way: list[CohortInTest], config: Config,
                 plan: LeverSection | None = None) -> NextAction | None:
-    """The weak cohort with the largest excess cost not already under test, with its lever."""
+    """The weak cohort with the largest excess cost that no test holds (``experiments.cohorts_in_test``,
+    the list step 3 plans around), with its lever."""
     for c in sorted(candidates, key=lambda c: -c.excess_cost):
-        if _covered(c.filters, under_test):
-            continue
         filters = c.filters
         cohort = ";".join(f"{k}={v}" for k, v in filters.items() if k != "reason_code")
+        if holding_test(cohort, under_way) is not None:
+            continue
         lever = config.lever_for(filters.get("reason_code", "other"))
         action = lever["lever"]
         if plan and plan.cohort == cohort:
@@ -369,5 +357,5 @@ def analyse(snapshot: Snapshot, config: Config, comparisons: list[ComparisonSect
     """Step 5: the written rule applied to step 4's comparisons (looks numbered from the journal), each
     effect in money per week, the review questions answered, and the next highest-impact action."""
     items = valued(verdicts(comparisons, journal_dir, week), snapshot, config)
-    nxt = next_action(candidates or [], cohorts_under_test(snapshot), config, lever)
+    nxt = next_action(candidates or [], cohorts_in_test(snapshot, journal_dir), config, lever)
     return ReviewResult(items, nxt, review_script(baseline, weak, items, nxt))
