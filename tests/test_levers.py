@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import pandas as pd
 import pytest
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
 from section_examples import candidate, read, weak_cohort
 
 from playbook.config.loader import load_config
 from playbook.core.settings import MetricSettings
+from playbook.core.vocabulary import Design
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import DESIGNS, PLAN_COLUMNS, SELECTION_COLUMNS, TABLES, parse_cohort
 from playbook.data.dataset import open_dataset
@@ -24,6 +26,7 @@ from playbook.steps.levers import (
     conclusion,
     design_lever,
     experiments_table,
+    guardrail_powers,
     journal_entry,
     options_table,
     write_experiments_row,
@@ -483,3 +486,47 @@ def test_a_test_on_a_wider_cohort_holds_the_weak_cohort_too(sample_snap, config)
 def test_a_cohort_no_test_holds_is_planned_as_step_2_found_it(sample_snap, config):
     result = analyse(sample_snap, config, SAMPLE_WEAK, SAMPLE_CANDIDATES, under_way=_held("category=dresses"))
     assert result.plan.cohort == "category=knitwear" and result.note == ""
+
+
+# --- guardrails sized with the primary ----------------------------------------------------------------
+
+def test_a_guardrails_planned_error_shrinks_as_one_over_the_root_of_the_customers(sample_snap, config):
+    weeks = list(SAMPLE_WEAK.baseline_weeks)
+    one = guardrail_powers(sample_snap, config, {"category": "knitwear"}, weeks, Design.RANDOMIZED, 1000.0)
+    four = guardrail_powers(sample_snap, config, {"category": "knitwear"}, weeks, Design.RANDOMIZED, 4000.0)
+    assert [g.metric for g in one] == ["contact_rate", "net_revenue_per_customer"]
+    for a, b in zip(one, four):
+        assert b.std_error == pytest.approx(a.std_error / 2, rel=1e-9)
+
+
+def test_a_guardrails_power_is_the_one_sided_non_inferiority_power_of_its_read(sample_snap, config):
+    from statsmodels.stats.power import NormalIndPower
+
+    n = 3000.0
+    for g in guardrail_powers(sample_snap, config, {"category": "knitwear"}, list(SAMPLE_WEAK.baseline_weeks),
+                              Design.RANDOMIZED, n):
+        sd = g.std_error * (n / 2) ** 0.5  # the per-customer spread of a difference of two arms of n
+        expected = NormalIndPower().power(g.tolerance / sd, nobs1=n, alpha=0.025, alternative="larger")
+        assert g.power == pytest.approx(expected, rel=1e-6)
+        assert g.powered is (g.power >= 0.8) and ("follow-up" in g.note) is (not g.powered)
+
+
+def test_a_pre_post_plan_says_its_guardrails_are_not_sized(sample_snap, config):
+    out = guardrail_powers(sample_snap, config, {"category": "knitwear"}, list(SAMPLE_WEAK.baseline_weeks),
+                           Design.PRE_POST, 1000.0)
+    assert out and all(not g.powered and g.note.startswith("not sized: a pre/post design") for g in out)
+
+
+def test_the_plan_warns_when_k_holds_less_than_90_percent_of_the_shops_returns(sample_snap, config):
+    # the sample shop's lags: the 14-day window holds about 85 % of its returns (measured independently)
+    from playbook.data.facts import line_facts
+
+    lf = line_facts(sample_snap, 14).select("line_id", "delivered_ts").to_pandas()
+    r = sample_snap.tables["returns"].select("line_id", "requested_ts", "quantity").to_pandas().merge(lf, on="line_id")
+    cut = pd.Timestamp(sample_snap.cutoff) - pd.Timedelta(days=90)
+    r = r[pd.to_datetime(r.delivered_ts) <= cut]
+    lag = (pd.to_datetime(r.requested_ts) - pd.to_datetime(r.delivered_ts)).dt.total_seconds() / 86400
+    share = float((r.quantity * (lag <= 14)).sum() / r.quantity.sum())
+    plan = design_lever(SAMPLE_WEAK, sample_snap, config)
+    assert share < 0.9 and plan.window_warning is not None
+    assert f"holds {share:.0%} of the shop's historical returns" in plan.window_warning

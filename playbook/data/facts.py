@@ -134,6 +134,19 @@ def _order_facts(snap: Snapshot, k: int) -> ibis.Table:
     )
 
 
+#: The columns of an exposure's order lines, as every per-arm form reads them (``metrics.forms.ArmData``).
+EXPOSURE_COLUMNS = ("line_id", "order_id", "customer_id", "delivered_ts", "returned_ts", "units", "returned_units",
+                    "discount_amount", "gross", "net", "return_cost_k")
+
+
+def with_first_return(snap: Snapshot, lines: ibis.Table) -> ibis.Table:
+    """``lines`` (line facts) with each line's first return request and its returned units (step 4's
+    exposure and step 3's A/A reading of the baseline read lines the same way)."""
+    r = snap.tables["returns"]
+    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
+    return lines.left_join(first, "line_id").drop("line_id_right")
+
+
 def assigned_customers(snap: Snapshot, experiment_id: str) -> ibis.Table:
     """One row per customer assigned to the experiment, with the arm and the first assignment time
     (a repeated assignment row must not count twice)."""

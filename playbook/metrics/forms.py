@@ -86,6 +86,9 @@ class ArmData:
     experiment_id: str
     lines: pd.DataFrame
     as_of: dt.datetime
+    #: the assigned customers (``customer_id``, ``variant``) when they are not the experiment's rows of the
+    #: assignments table: step 3's A/A reading of the baseline splits the cohort's customers itself
+    assigned: pd.DataFrame | None = None
 
 
 class ArmForm(Protocol):
@@ -172,7 +175,8 @@ class MeanPerAssignedCustomer:
     needs: tuple[str, ...] = ("assignments",)
 
     def compare(self, metric: Metric, data: ArmData) -> Estimate:
-        assigned = assigned_customers(data.snap, data.experiment_id).to_pandas()
+        assigned = (data.assigned.copy() if data.assigned is not None
+                     else assigned_customers(data.snap, data.experiment_id).to_pandas())
         per = data.lines.groupby("customer_id")[self.column].sum()
         assigned["value"] = assigned["customer_id"].map(per).fillna(0.0)
         return mean_difference(assigned.loc[assigned.variant == "treatment", "value"],

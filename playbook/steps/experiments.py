@@ -34,7 +34,16 @@ from playbook.core.vocabulary import Decision, Design, Direction, GuardrailState
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import SELECTION_COLUMNS, parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.data.facts import Maturity, assigned_customers, is_mature, line_facts, matches, return_lag_histogram
+from playbook.data.facts import (
+    EXPOSURE_COLUMNS,
+    Maturity,
+    assigned_customers,
+    is_mature,
+    line_facts,
+    matches,
+    return_lag_histogram,
+    with_first_return,
+)
 from playbook.journal.under_test import closed, experiments_table, latest_verdicts
 from playbook.metrics.dictionary import computable_in, metric_named
 from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as_units
@@ -436,13 +445,8 @@ def exposure_lines(snap: Snapshot, exp: dict[str, Any], k: int) -> pd.DataFrame:
     lf = line_facts(snap, k)
     lf = lf.filter(matches(lf, parse_cohort(exp["cohort"])) & (lf.order_ts >= start) & (lf.order_ts <= end))
     a = assigned_customers(snap, exp["experiment_id"])
-    x = lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts)
-    r = snap.tables["returns"]
-    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
-    x = x.left_join(first, "line_id").drop("line_id_right")
-    cols = ["line_id", "order_id", "customer_id", "variant", "delivered_ts", "returned_ts", "units",
-            "returned_units", "discount_amount", "gross", "net", "return_cost_k"]
-    df = x.select(*cols).to_pandas()
+    x = with_first_return(snap, lf.join(a, "customer_id").filter(lambda t: t.order_ts >= t.assigned_ts))
+    df = x.select(*EXPOSURE_COLUMNS[:3], "variant", *EXPOSURE_COLUMNS[3:]).to_pandas()
     df["returned_units"] = df["returned_units"].fillna(0).clip(upper=df["units"])
     return df.rename(columns={"variant": "arm"})
 

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ibis
+import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from playbook.core.atomic import write_text
 from playbook.core.csvsafe import neutralise_row
@@ -33,10 +35,19 @@ from playbook.core.vocabulary import Design, Direction
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import SELECTION_COLUMNS, TABLES, format_cohort, parse_cohort
 from playbook.data.dataset import Snapshot
-from playbook.data.facts import line_facts, matches, returns_of_lines
+from playbook.data.facts import (
+    EXPOSURE_COLUMNS,
+    line_facts,
+    matches,
+    return_lag_histogram,
+    returns_of_lines,
+    with_first_return,
+)
 from playbook.journal.entry import JournalEntry
 from playbook.journal.under_test import CohortInTest, holding_test
-from playbook.metrics.dictionary import return_rate
+from playbook.metrics.dictionary import metric_named, return_rate
+from playbook.metrics.forms import ArmData
+from playbook.stats.delay import return_window_from_histogram
 from playbook.stats.power import (
     CustomerClustering,
     KDayPlan,
@@ -129,6 +140,26 @@ class PowerOption:
 
 
 @dataclass(frozen=True)
+class GuardrailPower:
+    """A guardrail as the plan sizes it: the standard error its read will have at the review and the power
+    to show it safe (non-inferiority at its tolerance, one-sided 2.5 %, no true effect).
+
+    Measured on the cohort's baseline weeks split A/A by customer and read by the guardrail's own per-arm
+    form (the function the verdict reads), scaled to the review's customers per arm (standard errors shrink
+    as 1 / sqrt(customers)). ``powered``: at least the plan's power; when not, ``note`` says what it means
+    (a keep will carry a dated follow-up read of it). With no true effect a guardrail blocks a keep at most
+    2.5 % of the time (harm must be shown), so two such guardrails cost at most about 5 points of power.
+    """
+
+    metric: str
+    tolerance: float
+    std_error: float | None
+    power: float | None
+    powered: bool
+    note: str
+
+
+@dataclass(frozen=True)
 class LeverPlan:
     experiment_id: str
     lever: str
@@ -168,8 +199,10 @@ class LeverPlan:
     #: information its review read was sized for (mature customers per arm), written in the row
     planned_looks: int = 1
     planned_information: float | None = None
-    #: cohorts step 3 did not plan on because a test of theirs is open or kept ("... is being tested by ...")
-    under_test_notes: tuple[str, ...] = ()
+    #: each guardrail's read at the review: its power to be shown safe at its tolerance
+    guardrail_powers: tuple[GuardrailPower, ...] = ()
+    #: the plan's warning when K holds less than 90 % of the shop's historical returns (None: it holds them)
+    window_warning: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -209,6 +242,7 @@ class LeverPlan:
             options=self.options, chosen_option=self.chosen_option,
             no_row_reason=self.no_row_reason,
             experiments_row=from_json(ExperimentsRow, row, "lever.experiments_row") if row is not None else None,
+            guardrail_powers=self.guardrail_powers or None, window_warning=self.window_warning,
         )
 
 
@@ -271,6 +305,8 @@ class LeverSection:
     chosen_option: str | None
     no_row_reason: str | None
     experiments_row: ExperimentsRow | None
+    guardrail_powers: tuple[GuardrailPower, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    window_warning: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 def _cohort_lines(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> ibis.Table:
@@ -473,7 +509,81 @@ def design_lever(
         mature_share_at_review=run.mature_share, options=tuple(options),
         chosen_option=pick.kind if pick else None, no_row_reason=no_row, selection=SelectionWeeks.of(weak),
         planned_looks=run.planned_looks, planned_information=run.planned_information,
+        guardrail_powers=guardrail_powers(snap, config, parse_cohort(run.cohort), base_weeks or window, design,
+                                          run.planned_information, power),
+        window_warning=_window_warning(snap, k),
     )
+
+
+def guardrail_powers(snap: Snapshot, config: Config, filters: dict[str, str], weeks: list[dt.date], design: Design,
+                     customers_per_arm: float | None, power: float = PLANNED_POWER) -> tuple[GuardrailPower, ...]:
+    """Each guardrail's power to be shown safe at the review (:class:`GuardrailPower`); a pre/post design's
+    guardrails are read by difference in differences on weekly cells and are not sized here (said so)."""
+    guards = config.experiments.guardrails[design]
+    if design != Design.RANDOMIZED:
+        return tuple(GuardrailPower(g.metric, g.tolerance, None, None, False, "not sized: a pre/post design reads its "
+                                    "guardrails against the control cohort's weeks, whose noise the plan cannot split")
+                     for g in guards)
+    data = _baseline_aa(snap, config.metrics.return_window_days, filters, weeks)
+    out = []
+    for g in guards:
+        out.append(_guardrail_power(g, data, snap, config, customers_per_arm, power))
+    return tuple(out)
+
+
+def _baseline_aa(snap: Snapshot, k: int, filters: dict[str, str], weeks: list[dt.date]) -> ArmData | None:
+    """The cohort's baseline lines split A/A by customer (a stable hash of the id), as an exposure."""
+    lf = _cohort_lines(snap, k, filters, weeks)
+    lines = with_first_return(snap, lf).select(*EXPOSURE_COLUMNS).to_pandas()
+    if lines.empty:
+        return None
+    lines["returned_units"] = lines["returned_units"].fillna(0).clip(upper=lines["units"])
+    customers = lines["customer_id"].astype(str)
+    lines["arm"] = np.where(pd.util.hash_pandas_object(customers, index=False).to_numpy() % 2 == 0,
+                            "control", "treatment")
+    assigned = lines[["customer_id", "arm"]].drop_duplicates("customer_id").rename(columns={"arm": "variant"})
+    return ArmData(snap, "A/A", lines, snap.cutoff, assigned=assigned)
+
+
+def _guardrail_power(g: Guardrail, data: ArmData | None, snap: Snapshot, config: Config,
+                     customers_per_arm: float | None, power: float) -> GuardrailPower:
+    def unsized(why: str) -> GuardrailPower:
+        return GuardrailPower(g.metric, g.tolerance, None, None, False, f"not sized: {why}")
+
+    metric = metric_named(g.metric, config.metrics)
+    if metric is None or metric.per_arm is None:
+        return unsized(f"{g.metric} has no per-arm form")
+    if data is None or not customers_per_arm:
+        return unsized("the cohort has no baseline line to measure its noise on")
+    missing = [t for t in metric.per_arm.needs if t != "assignments" and not snap.has(t)]
+    if missing:
+        return unsized(snap.missing(missing[0]))
+    est = metric.per_arm.compare(metric, data)
+    se = est.details.get("std_error") if est.ok else None
+    if se is None and est.ok:
+        se = (est.ci_high - est.ci_low) / (2 * float(norm.ppf(0.5 + est.confidence / 2)))
+    if not se or not math.isfinite(se):
+        return unsized(est.error or "no standard error on the baseline")
+    base = float(data.lines.groupby("arm")["customer_id"].nunique().mean())
+    planned_se = float(se) * math.sqrt(base / customers_per_arm)
+    p = float(norm.cdf(g.tolerance / planned_se - norm.ppf(0.975)))
+    if p >= power:
+        return GuardrailPower(g.metric, g.tolerance, planned_se, p, True,
+                              f"{p:.0%} power to show it within its tolerance ({g.tolerance:g}) at the review")
+    needed = base * (float(se) * (norm.ppf(0.975) + norm.ppf(power)) / g.tolerance) ** 2
+    return GuardrailPower(g.metric, g.tolerance, planned_se, p, False, (
+        f"only {p:.0%} power to show it within its tolerance ({g.tolerance:g}) at the review (about "
+        f"{needed:,.0f} customers per arm would give {power:.0%}): a keep will carry a dated follow-up read of it; "
+        "harm is still blocked when it is shown"))
+
+
+def _window_warning(snap: Snapshot, k: int, share: float = 0.9) -> str | None:
+    """A warning when the K-day window holds less than ``share`` of the shop's historical returns."""
+    window = return_window_from_histogram(return_lag_histogram(snap).to_pandas(), k, share)
+    if window.error is not None or window.holds_share:
+        return None
+    return (f"{window.why}: a lever that only delays returns can look like one that prevents them; the verdict "
+            "checks the timing of the returns and waits for a longer read before a keep")
 
 
 def _options(snap, config, weak, candidates, lever_name, pop, slice_filter, window, base_weeks,
@@ -589,6 +699,14 @@ def describe(plan: LeverPlan) -> list[tuple[str, str]]:
                             f"week; expected change {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points; "
                             f"read at the review on the units delivered at least {plan.k_days} days before it, "
                             f"customers as clusters (design effect {_num(plan.design_effect)})."),
+        *([("Looks.", f"{plan.planned_looks} weekly reads, the last on the review date; alpha is spent by the "
+                      f"information each read holds (about {plan.planned_information:,.0f} customers per arm with a "
+                      f"{plan.k_days}-day read at the review), so a strong effect can be kept early and the review "
+                      "needs about z >= 2.0.")] if plan.ready and plan.planned_looks > 1 and plan.planned_information
+          else []),
+        *([("Guardrails.", "; ".join(f"{g.metric}: {g.note}" for g in plan.guardrail_powers) + ".")]
+          if plan.guardrail_powers else []),
+        *([("Return window.", plan.window_warning + ".")] if plan.window_warning else []),
     ]
 
 
