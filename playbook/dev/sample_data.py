@@ -15,12 +15,21 @@ listed in ``data_samples/README.md`` and checked by ``tests/test_sample_data.py`
 6. the pre/post change ``EXP-2026-W46-OUTERWEAR-PROMO`` cuts outerwear discount depth by
    4 points from 2026-11-09;
 7. an older experiment ``EXP-2026-W41-DRESSES-PHOTOS`` (no effect, stopped) for history;
+9. a size guide on dresses, ``EXP-2026-W43-DRESSES-SIZE-GUIDE`` (randomized), cancels 80 % of the size
+   returns of its treated customers; planned for three weekly looks, its review date falls in 2026-W47,
+   where it is read with the whole of its planned information (a keep at its review date);
+10. a fit-photo test on jeans, ``EXP-2026-W45-JEANS-FIT-PHOTOS`` (randomized, no effect), planned for
+   three weekly looks up to its review on 2026-11-30: on 2026-W47 it is read at its first look, a third of
+   its planned information, and is not conclusive yet (continue).
+
+Facts 9 and 10 draw from generators of their own (their assignments and the size guide's cut), so every
+other table is the same shop draw for draw as without them.
 8. app customers buy knitwear far more often (45 % of app lines are turned into knitwear), so the
    app channel's size returns rise with the knitwear spike: step 2 must name knitwear and show
    the app channel as explained by it.
 
 ``planted_effects=False`` gives the A/A variant: the same shop draw for draw, except that
-facts 5 and 6 have no effect.
+facts 5, 6 and 9 have no effect.
 
 CLI: ``python -m playbook.dev.sample_data --out data_samples [--aa] [--seed N]``.
 
@@ -33,7 +42,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -186,19 +194,40 @@ DOW_FACTOR = np.array([1.08, 1.00, 0.97, 0.95, 0.92, 0.94, 1.14])
 CAMPAIGN_SHOES_ORDERS_PER_DAY = 150.0  # extra shoes-led orders a day, 2026-11-09 .. 11-16
 ASSIGNED_NON_BUYER_SHARE = 0.35  # logged-in visitors who did not order, relative to buyers
 
+SIZE_GUIDE_START, SIZE_GUIDE_REVIEW = _day("2026-10-19"), _day("2026-11-16")
+SIZE_GUIDE_CUT = 0.80  # EXP-2026-W43-DRESSES-SIZE-GUIDE: treatment cancels 80 % of dresses' size returns
+JEANS_START, JEANS_REVIEW = _day("2026-11-02"), _day("2026-11-30")
+LOOKS_SEED_OFFSET = 4401  # facts 9 and 10 draw from their own generator: the rest of the shop keeps every draw
+
+#: The experiments table. Each row carries the weeks step 2 read when it chose the cohort (the selection
+#: columns) and its plan's looks; a randomized row carries the information (customers per arm with a unit
+#: followed for its window) its plan was sized for, filled in by ``_planned_information``.
 EXPERIMENTS = (
     dict(experiment_id="EXP-2026-W41-DRESSES-PHOTOS", lever="better_product_photos",
          cohort="category=dresses", design="randomized", control_cohort=None,
          primary_metric="return_rate_14d", expected_low=-0.03, expected_high=-0.01,
-         start_date="2026-10-05", review_date="2026-10-12"),
+         start_date="2026-10-05", review_date="2026-10-12", selection_first_week="2026-W27",
+         selection_window_week="2026-W35", selection_last_week="2026-W38", planned_looks=1),
+    dict(experiment_id="EXP-2026-W43-DRESSES-SIZE-GUIDE", lever="size_guide",
+         cohort="category=dresses", design="randomized", control_cohort=None,
+         primary_metric="return_rate_14d", expected_low=-0.07, expected_high=-0.03,
+         start_date="2026-10-19", review_date="2026-11-16", selection_first_week="2026-W29",
+         selection_window_week="2026-W37", selection_last_week="2026-W40", planned_looks=3),
+    dict(experiment_id="EXP-2026-W45-JEANS-FIT-PHOTOS", lever="fit_photos",
+         cohort="category=jeans", design="randomized", control_cohort=None,
+         primary_metric="return_rate_14d", expected_low=-0.05, expected_high=-0.02,
+         start_date="2026-11-02", review_date="2026-11-30", selection_first_week="2026-W31",
+         selection_window_week="2026-W39", selection_last_week="2026-W42", planned_looks=3),
     dict(experiment_id="EXP-2026-W46-SHOES-FIT", lever="fit_size_message",
          cohort="category=shoes", design="randomized", control_cohort=None,
          primary_metric="return_rate_14d", expected_low=-0.06, expected_high=-0.02,
-         start_date="2026-11-09", review_date="2026-11-16"),
+         start_date="2026-11-09", review_date="2026-11-16", selection_first_week="2026-W32",
+         selection_window_week="2026-W40", selection_last_week="2026-W43", planned_looks=1),
     dict(experiment_id="EXP-2026-W46-OUTERWEAR-PROMO", lever="tighten_promo_eligibility",
          cohort="category=outerwear", design="pre_post", control_cohort=None,
          primary_metric="discount_depth", expected_low=-5.0, expected_high=-2.0,
-         start_date="2026-11-09", review_date="2026-11-16"),
+         start_date="2026-11-09", review_date="2026-11-16", selection_first_week="2026-W32",
+         selection_window_week="2026-W40", selection_last_week="2026-W43", planned_looks=1),
 )
 
 OWNERS = ("amira.cx", "ben.ops", "chloe.buying", "dario.data", "elif.marketing", "femi.logistics")
@@ -370,6 +399,11 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
                                    "EXP-2026-W41-DRESSES-PHOTOS")  # no effect, in both variants
     fit_assign, fit_arm = _assign(rng, o_cust, o_s, o_day, EXP_START, EXP_END, n_pool,
                                   "EXP-2026-W46-SHOES-FIT")
+    looks_rng = np.random.default_rng(seed + LOOKS_SEED_OFFSET)  # facts 9 and 10: their own draws
+    guide_assign, guide_arm = _assign(looks_rng, o_cust, o_s, o_day, SIZE_GUIDE_START, SIZE_GUIDE_REVIEW, n_pool,
+                                      "EXP-2026-W43-DRESSES-SIZE-GUIDE")
+    jeans_assign, _jeans_arm = _assign(looks_rng, o_cust, o_s, o_day, JEANS_START, N_DAYS - 1, n_pool,
+                                       "EXP-2026-W45-JEANS-FIT-PHOTOS")
 
     # Lines: 1-4 per order, categories by season; campaign orders start with a shoes line.
     n_lines = rng.choice([1, 2, 3, 4], size=n_orders, p=[0.56, 0.29, 0.10, 0.05])
@@ -468,6 +502,10 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     fit_u = rng.random(n_l)
     if planted_effects:
         returned &= ~(treated & size_reason & (fit_u < SHOES_FIT_CUT))
+    guided = (l_cat == DRESSES) & (l_day >= SIZE_GUIDE_START) & (guide_arm[o_cust[l_order]] == 1)
+    guide_u = looks_rng.random(n_l)
+    if planted_effects:
+        returned &= ~(guided & size_reason & (guide_u < SIZE_GUIDE_CUT))
     med = np.array([DELAY[r][0] for r in STACK] + [1.0])[reason]
     med = np.where((l_cat == SHOES) & size_reason, SHOES_SIZE_DELAY_MEDIAN, med)
     sig = np.array([DELAY[r][1] for r in STACK] + [1.0])[reason]
@@ -558,11 +596,13 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     sessions = _sessions(rng, o_day, o_camp, o_channel, l_cat[l_first], o_week)
     marketing = _marketing(rng)
     actions = _actions(rng)
+    assignments = pd.concat([old_assign, guide_assign, jeans_assign, fit_assign], ignore_index=True)
     experiments = pd.DataFrame(list(EXPERIMENTS))
     for col in ("start_date", "review_date"):
         experiments[col] = pd.to_datetime(experiments[col]).astype("datetime64[s]")
     experiments["control_cohort"] = experiments["control_cohort"].astype("str")
-    assignments = pd.concat([old_assign, fit_assign], ignore_index=True)
+    experiments["planned_information"] = [
+        _planned_information(e, assignments, orders, order_lines) for e in EXPERIMENTS]
 
     tables = {
         "orders": orders, "order_lines": order_lines, "returns": returns, "sessions": sessions,
@@ -570,6 +610,30 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
         "experiments": experiments, "assignments": assignments,
     }
     return {name: tables[name] for name in ALL_TABLES}
+
+
+def _planned_information(exp: dict, assignments: pd.DataFrame, orders: pd.DataFrame,
+                         order_lines: pd.DataFrame, k: int = 14) -> float:
+    """What a randomized row's plan was sized for: customers per arm with a cohort unit, ordered from the start
+    to the review date, delivered at least ``k`` days before the end of the review date's week (the review's
+    read, as ``stats.power`` counts it); for a review before any unit can be read at k (the older rows), the
+    customers of the whole exposure, whose read comes when it can be made. NaN for a pre/post row (it is not
+    read at a K-day window)."""
+    if exp["design"] != "randomized":
+        return float("nan")
+    category = exp["cohort"].split("=", 1)[1]
+    start, review = pd.Timestamp(exp["start_date"]), pd.Timestamp(exp["review_date"])
+    read_on = review + pd.Timedelta(days=7 - review.day_of_week)  # the Monday after the review week
+    placed = orders[(orders.order_ts >= start) & (orders.order_ts < review + pd.Timedelta(days=1))]
+    lines = order_lines[order_lines.category == category].merge(
+        placed[["order_id", "customer_id", "delivered_ts"]], on="order_id")
+    mine = assignments[assignments.experiment_id == exp["experiment_id"]]
+
+    def per_arm(rows: pd.DataFrame) -> float:
+        return float(mine[mine.customer_id.isin(rows.customer_id)].groupby("variant").customer_id.nunique().mean())
+
+    mature = per_arm(lines[lines.delivered_ts <= read_on - pd.Timedelta(days=k)])
+    return round(mature if mature > 0 else per_arm(lines))
 
 
 def _contacts(rng, o_s, o_day, deliv_s, promised_day, late, lost, order_ids) -> pd.DataFrame:
@@ -695,7 +759,8 @@ def _to_text(df: pd.DataFrame, name: str) -> pd.DataFrame:
     floats stay floats (``to_csv`` writes them with two decimals)."""
     spec = TABLES[name]
     out = {}
-    for col in spec.columns:
+    columns = [c for c in spec.all_columns if c.name in df.columns]
+    for col in columns:
         s = df[col.name]
         if col.kind in ("timestamp", "date"):
             values = s.to_numpy(dtype="datetime64[s]")
@@ -708,7 +773,7 @@ def _to_text(df: pd.DataFrame, name: str) -> pd.DataFrame:
             out[col.name] = s.astype("int64")
         else:
             out[col.name] = s
-    return pd.DataFrame(out, columns=list(spec.column_names))
+    return pd.DataFrame(out, columns=[c.name for c in columns])
 
 
 def table_bytes(df: pd.DataFrame, name: str) -> bytes:
@@ -726,9 +791,7 @@ def write_shop(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Pat
     paths = []
     for name in ALL_TABLES:
         if name in tables:
-            path = atomic.write_bytes(out / f"{name}.csv.gz", table_bytes(tables[name], name))
-            os.chmod(path, 0o644)  # the temporary file was private; the data are not
-            paths.append(path)
+            paths.append(atomic.write_bytes(out / f"{name}.csv.gz", table_bytes(tables[name], name)))
     return paths
 
 
@@ -737,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None,
                         help="output folder; a relative path is taken from the repository root (default: data_samples)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--aa", action="store_true", help="A/A variant: the two W46 experiments have no effect")
+    parser.add_argument("--aa", action="store_true", help="A/A variant: the W46 experiments and the size guide have no effect")
     args = parser.parse_args(argv)
     tables = generate_shop(seed=args.seed, planted_effects=not args.aa)
     for path in write_shop(tables, resolve(args.out, DATA_SAMPLES_DIR)):

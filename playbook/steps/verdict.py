@@ -191,8 +191,11 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
         elif g.state == GuardrailState.NOT_MEASURED and not g.optional:
             blocks.append(f"guardrail {g.metric} was not measured ({g.why})")
         elif g.state == GuardrailState.NOT_SHOWN_SAFE:
+            # not a block: harm is not shown (a noisy guardrail would otherwise block most working levers);
+            # the keep carries the read that can show it safe, or a watch when no read within half a year can
             if g.follow_up_on is None:
-                blocks.append(f"guardrail {g.metric} is not shown safe and no follow-up read can show it ({g.why})")
+                follow_ups.append(f"watch guardrail {g.metric} weekly after the roll-out: not shown safe, and no read "
+                                  f"within half a year at this volume can show it ({g.why})")
             else:
                 follow_ups.append(f"read guardrail {g.metric} again on {g.follow_up_on:%Y-%m-%d}: not shown safe yet "
                                   f"({g.why})")
