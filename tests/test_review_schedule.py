@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from conftest import write_shop
 from section_examples import overdue as overdue_json
@@ -18,7 +19,7 @@ from playbook.data.dataset import open_dataset
 from playbook.journal.entry import JournalEntry
 from playbook.journal.store import record_week
 from playbook.report.pages import index_page
-from playbook.steps.experiments import due_for_review, overdue, overdue_section
+from playbook.steps.experiments import due_for_review, overdue, overdue_section, running
 
 FIRST_LOOKS = ["EXP-D", "EXP-P", "EXP-S", "EXP-U"]  # review date in 2026-W47
 
@@ -51,18 +52,12 @@ def test_a_provisional_verdict_is_read_again_the_next_week(snap, tmp_path):
     assert table.loc["EXP-D", "due"] == "review date this week"
 
 
-def test_an_inconclusive_verdict_is_read_again_while_planned_looks_are_left(snap, tmp_path):
-    j = journal_with(tmp_path, ("2026-W45", "adjust"), ("2026-W46", "adjust"))
-    assert "EXP-OLD" in due(snap, j)  # 2 of the 4 default looks used
+def test_a_continue_verdict_is_read_again_the_next_week(snap, tmp_path):
+    j = journal_with(tmp_path, ("2026-W45", "continue"))
+    assert "EXP-OLD" in due(snap, j)
 
 
-def test_an_inconclusive_verdict_closes_the_experiment_once_every_planned_look_is_used(snap, tmp_path):
-    j = journal_with(tmp_path, ("2026-W43", "adjust"), ("2026-W44", "adjust"), ("2026-W45", "adjust"),
-                     ("2026-W46", "adjust"))
-    assert "EXP-OLD" not in due(snap, j)
-
-
-@pytest.mark.parametrize("decision", ["keep", "stop"])
+@pytest.mark.parametrize("decision", ["keep", "stop", "adjust"])
 def test_a_kept_or_stopped_experiment_is_never_read_again(snap, tmp_path, decision):
     assert "EXP-OLD" not in due(snap, journal_with(tmp_path, ("2026-W46", decision)))
 
@@ -97,3 +92,32 @@ def test_the_index_shows_the_state_of_each_verdict_and_the_overdue_reviews():
     assert "&lt;b&gt;EXP-B&lt;/b&gt;" in page and "<b>EXP-B</b>" not in page
     overdue_part = page.split('id="overdue"', 1)[1].split("</ul>", 1)[0]
     assert "<li>EXP-OLD (x on y): review date 2026-11-08 passed</li>" in overdue_part
+
+
+# --- a plan's looks before its review date, and a closed test ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """The same shop with three more rows: a plan of 3 looks reviewed next week (W48), one reviewed in W50,
+    and a test closed on 2026-11-18 whose review date is this week."""
+    folder = write_shop(tmp_path_factory.mktemp("looks") / "shop", experiment_shop())
+    table = pd.read_csv(folder / "experiments.csv")
+    base = table[table.experiment_id == "EXP-LATER"].iloc[0]
+    rows = [base.to_dict() | {"experiment_id": "EXP-3-LOOKS", "review_date": "2026-11-30", "planned_looks": 3},
+            base.to_dict() | {"experiment_id": "EXP-3-LOOKS-LATE", "review_date": "2026-12-14", "planned_looks": 3},
+            base.to_dict() | {"experiment_id": "EXP-CLOSED", "review_date": "2026-11-20", "closed_on": "2026-11-18",
+                              "closed_reason": "the page was redesigned"}]
+    pd.concat([table, pd.DataFrame(rows)], ignore_index=True).to_csv(folder / "experiments.csv", index=False)
+    return open_dataset(folder).as_of("2026-W47")
+
+
+def test_a_plan_of_three_looks_is_read_from_two_weeks_before_its_review_date(planned):
+    table = due_for_review(planned).set_index("experiment_id")
+    assert table.loc["EXP-3-LOOKS", "due"] == "planned look before the review date of 30 Nov 2026"
+    assert "EXP-3-LOOKS-LATE" not in table.index  # its looks are W48, W49 and W50
+
+
+def test_a_closed_test_is_neither_read_nor_overdue_nor_running(planned, tmp_path):
+    assert "EXP-CLOSED" not in due(planned, None)
+    assert "EXP-CLOSED" not in list(overdue(planned, tmp_path)["experiment_id"])
+    assert "EXP-CLOSED" not in [r.experiment_id for r in running(planned)]
