@@ -133,10 +133,16 @@ def test_a_guardrail_with_harm_likely_blocks_a_keep_and_is_named():
     assert v.decision == "adjust" and "contact_rate is likely harmed" in v.why
 
 
-def test_a_guardrail_not_shown_safe_allows_a_keep_only_with_its_dated_follow_up():
+def test_a_guardrail_not_shown_safe_allows_a_keep_with_its_dated_follow_up():
     kept = verdict_for(with_guardrail("not_shown_safe", follow_up_on="2027-04-07")).verdict
     assert kept.decision == "keep" and "2027-04-07" in kept.why and "2027-04-07" in kept.follow_ups[0]
-    assert verdict_for(with_guardrail("not_shown_safe")).verdict.decision == "adjust"
+
+
+def test_a_guardrail_no_read_can_show_safe_is_watched_after_the_roll_out_not_a_block():
+    # harm is not shown: blocking on noise would refuse most working levers of a small shop
+    kept = verdict_for(with_guardrail("not_shown_safe")).verdict
+    assert kept.decision == "keep"
+    assert kept.follow_ups[0].startswith("watch guardrail contact_rate weekly after the roll-out")
 
 
 def test_the_follow_up_read_goes_to_the_journal():
@@ -324,7 +330,7 @@ def test_the_review_script_of_a_quiet_week_says_so():
 def test_the_conclusion_counts_the_decisions():
     items = [verdict_for(comparison()), verdict_for(comparison(0.03, (0.01, 0.05)))]
     assert conclusion(items, None) == (
-        "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 provisional; no new cohort to act on.")
+        "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 continuing, 0 provisional; no new cohort to act on.")
 
 
 # --- the effect in money --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from playbook.core.jsonmodel import from_json
-from playbook.core.vocabulary import ADJUST, DECISIONS, KEEP, PROVISIONAL, STOP
+from playbook.core.vocabulary import ADJUST, CONTINUE, DECISIONS, KEEP, PROVISIONAL, STOP
 from playbook.core.weeks import IsoWeek
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import apply_staged, journal_path, read_journal
@@ -28,7 +28,7 @@ class TrackRecord:
     Attributes:
         week, weeks, first_week: the window (``first_week`` .. ``week``, both included).
         verdicts: the latest verdict of each experiment reviewed in the window, newest first.
-        counts: number of levers kept / adjusted / stopped / provisional.
+        counts: number of levers kept / adjusted / stopped / continuing / provisional.
         money_per_week: what the kept levers save per week, summed in money (the only unit in which
             effects on different cohorts and metrics add up), with ``money_ci`` its interval: the
             half-widths combined as independent (root of the sum of squares; asymmetric sides kept).
@@ -59,8 +59,9 @@ class TrackRecord:
             return f"No lever reviewed from {window} yet."
         c = self.counts
         text = (f"From {window}: {self.n_reviewed} lever(s) reviewed, {c[KEEP]} kept, {c[ADJUST]} adjusted, "
-                f"{c[STOP]} stopped" + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
-                                        if c.get(PROVISIONAL) else "") + ".")
+                f"{c[STOP]} stopped" + (f", {c[CONTINUE]} continuing (not conclusive yet)" if c.get(CONTINUE) else "")
+                + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
+                   if c.get(PROVISIONAL) else "") + ".")
         if self.money_per_week is not None:
             low, high = self.money_ci
             text += (f" The kept levers save about {self.money_per_week:,.0f} a week in return costs and "

@@ -23,7 +23,19 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from playbook.core.settings import Config, DecisionRow
-from playbook.core.vocabulary import ADJUST, AMBER, GREEN, KEEP, RED, STOP, Direction, GuardrailState, Status
+from playbook.core.vocabulary import (
+    ADJUST,
+    AMBER,
+    CONTINUE,
+    GREEN,
+    KEEP,
+    PROVISIONAL,
+    RED,
+    STOP,
+    Direction,
+    GuardrailState,
+    Status,
+)
 from playbook.metrics.dictionary import MetricResults, metric_named
 from playbook.metrics.display import value_text
 from playbook.metrics.metric import Metric
@@ -783,8 +795,8 @@ def track_record_finding(record, currency: str) -> str:
     return text
 
 
-_DECISION_STYLE = {KEEP: (TEAL, "o", "kept"), STOP: (VERMILLION, "X", "stopped"), "adjust": (ORANGE, "D", "adjusted"),
-                   "provisional": (GREY, "s", "provisional")}
+_DECISION_STYLE = {KEEP: (TEAL, "o", "kept"), STOP: (VERMILLION, "X", "stopped"), ADJUST: (ORANGE, "D", "adjusted"),
+                   CONTINUE: (GREY, "^", "continuing"), PROVISIONAL: (GREY, "s", "provisional")}
 
 
 def track_record_chart(record, currency: str):

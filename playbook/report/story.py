@@ -28,8 +28,9 @@ NO_RULE = "no rule: investigate"
 #: a verdict as a manager reads it: the decision, then what it means
 DECISION_WORDS = {
     Decision.KEEP: ("keep", "roll it out"),
-    Decision.ADJUST: ("adjust", "not conclusive yet"),
-    Decision.STOP: ("stop", "it does not pay"),
+    Decision.ADJUST: ("adjust", "change the lever or its scope"),
+    Decision.STOP: ("stop", "roll it back"),
+    Decision.CONTINUE: ("continue", "not conclusive yet"),
     Decision.PROVISIONAL: ("too early to read", ""),
 }
 
@@ -157,6 +158,8 @@ class VerdictLine:
     follow_ups: tuple[str, ...]
     next_step: str
     why: str
+    #: every reason that applies (evidence, each guardrail, SRM, delay, blockers), the first the deciding one
+    reasons: tuple[str, ...] = ()
 
 
 def verdict_lines(s: Summary, d: Display, config: Config) -> list[VerdictLine]:
@@ -187,10 +190,15 @@ def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Displa
     decision = decision_words(r.decision)
     if r.decision == Decision.PROVISIONAL and r.readable_on:
         decision += f" (readable on {r.readable_on:%d %b %Y})"
+    elif r.decision == Decision.CONTINUE and r.information_fraction is not None:
+        decision += (f" at {r.information_fraction:.0%} of the planned information"
+                     + (f"; next read on {r.readable_on:%d %b %Y}" if r.readable_on else ""))
+    elif r.information_fraction is not None and r.boundary is not None:
+        decision += f" (look {r.look}, {min(r.information_fraction, 1):.0%} of the planned information)"
     elif r.look and r.planned_looks:
         decision += f" (look {r.look} of {r.planned_looks})"
     return VerdictLine(r.experiment_id, change, r.decision, decision, effect, expected, money, guards, r.flags,
-                       r.follow_ups, r.next_step, r.why)
+                       r.follow_ups, r.next_step, r.why, tuple(r.reasons) or (r.why,))
 
 
 def next_action_sentence(s: Summary, d: Display) -> Markup | None:

@@ -260,13 +260,21 @@ def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> li
     return out
 
 
+def _look_words(row: dict[str, Any]) -> str:
+    fraction, boundary = row.get("information_fraction"), row.get("boundary")
+    if fraction is None:
+        return f"{row['look']} of {row['planned_looks']}"
+    needs = f", keep needs z >= {boundary:.2f}" if boundary is not None else ", spends nothing"
+    return f"{row['look']} ({fraction:.0%} of the planned information{needs})"
+
+
 def verdict_table(items: list[ExperimentVerdict]) -> pd.DataFrame:
     """One row per verdict, in words: decision, look, window read, guardrail states, flags and follow-ups."""
     rows = []
     for i in items:
         r = i.summary_row()
         rows.append({"experiment": r["experiment_id"], "decision": r["decision"],
-                     "look": f"{r['look']} of {r['planned_looks']}", "primary_metric": r["primary_metric"],
+                     "look": _look_words(r), "primary_metric": r["primary_metric"],
                      "read at": f"{r['k_read']} days" if r["k_read"] else "",
                      "estimate": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                      "guardrails": "; ".join(f"{g['metric']}: {g['state'].replace('_', ' ')}" for g in r["guardrails"]),
@@ -317,7 +325,7 @@ def review_script(baseline: BaselineSection | None, weak: WeakCohortSection | No
 def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
     counts = {d: sum(i.verdict.decision == d for i in items) for d in DECISIONS}
     text = (f"{len(items)} experiment(s) reviewed: {counts['keep']} kept, {counts['adjust']} to adjust, "
-            f"{counts['stop']} stopped, {counts['provisional']} provisional")
+            f"{counts['stop']} stopped, {counts['continue']} continuing, {counts['provisional']} provisional")
     flagged = [i.experiment_id for i in items if i.verdict.flags]
     if flagged:
         text += f" ({', '.join(flagged)}: check before rolling out)"
