@@ -127,7 +127,9 @@ def test_the_lever_is_the_fit_message_for_the_weak_cohort(loop):
 
 def test_both_planted_experiments_are_compared(loop):
     comps = {c["experiment_id"]: c for c in loop["summary"]["comparisons"]}
-    assert set(comps) == {"EXP-2026-W46-SHOES-FIT", "EXP-2026-W46-OUTERWEAR-PROMO"}
+    # the two W46 tests and the size guide at their review dates, the jeans test at its first planned look
+    assert set(comps) == {"EXP-2026-W46-SHOES-FIT", "EXP-2026-W46-OUTERWEAR-PROMO", "EXP-2026-W43-DRESSES-SIZE-GUIDE",
+                          "EXP-2026-W45-JEANS-FIT-PHOTOS"}
     shoes = comps["EXP-2026-W46-SHOES-FIT"]
     assert shoes["srm_p_value"] > 0.001 and shoes["srm_exposed_p_value"] > 0.001
     # at J+7 no unit has had the 14 days of the registered window: no estimate under its name, a date to read it
@@ -145,14 +147,25 @@ def test_planted_effects_are_not_kept_before_the_window_and_the_guardrails_can_b
     shoes = verdict(loop["summary"], "EXP-2026-W46-SHOES-FIT")
     assert (shoes["decision"], shoes["readable_on"], shoes["look"]) == ("provisional", "2026-11-25", 1)
     promo = verdict(loop["summary"], "EXP-2026-W46-OUTERWEAR-PROMO")
-    # the discount cut (-3.8 points, planted -4) is read on weekly cohort gaps (t with 8 df): at look 1 of 4 a keep
-    # needs z >= 4.33 (O'Brien-Fleming spending), so the verdict waits for the next look; contact rate reads
-    # +2.7 points [-0.6, +6.0] on weekly cohort gaps: past its +1 point tolerance, harm is likely (noise: no
-    # contact effect is planted), which would block a keep at any look
-    assert promo["decision"] == "adjust" and "look 1 of 4" in promo["why"] and "4.33" in promo["why"]
+    # the discount cut (-3.8 points, planted -4) is read on weekly cohort gaps at its review date: a row with one
+    # review date is one look at the nominal level (z >= 1.96); contact rate reads +2.7 points [-0.6, +6.0]: harm
+    # is not shown (no contact effect is planted), so it is not a block but a watch after the roll-out
+    assert promo["decision"] == "keep" and "a keep needs z >= 1.96" in promo["why"]
     assert promo["estimate"] == pytest.approx(-3.79, abs=0.05) and promo["ci_high"] < 0
     contact = next(g for g in promo["guardrails"] if g["metric"] == "contact_rate")
-    assert contact["state"] == "harm_likely"
+    assert contact["state"] == "not_shown_safe"
+    assert any(f.startswith("watch guardrail contact_rate") for f in promo["follow_ups"])
+
+
+def test_the_size_guide_is_kept_at_its_review_date_and_the_jeans_test_continues(loop):
+    guide = verdict(loop["summary"], "EXP-2026-W43-DRESSES-SIZE-GUIDE")
+    assert guide["decision"] == "keep" and guide["ci_high"] < 0  # planted: 80 % of dresses' size returns cut
+    assert guide["information_fraction"] == pytest.approx(1.0, abs=0.05) and guide["boundary"] == pytest.approx(1.96,
+                                                                                                              abs=0.01)
+    jeans = verdict(loop["summary"], "EXP-2026-W45-JEANS-FIT-PHOTOS")
+    assert jeans["decision"] == "continue" and jeans["readable_on"] == "2026-11-29"
+    assert 0.1 < jeans["information_fraction"] < 0.5 and jeans["boundary"] > 3  # an early look needs strong evidence
+    assert "not conclusive yet at 20% of the planned information" in jeans["why"]
 
 
 def test_the_next_action_is_the_weak_cohort_not_already_under_test(loop):
@@ -162,16 +175,18 @@ def test_the_next_action_is_the_weak_cohort_not_already_under_test(loop):
 
 def test_the_aa_variant_gives_no_keep(loop):
     decisions = {r["experiment_id"]: r["decision"] for r in loop["aa_summary"]["review"]}
-    assert len(decisions) == 2 and "keep" not in decisions.values()
+    assert len(decisions) == 4 and "keep" not in decisions.values()
 
 
 def test_the_journal_holds_one_plan_and_the_verdicts_of_the_week_after_a_rerun(loop):
     j = read_journal(loop["journal"])
     week = j[j.week == WEEK]
-    assert sorted(week.kind) == ["plan", "verdict", "verdict"]
-    assert set(week[week.kind == "verdict"].decision) <= {"adjust", "stop", "provisional"}  # the A/A run replaced them
+    assert sorted(week.kind) == ["plan", "verdict", "verdict", "verdict", "verdict"]
+    # the A/A run replaced them
+    assert set(week[week.kind == "verdict"].decision) <= {"adjust", "stop", "continue", "provisional"}
     before = loop["planted_journal"]
-    assert sorted(before[before.week == WEEK].decision.replace("", "-")) == ["-", "adjust", "provisional"]
+    assert sorted(before[before.week == WEEK].decision.replace("", "-")) == ["-", "continue", "keep", "keep",
+                                                                               "provisional"]
     assert set(week[week.kind == "verdict"].look) == {1}
 
 
