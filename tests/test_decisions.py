@@ -520,3 +520,49 @@ def test_flat_while_other_rises_reads_the_flat_threshold_in_each_metrics_own_uni
     row = table_row("discount_depth", "flat_while_other_rises", other_metric="conversion_rate", flat_within_points=0.5)
     frame = rows("discount_depth", [10.0, 10.2]) + rows("conversion_rate", [0.020, 0.030])
     assert status_of("discount_depth", frame, row).status == RED
+
+
+# --- looks, harm stops and delays (issue 19) ---------------------------------------------------------
+
+def test_a_harm_stop_before_the_review_date_needs_the_looks_mirrored_boundary():
+    # z = 0.02 / (0.01 / 1.96) = 3.92 on the bad side: past 1.96 but not past an early look's 4.33
+    early = look_boundary([], 0.25, final=False)
+    assert decide(0.02, 0.01, 0.03, **LOWER, look=early).decision == CONTINUE
+    assert decide(0.02, 0.01, 0.03, **LOWER).decision == STOP  # the review date's look: z <= -1.96
+
+
+def test_a_keep_at_an_early_look_needs_overwhelming_evidence():
+    early = look_boundary([], 0.25, final=False)  # O'Brien-Fleming: z >= 4.33 at a quarter of the information
+    assert decide(-0.02, -0.03, -0.01, **LOWER, look=early).decision == CONTINUE  # z = 3.92
+    assert decide(-0.025, -0.03, -0.02, **LOWER, look=early).decision == KEEP  # z = 9.8
+
+
+def test_a_possible_delay_waits_for_its_longer_read_then_keeps_only_if_the_gap_holds():
+    from playbook.steps.verdict import DelayRead
+
+    pending = DelayRead(True, "treated returns come back later", 28, None, dt.date(2026, 12, 20))
+    v = decide(*CASES["within"], **LOWER, delay=pending)
+    assert v.decision == CONTINUE and v.readable_on == dt.date(2026, 12, 20) and "28-day window" in v.next_step
+    assert decide(*CASES["within"], **LOWER, delay=replace_delay(pending, True)).decision == KEEP
+    held = decide(*CASES["within"], **LOWER, delay=replace_delay(pending, False))
+    assert held.decision == ADJUST and any("does not hold the gap" in r for r in held.reasons)
+
+
+def replace_delay(d, confirmed):
+    import dataclasses
+
+    return dataclasses.replace(d, confirmed=confirmed)
+
+
+def test_every_reason_that_applies_is_listed_not_only_the_first():
+    from playbook.core.vocabulary import GuardrailState
+    from playbook.steps.verdict import GuardrailRead
+
+    guards = (GuardrailRead("contact_rate", GuardrailState.HARM_LIKELY, "harm shown"),
+              GuardrailRead("net_revenue_per_customer", GuardrailState.NOT_SHOWN_SAFE, "wide",
+                            follow_up_on=dt.date(2027, 1, 4)))
+    v = decide(*CASES["within"], **LOWER, srm=True, guardrails=guards)
+    assert v.decision == ADJUST
+    text = " | ".join(v.reasons)
+    assert "sample ratio mismatch" in text and "contact_rate is likely harmed" in text
+    assert "net_revenue_per_customer: not shown safe yet" in text and text.startswith("the primary metric improved")
