@@ -139,7 +139,7 @@ def test_help_documents_every_option_of_every_command():
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     assert sorted(sub.choices) == ["experiments", "journal", "validate", "weekly", "weeks"]
     (actions,) = [a for a in sub.choices["experiments"]._actions if a.dest == "action"]
-    assert sorted(actions.choices) == ["add", "close"]
+    assert sorted(actions.choices) == ["add", "close", "extend"]
     commands = {**sub.choices, **{f"experiments {k}": v for k, v in actions.choices.items()}}
     for name, command in commands.items():
         text = command.format_help()

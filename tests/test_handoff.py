@@ -200,16 +200,28 @@ def test_adding_the_sample_weeks_plan_to_the_sample_shop_keeps_it_valid(tmp_path
     assert (added["planned_looks"], added["selection_last_week"], str(added["start_date"])) == (4, "2026-W46", "2026-11-23")
 
 
+def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table's number columns (every contract column of kind float or int it has) as numbers."""
+    kinds = {c.name: c.kind for c in TABLES["experiments"].all_columns}
+    out = frame.replace({"": None})
+    for name in out.columns:
+        if kinds.get(name) == "float":
+            out[name] = pd.to_numeric(out[name]).astype(float)
+        elif kinds.get(name) == "int":
+            out[name] = pd.to_numeric(out[name]).astype("Int64")
+    return out
+
+
 def _as_spreadsheet_csv(frame: pd.DataFrame, folder: Path) -> Path:
     """Excel's 'CSV UTF-8' in a semicolon locale: byte-order mark, semicolons, decimal commas, CRLF."""
-    frame = frame.astype({"expected_low": float, "expected_high": float})
+    frame = _numbers(frame)
     text = frame.to_csv(index=False, sep=";", decimal=",", lineterminator="\r\n")
     (folder / "experiments.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     return folder / "experiments.csv"
 
 
 def _as_pandas_parquet(frame: pd.DataFrame, folder: Path) -> Path:
-    frame = frame.replace({"": None}).astype({"expected_low": float, "expected_high": float})
+    frame = _numbers(frame)
     frame["start_date"] = pd.to_datetime(frame["start_date"])
     frame["review_date"] = pd.to_datetime(frame["review_date"]).dt.date
     frame.to_parquet(folder / "experiments.parquet")
@@ -563,3 +575,37 @@ def test_make_experiment_add_needs_data_given_and_passes_the_plan_and_start():
     assert 'playbook experiments add "p.csv" "/srv/shop" --journal "journal" --config "" --start "2026-11-30"' in done.stdout
     close = dry("experiment-close", "ID=E1", "DATA=/srv/shop", "REASON=gone")
     assert 'playbook experiments close "E1" "/srv/shop" --reason "gone"' in close.stdout
+
+
+# --- extend: a later review date, re-planned, before the review --------------------------------------------
+
+def _jeans(folder: Path) -> dict:
+    (row,) = [r for r in rows(folder / "experiments.csv.gz") if r["experiment_id"] == "EXP-2026-W45-JEANS-FIT-PHOTOS"]
+    return row
+
+
+def test_an_extension_moves_the_review_date_and_keeps_the_first_plan_beside_it(sample_copy, tmp_path):
+    result = handoff.extend_experiment("EXP-2026-W45-JEANS-FIT-PHOTOS", sample_copy, dt.date(2026, 12, 14),
+                                       journal_dir=tmp_path / "journal")
+    row = _jeans(sample_copy)
+    assert str(row["review_date"]) == "2026-12-14" and str(row["original_review_date"]) == "2026-11-30"
+    # steady inflow: 42 days of exposure instead of 28, so 1.5 times the information
+    assert row["planned_information"] == pytest.approx(393 * 42 / 28, abs=0.1)
+    assert row["original_planned_information"] == pytest.approx(393.0)
+    assert "review on 2026-12-14 (was 2026-11-30)" in result.message
+    assert cli.main(["validate", str(sample_copy)]) == 0
+
+
+def test_a_test_read_at_its_review_date_cannot_be_extended(sample_copy, tmp_path):
+    journal = journal_with(tmp_path / "journal", ("2026-W49", "EXP-2026-W45-JEANS-FIT-PHOTOS", "adjust"))
+    before = (sample_copy / "experiments.csv.gz").read_bytes()
+    with pytest.raises(handoff.HandoffError, match="spent what was left of its alpha"):
+        handoff.extend_experiment("EXP-2026-W45-JEANS-FIT-PHOTOS", sample_copy, dt.date(2026, 12, 14),
+                                  journal_dir=journal)
+    assert (sample_copy / "experiments.csv.gz").read_bytes() == before
+
+
+def test_an_extension_must_move_the_review_later(sample_copy, tmp_path):
+    with pytest.raises(handoff.HandoffError, match="must come after its review date"):
+        handoff.extend_experiment("EXP-2026-W45-JEANS-FIT-PHOTOS", sample_copy, dt.date(2026, 11, 23),
+                                  journal_dir=tmp_path / "journal")

@@ -14,9 +14,10 @@ from playbook.core.jsonmodel import FieldError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Snapshot, open_dataset
 from playbook.journal.under_test import CohortInTest, cohorts_in_test
+from playbook.stats.sequential import look_boundary
 from playbook.steps import review
 from playbook.steps.experiments import compare_randomized
-from playbook.steps.review import conclusion, next_action, review_script, valued
+from playbook.steps.review import conclusion, look_for, next_action, review_script, valued
 
 
 @pytest.fixture(scope="module")
@@ -362,3 +363,17 @@ def test_a_return_rate_read_at_another_window_than_the_configured_one_stays_unva
     c["primary"]["metric"] = "return_rate_7d"
     (item,) = valued([verdict_for(c)], tiny_snap, config)
     assert item.money is None
+
+
+def test_an_extended_test_counts_its_earlier_looks_against_the_new_plan():
+    from playbook.journal.store import EarlierLook
+
+    # planned 400 customers per arm, extended to 800 before the review: a look read at 50 % of the first plan
+    # is at 25 % of the new one, and a read now at 600 customers is at 75 %, not final
+    c = read("comparisons", [comparison(planned_information=800.0, original_planned_information=400.0,
+                                        review_date="2026-12-14", read_on="2026-11-29",
+                                        primary={**comparison()["primary"], "information": 600.0})])[0]
+    earlier = [EarlierLook(IsoWeek.parse("2026-W47"), "continue", 0.5, 2.96)]
+    look = look_for(c, earlier)
+    assert (look.fraction, look.final) == (0.75, False)
+    assert look.boundary == pytest.approx(look_boundary([0.25], 0.75, final=False).boundary)

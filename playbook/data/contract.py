@@ -45,6 +45,11 @@ PLAN_COLUMNS = ("planned_looks", "planned_information")
 #: read, listed as running or overdue.
 CLOSE_COLUMNS = ("closed_on", "closed_reason")
 
+#: The experiments table's optional columns of a test extended before its review (``playbook experiments
+#: extend``): the review date and the planned information it had before, given together. The looks read before
+#: the extension keep the alpha they spent, their information now counted against the new plan.
+EXTENSION_COLUMNS = ("original_review_date", "original_planned_information")
+
 REQUIRED_TABLES = ("orders", "order_lines", "returns")
 OPTIONAL_TABLES = (
     "sessions",
@@ -216,6 +221,8 @@ TABLES: dict[str, TableSpec] = {
                 Column("planned_information", "float", nullable=True, minimum=0),
                 Column("closed_on", "date", nullable=True),
                 Column("closed_reason", "str", nullable=True),
+                Column("original_review_date", "date", nullable=True),
+                Column("original_planned_information", "float", nullable=True, minimum=0),
             ),
         ),
         TableSpec(

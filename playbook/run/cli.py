@@ -259,6 +259,20 @@ def experiments_close(experiment_id: str, data: str, reason: str, on: dt.date | 
     return _handoff_done(result)
 
 
+def experiments_extend(experiment_id: str, data: str, to: dt.date, information: float | None = None,
+                       journal_dir: str = "", config: str = "") -> int:
+    """Extend one test before its review (``handoff.extend_experiment``); exit 2 with why when refused."""
+    try:
+        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        result = handoff.extend_experiment(experiment_id, _source(data), to, information,
+                                           resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone,
+                                           known_metrics(cfg.metrics))
+    except (handoff.HandoffError, JournalError, ConfigError) as exc:
+        print(f"Cannot extend {experiment_id}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return _handoff_done(result)
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -319,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Add step 3's plan row to a folder source's experiments table, or close a test "
                                    "(overdue or abandoned). A database source is never written: the SQL to run "
                                    "there is printed. Exit 2 with the reason when refused; nothing is written then.")
-    actions = e.add_subparsers(dest="action", required=True, metavar="ACTION", help="add or close")
+    actions = e.add_subparsers(dest="action", required=True, metavar="ACTION", help="add, close or extend")
     a = actions.add_parser("add", help="append a plan's row to the experiments table",
                            description="Append the row of PLAN_CSV (reports/<WEEK>/experiments_plan.csv) to DATA's "
                                        "experiments table, in the table's own format and columns (experiments.csv is "
@@ -342,6 +356,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reason", required=True, help="why the test ended, in words (overdue, abandoned, rolled back...)")
     c.add_argument("--on", type=_date, default=None, metavar="YYYY-MM-DD", help="the day it ended (default: today)")
     _config_argument(c)
+    x = actions.add_parser("extend", help="move a test's review date later, before its review, and re-plan it",
+                           description="Set a later review_date and the planned_information of the new plan for "
+                                       "experiment ID (the first review date and information are kept in "
+                                       "original_review_date and original_planned_information). Refused once the "
+                                       "review date's read is in the journal: that read spent what was left of the "
+                                       "alpha. A folder source only.")
+    x.add_argument("experiment_id", metavar="ID", help="the experiment_id of the test to extend")
+    _data_argument(x, "data")
+    x.add_argument("--to", type=_date, required=True, metavar="YYYY-MM-DD", help="the new review date")
+    x.add_argument("--information", type=float, default=None,
+                   help="customers per arm with a unit followed for the window at the new review (default: the "
+                        "planned information scaled by the days of exposure)")
+    x.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    _config_argument(x)
     return parser
 
 
@@ -370,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
             return weeks(args.data, args.config)
         if args.command == "experiments" and args.action == "add":
             return experiments_add(args.plan, args.data, args.start, args.journal, args.config)
+        if args.command == "experiments" and args.action == "extend":
+            return experiments_extend(args.experiment_id, args.data, args.to, args.information, args.journal,
+                                      args.config)
         if args.command == "experiments":
             return experiments_close(args.experiment_id, args.data, args.reason, args.on, args.config)
         return journal(args.journal, args.week, args.weeks)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Collection, Iterator, Sequence
 
 import ibis
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -47,7 +48,7 @@ from playbook.core.csvsafe import neutralise, restore
 from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
 from playbook.data import csv_files
-from playbook.data.contract import CLOSE_COLUMNS, TABLES, cohorts_overlap
+from playbook.data.contract import CLOSE_COLUMNS, EXTENSION_COLUMNS, TABLES, cohorts_overlap
 from playbook.data.dataset import SourceError, is_url, redact, table_file
 from playbook.data.validation import ContractError, KnownMetrics, validate_table
 from playbook.data.validation.quality import closest_column
@@ -171,11 +172,17 @@ class Experiment:
     review_date: dt.date | None
     closed_on: dt.date | None = None
     closed_reason: str | None = None
+    primary_metric: str | None = None
+    planned_information: float | None = None
+    original_review_date: dt.date | None = None
+    original_planned_information: float | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Experiment:
         return cls(row["experiment_id"], row.get("cohort"), row.get("start_date"), row.get("review_date"),
-                   row.get("closed_on"), row.get("closed_reason"))
+                   row.get("closed_on"), row.get("closed_reason"), row.get("primary_metric"),
+                   row.get("planned_information"), row.get("original_review_date"),
+                   row.get("original_planned_information"))
 
 
 @dataclass(frozen=True)
@@ -742,3 +749,67 @@ def close_experiment(experiment_id: str, data: str | os.PathLike, reason: str, o
     if added:
         message += f" Columns added to the table: {', '.join(added)}."
     return HandoffResult(experiment_id, message, file.path, False, added)
+
+
+def extend_experiment(experiment_id: str, data: str | os.PathLike, to: dt.date, information: float | None = None,
+                      journal_dir: str | os.PathLike | None = None, timezone: str = "UTC",
+                      known_metrics: KnownMetrics | Collection[str] | None = None) -> HandoffResult:
+    """Move a test's review date later, before its review, and re-plan the information it reads there.
+
+    The final look spends what is left of the alpha (``stats.sequential``), so a test can be extended only
+    before its review date's read: once that read is in the journal, or the test is decided or closed, the
+    extension is refused (plan a new test instead). ``information`` is the new plan's information (customers
+    per arm with a unit followed for the window at the new review); without it the old one is scaled by the
+    days of exposure, (to - start) / (review - start): the inflow is taken as steady. The first review date and
+    planned information are kept in ``original_review_date`` and ``original_planned_information`` (the looks
+    read before keep the alpha they spent, their information counted against the new plan).
+    """
+    experiment_id = experiment_id.strip()
+    folder = _source(data)
+    if folder is None:
+        raise HandoffError(f"{redact(data)} is a database source: extend the row there (playbook experiments extend "
+                           "needs the row's dates and planned information; run it on a folder export)")
+    file, checked = _open_table(folder, timezone, known_metrics, create=False)
+    ids = file.ids() if file is not None else []
+    if experiment_id not in ids:
+        raise HandoffError(f"{experiment_id} is not in the experiments table of {folder}")
+    row = ids.index(experiment_id)
+    (e,) = [x for x in checked.experiments if x.experiment_id == experiment_id]
+    if e.closed_on is not None:
+        raise HandoffError(f"{experiment_id} was closed on {e.closed_on}: a closed test cannot be extended")
+    if e.review_date is None or to <= e.review_date:
+        raise HandoffError(f"{experiment_id}: the new review date {to} must come after its review date {e.review_date}")
+    final = _final_read(journal_dir, experiment_id, e.review_date) if journal_dir is not None else None
+    if final is not None:
+        raise HandoffError(f"{experiment_id} was read at its review date ({final}) and that read spent what was left "
+                           "of its alpha: it cannot be extended; plan a new test if the lever is still worth it")
+    if information is None:
+        if not e.planned_information or e.start_date is None:
+            raise HandoffError(f"{experiment_id} has no planned_information to scale: give --information")
+        information = float(e.planned_information) * (to - e.start_date).days / (e.review_date - e.start_date).days
+    if not information > 0:
+        raise HandoffError(f"--information must be positive, got {information}")
+    values = {"review_date": to, "planned_information": round(float(information), 1),
+              "original_review_date": e.original_review_date or e.review_date,
+              "original_planned_information": e.original_planned_information or e.planned_information}
+    added = tuple(c for c in ("planned_information", *EXTENSION_COLUMNS) if c not in file.positions)
+    file.add_columns(added)
+    file.set(row, values)
+    payload = file.to_bytes()
+    _check_bytes(file.path, payload, timezone, known_metrics, f"extending {experiment_id}")
+    write_bytes(file.path, payload, mode=_file_mode(file.path))
+    return HandoffResult(experiment_id, f"Extended {experiment_id} in {file.path}: review on {to} (was "
+                                        f"{e.review_date}), planned information {information:,.0f} customers per arm.",
+                         file.path, False, added)
+
+
+def _final_read(journal_dir: str | os.PathLike, experiment_id: str, review_date: dt.date) -> str | None:
+    """The week of the experiment's read at or after its review date's week that spent alpha (None: not read)."""
+    journal = read_journal(journal_dir)
+    mine = journal[(journal["kind"] == VERDICT) & (journal["experiment_id"] == experiment_id)]
+    review_week = IsoWeek.of(review_date)
+    for record in mine.to_dict("records"):
+        spent = "boundary" in record and pd.notna(record["boundary"])
+        if IsoWeek.parse(record["week"]) >= review_week and (spent or record["decision"] in ("keep", "adjust", "stop")):
+            return str(record["week"])
+    return None

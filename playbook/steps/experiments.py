@@ -244,6 +244,8 @@ class ComparisonSection:
     views: dict[str, Any]
     #: the information the plan was sized for (customers per arm at the review date; None: not recorded)
     planned_information: float | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: an extended test's information planned before its extension (``contract.EXTENSION_COLUMNS``)
+    original_planned_information: float | None = field(default=None, metadata=OMIT_IF_NONE)
     review_date: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
     #: the day the data were read to (the snapshot's cutoff): the read is final from the review date on
     read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
@@ -317,6 +319,7 @@ class Comparison:
             "follow_up_days": self.follow_up_days,
             "planned_looks": self.planned_looks,
             "planned_information": planned_information(self.experiment),
+            "original_planned_information": planned_information(self.experiment, "original_planned_information"),
             "review_date": pd.Timestamp(self.experiment["review_date"]).date().isoformat(),
             "read_on": (self.read_on or pd.Timestamp(self.experiment["review_date"]).date()).isoformat(),
             "delay": dataclasses.asdict(self.delay) if self.delay is not None else None,
@@ -343,10 +346,11 @@ def planned_looks(exp: dict[str, Any]) -> int:
     return n if n >= 1 and n == value else 1
 
 
-def planned_information(exp: dict[str, Any]) -> float | None:
+def planned_information(exp: dict[str, Any], column: str = "planned_information") -> float | None:
     """The information the plan was sized for (customers per arm of the K-day read at the review date);
-    None when the row does not say (the looks are then counted: look j of m is at j/m)."""
-    value = exp.get("planned_information")
+    None when the row does not say (the looks are then counted: look j of m is at j/m). ``column``:
+    ``original_planned_information`` for the plan an extension replaced."""
+    value = exp.get(column)
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -177,9 +177,15 @@ def look_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] = ())
     for a row that declares looks but no information, the looks counted (look j of m at j/m). The read in
     the week of the review date (or later) is final and spends what is left; after a final look nothing
     is left, except for the read that confirms a keep held back by a possible delay, which is judged at
-    the final look's boundary. ``earlier``: the experiment's verdicts of earlier weeks (the journal).
+    the final look's boundary. ``earlier``: the experiment's verdicts of earlier weeks (the journal). An extended
+    test (``playbook experiments extend``, before its first review date's read) counts its earlier looks'
+    information against the new plan: they keep the alpha they spent, and the new review date's read is final.
     """
     spent = [e for e in earlier if e.boundary is not None and e.information_fraction is not None]
+    rescale = (comparison.original_planned_information / comparison.planned_information
+               if comparison.original_planned_information and comparison.planned_information else 1.0)
+    if rescale != 1.0:  # an extended test: its earlier looks' information counted against the new plan
+        spent = [replace(e, information_fraction=e.information_fraction * rescale) for e in spent]
     p = comparison.primary
     if comparison.planned_information and p.information is not None:
         fraction = p.information / comparison.planned_information

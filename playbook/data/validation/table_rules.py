@@ -14,7 +14,15 @@ from functools import partial
 
 import ibis
 
-from playbook.data.contract import CLOSE_COLUMNS, REASON_CODES, REQUIRED_TABLES, SELECTION_COLUMNS, TABLES, Column
+from playbook.data.contract import (
+    CLOSE_COLUMNS,
+    EXTENSION_COLUMNS,
+    REASON_CODES,
+    REQUIRED_TABLES,
+    SELECTION_COLUMNS,
+    TABLES,
+    Column,
+)
 from playbook.data.validation import engine, quality
 from playbook.data.validation.convert import KIND_DTYPE, KIND_RULE, KIND_RULE_COMMA, Converted, convert, resolve_columns
 from playbook.data.validation.engine import Check, Handler, Run, count_flag
@@ -140,6 +148,24 @@ def _close_checks(conv: dict[str, Converted], v: dict[str, ibis.Value]) -> list[
     return checks
 
 
+def _extension_checks(conv: dict[str, Converted], v: dict[str, ibis.Value]) -> list[Check]:
+    """The optional extension columns (``contract.EXTENSION_COLUMNS``), when given: both or neither in a row,
+    and the original review date before the review date it was extended to."""
+    given = [c for c in EXTENSION_COLUMNS if c in v]
+    if not given:
+        return []
+    original, information = EXTENSION_COLUMNS
+    present = [conv[c].present if c in conv else ibis.literal(False) for c in EXTENSION_COLUMNS]
+    some = functools.reduce(operator.or_, present)
+    every = functools.reduce(operator.and_, present)
+    checks = [Check(Order.EXPERIMENT, given[0], f"{original} and {information} given together (both or neither)",
+                    some & ~every, "value")]
+    if {original, "review_date"} <= v.keys():
+        checks.append(Check(Order.EXPERIMENT, original, "before review_date (an extension moves the review later)",
+                            v[original] >= v["review_date"], "value"))
+    return checks
+
+
 def check_single_table(run: Run, name: str) -> None:
     """Types, empties, allowed values, minimums, uniqueness and the rules within one row: one aggregate."""
     spec = TABLES[name]
@@ -150,6 +176,7 @@ def check_single_table(run: Run, name: str) -> None:
     if name == "experiments":
         checks += _selection_checks(run.conv[name], v)
         checks += _close_checks(run.conv[name], v)
+        checks += _extension_checks(run.conv[name], v)
     metrics: list[tuple[ibis.Value, Handler]] = [(run.raw[name].count(), partial(_on_row_count, run, name))]
     metrics += [(count_flag(chk.bad), partial(_on_single_rule, run, name, chk)) for chk in checks]
     for col in spec.columns:
