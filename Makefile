@@ -43,6 +43,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	$(REGISTER_KERNEL)
 	touch $@
+	@echo "Installed: the command is $(abspath $(VENV))/bin/playbook. To call it as 'playbook' from any folder:"
+	@echo "  ln -s $(abspath $(VENV))/bin/playbook ~/.local/bin/playbook   (or: export PATH=\"$(abspath $(VENV))/bin:\$$PATH\")"
 
 $(VENV)/.installed-%: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[$*]'

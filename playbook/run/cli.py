@@ -6,8 +6,10 @@ weeks a run accepts, ``playbook journal`` prints the team's track record, and ``
 PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
 the source's experiments table (``playbook.run.handoff``; exit 0 done, 2 refused with nothing written; a
 database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command.
-Relative paths are read from the repository root, as in the runner (``playbook.core.paths``), never from the
-working directory.
+A relative path given on the command line is read from the working directory, as any command reads it
+(``cd ~/exports && playbook validate mydata``); what is not given keeps its default in the repository
+(``data_samples/``, ``reports/``, ``journal/``, ``playbook/config/playbook.yaml``). The functions below, called
+from Python, read relative paths from the repository root like the runner (``playbook.core.paths``).
 
 Exit codes of ``playbook weekly``: 0 a complete report (red triggers included), 1 the run failed (the
 previous complete report of the week is untouched), 2 refused before any notebook (data, configuration,
@@ -19,15 +21,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from playbook.config.loader import load_config
-from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPORTS_DIR, resolve
+from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPO_ROOT, REPORTS_DIR, resolve
 from playbook.core.settings import ConfigError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Dataset, open_dataset
@@ -44,6 +49,8 @@ from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_
 
 #: the name of the failure folder of a run refused before its week was known (no --week given)
 LATEST = "latest"
+#: the distribution ``pip install -e .`` installs (pyproject.toml's ``[project] name``)
+DISTRIBUTION = "returns-playbook"
 
 
 def _write(text: str) -> None:
@@ -272,7 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playbook", description="The returns playbook: render a week, check a source, list weeks, read the journal, "
                                      "start or close a test.",
-        epilog="Relative paths are read from the repository root. See README.md, 'Scheduling the weekly run'.")
+        epilog="Relative paths are read from the working directory; what is not given keeps its default in the "
+               "repository (data_samples/, reports/, journal/, playbook/config/playbook.yaml). See README.md, "
+               "'Scheduling the weekly run'.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the version of the returns playbook and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("weekly", help="render a week's report, then write and send its alerts",
@@ -358,8 +369,36 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
 
 
+def package_version() -> str:
+    """The installed distribution's version (``pyproject.toml``'s), or the file's when the package is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a checkout on PYTHONPATH, never installed
+        text = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8") if (REPO_ROOT / "pyproject.toml").is_file() else ""
+        found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+        return found.group(1) if found else "unknown"
+
+
+#: the arguments that name files or folders (a URL among them is left as it is)
+_PATH_ARGUMENTS = ("data", "out", "config", "journal", "params", "plan")
+
+
+def from_working_directory(path: str) -> str:
+    """A path typed on the command line, absolute against the working directory; empty and URLs unchanged.
+
+    The functions it feeds read a relative path from the repository root (``core.paths.resolve``); the
+    command makes it absolute first, so that ``cd ~/exports && playbook validate mydata`` reads ``~/exports/mydata``.
+    """
+    if not path or handoff.is_url(path):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name in _PATH_ARGUMENTS:
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, from_working_directory(getattr(args, name)))
     try:
         if args.command == "weekly":
             return weekly(args.week, args.data, args.out, args.config, args.journal, args.timeout,
