@@ -31,9 +31,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from playbook.config.loader import load_config
+from playbook.config.loader import for_source, load_config, shop_note
 from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPO_ROOT, REPORTS_DIR, resolve
-from playbook.core.settings import ConfigError
+from playbook.core.settings import Config, ConfigError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Dataset, open_dataset
 from playbook.data.validation import ContractError
@@ -172,18 +172,20 @@ def _complete_alerts(report: Path, send: bool, log: Callable[[str], None]) -> we
 
 # --- playbook validate / weeks / journal -----------------------------------------------------------
 
-def _open(data: str, config: str) -> Dataset:
-    """Open and validate ``data`` as a weekly run does (the configuration's time zone and metric names)."""
-    cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+def _open(data: str, config: str) -> tuple[Dataset, Config]:
+    """Open and validate ``data`` as a weekly run does (the time zone of its shop.yaml or the configuration's,
+    the metric names); the configuration for that source beside it."""
     source = data if "://" in data else str(resolve(data or None, DATA_SAMPLES_DIR))
-    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
+    cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), source)
+    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics)), cfg
 
 
 def validate(data: str, config: str = "") -> int:
     """Check ``data`` against the contract; print the verdict and the data-quality warnings."""
-    dataset = _open(data, config)
+    dataset, cfg = _open(data, config)
     try:
         print(f"{dataset.source_label}: the data satisfy the contract. {dataset.completeness_note()}.")
+        print(f"Shop: {shop_note(cfg)}.")
         print(f"Weeks available: {dataset.first_week()} .. {dataset.latest_complete_week()}.")
         if dataset.missing_tables:
             print(f"Optional tables not given: {', '.join(dataset.missing_tables)}.")
@@ -196,7 +198,7 @@ def validate(data: str, config: str = "") -> int:
 
 def weeks(data: str, config: str = "") -> int:
     """Print the weeks a run accepts (first week of the data .. latest complete week), one a line."""
-    dataset = _open(data, config)
+    dataset, _ = _open(data, config)
     try:
         first, last = dataset.first_week(), dataset.latest_complete_week()
         note = dataset.completeness_note()
@@ -244,7 +246,7 @@ def experiments_add(plan: str, data: str, start: dt.date | None = None, journal_
                     config: str = "") -> int:
     """Append the plan's row to ``data``'s experiments table (``handoff.add_plan``); exit 2 with why when refused."""
     try:
-        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
         result = handoff.add_plan(resolve(plan, REPORTS_DIR), _source(data), start,
                                   resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone, known_metrics(cfg.metrics))
     except (handoff.HandoffError, JournalError, ConfigError) as exc:
@@ -257,7 +259,7 @@ def experiments_close(experiment_id: str, data: str, reason: str, on: dt.date | 
                       config: str = "") -> int:
     """Close one test of ``data``'s experiments table (``handoff.close_experiment``); exit 2 with why when refused."""
     try:
-        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
         result = handoff.close_experiment(experiment_id, _source(data), reason, on, cfg.timezone,
                                           known_metrics(cfg.metrics))
     except (handoff.HandoffError, ConfigError) as exc:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from playbook.config.loader import load_config
+from playbook.config.loader import for_source, load_config
 from playbook.core.paths import DATA_SAMPLES_DIR, JOURNAL_DIR, REPORTS_DIR, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
@@ -78,7 +78,7 @@ def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", j
     interactive session, which reuses or builds a cached one (``interactive_snapshot``).
     """
     source = data if data and is_url(data) else str(resolve(data or None, DATA_SAMPLES_DIR))
-    cfg = load_config(config or None)
+    cfg = for_source(load_config(config or None), source)  # the source's shop.yaml wins (name, currency, zone)
     if snapshot:
         snap = attach_snapshot(snapshot)
         if redact(source) != snap.dataset.source_label:

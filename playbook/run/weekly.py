@@ -45,7 +45,7 @@ from typing import Any, Iterator
 import nbformat
 import papermill
 
-from playbook.config.loader import load_config
+from playbook.config.loader import for_source, load_config, shop_note
 from playbook.core.atomic import Lock, LockBusy, LockHolder, exclusive_lock, write_text
 from playbook.core.paths import (
     DATA_SAMPLES_DIR,
@@ -385,7 +385,9 @@ def run_week(
     out_dir = resolve(out, REPORTS_DIR)
     config_path = resolve(config, DEFAULT_CONFIG)
     journal_path = resolve(journal, JOURNAL_DIR)
-    cfg = load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
+    # a configuration mistake, or the source's shop.yaml's, stops the run before any notebook (ConfigError);
+    # the source's name, currency and time zone win over the configuration's
+    cfg = for_source(load_config(config_path), data_text)
     stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
     # validation first: a broken input stops before anything is written
     dataset = open_dataset(data_text, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
@@ -419,6 +421,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
     for nb in notebooks:
         check_parameters(nb, parameters)
     log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
+    log(f"Shop: {shop_note(cfg)}.")
     runs: list[NotebookRun] = []
     served = contextlib.ExitStack()  # the run's Spark session served to the kernels, stopped when the run ends
     try:
