@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 
 WEEK ?=
 DATA ?= data_samples
-OUT ?= reports
-JOURNAL ?= journal
+# empty: the source's own folders (reports/ and journal/ for data_samples/, reports/<source name>/ and
+# journal/<source name>/ for any other source: playbook.core.paths.reports_dir_for)
+OUT ?=
+JOURNAL ?=
 CONFIG ?=
 FAIL_ON_RED ?=
 BENCH_ARGS ?=
@@ -24,8 +26,8 @@ REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) 
 .PHONY: weekly experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
-	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
-	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal]"
+	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports/<source>] [JOURNAL=journal/<source>] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
+	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal/<source>]"
 	@echo "make experiment-close ID=<experiment_id> DATA=folder-or-url REASON='why it ended' [ON=YYYY-MM-DD]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
 	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
@@ -72,16 +74,16 @@ experiment-close: $(VENV)/.installed
 	$(if $(filter file default,$(origin DATA)),$(error make experiment-close writes to DATA's experiments table: give DATA=folder-or-url))
 	$(VENV)/bin/playbook experiments close "$(ID)" "$(DATA)" --reason "$(REASON)" --config "$(CONFIG)" $(if $(ON),--on "$(ON)")
 
-# After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
+# After `make weekly`: every page of the week (the latest in OUT, default reports/, when WEEK is empty) opened in headless Chromium
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
 # numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/ only (nothing tracked changes). Exits 1 when a
 # page has a problem (listed), 2 without a browser. `make docs-screenshots` also copies the index's and the
 # brief's to docs/screenshots/ (the README's pictures, committed): run it when the pages' look changed.
 screenshots: $(VENV)/.installed-browser
-	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))"
+	$(PY) -m playbook.dev.browser_check "$(or $(OUT),reports)$(if $(WEEK),/$(WEEK))"
 
 docs-screenshots: $(VENV)/.installed-browser
-	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
+	$(PY) -m playbook.dev.browser_check "$(or $(OUT),reports)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
 test: $(VENV)/.installed-test $(KERNEL_SPEC)
 	$(VENV)/bin/ruff check playbook tests notebooks

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from playbook.config.loader import for_source, load_config, shop_note
-from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPO_ROOT, REPORTS_DIR, resolve
+from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, REPO_ROOT, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config, ConfigError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Dataset, open_dataset
@@ -45,7 +45,7 @@ from playbook.report.summary import load_summary
 from playbook.run import alerts as week_alerts
 from playbook.run import handoff
 from playbook.run.choices import read_choices
-from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week
+from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week, source_text
 
 #: the name of the failure folder of a run refused before its week was known (no --week given)
 LATEST = "latest"
@@ -130,7 +130,7 @@ def weekly(week: str = "", data: str = "", out: str = "", config: str = "", jour
     ``send=False`` writes the alerts without sending them. ``notebooks``: the runner's notebooks (tests).
     """
     progress = Progress(log) if log else Progress()
-    out_dir = resolve(out or None, REPORTS_DIR)
+    out_dir = resolve(out or None, reports_dir_for(source_text(data or None)))  # where the runner writes
     started = time.time() - 1  # file times may be rounded down to the second
     try:
         report = run_week(week or None, data or None, out or None, config or None, journal or None,
@@ -212,9 +212,12 @@ def weeks(data: str, config: str = "") -> int:
     return EXIT_OK
 
 
-def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8) -> int:
-    """Print the track record over ``weeks_back`` weeks up to ``week`` (default: the journal's latest week)."""
-    folder = resolve(journal_dir or None, JOURNAL_DIR)
+def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8, data: str = "") -> int:
+    """Print the track record over ``weeks_back`` weeks up to ``week`` (default: the journal's latest week).
+
+    The journal: ``journal_dir``, else the default one of the source ``data`` (the sample's: ``journal/``).
+    """
+    folder = resolve(journal_dir or None, journal_dir_for(source_text(data or None)))
     if not week:
         known = read_journal(folder)["week"]
         week = str(max(map(IsoWeek.parse, known))) if len(known) else str(IsoWeek.of(dt.date.today()))
@@ -247,8 +250,9 @@ def experiments_add(plan: str, data: str, start: dt.date | None = None, journal_
     """Append the plan's row to ``data``'s experiments table (``handoff.add_plan``); exit 2 with why when refused."""
     try:
         cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
-        result = handoff.add_plan(resolve(plan, REPORTS_DIR), _source(data), start,
-                                  resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone, known_metrics(cfg.metrics))
+        result = handoff.add_plan(resolve(plan, reports_dir_for(_source(data))), _source(data), start,
+                                  resolve(journal_dir or None, journal_dir_for(_source(data))), cfg.timezone,
+                                  known_metrics(cfg.metrics))
     except (handoff.HandoffError, JournalError, ConfigError) as exc:
         print(f"Cannot add the plan: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -297,9 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                               + ", ".join(week_alerts.ENVIRONMENT) + ".")
     w.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: the latest complete week)")
     _data_argument(w, "--data")
-    w.add_argument("--out", default="", help="reports folder; the week goes to OUT/WEEK/ (default: reports/)")
+    w.add_argument("--out", default="", help="reports folder; the week goes to OUT/WEEK/ (default: reports/<source name>/, "
+                                             "reports/ for data_samples/)")
     _config_argument(w)
-    w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/)")
+    w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/<source "
+                                                 "name>/, journal/ for data_samples/)")
     w.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell (default: 900)")
     w.add_argument("--params", default="",
                    help="YAML file of the analyst's choices (papermill's parameters file), e.g. 'lever: size_guide' "
@@ -324,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("journal", help="print the track record from the decision journal",
                        description="Print the verdicts of the last weeks, counted, and the kept levers in money per week.")
-    j.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    j.add_argument("--journal", default="",
+                   help="decision journal folder (default: the journal of --data: journal/, or journal/<source name>/)")
+    j.add_argument("--data", default="",
+                   help="the source whose default journal to read (journal/<source name>/; default: data_samples/, "
+                        "whose journal is journal/)")
     j.add_argument("--week", default="", help="last week of the record (default: the latest week in the journal)")
     j.add_argument("--weeks", type=int, default=8, help="number of weeks in the record (default: 8)")
 
@@ -344,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the day the change went live, when the launch slipped: start_date and review_date move by "
                         "the same number of days (the selection weeks stay)")
     a.add_argument("--journal", default="",
-                   help="decision journal folder, whose latest verdicts say which tests are still open (default: journal/)")
+                   help="decision journal folder, whose latest verdicts say which tests are still open (default: "
+                        "the source's: journal/<source name>/, journal/ for data_samples/)")
     _config_argument(a)
     c = actions.add_parser("close", help="close a test (overdue or abandoned): closed_on and closed_reason",
                            description="Set closed_on and closed_reason of experiment ID in DATA's experiments table "
@@ -413,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             return experiments_add(args.plan, args.data, args.start, args.journal, args.config)
         if args.command == "experiments":
             return experiments_close(args.experiment_id, args.data, args.reason, args.on, args.config)
-        return journal(args.journal, args.week, args.weeks)
+        return journal(args.journal, args.week, args.weeks, args.data)
     except (ContractError, ConfigError, JournalError, ValueError) as exc:
         print(str(exc) if isinstance(exc, ContractError) else f"Cannot {args.command}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

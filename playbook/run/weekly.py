@@ -50,9 +50,9 @@ from playbook.core.atomic import Lock, LockBusy, LockHolder, exclusive_lock, wri
 from playbook.core.paths import (
     DATA_SAMPLES_DIR,
     DEFAULT_CONFIG,
-    JOURNAL_DIR,
     NOTEBOOKS_DIR,
-    REPORTS_DIR,
+    journal_dir_for,
+    reports_dir_for,
     resolve,
 )
 from playbook.core.settings import ConfigError
@@ -363,6 +363,11 @@ def _write_failure(exc: OSError, iso: IsoWeek) -> RunError:
                     f"previous report of {iso} is untouched and the journal unchanged")
 
 
+def source_text(data: str | os.PathLike | None) -> str:
+    """The source as the run names it: a URL as given, a folder absolute (relative: from the repository root)."""
+    return str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
+
+
 def run_week(
     week: str | None = None,
     data: str | os.PathLike | None = None,
@@ -377,14 +382,20 @@ def run_week(
 ) -> Path:
     """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder.
 
+    ``out`` and ``journal`` default to the source's own folders (``core.paths.reports_dir_for``): ``reports/``
+    and ``journal/`` for the repository's sample, ``reports/<source name>/`` and ``journal/<source name>/``
+    for any other source.
+
     ``lock_wait``: seconds to wait for another run of the same week to finish before stopping
     with ``RunBusy`` naming it (0: stop at once). ``choices``: the analyst's parameters
     (``run.choices``), passed to the notebooks that declare them and written to summary.json.
     """
-    data_text = str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
-    out_dir = resolve(out, REPORTS_DIR)
+    data_text = source_text(data)
+    # by default each source has its own reports and journal (reports/<source>/, journal/<source>/); the sample's
+    # are reports/ and journal/
+    out_dir = resolve(out, reports_dir_for(data_text))
     config_path = resolve(config, DEFAULT_CONFIG)
-    journal_path = resolve(journal, JOURNAL_DIR)
+    journal_path = resolve(journal, journal_dir_for(data_text))
     # a configuration mistake, or the source's shop.yaml's, stops the run before any notebook (ConfigError);
     # the source's name, currency and time zone win over the configuration's
     cfg = for_source(load_config(config_path), data_text)
@@ -602,9 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: latest complete week)")
     parser.add_argument("--data", default="",
                         help="folder of CSV/Parquet files or database URL (password from PLAYBOOK_DB_PASSWORD)")
-    parser.add_argument("--out", default="", help="reports folder (default: reports/)")
+    parser.add_argument("--out", default="", help="reports folder (default: reports/, reports/<source name>/ for "
+                                                   "a source other than data_samples/)")
     parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
-    parser.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    parser.add_argument("--journal", default="", help="decision journal folder (default: journal/, "
+                                                       "journal/<source name>/ for a source other than data_samples/)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="seconds to wait for another run of the same week to finish (default: stop at once)")
