@@ -12,6 +12,9 @@ OUT ?=
 JOURNAL ?=
 CONFIG ?=
 FAIL_ON_RED ?=
+# `make retail`: the real Online Retail export (beside the repository, ../shared/data/) and the folder it is adapted into
+RETAIL_CSV ?= ../shared/data/online_retail.csv.xz
+RETAIL_DATA ?= exports/online_retail
 BENCH_ARGS ?=
 LAB_ARGS ?=
 # who runs `make lab` (Jupyter refuses root unless told --allow-root: containers and fresh servers run as root)
@@ -23,10 +26,11 @@ KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
 # interpreter; the spec runs this environment's python (ipykernel writes its full path)
 REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly retail experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports/<source>] [JOURNAL=journal/<source>] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
+	@echo "make retail [RETAIL_CSV=../shared/data/online_retail.csv.xz] [WEEK=2011-W48] (the real Online Retail export, adapted into exports/online_retail/, its week into reports/online_retail/<WEEK>/)"
 	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal/<source>]"
 	@echo "make experiment-close ID=<experiment_id> DATA=folder-or-url REASON='why it ended' [ON=YYYY-MM-DD]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
@@ -63,6 +67,14 @@ spark: $(VENV)/.installed-spark
 # PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
 weekly: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
+
+# A real export from a fresh clone: the UCI Online Retail transactions (RETAIL_CSV, default beside the repository)
+# adapted onto the contract into RETAIL_DATA (tables and shop.yaml: GBP, Europe/London), then its latest complete
+# week (or WEEK) rendered into reports/online_retail/<WEEK>/ and recorded in journal/online_retail/ (the sample's
+# reports/ and journal/ are left alone). Relative paths are read from here, the repository.
+retail: $(VENV)/.installed $(KERNEL_SPEC)
+	$(VENV)/bin/playbook adapt online-retail "$(RETAIL_CSV)" "$(RETAIL_DATA)"
+	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(RETAIL_DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
 
 # Step 3's plan row into DATA's experiments table (docs/method.md, "How the loop carries across weeks"), or a test closed;
 # a database URL gets the SQL to run, never a write. DATA is required here: its default, data_samples/, is the repository's.

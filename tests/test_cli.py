@@ -139,7 +139,7 @@ def test_journal_prints_the_track_record_up_to_the_journals_latest_week(tmp_path
 def test_help_documents_every_option_of_every_command():
     parser = cli.build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert sorted(sub.choices) == ["experiments", "journal", "validate", "weekly", "weeks"]
+    assert sorted(sub.choices) == ["adapt", "experiments", "journal", "validate", "weekly", "weeks"]
     (actions,) = [a for a in sub.choices["experiments"]._actions if a.dest == "action"]
     assert sorted(actions.choices) == ["add", "close"]
     commands = {**sub.choices, **{f"experiments {k}": v for k, v in actions.choices.items()}}

@@ -1,14 +1,24 @@
 """A real export in its own terms: the shop's currency, name and clock come from its ``shop.yaml``, and each
 source renders into its own reports and journal folders (the repository's sample keeps ``reports/`` and
 ``journal/``), so that the list of rendered weeks never mixes two shops.
+
+The recipe the README and the data contract print for the real Online Retail export (``make retail``, or
+``playbook adapt online-retail`` then ``playbook weekly``) is run as printed in a fresh copy of the repository
+(its tracked files), with the data beside it; it skips when ``../shared/data/online_retail.csv.xz`` is absent.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
-from conftest import write_shop
+from conftest import REPO_ROOT, write_shop
 from test_weekly_runner import make_notebook
 
 import playbook.core.paths as paths
@@ -114,3 +124,106 @@ def test_validate_says_whose_data_and_in_which_currency(home, capsys):
     shop = acme(home / "acme")
     assert cli.main(["validate", str(shop)]) == 0
     assert "Shop: Acme Ltd: amounts in GBP, weeks on the Europe/London clock" in capsys.readouterr().out
+
+
+# --- the printed recipe for the real export, from a fresh clone ----------------------------------
+
+RECIPE_DOCS = (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "data_contract.md")
+RETAIL_WEEK = "2011-W48"  # the latest complete week of the export (it ends on Friday 2011-12-09)
+
+
+def recipe_blocks(path: Path) -> list[list[str]]:
+    """The code blocks of ``path`` that adapt or render the real export, as their command lines."""
+    blocks = re.findall(r"^```\n(.*?)^```$", path.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    found = [block.strip().splitlines() for block in blocks]
+    return [lines for lines in found if any(line.startswith("make retail") or "playbook adapt online-retail" in line
+                                            for line in lines)]
+
+
+def test_the_readme_and_the_data_contract_print_the_same_recipe_and_name_files_that_exist():
+    readme, contract = (recipe_blocks(doc) for doc in RECIPE_DOCS)
+    assert readme == contract == [
+        ["make retail"],
+        [".venv/bin/playbook adapt online-retail ../shared/data/online_retail.csv.xz exports/online_retail",
+         ".venv/bin/playbook weekly --data exports/online_retail"]]
+    for doc in RECIPE_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        named = set(re.findall(r"playbook/[A-Za-z0-9_/]+\.py", text))
+        assert "playbook/adapters/online_retail.py" in named
+        assert [n for n in sorted(named) if not (REPO_ROOT / n).is_file()] == [], doc.name
+        assert "python -m playbook" not in text  # a bare interpreter lacks the environment's pandas
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(online_retail_path, tmp_path_factory) -> Path:
+    """The repository's files (tracked, and new ones not ignored) copied into ``<tmp>/returns-playbook``, the
+    export at ``<tmp>/shared/data/`` beside it, and a stand-in for the environment ``make`` would build there
+    (this interpreter, reading the copy: ``.venv/bin/python`` and ``.venv/bin/playbook``), made after
+    pyproject.toml so that ``make`` installs nothing."""
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                            capture_output=True, timeout=60)
+    if listed.returncode != 0:
+        pytest.skip(f"{REPO_ROOT} is not a git checkout: its files cannot be listed as a clone has them")
+    base = tmp_path_factory.mktemp("fresh")
+    root = base / "returns-playbook"
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    (base / "shared" / "data").mkdir(parents=True)
+    (base / "shared" / "data" / online_retail_path.name).symlink_to(online_retail_path)
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, command in (("python", f'"{sys.executable}"'), ("playbook", f'"{sys.executable}" -m playbook.run.cli')):
+        (bin_dir / name).write_text(f'#!/bin/sh\nPYTHONPATH="{root}" exec {command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    kernel = root / ".venv" / "share" / "jupyter" / "kernels" / "returns-playbook" / "kernel.json"
+    kernel.parent.mkdir(parents=True)
+    later = time.time() + 60
+    for stamp in (root / ".venv" / ".installed", kernel):
+        stamp.touch()
+        os.utime(stamp, (later, later))
+    return root
+
+
+def run_printed(root: Path, lines: list[str]) -> str:
+    """Run each command line as printed, in the clone; their output (a failure shows it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "PYTHONPATH"}
+    out = []
+    for line in lines:
+        done = subprocess.run(line, shell=True, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+        out.append(f"$ {line}\n{done.stdout}{done.stderr}")
+        assert done.returncode == 0, "\n".join(out)[-4000:]
+    return "\n".join(out)
+
+
+def check_rendered(root: Path, output: str) -> None:
+    week = root / "reports" / "online_retail" / RETAIL_WEEK
+    assert f"Report: {week / 'index.html'}" in output
+    assert {p.name for p in (root / "exports" / "online_retail").iterdir()} == {
+        "orders.parquet", "order_lines.parquet", "returns.parquet", "shop.yaml"}
+    assert "Amounts in GBP." in (week / "index.html").read_text(encoding="utf-8")
+    assert "Shop: Online Retail (UCI): amounts in GBP" in output
+    listed = re.findall(r'href="(\d{4}-W\d{2})/index.html"',
+                        (root / "reports" / "online_retail" / "index.html").read_text(encoding="utf-8"))
+    assert listed == [RETAIL_WEEK]
+    # the sample's folders are not touched: no week, no list of weeks, no journal of its own
+    assert not (root / "reports" / RETAIL_WEEK).exists() and not (root / "reports" / "index.html").exists()
+    assert (root / "journal" / "online_retail").is_dir() and not (root / "journal" / "decisions.csv").exists()
+    assert "pip install" not in output  # the environment was there: nothing installed
+
+
+@pytest.mark.notebooks
+def test_make_retail_as_printed_renders_the_exports_latest_week_into_its_own_folders(fresh_clone):
+    (make_retail,) = recipe_blocks(REPO_ROOT / "README.md")[:1]
+    check_rendered(fresh_clone, run_printed(fresh_clone, make_retail))
+
+
+@pytest.mark.notebooks
+def test_the_step_by_step_commands_as_printed_do_the_same(fresh_clone):
+    for folder in ("exports", "reports", "journal"):
+        shutil.rmtree(fresh_clone / folder, ignore_errors=True)
+    check_rendered(fresh_clone, run_printed(fresh_clone, recipe_blocks(REPO_ROOT / "README.md")[1]))

@@ -1,6 +1,7 @@
 """The ``playbook`` command: the weekly run, its alerts, and the checks a scheduler or a person needs.
 
-``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook validate
+``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook adapt online-retail
+SOURCE OUT`` maps a real export onto the contract (``playbook.adapters``), ``playbook validate
 DATA`` checks a source against the data contract without rendering, ``playbook weeks DATA`` lists the
 weeks a run accepts, ``playbook journal`` prints the team's track record, and ``playbook experiments add
 PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
@@ -31,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from playbook.adapters import online_retail
 from playbook.config.loader import for_source, load_config, shop_note
 from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, REPO_ROOT, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config, ConfigError
@@ -272,6 +274,22 @@ def experiments_close(experiment_id: str, data: str, reason: str, on: dt.date | 
     return _handoff_done(result)
 
 
+# --- playbook adapt -------------------------------------------------------------------------------
+
+#: the adapters ``playbook adapt NAME SOURCE OUT`` runs: each writes a folder source (tables and shop.yaml)
+ADAPTERS: dict[str, Callable[[str, str], int]] = {"online-retail": online_retail.adapt}
+
+
+def adapt(name: str, source: str, out: str) -> int:
+    """Map the export ``source`` onto the contract into the folder ``out`` with adapter ``name``; then say what next."""
+    code = ADAPTERS[name](source, out)
+    if code == EXIT_OK:
+        folder = Path(out).resolve()
+        print(f"Next: playbook weekly --data {out} (renders its latest complete week into "
+              f"{reports_dir_for(str(folder))}/<WEEK>/, records into {journal_dir_for(str(folder))}/)")
+    return code
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -338,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--week", default="", help="last week of the record (default: the latest week in the journal)")
     j.add_argument("--weeks", type=int, default=8, help="number of weeks in the record (default: 8)")
 
+    d = sub.add_parser("adapt", help="map a real export onto the data contract (a folder the other commands read)",
+                       description="Read an export in its own shape and write the contract's tables as Parquet into OUT, "
+                                   "with OUT/shop.yaml (the shop's name, currency and time zone); print what was kept "
+                                   "and dropped, and why. Exit 2 with the reason when SOURCE is not a file.",
+                       epilog="Then: playbook weekly --data OUT (into reports/<name of OUT>/<WEEK>/).")
+    d.add_argument("adapter", choices=sorted(ADAPTERS), metavar="ADAPTER",
+                   help=f"the export's kind: {', '.join(sorted(ADAPTERS))} (the UCI Online Retail transactions)")
+    d.add_argument("source", metavar="SOURCE", help="the export file, e.g. ../shared/data/online_retail.csv.xz")
+    d.add_argument("out", metavar="OUT", help="the folder to write into (created if needed), e.g. exports/online_retail")
+
     e = sub.add_parser("experiments", help="start a planned test or close one in the source's experiments table",
                        description="Add step 3's plan row to a folder source's experiments table, or close a test "
                                    "(overdue or abandoned). A database source is never written: the SQL to run "
@@ -393,7 +421,7 @@ def package_version() -> str:
 
 
 #: the arguments that name files or folders (a URL among them is left as it is)
-_PATH_ARGUMENTS = ("data", "out", "config", "journal", "params", "plan")
+_PATH_ARGUMENTS = ("data", "out", "config", "journal", "params", "plan", "source")
 
 
 def from_working_directory(path: str) -> str:
@@ -420,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             return validate(args.data, args.config)
         if args.command == "weeks":
             return weeks(args.data, args.config)
+        if args.command == "adapt":
+            return adapt(args.adapter, args.source, args.out)
         if args.command == "experiments" and args.action == "add":
             return experiments_add(args.plan, args.data, args.start, args.journal, args.config)
         if args.command == "experiments":
