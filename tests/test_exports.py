@@ -23,6 +23,8 @@ from test_weekly_runner import make_notebook
 
 import playbook.core.paths as paths
 from playbook.core.paths import DATA_SAMPLES_DIR, journal_dir_for, reports_dir_for, source_name
+from playbook.journal.entry import JournalEntry
+from playbook.journal.store import record_week
 from playbook.run import cli
 from playbook.run import session as psession
 from playbook.run.weekly import run_week
@@ -118,6 +120,18 @@ def test_a_refused_run_of_a_source_marks_its_own_reports_folder(home):
     alerts = (home / "reports" / "acme" / "latest.failed" / "alerts.md").read_text()
     assert f"{shop / 'shop.yaml'}: currency: expected a three-letter ISO 4217 code" in alerts
     assert not (home / "reports" / "latest.failed").exists()
+
+
+def test_playbook_journal_reads_the_journal_of_the_source_it_is_given(home, capsys):
+    shop = acme(home / "acme")
+    entry = JournalEntry("2026-W46", "verdict", "E1", lever="size chart", cohort="knitwear",
+                         primary_metric="return_rate", design="A/B 50/50", estimate=-0.01, decision="keep",
+                         why="J+7 review")
+    record_week(home / "journal" / "acme", "2026-W46", [entry], "verdict")
+    assert cli.main(["journal", "--data", str(shop)]) == 0
+    assert "size chart" in capsys.readouterr().out
+    assert cli.main(["journal"]) == 0  # the sample's journal/ has none of it
+    assert "size chart" not in capsys.readouterr().out
 
 
 def test_validate_says_whose_data_and_in_which_currency(home, capsys):
