@@ -6,10 +6,15 @@ PY := $(VENV)/bin/python
 
 WEEK ?=
 DATA ?= data_samples
-OUT ?= reports
-JOURNAL ?= journal
+# empty: the source's own folders (reports/ and journal/ for data_samples/, reports/<source name>/ and
+# journal/<source name>/ for any other source: playbook.core.paths.reports_dir_for)
+OUT ?=
+JOURNAL ?=
 CONFIG ?=
 FAIL_ON_RED ?=
+# `make retail`: the real Online Retail export (beside the repository, ../shared/data/) and the folder it is adapted into
+RETAIL_CSV ?= ../shared/data/online_retail.csv.xz
+RETAIL_DATA ?= exports/online_retail
 BENCH_ARGS ?=
 LAB_ARGS ?=
 # who runs `make lab` (Jupyter refuses root unless told --allow-root: containers and fresh servers run as root)
@@ -21,11 +26,12 @@ KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
 # interpreter; the spec runs this environment's python (ipykernel writes its full path)
 REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly retail experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
-	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports] [JOURNAL=journal] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
-	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal]"
+	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports/<source>] [JOURNAL=journal/<source>] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
+	@echo "make retail [RETAIL_CSV=../shared/data/online_retail.csv.xz] [WEEK=2011-W48] (the real Online Retail export, adapted into exports/online_retail/, its week into reports/online_retail/<WEEK>/)"
+	@echo "make experiment-add PLAN=reports/<WEEK>/experiments_plan.csv DATA=folder-or-url [START=YYYY-MM-DD] [JOURNAL=journal/<source>]"
 	@echo "make experiment-close ID=<experiment_id> DATA=folder-or-url REASON='why it ended' [ON=YYYY-MM-DD]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
 	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
@@ -43,6 +49,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	$(REGISTER_KERNEL)
 	touch $@
+	@echo "Installed: the command is $(abspath $(VENV))/bin/playbook. To call it as 'playbook' from any folder:"
+	@echo "  ln -s $(abspath $(VENV))/bin/playbook ~/.local/bin/playbook   (or: export PATH=\"$(abspath $(VENV))/bin:\$$PATH\")"
 
 $(VENV)/.installed-%: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[$*]'
@@ -60,6 +68,14 @@ spark: $(VENV)/.installed-spark
 weekly: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
 
+# A real export from a fresh clone: the UCI Online Retail transactions (RETAIL_CSV, default beside the repository)
+# adapted onto the contract into RETAIL_DATA (tables and shop.yaml: GBP, Europe/London), then its latest complete
+# week (or WEEK) rendered into reports/online_retail/<WEEK>/ and recorded in journal/online_retail/ (the sample's
+# reports/ and journal/ are left alone). Relative paths are read from here, the repository.
+retail: $(VENV)/.installed $(KERNEL_SPEC)
+	$(VENV)/bin/playbook adapt online-retail "$(RETAIL_CSV)" "$(RETAIL_DATA)"
+	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(RETAIL_DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
+
 # Step 3's plan row into DATA's experiments table (docs/method.md, "How the loop carries across weeks"), or a test closed;
 # a database URL gets the SQL to run, never a write. DATA is required here: its default, data_samples/, is the repository's.
 experiment-add: $(VENV)/.installed
@@ -70,16 +86,16 @@ experiment-close: $(VENV)/.installed
 	$(if $(filter file default,$(origin DATA)),$(error make experiment-close writes to DATA's experiments table: give DATA=folder-or-url))
 	$(VENV)/bin/playbook experiments close "$(ID)" "$(DATA)" --reason "$(REASON)" --config "$(CONFIG)" $(if $(ON),--on "$(ON)")
 
-# After `make weekly`: every page of the week (the latest in OUT when WEEK is empty) opened in headless Chromium
+# After `make weekly`: every page of the week (the latest in OUT, default reports/, when WEEK is empty) opened in headless Chromium
 # (Debian: chromium, chromium-driver), its links, images, console, 390-pixel overflow, offline requests and headline
 # numbers checked; screenshots saved in $(OUT)/<WEEK>/screenshots/ only (nothing tracked changes). Exits 1 when a
 # page has a problem (listed), 2 without a browser. `make docs-screenshots` also copies the index's and the
 # brief's to docs/screenshots/ (the README's pictures, committed): run it when the pages' look changed.
 screenshots: $(VENV)/.installed-browser
-	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))"
+	$(PY) -m playbook.dev.browser_check "$(or $(OUT),reports)$(if $(WEEK),/$(WEEK))"
 
 docs-screenshots: $(VENV)/.installed-browser
-	$(PY) -m playbook.dev.browser_check "$(OUT)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
+	$(PY) -m playbook.dev.browser_check "$(or $(OUT),reports)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
 test: $(VENV)/.installed-test $(KERNEL_SPEC)
 	$(VENV)/bin/ruff check playbook tests notebooks

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
 
+import pytest
 from conftest import REPO_ROOT, TINY_SHOP, write_shop
 from test_weekly_runner import make_notebook
 
@@ -137,7 +139,7 @@ def test_journal_prints_the_track_record_up_to_the_journals_latest_week(tmp_path
 def test_help_documents_every_option_of_every_command():
     parser = cli.build_parser()
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert sorted(sub.choices) == ["experiments", "journal", "validate", "weekly", "weeks"]
+    assert sorted(sub.choices) == ["adapt", "experiments", "journal", "validate", "weekly", "weeks"]
     (actions,) = [a for a in sub.choices["experiments"]._actions if a.dest == "action"]
     assert sorted(actions.choices) == ["add", "close", "extend"]
     commands = {**sub.choices, **{f"experiments {k}": v for k, v in actions.choices.items()}}
@@ -153,3 +155,55 @@ def test_pyproject_declares_the_console_script_and_make_weekly_calls_it():
     assert project["scripts"]["playbook"] == "playbook.run.cli:main"
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\t$(VENV)/bin/playbook weekly --week" in makefile.split("\nweekly:", 1)[1].split("\n\n", 1)[0]
+
+
+# --- a console script that behaves like one: paths from the working directory, --version --------
+
+def test_a_relative_data_path_is_read_from_the_working_directory_not_the_repository(tmp_path, monkeypatch, capsys):
+    write_shop(tmp_path / "exports" / "mydata")
+    monkeypatch.chdir(tmp_path / "exports")
+    assert cli.main(["validate", "mydata"]) == 0
+    assert f"{tmp_path / 'exports' / 'mydata'}: the data satisfy the contract" in capsys.readouterr().out
+    # the repository's own folder is not looked up from elsewhere
+    assert cli.main(["weeks", "data_samples"]) == cli.EXIT_REFUSED
+    assert f"{tmp_path / 'exports' / 'data_samples'}" in capsys.readouterr().err
+
+
+def test_the_installed_command_reads_a_relative_path_from_where_it_is_run(tmp_path):
+    write_shop(tmp_path / "mydata")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "playbook.run.cli", "weeks", "mydata"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2026-W45  2026-11-02 .. 2026-11-08", "2026-W46  2026-11-09 .. 2026-11-15"]
+
+
+def test_every_path_of_a_weekly_run_is_read_from_the_working_directory_and_defaults_stay(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(week, data, out, config, journal, **kw):
+        seen.update(data=data, out=out, config=config, journal=journal, choices=kw["choices"])
+        raise ValueError("stop here")
+
+    (tmp_path / "choices.yaml").write_text("lever: size_guide\n")
+    monkeypatch.setattr(cli, "run_week", fake_run)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["weekly", "--data", "shop", "--out", "out", "--journal", "j", "--config", "my.yaml",
+                     "--params", "choices.yaml", "--no-send"])
+    assert code == cli.EXIT_REFUSED
+    assert seen == {"data": str(tmp_path / "shop"), "out": str(tmp_path / "out"), "config": str(tmp_path / "my.yaml"),
+                    "journal": str(tmp_path / "j"), "choices": {"lever": "size_guide"}}
+    # nothing given: the runner's defaults (the repository's sample, reports/, journal/, the configuration)
+    seen.clear()
+    assert cli.main(["weekly", "--no-send", "--out", "out"]) == cli.EXIT_REFUSED
+    assert (seen["data"], seen["config"], seen["journal"]) == (None, None, None)
+    # a database URL is never taken for a path
+    assert cli.from_working_directory("postgresql://ana@db/shop") == "postgresql://ana@db/shop"
+
+
+def test_version_prints_the_packages_version(capsys):
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"playbook {project['version']}"

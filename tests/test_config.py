@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playbook.config.loader import load_config
+from playbook.config.loader import for_source, load_config, shop_file, shop_note
 from playbook.core.paths import DEFAULT_CONFIG
 from playbook.core.settings import ConfigError, MetricSettings
 from playbook.metrics.dictionary import definitions
@@ -345,3 +345,50 @@ def test_thresholds_without_a_rule_are_refused_as_ambiguous(default_text, tmp_pa
     text = edited(default_text, "    metric: wismo_share\n", "    metric: wismo_share\n    params: {red_z: 2.5}\n")
     with pytest.raises(ConfigError, match=r"decision_table\[9\]: 'params' without 'rule'"):
         load_config(write(tmp_path, text))
+
+
+# --- the data source's shop.yaml: its name, currency and time zone win ---------------------------
+
+def test_a_sources_shop_file_replaces_the_configurations_currency_and_time_zone_and_names_the_shop(tmp_path):
+    (tmp_path / "shop.yaml").write_text("name: Online Retail (UCI)\ncurrency: GBP\ntimezone: Europe/London\n")
+    config = for_source(load_config(), tmp_path)
+    assert (config.shop_name, config.currency, config.timezone) == ("Online Retail (UCI)", "GBP", "Europe/London")
+    assert config.shop_file == tmp_path / "shop.yaml"
+    assert shop_note(config) == (f"Online Retail (UCI): amounts in GBP, weeks on the Europe/London clock "
+                                 f"(from {tmp_path / 'shop.yaml'})")
+    # the rest of the configuration is the configuration's
+    assert config.decision_table == load_config().decision_table
+
+
+def test_a_shop_file_may_give_some_keys_only_and_a_source_without_one_keeps_the_configuration(tmp_path):
+    (tmp_path / "with").mkdir()
+    (tmp_path / "with" / "shop.yaml").write_text("currency: USD\n")
+    config = for_source(load_config(), tmp_path / "with")
+    assert (config.shop_name, config.currency, config.timezone) == ("", "USD", "UTC")
+    assert for_source(load_config(), tmp_path) == load_config()  # no shop.yaml
+    assert for_source(load_config(), "postgresql://ana@db/shop") == load_config()  # a database names none
+    assert shop_file(f"pyspark://{tmp_path / 'with'}?spark.master=local[2]") == tmp_path / "with" / "shop.yaml"
+
+
+@pytest.mark.parametrize("text, key, message", [
+    ("currency: pounds\n", "currency", "expected a three-letter ISO 4217 code"),
+    ("currency: gbp\n", "currency", "expected a three-letter ISO 4217 code"),
+    ("timezone: London\n", "timezone", "unknown time zone 'London'"),
+    ("name: ''\n", "name", "expected the shop's name on one line"),
+    ("name: [a, b]\n", "name", "expected the shop's name on one line"),
+])
+def test_a_broken_shop_file_stops_with_the_file_and_the_key_named(tmp_path, text, key, message):
+    (tmp_path / "shop.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        for_source(load_config(), tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'shop.yaml'}: {key}: ") and message in str(err.value)
+
+
+def test_a_shop_file_with_an_unknown_key_or_not_a_mapping_is_refused(tmp_path):
+    (tmp_path / "shop.yaml").write_text("currency: GBP\ncurrencies: [EUR]\n")
+    with pytest.raises(ConfigError, match=r"shop.yaml: unknown key\(s\) \['currencies'\]; allowed: "
+                                          r"\['currency', 'name', 'timezone'\]"):
+        for_source(load_config(), tmp_path)
+    (tmp_path / "shop.yaml").write_text("- GBP\n")
+    with pytest.raises(ConfigError, match="shop.yaml: expected a mapping"):
+        for_source(load_config(), tmp_path)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from playbook.adapters import online_retail
 from playbook.core import atomic
-from playbook.dev.adapters import online_retail
 from playbook.journal import store as journal
 from playbook.journal.entry import JournalEntry
 

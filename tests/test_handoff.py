@@ -572,7 +572,8 @@ def test_make_experiment_add_needs_data_given_and_passes_the_plan_and_start():
     refused = dry("experiment-add", "PLAN=reports/2026-W47/experiments_plan.csv")
     assert refused.returncode != 0 and "give DATA=folder-or-url" in refused.stderr  # never data_samples/ by default
     done = dry("experiment-add", "PLAN=p.csv", "DATA=/srv/shop", "START=2026-11-30")
-    assert 'playbook experiments add "p.csv" "/srv/shop" --journal "journal" --config "" --start "2026-11-30"' in done.stdout
+    # JOURNAL not given: the command's default, the source's own journal (journal/shop/ here)
+    assert 'playbook experiments add "p.csv" "/srv/shop" --journal "" --config "" --start "2026-11-30"' in done.stdout
     close = dry("experiment-close", "ID=E1", "DATA=/srv/shop", "REASON=gone")
     assert 'playbook experiments close "E1" "/srv/shop" --reason "gone"' in close.stdout
 

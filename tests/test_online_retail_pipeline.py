@@ -1,6 +1,6 @@
 """A real, messy export through the playbook with no code change: UCI Online Retail.
 
-``playbook.dev.adapters.online_retail`` maps the 541,909 transaction rows (cancellations as
+``playbook.adapters.online_retail`` (``playbook adapt online-retail``) maps the 541,909 transaction rows (cancellations as
 returns) onto the contract; the adapted folder is then opened, validated and run through the
 metrics and the weak-cohort step exactly as a shop's export would be. Return rates are
 recomputed by hand with pandas from the adapted tables and must equal the engine's.
@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from playbook.adapters.online_retail import SHOP, categorize, parquet_bytes, to_contract, write_tables
+from playbook.config.loader import for_source, load_config
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import OPTIONAL_TABLES, REASON_CODES, TABLES
 from playbook.data.dataset import open_dataset
-from playbook.dev.adapters.online_retail import categorize, parquet_bytes, to_contract, write_tables
 from playbook.metrics.dictionary import compute_metrics
 from playbook.steps.cohorts import analyse_weak_cohorts
 
@@ -268,17 +269,34 @@ def test_one_wholesale_account_is_not_a_weak_cohort(snapshot):
     assert a.weak is None or a.weak.filters.get("category") != "candles_lighting"
 
 
-def test_the_cli_rebuilds_identical_tables(adapted, tmp_path):
+def test_the_cli_rebuilds_identical_tables_with_the_shops_currency(adapted, tmp_path):
     tables, _ = adapted
     out = tmp_path / "again"
     run = subprocess.run(
-        [sys.executable, "-m", "playbook.dev.adapters.online_retail", str(Path(tables.report.source)), str(out)],
+        [sys.executable, "-m", "playbook.run.cli", "adapt", "online-retail", str(Path(tables.report.source)), str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
     assert "cancellation lines" in run.stdout and "no CustomerID" in run.stdout
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.parquet" for n in TABLE_NAMES)
+    assert f"Next: playbook weekly --data {out}" in run.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{n}.parquet" for n in TABLE_NAMES), "shop.yaml"])
+    shop = for_source(load_config(), out)
+    assert (shop.shop_name, shop.currency, shop.timezone) == (SHOP["name"], "GBP", "Europe/London") == (
+        "Online Retail (UCI)", "GBP", "Europe/London")
     for name in TABLE_NAMES:
         again = pd.read_parquet(out / f"{name}.parquet")
         pd.testing.assert_frame_equal(again, pd.read_parquet(adapted[1] / f"{name}.parquet"))
         assert (out / f"{name}.parquet").read_bytes() == parquet_bytes(tables[name])
+
+
+def test_the_former_module_path_still_runs_the_adapter():
+    from playbook.dev.adapters import online_retail as former
+
+    assert former.to_contract is to_contract and former.main.__module__ == "playbook.adapters.online_retail"
+
+
+def test_adapt_refuses_a_source_that_is_not_a_file_and_writes_nothing(tmp_path, capsys):
+    from playbook.run import cli
+
+    assert cli.main(["adapt", "online-retail", str(tmp_path / "missing.csv.xz"), str(tmp_path / "out")]) == 2
+    assert "is not a file" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -294,3 +294,97 @@ def test_a_spark_connect_token_in_the_url_is_refused_and_never_echoed():
         refuse_secrets(url)
     assert "s3cret" not in str(err.value)
     assert redact(url) == "sc://spark.example.com:15002/;use_ssl=true;token=***"
+
+
+# --- what people write: pandas' Parquet (nanoseconds, large strings, categories) reads as on DuckDB --
+
+#: the key of each sample table, to compare the engines' rows in one order
+KEYS = {"orders": ["order_id"], "order_lines": ["line_id"], "returns": ["return_id"], "contacts": ["contact_id"],
+        "actions": ["action_id"], "experiments": ["experiment_id"], "assignments": ["experiment_id", "customer_id"],
+        "sessions": ["date", "channel", "category"], "marketing_spend": ["date", "channel"]}
+
+
+def pandas_parquet_copy(folder: Path) -> Path:
+    """data_samples/ read with pandas and written with ``DataFrame.to_parquet``, as an analyst would: timestamps
+    and dates as ``datetime64[ns]`` (pandas 2's default, nanoseconds in the file), text as large strings, the
+    slice columns as categories (dictionary columns)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from playbook.data.contract import TABLES
+
+    folder.mkdir()
+    for path in sorted(DATA_SAMPLES_DIR.glob("*.csv.gz")):
+        name = path.name.removesuffix(".csv.gz")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        for column in TABLES[name].all_columns:
+            if column.name not in frame:
+                continue
+            if column.kind in ("date", "timestamp"):
+                frame[column.name] = pd.to_datetime(frame[column.name]).astype("datetime64[ns]")
+            elif column.kind in ("int", "float"):
+                frame[column.name] = pd.to_numeric(frame[column.name])
+            elif column.name in ("channel", "category", "region", "reason_code", "variant"):
+                frame[column.name] = frame[column.name].astype("category")
+            else:
+                frame[column.name] = frame[column.name].astype(pd.ArrowDtype(pa.large_string()))
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pandas_shop(spark_ready, tmp_path_factory):
+    """The pandas-written copy opened and validated on Spark and on DuckDB, each table as both engines read it."""
+    folder = pandas_parquet_copy(tmp_path_factory.mktemp("pandas") / "shop")
+    import pyarrow.parquet as pq
+
+    assert "timestamp[ns]" in str(pq.read_schema(folder / "orders.parquet").field("order_ts").type)
+    duck = pdata.open_dataset(folder)
+    spark = pdata.open_dataset(spark_url(folder))
+    try:
+        raw_order_ts = spark.con.table("orders").schema()["order_ts"]
+        tables = {name: (spark.tables[name].schema(), spark.tables[name].to_pandas(), duck.tables[name].schema(),
+                         duck.tables[name].to_pandas()) for name in duck.tables}
+    finally:
+        spark.close()
+        duck.close()
+    return {"folder": folder, "tables": tables, "raw_order_ts": raw_order_ts}
+
+
+@pytest.mark.spark
+def test_pandas_parquet_reads_on_spark_with_the_types_and_values_duckdb_reads(pandas_shop):
+    """The data layer's read (validated tables), not the whole render: the parity render of the sample week
+    (tests/test_spark.py above) costs about four minutes on two cores; this file's render was checked by hand."""
+    import pandas as pd
+
+    assert pandas_shop["raw_order_ts"].is_timestamp()  # the nanoseconds are turned back into timestamps
+    assert set(pandas_shop["tables"]) == set(KEYS)
+    for name, (spark_schema, spark_rows, duck_schema, duck_rows) in pandas_shop["tables"].items():
+        assert spark_schema == duck_schema, name
+        rows = [frame.sort_values(KEYS[name]).reset_index(drop=True) for frame in (spark_rows, duck_rows)]
+        for frame in rows:  # to_pandas gives nanoseconds from Spark and microseconds from DuckDB: the same instants
+            for column in frame.columns[frame.dtypes.map(pd.api.types.is_datetime64_any_dtype)]:
+                frame[column] = frame[column].astype("datetime64[us]")
+        pd.testing.assert_frame_equal(rows[0], rows[1], check_dtype=False, obj=name)
+
+
+@pytest.mark.spark
+def test_a_column_spark_cannot_read_stops_with_the_table_the_column_the_type_and_what_to_do(pandas_shop, tmp_path):
+    import datetime as dt
+
+    import pandas as pd
+
+    folder = tmp_path / "shop"
+    shutil.copytree(pandas_shop["folder"], folder)
+    orders = pd.read_parquet(folder / "orders.parquet")
+    orders["pickup_time"] = dt.time(10, 30)
+    orders.to_parquet(folder / "orders.parquet", index=False)
+    with pytest.raises(SourceError) as err:
+        pdata.open_dataset(spark_url(folder))
+    message = str(err.value)
+    assert message.startswith(f"table orders: Spark cannot read {folder / 'orders.parquet'}: column pickup_time is "
+                              "INT64 (TIME(MICROS,false)), a time of day without its date: write it as a timestamp")
+    assert "DuckDB reads it" in message and "Exception" not in message
+    (folder / "orders.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+    with pytest.raises(SourceError, match=r"^table orders: .*orders.parquet is not a readable Parquet file: \S"):
+        pdata.open_dataset(spark_url(folder))

@@ -1,8 +1,16 @@
-"""Read and check the editable YAML configuration (metric windows, decision table, levers, experiments)."""
+"""Read and check the editable YAML configuration (metric windows, decision table, levers, experiments).
+
+Whose data they are belongs to the data: a folder source may hold a ``shop.yaml`` beside its tables
+(``name``, ``currency``, ``timezone``), and its values replace the configuration's for that source
+(``for_source``), so that one configuration serves several shops and a shop's export carries its own
+currency and clock wherever it is rendered.
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,6 +27,7 @@ from playbook.core.settings import (
     MetricSettings,
 )
 from playbook.core.vocabulary import Design, Direction
+from playbook.data.dataset import is_spark, is_url, spark_conf
 from playbook.data.facts import Maturity
 from playbook.metrics.dictionary import computable_in, definitions, metric_named
 from playbook.metrics.forms import ReturnsWithinWindow
@@ -157,6 +166,79 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     timezone = _timezone(f"{file}: timezone", raw.get("timezone", "UTC"))
     currency = _currency(f"{file}: currency", raw.get("currency", "EUR"))
     return Config(file, settings, table, default, levers, experiments, timezone, currency)
+
+
+#: the file of a folder source that says whose data they are; its keys replace the configuration's
+SHOP_FILE = "shop.yaml"
+#: the keys of ``shop.yaml``: the shop's name (shown with its reports), its currency, its time zone
+SHOP_KEYS = ("name", "currency", "timezone")
+_SHOP_NAME_MAX = 100
+
+
+def shop_file(source: str | os.PathLike | None) -> Path | None:
+    """The ``shop.yaml`` of a folder source (or of a local Spark source's folder), None when it has none.
+
+    A database says nothing here: its shop's settings are the configuration's.
+    """
+    if source is None or str(source) == "":
+        return None
+    text = str(source)
+    if is_url(text):
+        folder = spark_conf(text)[0] if is_spark(text) and text.lower().startswith("pyspark") else None
+    else:
+        folder = Path(text)
+    path = folder / SHOP_FILE if folder is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def read_shop(path: str | os.PathLike) -> dict[str, str]:
+    """The checked values of a ``shop.yaml``: some of ``name``, ``currency`` (ISO 4217), ``timezone`` (IANA).
+
+    Every mistake is a ``ConfigError`` naming the file and the key.
+    """
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc}") from None
+    raw = _mapping(str(file), raw)
+    _require_keys(str(file), raw, set(SHOP_KEYS), set())
+    shop: dict[str, str] = {}
+    if "name" in raw:
+        name = raw["name"]
+        if not isinstance(name, str) or not name.strip() or "\n" in name.strip() or len(name.strip()) > _SHOP_NAME_MAX:
+            raise ConfigError(f"{file}: name: expected the shop's name on one line (1 to {_SHOP_NAME_MAX} "
+                              f"characters), got {name!r}")
+        shop["name"] = name.strip()
+    if "currency" in raw:
+        shop["currency"] = _currency(f"{file}: currency", raw["currency"])
+    if "timezone" in raw:
+        shop["timezone"] = _timezone(f"{file}: timezone", raw["timezone"])
+    return shop
+
+
+def for_source(config: Config, source: str | os.PathLike | None) -> Config:
+    """``config`` for the data ``source``: the values of its ``shop.yaml`` (name, currency, time zone) win.
+
+    Without a ``shop.yaml`` the configuration is returned as it is. A broken one stops the run
+    (``ConfigError`` naming the file and the key), as a broken configuration does.
+    """
+    path = shop_file(source)
+    if path is None:
+        return config
+    shop = read_shop(path)
+    return dataclasses.replace(config, shop_name=shop.get("name", config.shop_name),
+                               currency=shop.get("currency", config.currency),
+                               timezone=shop.get("timezone", config.timezone), shop_file=path)
+
+
+def shop_note(config: Config) -> str:
+    """The shop's name, currency and clock in words, and where they come from (a run's log, ``playbook validate``)."""
+    name = f"{config.shop_name}: " if config.shop_name else ""
+    where = f" (from {config.shop_file})" if config.shop_file is not None else " (from the configuration)"
+    return f"{name}amounts in {config.currency}, weeks on the {config.timezone} clock{where}"
 
 
 def _currency(where: str, value: Any) -> str:

@@ -94,6 +94,10 @@ class Config:
     timezone: str = "UTC"
     #: the ISO 4217 code the shop's money columns are in, shown beside every amount of the report
     currency: str = "EUR"
+    #: the shop's name, from the data source's ``shop.yaml`` (empty when the source names none)
+    shop_name: str = ""
+    #: the data source's ``shop.yaml`` whose name, currency and time zone replaced the configuration's, if any
+    shop_file: Path | None = None
 
     def row_for(self, metric: str) -> DecisionRow | None:
         for row in self.decision_table:

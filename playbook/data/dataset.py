@@ -32,7 +32,7 @@ import ibis
 import pandas as pd
 
 from playbook.core.weeks import IsoWeek, completeness_note, latest_complete_week
-from playbook.data import contract, csv_files
+from playbook.data import contract, csv_files, parquet_types
 from playbook.data.contract import OPTIONAL_TABLES
 from playbook.data.validation import DataQualityWarning, KnownMetrics, validate
 
@@ -206,6 +206,9 @@ _SPARK_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",  # progress bars would fill the notebooks' logs
     "spark.log.level": "ERROR",
+    # pandas and pyarrow write timestamps in nanoseconds, which Spark 4 refuses ([PARQUET_TYPE_ILLEGAL]) unless
+    # it reads them as longs; the folder's tables turn them back into timestamps (``_read_parquet_spark``)
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 #: a local session listens on loopback only and serves no UI (no port opened to the network)
 _SPARK_LOCAL_DEFAULTS = {
@@ -326,12 +329,89 @@ def _register_parquet(con: ibis.BaseBackend, folder: Path) -> None:
         if len(found) > 1:
             raise SourceError(f"table {name}: both {found[0]} and {found[1]} in {folder}; keep one")
         if found:
-            con.read_parquet(str(found[0]), table_name=name)
+            _read_parquet_spark(con, found[0], name)
             continue
         csv = [p.name for p in (folder / f"{name}.csv", folder / f"{name}.csv.gz") if p.is_file()]
         if csv:
             raise SourceError(f"table {name}: a Spark source reads Parquet, not {csv[0]} ({folder}); convert it "
                               f"to {name}.parquet, or open the folder itself (DuckDB)")
+
+
+_NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+
+
+def _read_parquet_spark(con: ibis.BaseBackend, path: Path, name: str) -> ibis.Table:
+    """Register the Parquet file (or folder) ``path`` as the temporary view ``name`` of the Spark session.
+
+    A column Spark cannot read stops here, named with its type and what to write instead, before Spark
+    reads anything (``parquet_types.spark_unreadable``). Timestamps in nanoseconds (pandas' and pyarrow's
+    default) are read as longs (``spark.sql.legacy.parquet.nanosAsLong``) and turned back into timestamps,
+    floored to the microsecond as Spark and DuckDB count them: naive ones (the shop's clock) into
+    ``TIMESTAMP_NTZ`` as Spark reads a naive timestamp in microseconds, instants into ``TIMESTAMP``.
+    """
+    columns = _parquet_schema(path, name)
+    unreadable = parquet_types.spark_unreadable(columns)
+    if unreadable:
+        raise SourceError(f"table {name}: Spark cannot read {path}: " + "; ".join(
+            f"column {u.column} is {u.type_text}, {u.advice}" for u in unreadable)
+            + ". Spark stops at the whole table, even on a column the contract does not read: rewrite the file, or "
+              "give the folder itself as the source (DuckDB reads it)")
+    nanos = parquet_types.nanos_columns(columns)
+    session = con._session
+    try:
+        if nanos and session.conf.get(_NANOS_AS_LONG, "false").lower() != "true":
+            session.conf.set(_NANOS_AS_LONG, "true")  # a session started before, or told otherwise by the URL
+        frame = session.read.parquet(str(path))
+        if nanos:
+            from pyspark.sql import functions as F
+
+            def timestamp(column: str, instant: bool):
+                quoted = "`" + column.replace("`", "``") + "`"
+                micros = F.expr(f"timestamp_micros(({quoted} - pmod({quoted}, 1000)) div 1000)")
+                return micros if instant else micros.cast("timestamp_ntz")
+
+            frame = frame.withColumns({column: timestamp(column, instant) for column, instant in nanos})
+        frame.createOrReplaceTempView(name)
+        table = con.table(name)
+    except Exception as exc:  # a type or a file the checks above do not know: Spark's own words, never a stack trace
+        raise SourceError(f"table {name}: Spark cannot read {path}: {_first_line(exc)}. Rewrite the file with the "
+                          f"types of the data contract (docs/data_contract.md), or give the folder itself as the "
+                          f"source (DuckDB reads it)") from None
+    return _check_types(name, table, path, "Spark")
+
+
+def _parquet_schema(path: Path, name: str) -> list[parquet_types.ParquetColumn]:
+    try:
+        return parquet_types.parquet_columns(path)
+    except Exception as exc:  # not a Parquet file, a truncated one...
+        raise SourceError(f"table {name}: {path} is not a readable Parquet file: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An engine's error in one line: its first, without the Java stack trace (the exception's name when empty)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+#: what a contract column of each kind should be written as, when its type cannot be read
+_KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "date": "a date",
+               "timestamp": "a timestamp (date and time)", "isoweek": "text such as 2026-W47"}
+
+
+def _check_types(name: str, table: ibis.Table, path: Path, engine: str) -> ibis.Table:
+    """``table``, unless a contract column has a type the engine does not know (DuckDB's TIME_NS, say):
+    then a SourceError naming the table, the column, the type and what to write instead."""
+    spec = contract.TABLES.get(name)
+    if spec is None:
+        return table
+    kinds = {c.name.lower(): c.kind for c in spec.all_columns}
+    bad = [(column, dtype) for column, dtype in table.schema().items()
+           if dtype.is_unknown() and column.strip().lower() in kinds]
+    if bad:
+        raise SourceError(f"table {name}: {engine} cannot read " + "; ".join(
+            f"column {column} of {path} (type {dtype}): write it as {_KIND_WORDS[kinds[column.strip().lower()]]}"
+            for column, dtype in bad))
+    return table
 
 
 def table_file(folder: Path, name: str) -> Path | None:
@@ -382,7 +462,12 @@ def load_source(source: str | os.PathLike) -> LoadedSource:
     in_place: set[str] = set()
     for name, path in _table_files(folder).items():
         if path.suffix == ".parquet":
-            tables[name] = con.read_parquet(path, table_name=name)
+            try:
+                tables[name] = _check_types(name, con.read_parquet(path, table_name=name), path, "DuckDB")
+            except SourceError:
+                raise
+            except Exception as exc:  # a file DuckDB cannot open or read: its words, with the table
+                raise SourceError(f"table {name}: DuckDB cannot read {path}: {_first_line(exc)}") from None
             in_place.add(name)
             continue
         tables[name], dialect = csv_files.read_csv(con, path, name)

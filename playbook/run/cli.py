@@ -1,13 +1,16 @@
 """The ``playbook`` command: the weekly run, its alerts, and the checks a scheduler or a person needs.
 
-``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook validate
+``playbook weekly`` renders a week (what ``make weekly`` and every scheduler call), ``playbook adapt online-retail
+SOURCE OUT`` maps a real export onto the contract (``playbook.adapters``), ``playbook validate
 DATA`` checks a source against the data contract without rendering, ``playbook weeks DATA`` lists the
 weeks a run accepts, ``playbook journal`` prints the team's track record, and ``playbook experiments add
 PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
 the source's experiments table (``playbook.run.handoff``; exit 0 done, 2 refused with nothing written; a
 database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command.
-Relative paths are read from the repository root, as in the runner (``playbook.core.paths``), never from the
-working directory.
+A relative path given on the command line is read from the working directory, as any command reads it
+(``cd ~/exports && playbook validate mydata``); what is not given keeps its default in the repository
+(``data_samples/``, ``reports/``, ``journal/``, ``playbook/config/playbook.yaml``). The functions below, called
+from Python, read relative paths from the repository root like the runner (``playbook.core.paths``).
 
 Exit codes of ``playbook weekly``: 0 a complete report (red triggers included), 1 the run failed (the
 previous complete report of the week is untouched), 2 refused before any notebook (data, configuration,
@@ -19,16 +22,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from playbook.config.loader import load_config
-from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, JOURNAL_DIR, REPORTS_DIR, resolve
-from playbook.core.settings import ConfigError
+from playbook.adapters import online_retail
+from playbook.config.loader import for_source, load_config, shop_note
+from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, REPO_ROOT, journal_dir_for, reports_dir_for, resolve
+from playbook.core.settings import Config, ConfigError
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Dataset, open_dataset
 from playbook.data.validation import ContractError
@@ -40,10 +47,12 @@ from playbook.report.summary import load_summary
 from playbook.run import alerts as week_alerts
 from playbook.run import handoff
 from playbook.run.choices import read_choices
-from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week
+from playbook.run.weekly import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_RED, EXIT_REFUSED, classify, run_week, source_text
 
 #: the name of the failure folder of a run refused before its week was known (no --week given)
 LATEST = "latest"
+#: the distribution ``pip install -e .`` installs (pyproject.toml's ``[project] name``)
+DISTRIBUTION = "returns-playbook"
 
 
 def _write(text: str) -> None:
@@ -123,7 +132,7 @@ def weekly(week: str = "", data: str = "", out: str = "", config: str = "", jour
     ``send=False`` writes the alerts without sending them. ``notebooks``: the runner's notebooks (tests).
     """
     progress = Progress(log) if log else Progress()
-    out_dir = resolve(out or None, REPORTS_DIR)
+    out_dir = resolve(out or None, reports_dir_for(source_text(data or None)))  # where the runner writes
     started = time.time() - 1  # file times may be rounded down to the second
     try:
         report = run_week(week or None, data or None, out or None, config or None, journal or None,
@@ -165,18 +174,20 @@ def _complete_alerts(report: Path, send: bool, log: Callable[[str], None]) -> we
 
 # --- playbook validate / weeks / journal -----------------------------------------------------------
 
-def _open(data: str, config: str) -> Dataset:
-    """Open and validate ``data`` as a weekly run does (the configuration's time zone and metric names)."""
-    cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+def _open(data: str, config: str) -> tuple[Dataset, Config]:
+    """Open and validate ``data`` as a weekly run does (the time zone of its shop.yaml or the configuration's,
+    the metric names); the configuration for that source beside it."""
     source = data if "://" in data else str(resolve(data or None, DATA_SAMPLES_DIR))
-    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
+    cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), source)
+    return open_dataset(source, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics)), cfg
 
 
 def validate(data: str, config: str = "") -> int:
     """Check ``data`` against the contract; print the verdict and the data-quality warnings."""
-    dataset = _open(data, config)
+    dataset, cfg = _open(data, config)
     try:
         print(f"{dataset.source_label}: the data satisfy the contract. {dataset.completeness_note()}.")
+        print(f"Shop: {shop_note(cfg)}.")
         print(f"Weeks available: {dataset.first_week()} .. {dataset.latest_complete_week()}.")
         if dataset.missing_tables:
             print(f"Optional tables not given: {', '.join(dataset.missing_tables)}.")
@@ -189,7 +200,7 @@ def validate(data: str, config: str = "") -> int:
 
 def weeks(data: str, config: str = "") -> int:
     """Print the weeks a run accepts (first week of the data .. latest complete week), one a line."""
-    dataset = _open(data, config)
+    dataset, _ = _open(data, config)
     try:
         first, last = dataset.first_week(), dataset.latest_complete_week()
         note = dataset.completeness_note()
@@ -203,9 +214,12 @@ def weeks(data: str, config: str = "") -> int:
     return EXIT_OK
 
 
-def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8) -> int:
-    """Print the track record over ``weeks_back`` weeks up to ``week`` (default: the journal's latest week)."""
-    folder = resolve(journal_dir or None, JOURNAL_DIR)
+def journal(journal_dir: str = "", week: str = "", weeks_back: int = 8, data: str = "") -> int:
+    """Print the track record over ``weeks_back`` weeks up to ``week`` (default: the journal's latest week).
+
+    The journal: ``journal_dir``, else the default one of the source ``data`` (the sample's: ``journal/``).
+    """
+    folder = resolve(journal_dir or None, journal_dir_for(source_text(data or None)))
     if not week:
         known = read_journal(folder)["week"]
         week = str(max(map(IsoWeek.parse, known))) if len(known) else str(IsoWeek.of(dt.date.today()))
@@ -237,9 +251,10 @@ def experiments_add(plan: str, data: str, start: dt.date | None = None, journal_
                     config: str = "") -> int:
     """Append the plan's row to ``data``'s experiments table (``handoff.add_plan``); exit 2 with why when refused."""
     try:
-        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
-        result = handoff.add_plan(resolve(plan, REPORTS_DIR), _source(data), start,
-                                  resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone, known_metrics(cfg.metrics))
+        cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
+        result = handoff.add_plan(resolve(plan, reports_dir_for(_source(data))), _source(data), start,
+                                  resolve(journal_dir or None, journal_dir_for(_source(data))), cfg.timezone,
+                                  known_metrics(cfg.metrics))
     except (handoff.HandoffError, JournalError, ConfigError) as exc:
         print(f"Cannot add the plan: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -250,7 +265,7 @@ def experiments_close(experiment_id: str, data: str, reason: str, on: dt.date | 
                       config: str = "") -> int:
     """Close one test of ``data``'s experiments table (``handoff.close_experiment``); exit 2 with why when refused."""
     try:
-        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
         result = handoff.close_experiment(experiment_id, _source(data), reason, on, cfg.timezone,
                                           known_metrics(cfg.metrics))
     except (handoff.HandoffError, ConfigError) as exc:
@@ -263,14 +278,30 @@ def experiments_extend(experiment_id: str, data: str, to: dt.date, information: 
                        journal_dir: str = "", config: str = "") -> int:
     """Extend one test before its review (``handoff.extend_experiment``); exit 2 with why when refused."""
     try:
-        cfg = load_config(resolve(config or None, DEFAULT_CONFIG))
+        cfg = for_source(load_config(resolve(config or None, DEFAULT_CONFIG)), _source(data))
         result = handoff.extend_experiment(experiment_id, _source(data), to, information,
-                                           resolve(journal_dir or None, JOURNAL_DIR), cfg.timezone,
+                                           resolve(journal_dir or None, journal_dir_for(_source(data))), cfg.timezone,
                                            known_metrics(cfg.metrics))
     except (handoff.HandoffError, JournalError, ConfigError) as exc:
         print(f"Cannot extend {experiment_id}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     return _handoff_done(result)
+
+
+# --- playbook adapt -------------------------------------------------------------------------------
+
+#: the adapters ``playbook adapt NAME SOURCE OUT`` runs: each writes a folder source (tables and shop.yaml)
+ADAPTERS: dict[str, Callable[[str, str], int]] = {"online-retail": online_retail.adapt}
+
+
+def adapt(name: str, source: str, out: str) -> int:
+    """Map the export ``source`` onto the contract into the folder ``out`` with adapter ``name``; then say what next."""
+    code = ADAPTERS[name](source, out)
+    if code == EXIT_OK:
+        folder = Path(out).resolve()
+        print(f"Next: playbook weekly --data {out} (renders its latest complete week into "
+              f"{reports_dir_for(str(folder))}/<WEEK>/, records into {journal_dir_for(str(folder))}/)")
+    return code
 
 
 def _date(text: str) -> dt.date:
@@ -286,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playbook", description="The returns playbook: render a week, check a source, list weeks, read the journal, "
                                      "start or close a test.",
-        epilog="Relative paths are read from the repository root. See README.md, 'Scheduling the weekly run'.")
+        epilog="Relative paths are read from the working directory; what is not given keeps its default in the "
+               "repository (data_samples/, reports/, journal/, playbook/config/playbook.yaml). See README.md, "
+               "'Scheduling the weekly run'.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the version of the returns playbook and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("weekly", help="render a week's report, then write and send its alerts",
@@ -298,9 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                               + ", ".join(week_alerts.ENVIRONMENT) + ".")
     w.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: the latest complete week)")
     _data_argument(w, "--data")
-    w.add_argument("--out", default="", help="reports folder; the week goes to OUT/WEEK/ (default: reports/)")
+    w.add_argument("--out", default="", help="reports folder; the week goes to OUT/WEEK/ (default: reports/<source name>/, "
+                                             "reports/ for data_samples/)")
     _config_argument(w)
-    w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/)")
+    w.add_argument("--journal", default="", help="decision journal folder, never inside OUT (default: journal/<source "
+                                                 "name>/, journal/ for data_samples/)")
     w.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell (default: 900)")
     w.add_argument("--params", default="",
                    help="YAML file of the analyst's choices (papermill's parameters file), e.g. 'lever: size_guide' "
@@ -325,9 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("journal", help="print the track record from the decision journal",
                        description="Print the verdicts of the last weeks, counted, and the kept levers in money per week.")
-    j.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    j.add_argument("--journal", default="",
+                   help="decision journal folder (default: the journal of --data: journal/, or journal/<source name>/)")
+    j.add_argument("--data", default="",
+                   help="the source whose default journal to read (journal/<source name>/; default: data_samples/, "
+                        "whose journal is journal/)")
     j.add_argument("--week", default="", help="last week of the record (default: the latest week in the journal)")
     j.add_argument("--weeks", type=int, default=8, help="number of weeks in the record (default: 8)")
+
+    d = sub.add_parser("adapt", help="map a real export onto the data contract (a folder the other commands read)",
+                       description="Read an export in its own shape and write the contract's tables as Parquet into OUT, "
+                                   "with OUT/shop.yaml (the shop's name, currency and time zone); print what was kept "
+                                   "and dropped, and why. Exit 2 with the reason when SOURCE is not a file.",
+                       epilog="Then: playbook weekly --data OUT (into reports/<name of OUT>/<WEEK>/).")
+    d.add_argument("adapter", choices=sorted(ADAPTERS), metavar="ADAPTER",
+                   help=f"the export's kind: {', '.join(sorted(ADAPTERS))} (the UCI Online Retail transactions)")
+    d.add_argument("source", metavar="SOURCE", help="the export file, e.g. ../shared/data/online_retail.csv.xz")
+    d.add_argument("out", metavar="OUT", help="the folder to write into (created if needed), e.g. exports/online_retail")
 
     e = sub.add_parser("experiments", help="start a planned test or close one in the source's experiments table",
                        description="Add step 3's plan row to a folder source's experiments table, or close a test "
@@ -345,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the day the change went live, when the launch slipped: start_date and review_date move by "
                         "the same number of days (the selection weeks stay)")
     a.add_argument("--journal", default="",
-                   help="decision journal folder, whose latest verdicts say which tests are still open (default: journal/)")
+                   help="decision journal folder, whose latest verdicts say which tests are still open (default: "
+                        "the source's: journal/<source name>/, journal/ for data_samples/)")
     _config_argument(a)
     c = actions.add_parser("close", help="close a test (overdue or abandoned): closed_on and closed_reason",
                            description="Set closed_on and closed_reason of experiment ID in DATA's experiments table "
@@ -386,8 +438,36 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
 
 
+def package_version() -> str:
+    """The installed distribution's version (``pyproject.toml``'s), or the file's when the package is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a checkout on PYTHONPATH, never installed
+        text = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8") if (REPO_ROOT / "pyproject.toml").is_file() else ""
+        found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+        return found.group(1) if found else "unknown"
+
+
+#: the arguments that name files or folders (a URL among them is left as it is)
+_PATH_ARGUMENTS = ("data", "out", "config", "journal", "params", "plan", "source")
+
+
+def from_working_directory(path: str) -> str:
+    """A path typed on the command line, absolute against the working directory; empty and URLs unchanged.
+
+    The functions it feeds read a relative path from the repository root (``core.paths.resolve``); the
+    command makes it absolute first, so that ``cd ~/exports && playbook validate mydata`` reads ``~/exports/mydata``.
+    """
+    if not path or handoff.is_url(path):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name in _PATH_ARGUMENTS:
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, from_working_directory(getattr(args, name)))
     try:
         if args.command == "weekly":
             return weekly(args.week, args.data, args.out, args.config, args.journal, args.timeout,
@@ -396,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             return validate(args.data, args.config)
         if args.command == "weeks":
             return weeks(args.data, args.config)
+        if args.command == "adapt":
+            return adapt(args.adapter, args.source, args.out)
         if args.command == "experiments" and args.action == "add":
             return experiments_add(args.plan, args.data, args.start, args.journal, args.config)
         if args.command == "experiments" and args.action == "extend":
@@ -403,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                                       args.config)
         if args.command == "experiments":
             return experiments_close(args.experiment_id, args.data, args.reason, args.on, args.config)
-        return journal(args.journal, args.week, args.weeks)
+        return journal(args.journal, args.week, args.weeks, args.data)
     except (ContractError, ConfigError, JournalError, ValueError) as exc:
         print(str(exc) if isinstance(exc, ContractError) else f"Cannot {args.command}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

@@ -2,7 +2,8 @@
 
 Notebooks call ``start(week, data, config, run_dir, journal)`` with their papermill parameters.
 Empty parameters take the defaults (the sample data, the default configuration, the latest
-complete week, the scratch folder ``reports/interactive/<week>/``, ``journal/``), resolved against the repository root so that
+complete week, the scratch folder ``reports/interactive/<week>/``, ``journal/``; for another source its own
+``reports/<source name>/interactive/<week>/`` and ``journal/<source name>/``), resolved against the repository root so that
 JupyterLab (kernel in ``notebooks/``) and papermill (kernel in the caller's folder) agree.
 
 The data come from a stored snapshot (``playbook.data.dataset.attach_snapshot``): the weekly runner builds
@@ -18,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from playbook.config.loader import load_config
-from playbook.core.paths import DATA_SAMPLES_DIR, JOURNAL_DIR, REPORTS_DIR, resolve
+from playbook.config.loader import for_source, load_config
+from playbook.core.paths import DATA_SAMPLES_DIR, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import (
@@ -78,7 +79,7 @@ def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", j
     interactive session, which reuses or builds a cached one (``interactive_snapshot``).
     """
     source = data if data and is_url(data) else str(resolve(data or None, DATA_SAMPLES_DIR))
-    cfg = load_config(config or None)
+    cfg = for_source(load_config(config or None), source)  # the source's shop.yaml wins (name, currency, zone)
     if snapshot:
         snap = attach_snapshot(snapshot)
         if redact(source) != snap.dataset.source_label:
@@ -90,9 +91,9 @@ def start(week: str = "", data: str = "", config: str = "", run_dir: str = "", j
     iso = snap.week
     # an interactive run (no run_dir) works in a scratch folder: it never overwrites the published
     # report of the week, and its journal entries stay staged there (only `make weekly` records them)
-    out = resolve(run_dir or None, REPORTS_DIR / "interactive" / str(iso))
+    out = resolve(run_dir or None, reports_dir_for(source) / "interactive" / str(iso))
     out.mkdir(parents=True, exist_ok=True)
-    return Run(iso, snap.dataset, snap, cfg, out, resolve(journal or None, JOURNAL_DIR))
+    return Run(iso, snap.dataset, snap, cfg, out, resolve(journal or None, journal_dir_for(source)))
 
 
 def shared_facts(snap: Snapshot, k: int) -> None:

@@ -45,14 +45,14 @@ from typing import Any, Iterator
 import nbformat
 import papermill
 
-from playbook.config.loader import load_config
+from playbook.config.loader import for_source, load_config, shop_note
 from playbook.core.atomic import Lock, LockBusy, LockHolder, exclusive_lock, write_text
 from playbook.core.paths import (
     DATA_SAMPLES_DIR,
     DEFAULT_CONFIG,
-    JOURNAL_DIR,
     NOTEBOOKS_DIR,
-    REPORTS_DIR,
+    journal_dir_for,
+    reports_dir_for,
     resolve,
 )
 from playbook.core.settings import ConfigError
@@ -363,6 +363,11 @@ def _write_failure(exc: OSError, iso: IsoWeek) -> RunError:
                     f"previous report of {iso} is untouched and the journal unchanged")
 
 
+def source_text(data: str | os.PathLike | None) -> str:
+    """The source as the run names it: a URL as given, a folder absolute (relative: from the repository root)."""
+    return str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
+
+
 def run_week(
     week: str | None = None,
     data: str | os.PathLike | None = None,
@@ -377,15 +382,23 @@ def run_week(
 ) -> Path:
     """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder.
 
+    ``out`` and ``journal`` default to the source's own folders (``core.paths.reports_dir_for``): ``reports/``
+    and ``journal/`` for the repository's sample, ``reports/<source name>/`` and ``journal/<source name>/``
+    for any other source.
+
     ``lock_wait``: seconds to wait for another run of the same week to finish before stopping
     with ``RunBusy`` naming it (0: stop at once). ``choices``: the analyst's parameters
     (``run.choices``), passed to the notebooks that declare them and written to summary.json.
     """
-    data_text = str(data) if data and "://" in str(data) else str(resolve(data, DATA_SAMPLES_DIR))
-    out_dir = resolve(out, REPORTS_DIR)
+    data_text = source_text(data)
+    # by default each source has its own reports and journal (reports/<source>/, journal/<source>/); the sample's
+    # are reports/ and journal/
+    out_dir = resolve(out, reports_dir_for(data_text))
     config_path = resolve(config, DEFAULT_CONFIG)
-    journal_path = resolve(journal, JOURNAL_DIR)
-    cfg = load_config(config_path)  # a configuration mistake stops the run before any notebook (ConfigError)
+    journal_path = resolve(journal, journal_dir_for(data_text))
+    # a configuration mistake, or the source's shop.yaml's, stops the run before any notebook (ConfigError);
+    # the source's name, currency and time zone win over the configuration's
+    cfg = for_source(load_config(config_path), data_text)
     stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
     # validation first: a broken input stops before anything is written
     dataset = open_dataset(data_text, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
@@ -419,6 +432,7 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
     for nb in notebooks:
         check_parameters(nb, parameters)
     log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
+    log(f"Shop: {shop_note(cfg)}.")
     runs: list[NotebookRun] = []
     served = contextlib.ExitStack()  # the run's Spark session served to the kernels, stopped when the run ends
     try:
@@ -599,9 +613,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--week", default="", help="ISO week such as 2026-W47 (default: latest complete week)")
     parser.add_argument("--data", default="",
                         help="folder of CSV/Parquet files or database URL (password from PLAYBOOK_DB_PASSWORD)")
-    parser.add_argument("--out", default="", help="reports folder (default: reports/)")
+    parser.add_argument("--out", default="", help="reports folder (default: reports/, reports/<source name>/ for "
+                                                   "a source other than data_samples/)")
     parser.add_argument("--config", default="", help="YAML configuration (default: playbook/config/playbook.yaml)")
-    parser.add_argument("--journal", default="", help="decision journal folder (default: journal/)")
+    parser.add_argument("--journal", default="", help="decision journal folder (default: journal/, "
+                                                       "journal/<source name>/ for a source other than data_samples/)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per notebook cell")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="seconds to wait for another run of the same week to finish (default: stop at once)")
