@@ -226,7 +226,7 @@ def plan_caveat(s: Summary, d: Display) -> str | None:
     if lever.underpowered and planned is not None and not planned.reaches_power:
         need = f"{planned.weeks_uncapped} weeks" if planned.weeks_uncapped else "longer than any run"
         text += (f" Caveat: a change at the weaker end of the expected range ({d.change(metric, lever.expected_high)})"
-                 f" would need {need} to show; a smaller effect may end as 'not conclusive'.")
+                 f" would need {need} to show; a smaller effect may not be shown by the review date (adjust).")
     return text
 
 

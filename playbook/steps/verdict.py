@@ -193,12 +193,12 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
         elif g.state == GuardrailState.NOT_SHOWN_SAFE:
             # not a block: harm is not shown (a noisy guardrail would otherwise block most working levers);
             # the keep carries the read that can show it safe, or a watch when no read within half a year can
+            # the guardrail's numbers are in its own reason: the follow-up says only what to do and when
             if g.follow_up_on is None:
                 follow_ups.append(f"watch guardrail {g.metric} weekly after the roll-out: not shown safe, and no read "
-                                  f"within half a year at this volume can show it ({g.why})")
+                                  "within half a year at this volume can show it")
             else:
-                follow_ups.append(f"read guardrail {g.metric} again on {g.follow_up_on:%Y-%m-%d}: not shown safe yet "
-                                  f"({g.why})")
+                follow_ups.append(f"read guardrail {g.metric} again on {g.follow_up_on:%Y-%m-%d}: not shown safe yet")
     if delay is not None and delay.possible_delay and delay.confirmed is not True:
         blocks.append(f"possible delay: {delay.why}" + (
             f"; the {delay.confirm_days}-day read does not hold the gap" if delay.confirmed is False else
