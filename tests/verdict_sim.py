@@ -430,9 +430,10 @@ PLAN_MADE, HAND_ENTERED = "plan-made", "hand-entered"
 
 
 def replicate_paths(s: Setup, rng: np.random.Generator, config, *, cut: float = 1.0, delay: float = 1.0,
-                    guardrails=(), weeks_after_review: int = 2) -> dict[tuple[str, bool], Path]:
-    """One replication read through the whole path for each row (plan-made, hand-entered), without and (when
-    ``guardrails`` are given) with them. compare_exposed runs once per week read, on the plan-made row with
+                    guardrails=(), weeks_after_review: int = 2,
+                    rows: tuple[str, ...] = (PLAN_MADE, HAND_ENTERED)) -> dict[tuple[str, bool], Path]:
+    """One replication read through the whole path for each of ``rows`` (plan-made, hand-entered), without and
+    (when ``guardrails`` are given) with them. compare_exposed runs once per week read, on the plan-made row with
     the guardrails; the other variants' comparisons are that one with the hand-entered row or without the
     guardrails (``dataclasses.replace``): compare_exposed only stores the row's plan columns and the
     guardrails it is given, so the result is the one a call with them gives (tested)."""
@@ -451,6 +452,8 @@ def replicate_paths(s: Setup, rng: np.random.Generator, config, *, cut: float = 
     last_week = IsoWeek.of(s.review_date).shift(weeks_after_review)
     out = {}
     for name, row in ((PLAN_MADE, s.plan_row), (HAND_ENTERED, s.hand_row)):
+        if name not in rows:
+            continue
         for with_guards in ((False, True) if guardrails else (False,)):
             def section_at(week: IsoWeek, row=row, with_guards=with_guards) -> ComparisonSection:
                 c = comparison(week)
