@@ -10,17 +10,36 @@ uniform on [0, 4.5] days. A lever that only delays returns (lag x 1.1 .. 1.5) le
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from verdict_sim import BASE, at, experiment, simulate
+from verdict_sim import (
+    BASE,
+    HAND_ENTERED,
+    PLAN_MADE,
+    Replication,
+    Shop,
+    SimulatedGuardrails,
+    at,
+    exact_inputs,
+    experiment,
+    read_many,
+    setup,
+    simulate,
+    week_end_days,
+)
 
 from playbook.config.loader import load_config
+from playbook.core.vocabulary import Design
 from playbook.core.weeks import IsoWeek
 from playbook.journal.store import EarlierLook
-from playbook.steps.experiments import compare_exposed
+from playbook.metrics.forms import ArmData
+from playbook.steps.experiments import _guardrails_randomized, compare_exposed, due_for_review
 from playbook.steps.review import verdict_for
 
 ASSIGNED = {"control": 300, "treatment": 300}
@@ -131,24 +150,6 @@ def test_an_aa_experiment_read_at_four_weekly_looks_is_kept_at_most_at_the_one_s
 # `make test-slow`: 2,000, 3-SE bands. compare_exposed is about 80 % of the time: the default run takes
 # minutes, not seconds (see the module's timing note in the final report).
 
-import functools  # noqa: E402
-
-from verdict_sim import (  # noqa: E402
-    HAND_ENTERED,
-    PLAN_MADE,
-    Replication,
-    Shop,
-    SimulatedGuardrails,
-    exact_inputs,
-    read_many,
-    setup,
-    week_end_days,
-)
-
-from playbook.core.vocabulary import Design  # noqa: E402
-from playbook.metrics.forms import ArmData  # noqa: E402
-from playbook.steps.experiments import _guardrails_randomized, due_for_review  # noqa: E402
-
 SHOP = Shop()
 DELAY_SHOP = Shop(lag_shape=2.0, lag_mean=10.0)
 EXPECTED = (-0.08, -0.04)
@@ -228,8 +229,6 @@ class _Snap:
     """What due_for_review reads of a snapshot: its week and the experiments table."""
 
     def __init__(self, rows, week):
-        import ibis
-
         self.week = week
         self.tables = {"experiments": ibis.memtable(pd.DataFrame(rows))}
 
@@ -269,8 +268,6 @@ def test_a_read_with_the_hand_entered_row_or_without_guardrails_is_the_one_compa
                                    confirm_days=s.inputs.confirm_days)
 
         both = read(s.plan_row, guards.at(days))
-        import dataclasses
-
         assert dataclasses.replace(both, experiment=s.hand_row).section() == read(s.hand_row, guards.at(days)).section()
         assert dataclasses.replace(both, guardrails=[]).section() == read(s.plan_row, []).section()
         assert both.section().planned_looks == 4 and read(s.hand_row, []).section().planned_looks == 1
