@@ -1,4 +1,4 @@
-"""The package's folders are its layers, and imports flow one way (core <- ... <- run <- dev).
+"""The package's folders are its layers, and imports flow one way (core <- ... <- run <- dev <- sim).
 
 Every import of a playbook module is read from the source (function-level imports included, so a
 late import cannot hide a loop).
@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "playbook"
 #: lowest first: a module may import from its own layer and the layers before it
-LAYERS = ("core", "stats", "data", "metrics", "config", "journal", "steps", "report", "run", "dev")
+LAYERS = ("core", "stats", "data", "metrics", "config", "journal", "steps", "report", "run", "dev", "sim")
 #: the one module of a step layer every step may use: the written verdict rule
 SHARED_STEP = "playbook.steps.verdict"
 
