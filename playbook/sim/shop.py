@@ -402,3 +402,18 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: str | Path, skip: tupl
     """The export as the sample's gzip CSV files (``sample_data.write_shop``); the experiments table is the team's
     (``playbook experiments add/close`` write it), so it is not rewritten here."""
     sd.write_shop({k: v for k, v in tables.items() if k not in skip}, folder)
+
+
+def true_saving_per_week(shop: SeasonShop, lever: str, cohort: str, first: dt.date, weeks: int) -> float:
+    """What ``lever`` rolled out to the whole ``cohort`` really saves per week, in return costs (refund, return
+    shipping and processing of the returns it prevents, less those it adds), over ``weeks`` weeks of orders from
+    ``first``: the shop's own counterfactual, every return counted whenever it comes (a lever that only delays
+    returns saves nothing)."""
+    base = shop.outcomes([])[0]
+    after = shop.outcomes([Intervention(lever, cohort, first, first + dt.timedelta(weeks=weeks))])[0]
+    none = len(sd.STACK)
+    delivered = shop.deliv_s[shop.l_order] >= 0
+    cost = ((shop.gross - shop.l_disc) / shop.l_qty * shop.ret_qty + shop.ret_ship + shop.proc)
+    prevented = delivered & (base < none) & (after == none)
+    added = delivered & (base == none) & (after < none)
+    return float(cost[prevented].sum() - cost[added].sum()) / weeks
