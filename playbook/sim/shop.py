@@ -1,20 +1,23 @@
 """The season's shop: the sample shop's generator, with the season as its time dimension.
 
-``SeasonShop(seed, start, history_weeks, season_weeks, units_per_week, truth)`` is a fashion shop drawn with the
-sample shop's own parameters and functions (``playbook.dev.sample_data``: its categories and their seasonal
-shares, the app channel's knitwear, catalogue prices and sizes, discount levels, delivery promise and lateness,
-return propensities by category x reason stacked on one uniform, the truncated-lognormal lags per reason, the
-return and contact costs, the time of day, the gzip CSV writer) over any start date, number of weeks and size
-(units a week). ``tables(as_of, interventions)`` is the export taken on a week's Sunday 23:59:59: nothing
-time-stamped after it, a delivery after it empty, a return requested after it absent.
+``SeasonShop(seed, start, history_weeks, season_weeks, units_per_week, truth)`` is a fashion shop over any start
+date, number of weeks and size (units a week), drawn with the sample shop's own code (``playbook.dev.sample_data``):
+its building blocks ``draw_catalogue`` (products, sizes, prices, costs, SKUs), ``draw_delivery`` (shipping cost,
+promise, lateness, delivery time), ``stacked_reasons`` (a line's return reason from one uniform stacked over its
+category's propensities) and ``return_delay_days`` (the lag of each reason), which ``generate_shop`` calls too, and
+its parameters (categories and their seasonal shares, the app channel's knitwear, discount levels, the return
+propensities RETURN_PCT by category x reason, costs, contact rates, the time of day), and its writer
+(``write_shop``: byte-reproducible gzip CSV). ``tables(as_of, interventions)`` is the export taken on a week's
+Sunday 23:59:59: nothing time-stamped after it, a delivery after it empty, a return requested after it absent.
 
-What differs from ``generate_shop`` (and why): the sample's planted story (its dated experiments, promotion,
-campaign, late-delivery dip, swimwear, odd reason codes and markup texts, the sessions, marketing and actions
-tables) is not drawn: a season's story is its truth table (``sim.truth``): its spikes (the cohorts that really go
-bad) and the real effects of the levers the team puts under test. Every random stream is keyed by the seed and
-its purpose, never by what the team did, so the weeks of one season are one shop: an export of week w+1 holds the
-export of week w unchanged (orders, lines, returns and contacts up to its Sunday) plus the new week; a lever
-changes only the units it treats.
+What is not shared (and why): ``generate_shop`` is the sample's 26 dated weeks with their planted story (its
+experiments, promotion, campaign, late-delivery dip, swimwear, odd reason codes, markup texts, and the sessions,
+marketing and actions tables), drawn from one stream in an order that must stay byte for byte; the season draws its
+orders and lines per week from its own size and calendar, and its story is its truth table (``sim.truth``): the
+spikes (the cohorts that really go bad) and the real effects of the levers the team puts under test. Every random
+stream is keyed by the seed and its purpose, never by what the team did, so the weeks of one season are one shop:
+an export of week w+1 holds the export of week w unchanged (orders, lines, returns and contacts up to its Sunday)
+plus the new week; a lever changes only the units it treats.
 
 An intervention (:class:`Intervention`) is a lever applied to a cohort (``category=...;channel=...``) from a day:
 under test it treats the customers of its treatment arm (drawn 50/50 per customer, seeded by the experiment id)
@@ -133,39 +136,15 @@ class SeasonShop:
         l_cat[to_knit & (o_channel[l_order] == sd.APP)] = sd.KNITWEAR
         l_qty = rng.choice([1, 2, 3], size=n_l, p=[0.93, 0.06, 0.01])
 
-        l_prod = np.zeros(n_l, dtype=np.int64)
-        l_size = np.empty(n_l, dtype=object)
-        l_price, l_ucost = np.zeros(n_l), np.zeros(n_l)
-        prod_u, size_u = rng.random(n_l), rng.random(n_l)
-        for c in range(len(sd.CATEGORIES)):
-            k = sd.N_PRODUCTS[c]
-            price = np.floor(sd.PRICE_MEDIAN[c] * np.exp(rng.normal(0, 0.3, size=k))) + 0.95
-            ucost = np.round(price * rng.uniform(0.32, 0.48, size=k), 2)
-            pop = 1.0 / np.arange(1, k + 1) ** 0.8
-            pop_cum = np.cumsum(pop / pop.sum())
-            labels, sp = sd.SIZES.get(c, sd.APPAREL_SIZES)
-            idx = np.flatnonzero(l_cat == c)
-            prod = np.minimum(np.searchsorted(pop_cum, prod_u[idx]), k - 1)
-            l_prod[idx], l_price[idx], l_ucost[idx] = prod, price[prod], ucost[prod]
-            l_size[idx] = np.asarray(labels, dtype=object)[
-                np.minimum(np.searchsorted(np.cumsum(sp), size_u[idx]), len(labels) - 1)]
-        sku = (pd.Series(np.asarray(sd.SKU_PREFIX, dtype=object)[l_cat]) + "-"
-               + pd.Series(l_prod + 1).astype(str).str.zfill(3) + "-" + pd.Series(l_size)).to_numpy(dtype=object)
+        l_prod, l_size, l_price, l_ucost, sku = sd.draw_catalogue(rng, l_cat)
         p_disc = sd.BASE_DEPTH[l_cat] / sd.MEAN_LEVEL
         level = sd.DISCOUNT_LEVELS[rng.choice(len(sd.DISCOUNT_LEVELS), size=n_l, p=sd.DISCOUNT_LEVEL_P)]
         depth = np.where(rng.random(n_l) < p_disc, level, 0.0)
         gross = l_price * l_qty
         l_disc = np.round(gross * depth, 2)
 
-        intl = o_region == sd.REGIONS.index("international")
-        ship = np.where(intl, rng.uniform(9.0, 13.0, n_o), rng.uniform(3.8, 5.6, n_o))
-        ship = np.round(ship + np.bincount(l_order, weights=sd.SHIP_PER_LINE[l_cat], minlength=n_o), 2)
-        promise = np.where(intl, 4, np.where(rng.random(n_o) < 0.65, 3, 4))
-        late = rng.random(n_o) > sd.ON_TIME_P
-        early = rng.choice([0, 1, 2], size=n_o, p=[0.30, 0.50, 0.20])
-        over = rng.choice([1, 2], size=n_o, p=[0.75, 0.25])
-        d = np.where(late, promise + over, np.maximum(promise - early, 1))
-        deliv_s = self.start_s + (o_day + d) * DAY + rng.integers(8 * 3600, 20 * 3600, size=n_o)
+        ship, promise, late, deliv_s = sd.draw_delivery(rng, o_day, o_region, l_order, l_cat,
+                                                        np.full(n_o, sd.ON_TIME_P), self.start_s)
         lost = rng.random(n_o) < sd.LOST_P
         deliv_s = np.where(lost, -1, deliv_s)
 
@@ -177,7 +156,7 @@ class SeasonShop:
             rates[on, sd.R_IDX[s.reason]] *= s.factor
         rng_r = _stream(seed, "returns")
         ret_u = rng_r.random(n_l)
-        self.reason = (ret_u[:, None] >= np.cumsum(rates, axis=1)).sum(axis=1)  # len(STACK): no return
+        self.reason = sd.stacked_reasons(rates, ret_u)  # len(STACK): no return
         self.rates = rates
         self.harm_u = rng_r.random(n_l)
         self.delay_u = rng_r.random(n_l)
@@ -296,11 +275,7 @@ class SeasonShop:
         r = reason[:n_l]
         delivered = self.deliv_s[self.l_order[:n_l]] >= 0
         returned = (r < len(sd.STACK)) & delivered
-        med = np.array([sd.DELAY[x][0] for x in sd.STACK] + [1.0])[r]
-        med = np.where((self.l_cat[:n_l] == sd.SHOES) & np.isin(r, [sd.R_IDX["size_too_small"], sd.R_IDX["size_too_large"]]),
-                       sd.SHOES_SIZE_DELAY_MEDIAN, med)
-        sig = np.array([sd.DELAY[x][1] for x in sd.STACK] + [1.0])[r]
-        delay_days = sd._trunc_lognormal(self.delay_u[:n_l], med, sig) * lag[:n_l]
+        delay_days = sd.return_delay_days(self.delay_u[:n_l], r, self.l_cat[:n_l]) * lag[:n_l]
         req_s = self.deliv_s[self.l_order[:n_l]] + np.round(delay_days * DAY).astype(np.int64)
         r_line = np.flatnonzero(returned & (req_s <= cut))
         r_line = r_line[np.lexsort((r_line, req_s[r_line]))]
