@@ -220,6 +220,8 @@ def test_a_season_in_process_reads_its_plan_at_its_looks(tmp_path):
     assert "prevents 45% of these returns" in judged[0]["truth"]
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "fit size message on knitwear" in html and "what was really true" in html
+    if facts["kept"]:  # the headline's money: what the track record claimed, what the kept levers really save
+        assert f"really save EUR {facts['truly_saved']:,.0f} a week" in html and facts["truly_saved"] > 0
     truth_files = sorted(p.name for p in (out / "truth").glob("*.json"))
     assert truth_files == [f"2026-W{w}.json" for w in range(38, 44)]
 

@@ -154,7 +154,8 @@ def season_facts(out: Path, shop: SeasonShop | None = None) -> dict[str, Any]:
         "decisions": decisions, "kept": kept, "never_kept": never_kept, "weak": list(weak.values()),
         "n_right": sum(1 for d in decided if d["right"]), "n_wrong": sum(1 for d in decided if not d["right"]),
         "n_open": len(decisions) - len(decided),
-        "claimed": sum(r["claimed_per_week"] or 0.0 for r in kept), "true": sum(r["true_per_week"] for r in kept),
+        "claimed": sum(r["claimed_per_week"] or 0.0 for r in kept),
+        "truly_saved": sum(r["true_per_week"] for r in kept),
         "plans": plans,
     }
 
@@ -176,16 +177,20 @@ def _money(v: float | None) -> str:
     return "n/a" if v is None else f"{v:,.0f}"
 
 
-def reveal_page(facts: dict[str, Any], currency: str = "EUR") -> str:
+def reveal_page(facts: dict[str, Any], currency: str = "EUR", reports_link: bool = True) -> str:
+    """The page; ``reports_link=False`` for a copy outside the season's folder (its reports are not beside it)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["money"] = _money
     env.filters["words"] = lambda s: str(s).replace("_", " ")
-    return env.get_template(TEMPLATE).render(**facts, currency=currency, test_words=test_words)
+    return env.get_template(TEMPLATE).render(**facts, currency=currency, test_words=test_words,
+                                             reports_link=reports_link)
 
 
-def write_reveal(out: str | Path, season: Season | None = None, currency: str = "EUR") -> Path:
-    """``<out>/index.html`` from ``<out>/season.json``, the season's journal and its shop."""
+def write_reveal(out: str | Path, season: Season | None = None, currency: str = "EUR", target: Path | None = None
+                 ) -> Path:
+    """``<out>/index.html`` (or ``target``, a copy without the link to the reports) from ``<out>/season.json``, the
+    season's journal and its shop."""
     out = Path(out)
     facts = season_facts(out, season.shop if season is not None else None)
-    return write_text(out / "index.html", reveal_page(facts, currency))
+    return write_text(target or out / "index.html", reveal_page(facts, currency, reports_link=target is None))
