@@ -30,7 +30,7 @@ from playbook.dev import sample_data as sd
 from playbook.journal.store import read_journal
 from playbook.sim import team
 from playbook.sim.cli import build_parser
-from playbook.sim.reveal import judge, season_facts
+from playbook.sim.reveal import judge, season_facts, write_reveal
 from playbook.sim.season import SeasonSettings, run_season
 from playbook.sim.shop import Intervention, SeasonShop, true_saving_per_week, write_tables
 from playbook.sim.truth import Effect, Spike, Truth, TruthError, default_truth, dump_truth, load_truth, random_truth
@@ -197,6 +197,7 @@ def test_a_season_in_process_reads_its_plan_at_its_looks(tmp_path):
     out = tmp_path / "season"
     season = run_season(out, SeasonSettings(weeks=6, units_per_week=2800, forget_share=0.0), STRONG,
                         in_process=True, log=lambda text: None)
+    write_reveal(out, season)
     (eid, plan), *_ = season.plans.items()
     assert plan["week"] == "2026-W38" and plan["cohort"] == "category=knitwear"
     experiments = pd.read_csv(out / "data" / "experiments.csv")
@@ -272,6 +273,7 @@ def test_six_weeks_of_notebooks_read_the_plan(tmp_path):
     out = tmp_path / "season"
     season = run_season(out, SeasonSettings(weeks=6, units_per_week=2800, forget_share=0.0), STRONG,
                         log=lambda text: None)
+    write_reveal(out, season)
     (eid, plan), *_ = season.plans.items()
     v = _verdicts(out)
     mine = v[v.experiment_id == eid].sort_values("week")

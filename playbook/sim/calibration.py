@@ -52,7 +52,7 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
     settings, truth = season_settings(i, base_seed, weeks)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="season-") as tmp:
-        season = run_season(tmp, settings, truth, in_process=True, reveal=False, csv_gzip=False,
+        season = run_season(tmp, settings, truth, in_process=True, csv_gzip=False,
                             log=lambda text: None)
         journal = read_journal(Path(tmp) / "journal")
     verdicts = journal[journal["kind"] == VERDICT]

@@ -11,9 +11,11 @@ import argparse
 import sys
 import time
 
-from playbook.core.paths import REPO_ROOT, resolve
+from playbook.config.loader import load_config
+from playbook.core.paths import DEFAULT_CONFIG, REPO_ROOT, resolve
 from playbook.run import cli as run_cli
 from playbook.run.weekly import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from playbook.sim.reveal import write_reveal
 from playbook.sim.season import SEED, SeasonSettings, run_season
 from playbook.sim.truth import TruthError, default_truth, load_truth
 
@@ -54,13 +56,14 @@ def season(args: argparse.Namespace) -> int:
     out = resolve(args.out, REPO_ROOT / DEFAULT_OUT)
     started = time.monotonic()
     try:
-        run_season(out, settings, truth, log=lambda text: print(text, flush=True))
+        lived = run_season(out, settings, truth, log=lambda text: print(text, flush=True))
     except Exception as exc:
         known = run_cli.classify(exc)
         if known is None:
             raise
         print(f"The season stopped: {known[1]}", file=sys.stderr)
         return EXIT_FAILED
+    write_reveal(out, lived, load_config(resolve(args.config or None, DEFAULT_CONFIG)).currency)
     print(f"Season of {args.weeks} weeks in {time.monotonic() - started:.0f} s. The reveal: {out / 'index.html'}")
     return EXIT_OK
 

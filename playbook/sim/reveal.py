@@ -9,6 +9,7 @@ were not real. ``judge`` is the rule for right and wrong, shared with the calibr
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -94,6 +95,11 @@ def season_facts(out: Path, shop: SeasonShop | None = None) -> dict[str, Any]:
     truth = truth_from_dict(data["truth"])
     shop = shop or make_shop(settings, truth)
     plans: dict[str, dict[str, Any]] = data["plans"]
+    table = out / "data" / "experiments.csv"
+    if table.is_file():  # the looks each plan counts on, as the season's experiments table has them
+        looks = {r["experiment_id"]: r.get("planned_looks") or "1"
+                 for r in csv.DictReader(table.read_text(encoding="utf-8").splitlines())}
+        plans = {eid: {**p, "planned_looks": p.get("planned_looks") or looks.get(eid, "1")} for eid, p in plans.items()}
     first = shop.season_week(0)
     savings: dict[tuple[str, str], float] = {}
 

@@ -16,8 +16,8 @@ Week by week, ``run_season``:
 4. writes the week's true state beside the report, ``<out>/truth/<WEEK>.json`` (which levers run, on whom, and
    their true effects), which the run never reads.
 
-``<out>/season.json`` keeps the settings, the truth table and the team's actions; the reveal (``sim.reveal``)
-writes ``<out>/index.html`` from it, the journal and the shop.
+``<out>/season.json`` keeps the settings, the truth table and the team's actions; the reveal (``sim.reveal``, which
+``playbook season`` calls after the season) writes ``<out>/index.html`` from it, the journal and the shop.
 """
 from __future__ import annotations
 
@@ -239,9 +239,9 @@ def make_shop(settings: SeasonSettings, truth: Truth) -> SeasonShop:
 
 
 def run_season(out: str | Path, settings: SeasonSettings = SeasonSettings(), truth: Truth | None = None,
-               in_process: bool = False, log: Callable[[str], None] = print, reveal: bool = True,
-               csv_gzip: bool = True) -> Season:
-    """Live ``settings.weeks`` weeks of the method into ``out`` (module docstring); returns the season."""
+               in_process: bool = False, log: Callable[[str], None] = print, csv_gzip: bool = True) -> Season:
+    """Live ``settings.weeks`` weeks of the method into ``out`` (module docstring); returns the season (the reveal,
+    ``sim.reveal.write_reveal``, reads it)."""
     truth = truth or default_truth()
     out = Path(out)
     if out.exists():
@@ -283,10 +283,6 @@ def run_season(out: str | Path, settings: SeasonSettings = SeasonSettings(), tru
         _act(season, outcome, sunday, cfg, reviewed, log)
         _write_truth(season, week, monday, sunday, ran=True)
     _write_season(season)
-    if reveal:
-        from playbook.sim.reveal import write_reveal
-
-        write_reveal(out, season=season, currency=cfg.currency)
     return season
 
 
@@ -391,4 +387,4 @@ def _write_season(season: Season) -> None:
 def scratch_season(settings: SeasonSettings, truth: Truth, **kwargs) -> Season:
     """A season in a temporary folder, removed after (the calibration keeps only the numbers)."""
     with tempfile.TemporaryDirectory(prefix="season-") as tmp:
-        return run_season(tmp, settings, truth, in_process=True, reveal=False, **kwargs)
+        return run_season(tmp, settings, truth, in_process=True, **kwargs)
