@@ -287,3 +287,33 @@ def test_the_season_shop_uses_the_sample_generators_numbers():
     """One generator of shops: the season's return propensities and lags are the sample's own."""
     shop = SeasonShop(1, START, 2, 1, 2000, Truth("none"))
     assert np.allclose(shop.rates[~shop.late[shop.l_order]], sd.RETURN_PCT[shop.l_cat[~shop.late[shop.l_order]]])
+
+
+def test_the_team_starts_a_ready_plan_and_closes_a_test_shown_overdue(tmp_path):
+    """The team's hand-off, without notebooks: a ready plan is added with `playbook experiments add` (its lever on the
+    treatment arm from its start), and a test the run lists as overdue is closed with `playbook experiments close`
+    (its lever rolled back)."""
+    from playbook.config.loader import load_config
+    from playbook.sim.season import Season, WeekOutcome, _act, make_shop
+
+    settings = SeasonSettings(weeks=2, units_per_week=2000, history_weeks=2)
+    season = Season(tmp_path, settings, STRONG, make_shop(settings, STRONG))
+    season.data.mkdir(parents=True)
+    season.journal.mkdir()
+    plan = tmp_path / "experiments_plan.csv"
+    plan.write_text("experiment_id,lever,cohort,design,control_cohort,primary_metric,expected_low,expected_high,"
+                    "start_date,review_date,planned_looks\nEXP-2026-W24-KNITWEAR,fit_size_message,category=knitwear,"
+                    "randomized,,return_rate_14d,-0.06,-0.02,2026-06-15,2026-06-22,1\n", encoding="utf-8")
+    cfg = load_config(None)
+    _act(season, WeekOutcome("2026-W24", None, plan, {"experiment_id": "EXP-2026-W24-KNITWEAR"}),
+         dt.date(2026, 6, 14), cfg, set(), lambda text: None)
+    table = pd.read_csv(season.data / "experiments.csv")
+    assert list(table.experiment_id) == ["EXP-2026-W24-KNITWEAR"]
+    assert season.interventions == [Intervention("fit_size_message", "category=knitwear", dt.date(2026, 6, 15), None,
+                                                 "EXP-2026-W24-KNITWEAR")]
+    _act(season, WeekOutcome("2026-W26", None, overdue=["EXP-2026-W24-KNITWEAR"]), dt.date(2026, 6, 28), cfg, set(),
+         lambda text: None)
+    table = pd.read_csv(season.data / "experiments.csv")
+    assert table.closed_on.tolist() == ["2026-06-28"] and "overdue" in table.closed_reason[0]
+    assert season.interventions[0].end == dt.date(2026, 6, 29)
+    assert [a.what for a in season.actions] == ["start", "close overdue"]
