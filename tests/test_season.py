@@ -50,7 +50,7 @@ def test_the_truth_table_reads_back_from_its_yaml(tmp_path):
     assert again == truth
     assert again.effect("knitwear", "size_too_small", "fit_size_message") == Effect("works", 0.45)
     assert again.effect("tops", "quality", "fit_size_message").kind == "nothing"  # no entry: does nothing
-    assert again.is_spike("knitwear", "size_too_small") and not again.is_spike("shoes", "size_too_small")
+    assert again.is_spike("knitwear", "size_too_small") and not again.is_spike("tops", "size_too_small")
 
 
 @pytest.mark.parametrize("entry, says", [

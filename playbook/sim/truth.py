@@ -182,9 +182,11 @@ def dump_truth(truth: Truth) -> str:
 
 def default_truth() -> Truth:
     """The sample-like shop: knitwear's size_too_small returns triple from week 10 of its history (the weak
-    cohort, as in the sample); a fit message there works (cuts 45 % of those returns) but only delays its
-    size_too_large returns; on shoes it does nothing; clearer descriptions work on dresses; sturdier packaging
-    raises contacts (questions about the new box); the promise recalculation only delays returns."""
+    cohort, as in the sample), shoes' size_too_small returns rise 2.5 times from week 14 and dresses'
+    not_as_described returns triple from week 15. A fit message works on knitwear (cuts 45 % of those returns) but only delays its
+    size_too_large returns, and does nothing on shoes; clearer descriptions work on dresses (35 %); sturdier
+    packaging raises contacts (questions about the new box); the promise recalculation only delays returns; a
+    supplier review of knitwear's quality harms (20 % more quality returns)."""
     E = Effect
     entries = (
         TruthEntry("knitwear", "size_too_small", "fit_size_message", E("works", 0.45)),
@@ -197,8 +199,11 @@ def default_truth() -> Truth:
         TruthEntry("outerwear", "late_delivery", "promise_recalculation", E("delays", 0.0, 1.5)),
         TruthEntry("knitwear", "quality", "supplier_review", E("harms", 0.20)),
     )
-    return Truth("the sample-like shop", entries, (Spike("knitwear", "size_too_small", 3.3, 10),),
-                 "Knitwear's size_too_small returns triple from week 10 of the history (the weak cohort).")
+    spikes = (Spike("knitwear", "size_too_small", 3.3, 10), Spike("shoes", "size_too_small", 2.5, 14),
+              Spike("dresses", "not_as_described", 3.0, 15))
+    return Truth("the sample-like shop", entries, spikes,
+                 "Knitwear's size_too_small returns triple from week 10 of the history (the weak cohort); shoes' "
+                 "size returns and dresses' descriptions go wrong later, inside the season.")
 
 
 def random_truth(seed: int, history_weeks: int = 16) -> Truth:
