@@ -317,3 +317,13 @@ def test_the_team_starts_a_ready_plan_and_closes_a_test_shown_overdue(tmp_path):
     assert table.closed_on.tolist() == ["2026-06-28"] and "overdue" in table.closed_reason[0]
     assert season.interventions[0].end == dt.date(2026, 6, 29)
     assert [a.what for a in season.actions] == ["start", "close overdue"]
+
+
+def test_every_slice_step_2_names_is_a_cohort_the_shop_can_treat(shop):
+    """A plan may name any slice of step 2 (category, channel, region, customer_type, sku): its lines are found."""
+    lines = shop.cohort_lines
+    assert lines("channel=app").any() and lines("region=north").any()
+    first, repeat = lines("customer_type=first_time"), lines("customer_type=repeat")
+    assert first.any() and repeat.any() and not (first & repeat).any() and (first | repeat).all()
+    assert (lines("category=knitwear;channel=app") == (lines("category=knitwear") & lines("channel=app"))).all()
+    assert lines(f"sku={shop.sku[0]}").sum() >= 1 and not lines("customer_type=vip").any()

@@ -123,6 +123,8 @@ class SeasonShop:
         o_day, o_s, o_cust, o_channel = (a[sort] for a in (o_day, o_s, o_cust, o_channel))
         o_region = cust_region[o_cust]
         n_o = o_day.size
+        o_first = np.zeros(n_o, bool)  # the customer's first order (customer_type first_time, else repeat)
+        o_first[np.unique(o_cust, return_index=True)[1]] = True
 
         n_lines = rng.choice([1, 2, 3, 4], size=n_o, p=[0.56, 0.29, 0.10, 0.05])
         l_order = np.repeat(np.arange(n_o), n_lines)
@@ -178,6 +180,7 @@ class SeasonShop:
 
         self.n_pool = n_pool
         self.o_day, self.o_s, self.o_cust, self.o_channel, self.o_region = o_day, o_s, o_cust, o_channel, o_region
+        self.o_first = o_first
         self.ship, self.promise, self.deliv_s, self.late, self.lost = ship, promise, deliv_s, late, lost
         self.l_order, self.l_day, self.l_cat, self.l_qty = l_order, l_day, l_cat, l_qty
         self.sku, self.l_price, self.l_ucost, self.l_disc, self.gross = sku, l_price, l_ucost, l_disc, gross
@@ -190,7 +193,8 @@ class SeasonShop:
         return (_stream(self.seed, "arm", experiment_id).random(self.n_pool) < 0.5).astype(np.int8)
 
     def cohort_lines(self, cohort: str) -> np.ndarray:
-        """The lines of a cohort (``category=...``, ``channel=...``, ``region=...``; empty: every line)."""
+        """The lines of a cohort (``category=...``, ``channel=...``, ``region=...``, ``customer_type=first_time`` or
+        ``repeat``, ``sku=...``; empty: every line), as step 2 slices them."""
         mask = np.ones(self.l_order.size, bool)
         for col, value in parse_cohort(cohort or "").items():
             if col == "category":
@@ -199,6 +203,11 @@ class SeasonShop:
                 mask &= self.o_channel[self.l_order] == (sd.CHANNELS.index(value) if value in sd.CHANNELS else -1)
             elif col == "region":
                 mask &= self.o_region[self.l_order] == (sd.REGIONS.index(value) if value in sd.REGIONS else -1)
+            elif col == "customer_type":
+                first = self.o_first[self.l_order]
+                mask &= first if value == "first_time" else ~first if value == "repeat" else False
+            elif col == "sku":
+                mask &= self.sku == value
             elif col != "reason_code":
                 mask &= False
         return mask
