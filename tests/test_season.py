@@ -327,3 +327,13 @@ def test_every_slice_step_2_names_is_a_cohort_the_shop_can_treat(shop):
     assert first.any() and repeat.any() and not (first & repeat).any() and (first | repeat).all()
     assert (lines("category=knitwear;channel=app") == (lines("category=knitwear") & lines("channel=app"))).all()
     assert lines(f"sku={shop.sku[0]}").sum() >= 1 and not lines("customer_type=vip").any()
+
+
+def test_a_season_never_empties_a_folder_that_is_not_a_seasons(tmp_path):
+    (tmp_path / "journal").mkdir()
+    (tmp_path / "journal" / "decisions.csv").write_text("week,kind\n", encoding="utf-8")
+    from playbook.sim.cli import main
+
+    # refused with exit 2 before anything is written: the folder is left as it was
+    assert main(["season", "--weeks", "1", "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "journal" / "decisions.csv").read_text(encoding="utf-8") == "week,kind\n"

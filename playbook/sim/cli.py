@@ -16,7 +16,7 @@ from playbook.core.paths import DEFAULT_CONFIG, REPO_ROOT, resolve
 from playbook.run import cli as run_cli
 from playbook.run.weekly import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from playbook.sim.reveal import write_reveal
-from playbook.sim.season import SEED, SeasonSettings, run_season
+from playbook.sim.season import SEED, SeasonError, SeasonSettings, run_season
 from playbook.sim.truth import TruthError, default_truth, load_truth
 
 DEFAULT_OUT = "reports/season"
@@ -57,6 +57,9 @@ def season(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         lived = run_season(out, settings, truth, log=lambda text: print(text, flush=True))
+    except SeasonError as exc:
+        print(f"Cannot run the season: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except Exception as exc:
         known = run_cli.classify(exc)
         if known is None:

@@ -60,6 +60,10 @@ SEED = 20261122
 START = dt.date(2026, 5, 25)
 
 
+class SeasonError(ValueError):
+    """A season that cannot start: the message says why."""
+
+
 @dataclass(frozen=True)
 class SeasonSettings:
     """A season's shape: its weeks, seed and shop (size, history before the first week), and the team's habits."""
@@ -244,7 +248,10 @@ def run_season(out: str | Path, settings: SeasonSettings = SeasonSettings(), tru
     ``sim.reveal.write_reveal``, reads it)."""
     truth = truth or default_truth()
     out = Path(out)
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / SEASON_FILE).is_file():  # never empty a folder that is not a season's (a real journal...)
+            raise SeasonError(f"{out} is not empty and holds no {SEASON_FILE}: a season starts in a new folder or "
+                              "replaces an earlier season's")
         for sub in ("data", "reports", "journal", "truth"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
