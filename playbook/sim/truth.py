@@ -207,8 +207,9 @@ def default_truth() -> Truth:
 
 
 def random_truth(seed: int, history_weeks: int = 16) -> Truth:
-    """A truth table drawn from ``seed``: one to two spikes (a main category's size, description or quality
-    reason, x1.8 to x3.5, from a week of the last six of history) and, for every main category x reason, the
+    """A truth table drawn from ``seed``: one to two spikes (a main category's size or description reason, x2.5
+    to x5, from a week of the last six of history: strong enough that step 3 can often power a plan, so that a
+    season holds tests to measure) and, for every main category x reason, the
     reason's lever: works (35 %, cutting 15-60 %), does nothing (35 %), only delays (12 %, x1.3-2), raises
     contacts (9 %, +3-10 %) or harms (9 %, +10-40 %)."""
     rng = np.random.default_rng([seed, 20])
@@ -223,7 +224,7 @@ def random_truth(seed: int, history_weeks: int = 16) -> Truth:
             entries.append(TruthEntry(cat, reason, LEVER_OF_REASON[reason], Effect(kind, round(float(share), 3),
                                                                                     round(float(lag), 2))))
     # a fit message is one lever for both size reasons: keep one entry per (category, reason, lever) as drawn
-    spiky = ("size_too_small", "size_too_large", "not_as_described", "quality")
+    spiky = ("size_too_small", "size_too_large", "not_as_described")
     spikes = []
     used = set()
     for _ in range(int(rng.integers(1, 3))):
@@ -232,6 +233,6 @@ def random_truth(seed: int, history_weeks: int = 16) -> Truth:
         if (cat, reason) in used:
             continue
         used.add((cat, reason))
-        spikes.append(Spike(cat, reason, round(float(rng.uniform(1.8, 3.5)), 2),
+        spikes.append(Spike(cat, reason, round(float(rng.uniform(2.5, 5.0)), 2),
                             int(rng.integers(history_weeks - 6, history_weeks - 2))))
     return Truth(f"random truth table (seed {seed})", tuple(entries), tuple(spikes))
