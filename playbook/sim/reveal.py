@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,15 @@ def lever_words(lever: str) -> str:
     return str(lever).replace("_", " ")
 
 
+CUSTOMER_TYPES = {"first_time": "first-time customers", "repeat": "repeat customers"}
+
+
 def cohort_words(cohort: str) -> str:
+    """A cohort in words: ``category=knitwear;channel=app`` -> "knitwear and app"."""
     filters = parse_cohort(cohort or "")
-    return " and ".join(v if k in ("category", "channel", "region") else f"{k} {v}" for k, v in filters.items()) \
-        or "the whole shop"
+    words = [v if k in ("category", "channel", "region") else CUSTOMER_TYPES.get(v, v) if k == "customer_type"
+             else f"{k} {v}" for k, v in filters.items()]
+    return " and ".join(words) or "the whole shop"
 
 
 def test_words(lever: str, cohort: str) -> str:
@@ -156,7 +162,9 @@ def season_facts(out: Path, shop: SeasonShop | None = None) -> dict[str, Any]:
         weak.setdefault(key, {"cohort": name, "weeks": [], "real": bool(w.get("real"))})["weeks"].append(w["week"])
     decided = [d for d in decisions if d["right"] is not None]
     return {
-        "settings": settings, "truth": truth, "weeks": data["weeks"], "actions": data["actions"],
+        "settings": settings, "truth": truth, "weeks": data["weeks"],
+        # the team's log in words, its paths inside the season's folder relative to it
+        "actions": [{**a, "text": a["text"].replace(f"{out.resolve()}{os.sep}", "")} for a in data["actions"]],
         "decisions": decisions, "kept": kept, "never_kept": never_kept, "weak": list(weak.values()),
         "n_right": sum(1 for d in decided if d["right"]), "n_wrong": sum(1 for d in decided if not d["right"]),
         "n_open": len(decisions) - len(decided),
