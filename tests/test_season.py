@@ -281,6 +281,10 @@ def test_six_weeks_of_notebooks_read_the_plan(tmp_path):
     html = (out / "index.html").read_text(encoding="utf-8")
     for d in season_facts(out)["decisions"]:
         assert d["test"] in html and d["verdict_words"] in html
+    # the track record grows: the last week counts the reads the first could not
+    first, last = (json.loads((out / "reports" / w / "summary.json").read_text(encoding="utf-8"))["track_record"]
+                   for w in ("2026-W38", "2026-W43"))
+    assert first["n_reviewed"] == 0 and last["n_reviewed"] >= 1
 
 
 def test_the_season_shop_uses_the_sample_generators_numbers():
