@@ -26,7 +26,7 @@ KERNEL_SPEC := $(VENV)/share/jupyter/kernels/$(KERNEL_NAME)/kernel.json
 # interpreter; the spec runs this environment's python (ipykernel writes its full path)
 REGISTER_KERNEL = $(PY) -m ipykernel install --sys-prefix --name $(KERNEL_NAME) --display-name "Python ($(KERNEL_NAME))"
 
-.PHONY: weekly retail experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
+.PHONY: weekly retail season experiment-add experiment-close screenshots docs-screenshots test test-slow spark sample-data bench bench-large lab environment.yml docs/metrics.md docs/summary.schema.json clean help
 
 help:
 	@echo "make weekly [WEEK=2026-W47] [DATA=folder-or-url] [OUT=reports/<source>] [JOURNAL=journal/<source>] [CONFIG=file.yaml] [FAIL_ON_RED=1]"
@@ -35,6 +35,7 @@ help:
 	@echo "make experiment-close ID=<experiment_id> DATA=folder-or-url REASON='why it ended' [ON=YYYY-MM-DD]"
 	@echo "make screenshots [WEEK=2026-W47] (after make weekly: the pages in headless Chromium, screenshots into OUT/<WEEK>/screenshots/)"
 	@echo "make docs-screenshots (the same, then the index's and the brief's copied to docs/screenshots/ for the README)"
+	@echo "make season [WEEKS=12] [SEED=N] [TRUTH=truth.yaml] [UNITS=2800] [SEASON_OUT=reports/season] (a season of the loop on a simulated shop, then the reveal)"
 	@echo "make test | make test-slow | make spark | make sample-data | make bench | make lab [LAB_ARGS=...] | make clean"
 
 # The environment: built once from pyproject.toml (the single source of dependencies), rebuilt when it changes.
@@ -75,6 +76,16 @@ weekly: $(VENV)/.installed $(KERNEL_SPEC)
 retail: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook adapt online-retail "$(RETAIL_CSV)" "$(RETAIL_DATA)"
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(RETAIL_DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
+
+# New hires: a season of the loop (issue 20). WEEKS weeks of a simulated shop, each week the real weekly run (about a
+# minute a week), the team's actions, then SEASON_OUT/index.html: the decision journal beside the truth.
+WEEKS ?= 12
+SEED ?=
+TRUTH ?=
+UNITS ?=
+SEASON_OUT ?= reports/season
+season: $(VENV)/.installed $(KERNEL_SPEC)
+	$(PY) -m playbook.sim.cli season --weeks $(WEEKS) --out "$(SEASON_OUT)" $(if $(SEED),--seed $(SEED)) $(if $(TRUTH),--truth "$(TRUTH)") $(if $(UNITS),--units $(UNITS)) $(if $(CONFIG),--config "$(CONFIG)")
 
 # Step 3's plan row into DATA's experiments table (docs/method.md, "How the loop carries across weeks"), or a test closed;
 # a database URL gets the SQL to run, never a write. DATA is required here: its default, data_samples/, is the repository's.

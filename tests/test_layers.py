@@ -1,4 +1,4 @@
-"""The package's folders are its layers, and imports flow one way (core <- ... <- run <- dev).
+"""The package's folders are its layers, and imports flow one way (core <- ... <- run <- dev <- sim).
 
 ``adapters`` (a real export mapped onto the contract) reads only the contract and the core; ``playbook adapt`` runs them.
 
@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "playbook"
 #: lowest first: a module may import from its own layer and the layers before it
-LAYERS = ("core", "stats", "data", "adapters", "metrics", "config", "journal", "steps", "report", "run", "dev")
+LAYERS = ("core", "stats", "data", "adapters", "metrics", "config", "journal", "steps", "report", "run", "dev", "sim")
 #: the one module of a step layer every step may use: the written verdict rule
 SHARED_STEP = "playbook.steps.verdict"
 

@@ -353,6 +353,71 @@ def _customer_ids(idx: np.ndarray) -> np.ndarray:
     return np.char.add("CUS-", np.char.zfill((np.asarray(idx) + 1).astype(str), 5))
 
 
+# --- the shop's building blocks (shared with the season's shop, playbook.sim.shop) -------------------------------
+def draw_catalogue(rng: np.random.Generator, l_cat: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's product (Zipf-like popularity within its category), size, unit price and unit cost, and its SKU."""
+    n_l = l_cat.size
+    l_prod = np.zeros(n_l, dtype=np.int64)
+    l_size = np.empty(n_l, dtype=object)
+    l_price = np.zeros(n_l)
+    l_ucost = np.zeros(n_l)
+    prod_u = rng.random(n_l)
+    size_u = rng.random(n_l)
+    for c, name in enumerate(CATEGORIES):
+        k = N_PRODUCTS[c]
+        price = np.floor(PRICE_MEDIAN[c] * np.exp(rng.normal(0, 0.3, size=k))) + 0.95
+        ucost = np.round(price * rng.uniform(0.32, 0.48, size=k), 2)
+        pop = 1.0 / np.arange(1, k + 1) ** 0.8
+        pop_cum = np.cumsum(pop / pop.sum())
+        labels, sp = SIZES.get(c, APPAREL_SIZES)
+        size_cum = np.cumsum(sp)
+        idx = np.flatnonzero(l_cat == c)
+        prod = np.minimum(np.searchsorted(pop_cum, prod_u[idx]), k - 1)
+        l_prod[idx] = prod
+        l_price[idx] = price[prod]
+        l_ucost[idx] = ucost[prod]
+        l_size[idx] = np.asarray(labels, dtype=object)[np.minimum(np.searchsorted(size_cum, size_u[idx]), len(labels) - 1)]
+    sku = (pd.Series(np.asarray(SKU_PREFIX, dtype=object)[l_cat]) + "-"
+           + pd.Series(l_prod + 1).astype(str).str.zfill(3) + "-" + pd.Series(l_size)).to_numpy(dtype=object)
+    return l_prod, l_size, l_price, l_ucost, sku
+
+
+def draw_delivery(rng: np.random.Generator, o_day: np.ndarray, o_region: np.ndarray, l_order: np.ndarray,
+                  l_cat: np.ndarray, p_on: np.ndarray, start_s: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each order's shipping cost (by region, plus each line's category), promise (3-4 days), lateness (on time
+    with probability ``p_on``) and delivery time in epoch seconds (day index ``o_day`` from ``start_s``), before
+    any cut and before the lost parcels."""
+    n_orders = o_day.size
+    intl = o_region == REGIONS.index("international")
+    ship = np.where(intl, rng.uniform(9.0, 13.0, n_orders), rng.uniform(3.8, 5.6, n_orders))
+    ship = np.round(ship + np.bincount(l_order, weights=SHIP_PER_LINE[l_cat], minlength=n_orders), 2)
+    promise = np.where(intl, 4, np.where(rng.random(n_orders) < 0.65, 3, 4))
+    late = rng.random(n_orders) > p_on
+    early = rng.choice([0, 1, 2], size=n_orders, p=[0.30, 0.50, 0.20])
+    over = rng.choice([1, 2], size=n_orders, p=[0.75, 0.25])
+    d = np.where(late, promise + over, np.maximum(promise - early, 1))
+    deliv_s = start_s + (o_day + d) * DAY + rng.integers(8 * 3600, 20 * 3600, size=n_orders)
+    return ship, promise, late, deliv_s
+
+
+def stacked_reasons(rates: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Each line's return reason (index in STACK; len(STACK) for no return) from one uniform stacked over its
+    reasons' probabilities (rows of ``rates``)."""
+    return (u[:, None] >= np.cumsum(rates, axis=1)).sum(axis=1)
+
+
+def return_delay_days(u: np.ndarray, reason: np.ndarray, l_cat: np.ndarray) -> np.ndarray:
+    """Days from delivery to the return request: the reason's truncated lognormal (DELAY), shoes' size returns
+    fastest."""
+    size_reason = (reason == R_IDX["size_too_small"]) | (reason == R_IDX["size_too_large"])
+    med = np.array([DELAY[r][0] for r in STACK] + [1.0])[reason]
+    med = np.where((l_cat == SHOES) & size_reason, SHOES_SIZE_DELAY_MEDIAN, med)
+    sig = np.array([DELAY[r][1] for r in STACK] + [1.0])[reason]
+    return _trunc_lognormal(u, med, sig)
+
+
 # --- the generator ----------------------------------------------------------------------
 def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dict[str, pd.DataFrame]:
     """All nine contract tables of the sample shop, as pandas DataFrames.
@@ -433,28 +498,7 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
         l_qty[chosen] = 1
 
     # Catalogue: products with a price and a unit cost; popularity is Zipf-like.
-    l_prod = np.zeros(n_l, dtype=np.int64)
-    l_size = np.empty(n_l, dtype=object)
-    l_price = np.zeros(n_l)
-    l_ucost = np.zeros(n_l)
-    prod_u = rng.random(n_l)
-    size_u = rng.random(n_l)
-    for c, name in enumerate(CATEGORIES):
-        k = N_PRODUCTS[c]
-        price = np.floor(PRICE_MEDIAN[c] * np.exp(rng.normal(0, 0.3, size=k))) + 0.95
-        ucost = np.round(price * rng.uniform(0.32, 0.48, size=k), 2)
-        pop = 1.0 / np.arange(1, k + 1) ** 0.8
-        pop_cum = np.cumsum(pop / pop.sum())
-        labels, sp = SIZES.get(c, APPAREL_SIZES)
-        size_cum = np.cumsum(sp)
-        idx = np.flatnonzero(l_cat == c)
-        prod = np.minimum(np.searchsorted(pop_cum, prod_u[idx]), k - 1)
-        l_prod[idx] = prod
-        l_price[idx] = price[prod]
-        l_ucost[idx] = ucost[prod]
-        l_size[idx] = np.asarray(labels, dtype=object)[np.minimum(np.searchsorted(size_cum, size_u[idx]), len(labels) - 1)]
-    sku = (pd.Series(np.asarray(SKU_PREFIX, dtype=object)[l_cat]) + "-"
-           + pd.Series(l_prod + 1).astype(str).str.zfill(3) + "-" + pd.Series(l_size)).to_numpy(dtype=object)
+    l_prod, l_size, l_price, l_ucost, sku = draw_catalogue(rng, l_cat)
 
     # Discounts (depth = discount / gross). Outerwear from 2026-11-09: fewer lines get a
     # discount (tightened eligibility); 2026-W47: +3 % on every line (shop-wide promotion).
@@ -474,16 +518,8 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     l_disc = np.round(gross * depth, 2)
 
     # Shipping, promise and delivery.
-    intl = o_region == REGIONS.index("international")
-    ship = np.where(intl, rng.uniform(9.0, 13.0, n_orders), rng.uniform(3.8, 5.6, n_orders))
-    ship = np.round(ship + np.bincount(l_order, weights=SHIP_PER_LINE[l_cat], minlength=n_orders), 2)
-    promise = np.where(intl, 4, np.where(rng.random(n_orders) < 0.65, 3, 4))
     p_on = np.where(o_day >= LATE_DIP_FROM, ON_TIME_P_DIP, ON_TIME_P)
-    late = rng.random(n_orders) > p_on
-    early = rng.choice([0, 1, 2], size=n_orders, p=[0.30, 0.50, 0.20])
-    over = rng.choice([1, 2], size=n_orders, p=[0.75, 0.25])
-    d = np.where(late, promise + over, np.maximum(promise - early, 1))
-    deliv_s = _START_S + (o_day + d) * DAY + rng.integers(8 * 3600, 20 * 3600, size=n_orders)
+    ship, promise, late, deliv_s = draw_delivery(rng, o_day, o_region, l_order, l_cat, p_on, _START_S)
     lost = rng.random(n_orders) < LOST_P
     delivered = ~lost & (deliv_s <= _CUT_S)
     deliv_s = np.where(delivered, deliv_s, -1)
@@ -495,7 +531,7 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     knit_spike = (l_cat == KNITWEAR) & (l_day >= KNIT_SPIKE_FROM)
     rates[:, R_IDX["size_too_small"]] = np.where(knit_spike, KNIT_SMALL_SPIKE_P, rates[:, R_IDX["size_too_small"]])
     ret_u = rng.random(n_l)
-    reason = (ret_u[:, None] >= np.cumsum(rates, axis=1)).sum(axis=1)  # len(STACK) = no return
+    reason = stacked_reasons(rates, ret_u)  # len(STACK) = no return
     returned = (reason < len(STACK)) & delivered[l_order]
     size_reason = (reason == R_IDX["size_too_small"]) | (reason == R_IDX["size_too_large"])
     treated = (l_cat == SHOES) & (l_day >= EXP_START) & (fit_arm[o_cust[l_order]] == 1)
@@ -506,10 +542,7 @@ def generate_shop(seed: int = DEFAULT_SEED, planted_effects: bool = True) -> dic
     guide_u = looks_rng.random(n_l)
     if planted_effects:
         returned &= ~(guided & size_reason & (guide_u < SIZE_GUIDE_CUT))
-    med = np.array([DELAY[r][0] for r in STACK] + [1.0])[reason]
-    med = np.where((l_cat == SHOES) & size_reason, SHOES_SIZE_DELAY_MEDIAN, med)
-    sig = np.array([DELAY[r][1] for r in STACK] + [1.0])[reason]
-    delay_days = _trunc_lognormal(rng.random(n_l), med, sig)
+    delay_days = return_delay_days(rng.random(n_l), reason, l_cat)
     req_s = deliv_s[l_order] + np.round(delay_days * DAY).astype(np.int64)
     part_u = rng.random(n_l)
     partial = (l_qty > 1) & (part_u < 0.3)  # some multi-unit lines come back in part

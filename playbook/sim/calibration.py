@@ -1,0 +1,149 @@
+"""The method measured as a whole: many seasons with randomised truth tables and shop sizes (issue 20).
+
+Each season (``sim.season.run_season`` with the in-process engine: the steps' ``analyse`` in the notebooks' order
+on the same snapshot and configuration, looks numbered from the season's journal) has its own random truth table
+(``truth.random_truth``), a shop of 2,000 to 40,000 units a week (log-uniform) and a team that never forgets a
+review. Per test the team started whose review date falls inside the season, it records the lever's true nature
+on its cohort (``reveal.truly``: works, does nothing, only delays, harmful), the power its plan stated at the
+review, and the verdicts (kept by the review date, stopped, adjusted, still open); per week, whether step 2's weak
+cohort was real (a spike of the truth); per kept lever, the money the verdict claimed and what it really saves.
+
+``python -m playbook.sim.calibration --seasons 200 --out calibration.jsonl`` appends one JSON line per season (a
+partial run is usable) and prints the summary: the share of working levers kept by their review date beside the
+plans' mean stated power, the share of null levers kept (target <= 2.5 %), of harmful levers stopped, of weak
+cohorts named that were not real, and money claimed against truly saved, each with its replications and standard
+error.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from playbook.core.vocabulary import Decision
+from playbook.core.weeks import IsoWeek
+from playbook.journal.entry import VERDICT
+from playbook.journal.store import read_journal
+from playbook.sim.reveal import truly
+from playbook.sim.season import SeasonSettings, run_season
+from playbook.sim.shop import true_saving_per_week
+from playbook.sim.truth import random_truth
+
+UNITS_RANGE = (2_000.0, 40_000.0)
+
+
+def season_settings(i: int, base_seed: int = 1000, weeks: int = 12) -> tuple[SeasonSettings, Any]:
+    """The i-th calibration season: its seed, its shop size (log-uniform in UNITS_RANGE) and its truth table."""
+    seed = base_seed + i
+    rng = np.random.default_rng([seed, 99])
+    units = float(np.exp(rng.uniform(*np.log(UNITS_RANGE))))
+    return SeasonSettings(weeks=weeks, seed=seed, units_per_week=round(units), forget_share=0.0), random_truth(seed)
+
+
+def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]:
+    """Live the i-th season in a scratch folder and return what it measured (module docstring)."""
+    settings, truth = season_settings(i, base_seed, weeks)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="season-") as tmp:
+        season = run_season(tmp, settings, truth, in_process=True, csv_gzip=False,
+                            log=lambda text: None)
+        journal = read_journal(Path(tmp) / "journal")
+    verdicts = journal[journal["kind"] == VERDICT]
+    last_week = IsoWeek.of(season.shop.season_week(settings.weeks - 1))
+    first = season.shop.season_week(0)
+    tests = []
+    for eid, plan in season.plans.items():
+        review_week = IsoWeek.of(dt.date.fromisoformat(plan["review_date"]))
+        mine = verdicts[verdicts["experiment_id"] == eid]
+        decisions = [(IsoWeek.parse(w), str(d)) for w, d in zip(mine["week"], mine["decision"])]
+        decided = [(w, d) for w, d in decisions if not Decision(d).undecided]
+        final = decided[0] if decided else None
+        saving = true_saving_per_week(season.shop, plan["lever"], plan["cohort"], first, settings.weeks)
+        claimed = None
+        if final and final[1] == Decision.KEEP:
+            row = mine[(mine["decision"] == Decision.KEEP)].iloc[0]
+            try:
+                claimed = float(row["money_per_week"])
+            except (TypeError, ValueError):
+                claimed = None
+            claimed = None if claimed is None or math.isnan(claimed) else claimed
+        tests.append({
+            "experiment_id": eid, "lever": plan["lever"], "cohort": plan["cohort"],
+            "nature": truly(truth, plan["lever"], plan["cohort"], saving),
+            "stated_power": plan.get("power_at_review"), "review_week": str(review_week),
+            "review_in_season": review_week <= last_week,
+            "decision": final[1] if final else None, "decided_week": str(final[0]) if final else None,
+            "by_review": bool(final and final[0] <= review_week), "looks": len(decisions),
+            "claimed_per_week": claimed, "true_per_week": saving,
+        })
+    return {"season": i, "seed": settings.seed, "units_per_week": settings.units_per_week,
+            "seconds": round(time.monotonic() - started, 1), "tests": tests,
+            "weak_named": [{"week": w["week"], "real": w["real"]} for w in season.weak_named],
+            "truth_spikes": [f"{s.category} x {s.reason}" for s in truth.spikes]}
+
+
+def _share(hits: int, n: int) -> dict[str, Any]:
+    p = hits / n if n else None
+    return {"share": p, "n": n, "hits": hits, "se": math.sqrt(p * (1 - p) / n) if n else None}
+
+
+def summarise(seasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """The calibration's numbers over ``seasons`` (each a line of ``one_season``)."""
+    tests = [t for s in seasons for t in s["tests"] if t["review_in_season"]]
+    works = [t for t in tests if t["nature"] == "works"]
+    null = [t for t in tests if t["nature"] in ("does nothing", "only delays")]
+    harmful = [t for t in tests if t["nature"] == "harmful"]
+    powers = [t["stated_power"] for t in works if t["stated_power"] is not None]
+    weak = [w for s in seasons for w in s["weak_named"]]
+    kept = [t for t in tests if t["decision"] == Decision.KEEP]
+    per_season = [(sum(t["claimed_per_week"] or 0 for t in s["tests"] if t["decision"] == Decision.KEEP),
+                   sum(t["true_per_week"] for t in s["tests"] if t["decision"] == Decision.KEEP)) for s in seasons]
+    diffs = np.array([c - r for c, r in per_season])
+    claimed, really = sum(c for c, _ in per_season), sum(r for _, r in per_season)
+    return {
+        "seasons": len(seasons), "tests_read_by_review": len(tests),
+        "seconds_per_season": float(np.mean([s["seconds"] for s in seasons])) if seasons else None,
+        "working_kept_by_review": _share(sum(t["decision"] == Decision.KEEP and t["by_review"] for t in works),
+                                         len(works)),
+        "working_mean_stated_power": float(np.mean(powers)) if powers else None,
+        "null_kept": _share(sum(t["decision"] == Decision.KEEP for t in null), len(null)),
+        "harmful_stopped": _share(sum(t["decision"] == Decision.STOP for t in harmful), len(harmful)),
+        "harmful_kept": _share(sum(t["decision"] == Decision.KEEP for t in harmful), len(harmful)),
+        "weak_named_not_real": _share(sum(not w["real"] for w in weak), len(weak)),
+        "kept": len(kept),
+        "money_claimed_per_week": claimed, "money_truly_saved_per_week": really,
+        "money_claimed_minus_saved_per_season": {
+            "mean": float(diffs.mean()) if diffs.size else None,
+            "se": float(diffs.std(ddof=1) / math.sqrt(diffs.size)) if diffs.size > 1 else None,
+            "n": int(diffs.size)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m playbook.sim.calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("--seasons", type=int, default=200, help="seasons to live (default: 200)")
+    parser.add_argument("--first", type=int, default=0, help="index of the first season (to continue a run)")
+    parser.add_argument("--weeks", type=int, default=12, help="weeks per season (default: 12)")
+    parser.add_argument("--out", default="calibration.jsonl", help="JSON lines, one per season (appended)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    for i in range(args.first, args.first + args.seasons):
+        line = one_season(i, weeks=args.weeks)
+        with out.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line, default=str) + "\n")
+        print(f"season {i}: {line['units_per_week']:.0f} units a week, {len(line['tests'])} tests, "
+              f"{line['seconds']:.0f} s", flush=True)
+    seasons = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines() if x.strip()]
+    print(json.dumps(summarise(seasons), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The method measured as a whole: many seasons with randomised truth tables and shop sizes (issue 20, slow).
+
+Each season drives the steps' ``analyse`` functions in process, in the notebooks' order, on the same snapshot and
+configuration, with looks numbered from the season's journal (``playbook.sim.calibration``). ``make test-slow``
+lives ``PLAYBOOK_SEASONS`` seasons (default 200; each takes minutes on a laptop, so this is hours) and checks the
+method's promises: null levers (no effect, or one that only delays returns) kept in at most 2.5 % of their tests,
+working levers kept by their review date about as often as the plans' stated power says, harmful levers never
+kept. The measured numbers, with their replications and standard errors, are printed.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from playbook.sim.calibration import one_season, summarise
+
+
+def _line(nature, decision, power=0.8, by_review=True, claimed=None, true=0.0, in_season=True):
+    return {"nature": nature, "decision": decision, "stated_power": power, "by_review": by_review,
+            "review_in_season": in_season, "claimed_per_week": claimed, "true_per_week": true}
+
+
+def test_the_summary_counts_what_each_season_measured():
+    seasons = [{"seconds": 10, "weak_named": [{"real": True}, {"real": False}], "tests": [
+        _line("works", "keep", 0.9, claimed=100.0, true=80.0), _line("works", "adjust", 0.7),
+        _line("does nothing", "adjust"), _line("only delays", "keep", claimed=50.0),
+        _line("harmful", "stop", true=-10.0), _line("works", None, in_season=False)]}]
+    s = summarise(seasons)
+    assert s["working_kept_by_review"]["hits"] == 1 and s["working_kept_by_review"]["n"] == 2
+    assert s["working_mean_stated_power"] == pytest.approx(0.8)
+    assert (s["null_kept"]["hits"], s["null_kept"]["n"]) == (1, 2)
+    assert s["harmful_stopped"]["share"] == 1.0 and s["weak_named_not_real"]["share"] == 0.5
+    assert s["money_claimed_per_week"] == 150.0 and s["money_truly_saved_per_week"] == 80.0
+
+
+@pytest.mark.slow
+def test_many_seasons_measure_the_method():
+    n = int(os.environ.get("PLAYBOOK_SEASONS", "200"))
+    seasons = [one_season(i) for i in range(n)]
+    s = summarise(seasons)
+    print(json.dumps(s, indent=2))
+    null = s["null_kept"]
+    if null["n"]:
+        assert null["share"] <= 0.025 + 2 * null["se"] + 1e-9, null
+    works = s["working_kept_by_review"]
+    if works["n"] >= 20 and s["working_mean_stated_power"] is not None:
+        # kept by the review date about as often as the plans promised (within three standard errors)
+        assert works["share"] >= s["working_mean_stated_power"] - 3 * works["se"] - 0.10, (works, s["working_mean_stated_power"])
+    assert s["harmful_kept"]["hits"] <= max(1, 0.05 * s["harmful_kept"]["n"]), s["harmful_kept"]
