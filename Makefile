@@ -108,9 +108,12 @@ screenshots: $(VENV)/.installed-browser
 docs-screenshots: $(VENV)/.installed-browser
 	$(PY) -m playbook.dev.browser_check "$(or $(OUT),reports)$(if $(WEEK),/$(WEEK))" --copy-to docs/screenshots
 
+# the test files run in parallel on every core (TEST_JOBS=1 for one process), a file's tests in one process: the
+# session's rendered weeks and servers are started once per process
+TEST_JOBS ?= auto
 test: $(VENV)/.installed-test $(KERNEL_SPEC)
 	$(VENV)/bin/ruff check playbook tests notebooks
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 # The calibration simulations with many more replications (minutes, not seconds).
 test-slow: $(VENV)/.installed-test

@@ -115,7 +115,8 @@ def test_the_runtime_dependencies_leave_spark_selenium_and_the_test_tools_to_the
 
 # the top-level modules of the test extra's distributions, made unimportable for the check below
 TEST_ONLY_MODULES = {"pytest": "pytest", "tea-tasting": "tea_tasting", "ruff": "ruff", "aiosmtpd": "aiosmtpd",
-                     "selenium": "selenium", "ibis-framework": None, "pyspark": "pyspark", "gsdesign": "gsdesign"}
+                     "selenium": "selenium", "ibis-framework": None, "pyspark": "pyspark", "gsdesign": "gsdesign",
+                     "pytest-xdist": "xdist"}
 
 IMPORT_ALL = textwrap.dedent("""\
     import importlib, importlib.abc, pkgutil, sys
