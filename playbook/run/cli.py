@@ -5,7 +5,8 @@ DATA`` checks a source against the data contract without rendering, ``playbook w
 weeks a run accepts, ``playbook journal`` prints the team's track record, and ``playbook experiments add
 PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
 the source's experiments table (``playbook.run.handoff``; exit 0 done, 2 refused with nothing written; a
-database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command.
+database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command, without
+``playbook season``: the console script is ``playbook.sim.cli``, which adds it (the run layer cannot import the simulator).
 Relative paths are read from the repository root, as in the runner (``playbook.core.paths``), never from the
 working directory.
 
