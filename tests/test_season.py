@@ -341,3 +341,23 @@ def test_a_season_never_empties_a_folder_that_is_not_a_seasons(tmp_path):
     # refused with exit 2 before anything is written: the folder is left as it was
     assert main(["season", "--weeks", "1", "--out", str(tmp_path)]) == 2
     assert (tmp_path / "journal" / "decisions.csv").read_text(encoding="utf-8") == "week,kind\n"
+
+
+def test_the_team_does_not_run_a_rolled_back_lever_again_unchanged(tmp_path):
+    from playbook.config.loader import load_config
+    from playbook.sim.season import Season, WeekOutcome, _act, make_shop
+
+    settings = SeasonSettings(weeks=2, units_per_week=2000, history_weeks=2)
+    season = Season(tmp_path, settings, STRONG, make_shop(settings, STRONG))
+    season.data.mkdir(parents=True)
+    season.journal.mkdir()
+    season.plans["EXP-OLD"] = {"lever": "fit_size_message", "cohort": "category=knitwear"}
+    season.actions.append(team.Action("2026-W24", "roll back", "EXP-OLD", "adjust EXP-OLD"))
+    plan = tmp_path / "experiments_plan.csv"
+    plan.write_text("experiment_id,lever,cohort,design,control_cohort,primary_metric,expected_low,expected_high,"
+                    "start_date,review_date\nEXP-NEW,fit_size_message,category=knitwear,randomized,,return_rate_14d,"
+                    "-0.06,-0.02,2026-06-22,2026-06-29\n", encoding="utf-8")
+    _act(season, WeekOutcome("2026-W25", None, plan, {"experiment_id": "EXP-NEW"}), dt.date(2026, 6, 21),
+         load_config(None), set(), lambda text: None)
+    assert not (season.data / "experiments.csv").exists() and season.interventions == []
+    assert season.actions[-1].what == "not started"

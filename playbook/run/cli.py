@@ -6,7 +6,9 @@ DATA`` checks a source against the data contract without rendering, ``playbook w
 weeks a run accepts, ``playbook journal`` prints the team's track record, and ``playbook experiments add
 PLAN_CSV DATA`` / ``playbook experiments close ID DATA --reason TEXT`` start a planned test and close one in
 the source's experiments table (``playbook.run.handoff``; exit 0 done, 2 refused with nothing written; a
-database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command.
+database source gets the SQL to run, never a write). ``python -m playbook.run.cli`` is the same command,
+without ``playbook season``: the console script is ``playbook.sim.cli``, which adds it (the run layer cannot
+import the simulator).
 A relative path given on the command line is read from the working directory, as any command reads it
 (``cd ~/exports && playbook validate mydata``); what is not given keeps its default in the repository
 (``data_samples/``, ``reports/``, ``journal/``, ``playbook/config/playbook.yaml``). The functions below, called

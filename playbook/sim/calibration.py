@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 
 from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
@@ -90,8 +91,13 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
 
 
 def _share(hits: int, n: int) -> dict[str, Any]:
+    """A share with its binomial standard error and its exact (Clopper-Pearson) 95 % interval, which still says
+    something when few replications give a share of 0 or 1 (standard error 0)."""
     p = hits / n if n else None
-    return {"share": p, "n": n, "hits": hits, "se": math.sqrt(p * (1 - p) / n) if n else None}
+    low = float(beta.ppf(0.025, hits, n - hits + 1)) if n and hits else 0.0
+    high = float(beta.ppf(0.975, hits + 1, n - hits)) if n and hits < n else 1.0
+    return {"share": p, "n": n, "hits": hits, "se": math.sqrt(p * (1 - p) / n) if n else None,
+            "ci95": [low, high] if n else None}
 
 
 def summarise(seasons: list[dict[str, Any]]) -> dict[str, Any]:

@@ -341,6 +341,14 @@ def _act(season: Season, outcome: WeekOutcome, sunday: dt.date, cfg: Config, rev
             season.act("not started", week, row.experiment_id, f"{row.experiment_id} not started: {lever} is already "
                        f"rolled out on {cohort} (a kept lever is not tested again)", log)
             return
+        tried = [a.experiment_id for a in season.actions if a.what == "roll back"
+                 and (season.plans.get(a.experiment_id, {}).get("lever"), season.plans.get(a.experiment_id, {}).get(
+                     "cohort")) == (lever, cohort)]
+        if tried:
+            season.act("not started", week, row.experiment_id, f"{row.experiment_id} not started: {lever} on {cohort} "
+                       f"was already adjusted or stopped ({', '.join(tried)}); the same lever is not run again "
+                       "unchanged (an analyst would choose another lever or scope)", log)
+            return
         try:
             result = handoff.add_plan(outcome.plan_path, season.data, None, season.journal, cfg.timezone,
                                       known_metrics(cfg.metrics))

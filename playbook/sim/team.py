@@ -8,8 +8,8 @@ functions (``playbook experiments add / close``) and the shop's levers (``sim.sh
   customers drawn 50/50 from the cohort's (the shop writes the assignments), the lever on for the treatment arm
   from its start date;
 * keep: the test ends and the lever is rolled out to the whole cohort from the next Monday;
-* stop or adjust: the test ends and the lever is rolled back from the next Monday (an adjusted lever is redesigned
-  by a new plan, which is a new test);
+* stop or adjust: the test ends and the lever is rolled back from the next Monday; the same lever on the same
+  cohort is not started again unchanged (an analyst would choose another lever or scope), nor a kept one;
 * continue or provisional: the test goes on (read again at its next look);
 * a review that shows as overdue (its review date passed with no verdict, because the team skipped that week's
   run) is closed (``playbook experiments close``) and its lever rolled back.
