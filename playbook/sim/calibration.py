@@ -30,7 +30,7 @@ from scipy.stats import beta
 
 from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
-from playbook.journal.entry import VERDICT
+from playbook.journal.entry import MONEY_COLUMNS, VERDICT
 from playbook.journal.store import read_journal
 from playbook.sim.reveal import truly
 from playbook.sim.season import SeasonSettings, run_season
@@ -67,14 +67,10 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
         decided = [(w, d) for w, d in decisions if not Decision(d).undecided]
         final = decided[0] if decided else None
         saving = true_saving_per_week(season.shop, plan["lever"], plan["cohort"], first, settings.weeks)
-        claimed = None
+        claimed = claimed_low = claimed_high = None
         if final and final[1] == Decision.KEEP:
             row = mine[(mine["decision"] == Decision.KEEP)].iloc[0]
-            try:
-                claimed = float(row["money_per_week"])
-            except (TypeError, ValueError):
-                claimed = None
-            claimed = None if claimed is None or math.isnan(claimed) else claimed
+            claimed, claimed_low, claimed_high = (_number(row.get(c)) for c in MONEY_COLUMNS)
         tests.append({
             "experiment_id": eid, "lever": plan["lever"], "cohort": plan["cohort"],
             "nature": truly(truth, plan["lever"], plan["cohort"], saving),
@@ -82,12 +78,21 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
             "review_in_season": review_week <= last_week,
             "decision": final[1] if final else None, "decided_week": str(final[0]) if final else None,
             "by_review": bool(final and final[0] <= review_week), "looks": len(decisions),
-            "claimed_per_week": claimed, "true_per_week": saving,
+            "claimed_per_week": claimed, "claimed_ci": [claimed_low, claimed_high], "true_per_week": saving,
         })
     return {"season": i, "seed": settings.seed, "units_per_week": settings.units_per_week,
             "seconds": round(time.monotonic() - started, 1), "tests": tests,
             "weak_named": [{"week": w["week"], "real": w["real"]} for w in season.weak_named],
             "truth_spikes": [f"{s.category} x {s.reason}" for s in truth.spikes]}
+
+
+def _number(value: Any) -> float | None:
+    """A journal cell as a number (None when empty or not a number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
 
 
 def _share(hits: int, n: int) -> dict[str, Any]:
@@ -112,6 +117,9 @@ def summarise(seasons: list[dict[str, Any]]) -> dict[str, Any]:
     per_season = [(sum(t["claimed_per_week"] or 0 for t in s["tests"] if t["decision"] == Decision.KEEP),
                    sum(t["true_per_week"] for t in s["tests"] if t["decision"] == Decision.KEEP)) for s in seasons]
     diffs = np.array([c - r for c, r in per_season])
+    # the track record's promise: each kept lever's money interval holds what it truly saves (95 % nominal)
+    with_interval = [t for t in kept if None not in (t.get("claimed_ci") or [None])]
+    covered = sum(t["claimed_ci"][0] <= t["true_per_week"] <= t["claimed_ci"][1] for t in with_interval)
     claimed, really = sum(c for c, _ in per_season), sum(r for _, r in per_season)
     return {
         "seasons": len(seasons), "tests_read_by_review": len(tests),
@@ -125,6 +133,7 @@ def summarise(seasons: list[dict[str, Any]]) -> dict[str, Any]:
         "weak_named_not_real": _share(sum(not w["real"] for w in weak), len(weak)),
         "kept": len(kept),
         "money_claimed_per_week": claimed, "money_truly_saved_per_week": really,
+        "money_interval_covers_truth": _share(covered, len(with_interval)),
         "money_claimed_minus_saved_per_season": {
             "mean": float(diffs.mean()) if diffs.size else None,
             "se": float(diffs.std(ddof=1) / math.sqrt(diffs.size)) if diffs.size > 1 else None,
