@@ -40,14 +40,14 @@ from playbook.core.paths import DEFAULT_CONFIG, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
-from playbook.data.dataset import open_dataset
+from playbook.data.dataset import Snapshot, SnapshotLocation, attach_snapshot, drop_snapshot, fingerprint, open_dataset
 from playbook.journal import store as decision_journal
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import read_journal
 from playbook.journal.under_test import cohorts_in_test
 from playbook.metrics.dictionary import known_metrics
 from playbook.run import handoff
-from playbook.run.session import shared_facts
+from playbook.run.session import store_week
 from playbook.run.weekly import run_week
 from playbook.sim import team
 from playbook.sim.shop import Intervention, SeasonShop, write_tables
@@ -158,19 +158,26 @@ class InProcessWeek:
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True)
         dataset = open_dataset(str(data), timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
+        # the runner's path: the week's cut and shared facts stored once, then attached by the steps (a cut
+        # left as a view over the export would be rebuilt inside every query of the steps)
+        location = SnapshotLocation(str(run_dir / "snapshot.duckdb"))
         try:
-            plan_path, plan_dict, weak, overdue = self._analyse(dataset, week, run_dir)
+            store_week(dataset, week, cfg.metrics.return_window_days, location, fingerprint(data))
+        finally:
+            dataset.close()
+        snap = attach_snapshot(location)
+        try:
+            plan_path, plan_dict, weak, overdue = self._analyse(snap, week, run_dir)
         finally:
             gc.collect()  # the snapshot's cached tables go while the connection still answers
-            dataset.close()
+            snap.dataset.close()
+            drop_snapshot(location)
         decision_journal.apply_staged(run_dir, self.journal)
         return WeekOutcome(str(week), run_dir, plan_path, plan_dict, weak, verdicts_of_week(self.journal, str(week)),
                            overdue, time.monotonic() - started)
 
-    def _analyse(self, dataset, week: IsoWeek, run_dir: Path):
+    def _analyse(self, snap: Snapshot, week: IsoWeek, run_dir: Path):
         cfg = self.config
-        snap = dataset.as_of(week)
-        shared_facts(snap, cfg.metrics.return_window_days)
         base = baseline.analyse(snap, cfg)
         weak = cohorts.analyse(snap, cfg).sections
         step3 = levers.analyse(snap, cfg, weak["weak_cohort"], weak["weak_cohort_candidates"],
