@@ -14,14 +14,10 @@ from conftest import TINY_SHOP, write_shop
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import TABLES
-from playbook.data.dataset import (
-    PASSWORD_ENV,
-    SourceError,
-    _url_with_password,
-    load_tables,
-    open_dataset,
-    redact,
-)
+from playbook.data.dataset import open_dataset
+from playbook.data.errors import SourceError
+from playbook.data.source import load_tables
+from playbook.data.url_secrets import PASSWORD_ENV, redact, url_with_password
 from playbook.metrics.dictionary import compute_metrics
 
 
@@ -82,21 +78,21 @@ def test_redact_leaves_a_url_without_secrets_and_a_folder_unchanged():
 
 def test_the_password_from_the_environment_is_added_url_encoded(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, "p@ss w/rd")
-    assert _url_with_password("postgres://ana@host/db") == "postgres://ana:p%40ss%20w%2Frd@host/db"
+    assert url_with_password("postgres://ana@host/db") == "postgres://ana:p%40ss%20w%2Frd@host/db"
 
 
 def test_a_password_written_in_the_url_is_refused_even_with_the_variable_set(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
     with pytest.raises(SourceError, match=PASSWORD_ENV) as e:
-        _url_with_password("postgres://ana:inline@host/db")
+        url_with_password("postgres://ana:inline@host/db")
     assert "inline" not in str(e.value)
 
 
 def test_no_password_is_added_without_a_user_or_without_the_variable(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
-    assert _url_with_password("duckdb:///x.db") == "duckdb:///x.db"
+    assert url_with_password("duckdb:///x.db") == "duckdb:///x.db"
     monkeypatch.delenv(PASSWORD_ENV)
-    assert _url_with_password("postgres://ana@host/db") == "postgres://ana@host/db"
+    assert url_with_password("postgres://ana@host/db") == "postgres://ana@host/db"
 
 
 def test_a_url_that_cannot_be_opened_is_a_source_error_without_the_password(monkeypatch):
@@ -146,7 +142,7 @@ def test_a_port_after_an_at_sign_in_the_query_is_not_read_as_a_password():
 
 def test_an_empty_password_after_the_user_is_not_a_secret(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
-    assert _url_with_password("postgres://ana:@host/db") == "postgres://ana:from-env@host/db"
+    assert url_with_password("postgres://ana:@host/db") == "postgres://ana:from-env@host/db"
 
 
 def test_session_start_refuses_a_url_with_a_password(tmp_path):

@@ -8,15 +8,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from playbook.data import dataset
-from playbook.data.dataset import (
-    MEMORY_LIMIT_ENV,
-    TEMP_DIR_ENV,
-    THREADS_ENV,
-    SnapshotLocation,
-    SourceError,
-    load_source,
-)
+from playbook.data import snapshot
+from playbook.data.engines import duckdb as engine
+from playbook.data.engines.duckdb import MEMORY_LIMIT_ENV, TEMP_DIR_ENV, THREADS_ENV
+from playbook.data.errors import SourceError
+from playbook.data.snapshot import SnapshotLocation
+from playbook.data.source import load_source
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_samples"
 
@@ -39,11 +36,11 @@ def no_overrides(monkeypatch):
 
 def test_folder_source_gets_a_laptop_sized_memory_limit_the_cores_and_a_private_spill_folder(no_overrides, tmp_path):
     con = load_source(SAMPLE).con
-    usable_gib = dataset._usable_memory_bytes() / 2**30
+    usable_gib = engine._usable_memory_bytes() / 2**30
     assert _gib(_setting(con, "memory_limit")) == pytest.approx(min(1.0, usable_gib / 2), rel=0.01)
     assert int(_setting(con, "threads")) == len(os.sched_getaffinity(0))
     temp = Path(_setting(con, "temp_directory"))
-    assert temp.parent == Path(dataset.tempfile.gettempdir())
+    assert temp.parent == Path(engine.tempfile.gettempdir())
     assert temp.name.startswith(f"playbook-duckdb-{os.getpid()}-")
 
 
@@ -67,7 +64,7 @@ def test_an_attached_snapshot_gets_the_same_limits(monkeypatch, tmp_path):
     duckdb.connect(str(path)).close()
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GiB")
     monkeypatch.setenv(THREADS_ENV, "1")
-    con = dataset._attach_connection(SnapshotLocation(str(path)))
+    con = snapshot._attach_connection(SnapshotLocation(str(path)))
     assert _setting(con, "memory_limit") == "1.0 GiB"
     assert _setting(con, "threads") == "1"
 
@@ -79,8 +76,8 @@ def test_a_thread_count_that_is_not_a_whole_number_is_refused(monkeypatch):
 
 
 def test_a_machine_with_little_memory_gets_half_of_it(no_overrides, monkeypatch):
-    monkeypatch.setattr(dataset, "_usable_memory_bytes", lambda: 1536 * 2**20)
-    assert dataset.duckdb_settings()["memory_limit"] == "768MiB"
+    monkeypatch.setattr(engine, "_usable_memory_bytes", lambda: 1536 * 2**20)
+    assert engine.duckdb_settings()["memory_limit"] == "768MiB"
 
 
 def test_a_limit_above_the_default_is_taken_from_the_environment(monkeypatch):

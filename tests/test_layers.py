@@ -2,6 +2,9 @@
 
 ``adapters`` (a real export mapped onto the contract) reads only the contract and the core; ``playbook adapt`` runs them.
 
+Inside ``data`` the rooms flow one way too (``DATA_ROOMS``): errors and URL secrets <- engines <- source <- dataset <-
+snapshot.
+
 Every import of a playbook module is read from the source (function-level imports included, so a
 late import cannot hide a loop).
 """
@@ -56,6 +59,30 @@ def test_imports_flow_from_higher_layers_to_lower_ones(module):
     mine = LAYERS.index(layer(module))
     upward = sorted(m for m in GRAPH[module] if LAYERS.index(layer(m)) > mine)
     assert upward == [], f"{module} ({layer(module)}) imports from higher layers: {upward}"
+
+
+#: the data layer's rooms, lowest first: a source's error and its URL's secrets, the engines, the source opened,
+#: the validated dataset and its cut, the facts shared by the steps, the stored snapshot of a week
+DATA_ROOMS = ("errors", "contract", "validation", "url_secrets", "engines", "csv_files", "source", "dataset", "facts",
+              "snapshot", "indexes")
+
+
+def data_room(module: str) -> str:
+    return module.split(".")[2]
+
+
+def test_every_data_module_lives_in_a_room():
+    assert sorted(m for m in MODULES if layer(m) == "data" and m != "playbook.data" and data_room(m) not in DATA_ROOMS) == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer(m) == "data" and m != "playbook.data"))
+def test_the_data_layer_imports_flow_from_higher_rooms_to_lower_ones(module):
+    """``source`` opens through the engines, ``dataset`` validates what ``source`` opened, ``snapshot`` stores the
+    ``dataset``'s cut: never the other way round."""
+    mine = DATA_ROOMS.index(data_room(module))
+    upward = sorted(m for m in GRAPH[module] if layer(m) == "data" and m != "playbook.data"
+                    and DATA_ROOMS.index(data_room(m)) > mine)
+    assert upward == [], f"{module} ({data_room(module)}) imports from higher rooms: {upward}"
 
 
 #: the steps in the order of the loop: a step reads what the steps before it wrote

@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_SHOP, write_shop
 
-from playbook.data import parquet_types
 from playbook.data.contract import TABLES
-from playbook.data.dataset import SourceError, open_dataset
+from playbook.data.dataset import open_dataset
+from playbook.data.engines import parquet_types
+from playbook.data.errors import SourceError
 
 
 def columns_of(tmp_path, **arrays) -> list[parquet_types.ParquetColumn]:

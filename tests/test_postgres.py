@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 import uuid
+from urllib.parse import quote
 
 import ibis
 import numpy as np
@@ -20,10 +21,12 @@ from conftest import TINY_SHOP, write_shop
 from pg_server import ENV_URL, PASSWORD_ROLE, postgres_server  # noqa: F401 - the session fixture
 
 from playbook.core.settings import MetricSettings
-from playbook.data import dataset as pdata
 from playbook.data.contract import TABLES
-from playbook.data.dataset import SourceError, open_dataset, redact
+from playbook.data.dataset import open_dataset
+from playbook.data.errors import SourceError
 from playbook.data.indexes import create_recommended_indexes
+from playbook.data.source import load_tables
+from playbook.data.url_secrets import PASSWORD_ENV, redact
 from playbook.data.validation import ContractError
 from playbook.metrics.dictionary import compute_metrics
 
@@ -86,7 +89,7 @@ def shop(postgres_server, tmp_path_factory):  # noqa: F811 - the fixture importe
     try:
         folder = write_shop(tmp_path_factory.mktemp("pg") / "shop")
         broken_folder = write_shop(tmp_path_factory.mktemp("pg") / "broken", BROKEN)
-        _, raw = pdata.load_tables(folder)  # DuckDB's auto-typing of the CSV files
+        _, raw = load_tables(folder)  # DuckDB's auto-typing of the CSV files
         pg = ibis.connect(server.url_for(db))
         _load(pg, "public", raw)
         _load(pg, "text_cols", TINY_SHOP)
@@ -189,12 +192,12 @@ def _no_password(exc: BaseException, *secrets: str) -> None:
     """Neither the message nor the traceback as printed (in a notebook, a log) shows a secret."""
     printed = "".join(traceback.format_exception(exc))
     for secret in secrets:
-        for form in {secret, pdata.quote(secret, safe=""), secret.split("/")[0], secret.split("?")[0]}:
+        for form in {secret, quote(secret, safe=""), secret.split("/")[0], secret.split("?")[0]}:
             assert form not in str(exc) and form not in printed, form
 
 
 def test_password_from_the_environment_is_accepted(password_role, duck, monkeypatch):
-    monkeypatch.setenv(pdata.PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     ds = _open(password_role)
     assert [w.to_dict() for w in ds.warnings] == [w.to_dict() for w in duck[0].warnings]
     assert PASSWORD_ROLE in ds.source_label and PASSWORD not in ds.source_label
@@ -202,12 +205,12 @@ def test_password_from_the_environment_is_accepted(password_role, duck, monkeypa
 
 
 def test_without_or_with_a_wrong_password_the_error_does_not_echo_it(password_role, monkeypatch):
-    monkeypatch.delenv(pdata.PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
     with pytest.raises(SourceError) as info:
         open_dataset(password_role)
     assert str(info.value) == f"cannot open {password_role}: OperationalError"
     wrong = "Wr0ng/pa?ss#word"
-    monkeypatch.setenv(pdata.PASSWORD_ENV, wrong)
+    monkeypatch.setenv(PASSWORD_ENV, wrong)
     with pytest.raises(SourceError) as info:
         open_dataset(password_role)
     _no_password(info.value, wrong)
@@ -216,18 +219,18 @@ def test_without_or_with_a_wrong_password_the_error_does_not_echo_it(password_ro
 def test_a_password_written_in_the_url_is_refused_and_never_echoed(password_role, monkeypatch):
     """papermill keeps the `data` parameter in reports/<WEEK>/executed/: a URL must not carry the password,
     even a right one; the refusal names PLAYBOOK_DB_PASSWORD and never shows the password."""
-    monkeypatch.delenv(pdata.PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
     user, rest = password_role.split("//", 1)[1].split("@", 1)
     for bad in (
-        f"postgresql://{user}:{pdata.quote(PASSWORD, safe='')}@{rest}",  # escaped, and right
-        f"postgresql://{user}@{rest}?password={pdata.quote(PASSWORD, safe='')}&sslmode=disable",  # in the query
+        f"postgresql://{user}:{quote(PASSWORD, safe='')}@{rest}",  # escaped, and right
+        f"postgresql://{user}@{rest}?password={quote(PASSWORD, safe='')}&sslmode=disable",  # in the query
         f"postgresql://{user}:{PASSWORD}@{rest}",  # not escaped: '/', '?', '#', '@' break the URL
         f"postgresql://{user}:{PASSWORD}@127.0.0.1:notaport/db",
-        f"postgresql://{user}:{pdata.quote(PASSWORD, safe='')}@127.0.0.1:1/db",  # nothing listens
+        f"postgresql://{user}:{quote(PASSWORD, safe='')}@127.0.0.1:1/db",  # nothing listens
         f"postgresql://{user}@{rest}?password=Wr0ng%2Fs3cr",
     ):
         assert PASSWORD not in redact(bad) and "s3cr" not in redact(bad), redact(bad)
-        with pytest.raises(SourceError, match=pdata.PASSWORD_ENV) as info:
+        with pytest.raises(SourceError, match=PASSWORD_ENV) as info:
             open_dataset(bad)
         assert "carries a secret" in str(info.value)
         _no_password(info.value, PASSWORD)

@@ -29,7 +29,8 @@ from pg_server import postgres_server  # noqa: F401 - the session fixture
 from playbook.config.loader import load_config
 from playbook.core.paths import REPO_ROOT
 from playbook.data import facts
-from playbook.data.dataset import SnapshotLocation, attach_snapshot, drop_snapshot, open_dataset
+from playbook.data.dataset import open_dataset
+from playbook.data.snapshot import SnapshotLocation, attach_snapshot, drop_snapshot
 from playbook.dev.bench import load_postgres
 from playbook.run.session import store_week
 from playbook.steps import baseline, cohorts, experiments, levers, review

@@ -15,10 +15,14 @@ from conftest import write_shop
 from test_weekly_runner import make_notebook
 
 import playbook.data.dataset as pdata
+import playbook.data.snapshot as psnapshot
 import playbook.run.session as psession
 from playbook.config.loader import load_config
-from playbook.data.dataset import SnapshotLocation, SourceError, attach_snapshot, open_dataset
+from playbook.core.weeks import IsoWeek
+from playbook.data.dataset import open_dataset
+from playbook.data.errors import SourceError
 from playbook.data.facts import line_facts, order_facts
+from playbook.data.snapshot import SnapshotLocation, attach_snapshot
 from playbook.metrics.dictionary import compute_metrics
 from playbook.run import session
 from playbook.run.weekly import run_week
@@ -122,8 +126,8 @@ def test_the_metrics_are_identical_from_the_stored_snapshot_and_from_the_source(
     settings = load_config(None).metrics
     direct = frames(open_dataset(tiny_shop).as_of("2026-W47"), settings)
     location = SnapshotLocation(str(tmp_path / "s.duckdb"))
-    session.store_week(open_dataset(tiny_shop), pdata.IsoWeek.parse("2026-W47"), settings.return_window_days,
-                       location, pdata.fingerprint(tiny_shop))
+    session.store_week(open_dataset(tiny_shop), IsoWeek.parse("2026-W47"), settings.return_window_days,
+                       location, psnapshot.fingerprint(tiny_shop))
     stored = frames(attach_snapshot(location), settings)
     for name, frame in direct.items():
         pd.testing.assert_frame_equal(stored[name], frame, check_dtype=False, obj=name)
@@ -138,7 +142,7 @@ def test_a_snapshot_file_is_written_without_caching_the_facts_in_memory(tiny_sho
     dataset = open_dataset(tiny_shop)  # a CSV source: its validated tables are cached by the open
     cached.clear()
     location = SnapshotLocation(str(tmp_path / "s.duckdb"))
-    session.store_week(dataset, pdata.IsoWeek.parse("2026-W47"), 14, location, "x")
+    session.store_week(dataset, IsoWeek.parse("2026-W47"), 14, location, "x")
     assert cached == []
     assert attach_snapshot(location).derived(("line_facts", 14), lambda: None).count().execute() > 0
 
@@ -150,7 +154,7 @@ def test_a_store_that_fails_leaves_no_file_behind(tiny_shop, tmp_path):
 
     snap = open_dataset(tiny_shop).as_of("2026-W47")
     with pytest.raises(RuntimeError, match="out of disk"):
-        pdata.store_snapshot(snap, SnapshotLocation(str(tmp_path / "out" / "s.duckdb")), "x", shared=failing)
+        psnapshot.store_snapshot(snap, SnapshotLocation(str(tmp_path / "out" / "s.duckdb")), "x", shared=failing)
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -158,7 +162,7 @@ def test_the_attached_snapshot_keeps_the_dataset_warnings_and_missing_tables(tmp
     folder = write_shop(tmp_path / "shop", drop=("contacts",))
     dataset = open_dataset(folder)
     location = SnapshotLocation(str(tmp_path / "s.duckdb"))
-    session.store_week(dataset, pdata.IsoWeek.parse("2026-W47"), 14, location, pdata.fingerprint(folder))
+    session.store_week(dataset, IsoWeek.parse("2026-W47"), 14, location, psnapshot.fingerprint(folder))
     attached = attach_snapshot(location).dataset
     assert (attached.warnings, attached.missing_tables, attached.source_label) == (
         dataset.warnings, dataset.missing_tables, dataset.source_label)
@@ -192,24 +196,24 @@ def test_a_changed_source_file_invalidates_the_interactive_snapshot(tmp_path, ca
 
 def test_a_file_touched_without_change_of_size_invalidates_it_too(tiny_shop, tmp_path, cache, counted):
     session.start("2026-W46", str(tiny_shop), run_dir=str(tmp_path / "run"))
-    stamp = pdata.fingerprint(tiny_shop)
+    stamp = psnapshot.fingerprint(tiny_shop)
     path = tiny_shop / "returns.csv"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
-    assert pdata.fingerprint(tiny_shop) != stamp
+    assert psnapshot.fingerprint(tiny_shop) != stamp
     session.start("2026-W46", str(tiny_shop), run_dir=str(tmp_path / "run"))
     assert counted["validate"] == 2
 
 
 def test_a_snapshot_of_another_source_is_refused(tiny_shop, tmp_path):
     location = SnapshotLocation(str(tmp_path / "s.duckdb"))
-    session.store_week(open_dataset(tiny_shop), pdata.IsoWeek.parse("2026-W46"), 14, location, "x")
+    session.store_week(open_dataset(tiny_shop), IsoWeek.parse("2026-W46"), 14, location, "x")
     with pytest.raises(SourceError, match="built from"):
         session.start("2026-W46", str(tmp_path), run_dir=str(tmp_path / "run"), snapshot=location.text())
 
 
 def test_a_snapshot_of_another_week_is_refused(tiny_shop, tmp_path):
     location = SnapshotLocation(str(tmp_path / "s.duckdb"))
-    session.store_week(open_dataset(tiny_shop), pdata.IsoWeek.parse("2026-W46"), 14, location, "x")
+    session.store_week(open_dataset(tiny_shop), IsoWeek.parse("2026-W46"), 14, location, "x")
     with pytest.raises(ValueError, match="of week 2026-W46"):
         session.start("2026-W47", str(tiny_shop), run_dir=str(tmp_path / "run"), snapshot=location.text())
 
@@ -226,7 +230,7 @@ def test_a_database_source_stores_its_snapshot_in_the_named_schema(tiny_shop, tm
     with duckdb.connect(str(db)) as con:
         for path in tiny_shop.glob("*.csv"):
             con.execute(f"CREATE TABLE {path.stem} AS SELECT * FROM read_csv('{path}')")
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
     url = f"duckdb:///{db}"
     first = session.start("2026-W46", url, run_dir=str(tmp_path / "run"))
     n_first = first.snapshot.tables["orders"].count().execute()
@@ -243,7 +247,7 @@ def test_a_database_run_stores_its_snapshot_in_the_named_schema_and_drops_it(tin
     with duckdb.connect(str(db)) as con:
         for path in tiny_shop.glob("*.csv"):
             con.execute(f"CREATE TABLE {path.stem} AS SELECT * FROM read_csv('{path}')")
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, "playbook_snapshots")
     nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
     report = run_week("2026-W46", f"duckdb:///{db}", tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
     summary = json.loads((report / "kernel.json").read_text())

@@ -11,7 +11,8 @@ from conftest import write_shop
 from test_snapshot import COUNTING, count_opens
 from test_weekly_runner import make_notebook
 
-import playbook.data.dataset as pdata
+import playbook.data.snapshot as psnapshot
+import playbook.data.source as psource
 from playbook.core.atomic import exclusive_lock
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
@@ -33,7 +34,7 @@ def pg_shop(postgres_server, tmp_path_factory):
         admin.execute(f'CREATE DATABASE "{db}"')
     folder = write_shop(tmp_path_factory.mktemp("pgsnap") / "shop")
     try:
-        _, raw = pdata.load_tables(folder)
+        _, raw = psource.load_tables(folder)
         pg = ibis.connect(postgres_server.url_for(db))
         for name, table in raw.items():
             pg.create_table(name, table.to_pyarrow())
@@ -54,7 +55,7 @@ def snapshot_tables(url: str) -> list[str]:
 
 
 def test_an_interactive_session_stores_and_reuses_its_snapshot_in_the_schema(pg_shop, tmp_path, monkeypatch):
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, SCHEMA)
     calls = count_opens(monkeypatch)
     session.start("2026-W46", pg_shop["url"], run_dir=str(tmp_path / "run")).dataset.con.disconnect()
     run = session.start("2026-W46", pg_shop["url"], run_dir=str(tmp_path / "run"))
@@ -66,7 +67,7 @@ def test_an_interactive_session_stores_and_reuses_its_snapshot_in_the_schema(pg_
 
 
 def test_a_weekly_run_attaches_its_schema_snapshot_and_drops_it(pg_shop, tmp_path, monkeypatch):
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, SCHEMA)
     before = snapshot_tables(pg_shop["url"])
     nb = make_notebook(tmp_path / "01_count.ipynb", COUNTING)
     report = run_week("2026-W46", pg_shop["url"], tmp_path / "reports", journal=tmp_path / "j", notebooks=[nb])
@@ -88,7 +89,7 @@ def _plant(url: str, names: list[str]) -> None:
 
 def test_the_tables_a_killed_run_left_in_the_schema_are_dropped_by_the_next_run_of_the_folder(pg_shop, tmp_path,
                                                                                               monkeypatch):
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, SCHEMA)
     reports, elsewhere = tmp_path / "reports", tmp_path / "other_team"
     reports.mkdir()
     elsewhere.mkdir()
@@ -111,7 +112,7 @@ def test_the_tables_a_killed_run_left_in_the_schema_are_dropped_by_the_next_run_
 
 
 def test_a_dead_run_of_another_week_whose_lock_is_held_keeps_its_tables(pg_shop, tmp_path, monkeypatch):
-    monkeypatch.setenv(pdata.SNAPSHOT_SCHEMA_ENV, SCHEMA)
+    monkeypatch.setenv(psnapshot.SNAPSHOT_SCHEMA_ENV, SCHEMA)
     reports = tmp_path / "reports"
     reports.mkdir()
     busy = f"{run_tables_prefix(reports, IsoWeek.parse('2026-W45'))}live0004_orders"

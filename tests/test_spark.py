@@ -8,7 +8,7 @@ verdict and cohort. Without PySpark or a Java runtime (17 or newer) the Spark te
 when ``CI`` is set (CI must not silently stop testing Spark; ``.ci/run`` installs the runtime).
 
 The runner serves its Spark session to the notebook kernels over Spark Connect (one JVM per run,
-``playbook.data.spark_share``): the run's time is printed with ``-s``.
+``playbook.data.engines.spark_share``): the run's time is printed with ``-s``.
 """
 from __future__ import annotations
 
@@ -29,10 +29,15 @@ from conftest import SAMPLE_WEEK as WEEK
 from pg_server import in_ci
 from test_weekly_loop import summary_numbers
 
-import playbook.data.dataset as pdata
-import playbook.data.spark_share as spark_share
+import playbook.data.engines.spark_share as spark_share
 from playbook.core.paths import DATA_SAMPLES_DIR
-from playbook.data.dataset import PASSWORD_ENV, SnapshotLocation, SourceError, redact, refuse_secrets, spark_conf
+from playbook.core.weeks import IsoWeek
+from playbook.data.dataset import open_dataset
+from playbook.data.engines.spark import connect_spark, spark_conf
+from playbook.data.errors import SourceError
+from playbook.data.snapshot import SnapshotLocation
+from playbook.data.source import load_tables
+from playbook.data.url_secrets import PASSWORD_ENV, redact, refuse_secrets
 from playbook.run.weekly import run_week, snapshot_location
 
 MASTER = "local[2]"
@@ -87,7 +92,7 @@ def weeks(spark_ready, sample_week, tmp_path_factory):
     base = tmp_path_factory.mktemp("spark")
     shop = base / "shop"
     shop.mkdir()
-    con, raw = pdata.load_tables(DATA_SAMPLES_DIR)
+    con, raw = load_tables(DATA_SAMPLES_DIR)
     for name, table in raw.items():
         con.to_parquet(table, shop / f"{name}.parquet")
     con.disconnect()
@@ -151,7 +156,7 @@ def test_the_token_of_the_served_session_is_in_no_file_of_the_report(weeks):
 #: a kernel's route: the playbook's own connection (the token from the environment), then one query
 _CLIENT = """
 import sys
-from playbook.data.dataset import connect_spark
+from playbook.data.engines.spark import connect_spark
 con = connect_spark(sys.argv[1], source_tables=False)
 print(con.sql("SELECT 40 + 2 AS answer").to_pandas()["answer"].iloc[0])
 """
@@ -209,7 +214,7 @@ def _port_refuses(port: int) -> bool:
 @pytest.fixture(scope="module")
 def served(spark_ready, tmp_path_factory):
     """A local session served while three clients connect; what the environment and the port were after."""
-    con = pdata.connect_spark(spark_url(tmp_path_factory.mktemp("served")), source_tables=False)
+    con = connect_spark(spark_url(tmp_path_factory.mktemp("served")), source_tables=False)
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv(PASSWORD_ENV, "the analyst's own")
@@ -283,7 +288,7 @@ def test_a_cluster_master_gets_no_loopback_default():
 
 def test_a_local_spark_run_stores_its_snapshot_as_parquet_beside_the_reports(tmp_path):
     url = spark_url(tmp_path / "shop")
-    location = snapshot_location(url, tmp_path / "reports", pdata.IsoWeek.parse(WEEK), "abc")
+    location = snapshot_location(url, tmp_path / "reports", IsoWeek.parse(WEEK), "abc")
     assert location.folder == str(tmp_path / "reports" / f".{WEEK}.snapshot-abc")
     assert SnapshotLocation.parse(location.text()) == location
 
@@ -339,8 +344,8 @@ def pandas_shop(spark_ready, tmp_path_factory):
     import pyarrow.parquet as pq
 
     assert "timestamp[ns]" in str(pq.read_schema(folder / "orders.parquet").field("order_ts").type)
-    duck = pdata.open_dataset(folder)
-    spark = pdata.open_dataset(spark_url(folder))
+    duck = open_dataset(folder)
+    spark = open_dataset(spark_url(folder))
     try:
         raw_order_ts = spark.con.table("orders").schema()["order_ts"]
         tables = {name: (spark.tables[name].schema(), spark.tables[name].to_pandas(), duck.tables[name].schema(),
@@ -380,11 +385,11 @@ def test_a_column_spark_cannot_read_stops_with_the_table_the_column_the_type_and
     orders["pickup_time"] = dt.time(10, 30)
     orders.to_parquet(folder / "orders.parquet", index=False)
     with pytest.raises(SourceError) as err:
-        pdata.open_dataset(spark_url(folder))
+        open_dataset(spark_url(folder))
     message = str(err.value)
     assert message.startswith(f"table orders: Spark cannot read {folder / 'orders.parquet'}: column pickup_time is "
                               "INT64 (TIME(MICROS,false)), a time of day without its date: write it as a timestamp")
     assert "DuckDB reads it" in message and "Exception" not in message
     (folder / "orders.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
     with pytest.raises(SourceError, match=r"^table orders: .*orders.parquet is not a readable Parquet file: \S"):
-        pdata.open_dataset(spark_url(folder))
+        open_dataset(spark_url(folder))

@@ -181,7 +181,7 @@ def test_main_exits_2_on_a_week_outside_the_data(tiny_shop, tmp_path, capsys):
 
 
 def test_a_database_url_with_a_password_is_refused_before_anything_is_written(tmp_path, capsys):
-    from playbook.data.dataset import PASSWORD_ENV
+    from playbook.data.url_secrets import PASSWORD_ENV
     from playbook.run.weekly import main
 
     code = main(["--week", "2026-W46", "--data", "postgresql://ana:Hunter2pw@127.0.0.1:1/shop",

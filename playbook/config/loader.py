@@ -27,8 +27,9 @@ from playbook.core.settings import (
     MetricSettings,
 )
 from playbook.core.vocabulary import Design, Direction
-from playbook.data.dataset import is_spark, is_url, spark_conf
+from playbook.data.engines.spark import is_spark, spark_conf
 from playbook.data.facts import Maturity
+from playbook.data.url_secrets import is_url
 from playbook.metrics.dictionary import computable_in, definitions, metric_named
 from playbook.metrics.forms import ReturnsWithinWindow
 from playbook.metrics.rules import PARAM_KINDS, RULE_PARAMS, RULES

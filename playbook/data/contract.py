@@ -60,6 +60,7 @@ OPTIONAL_TABLES = (
     "assignments",
 )
 ALL_TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
+EXPORT_TABLE = "export"  # optional metadata: one row, column complete_through (date or timestamp)
 
 
 @dataclass(frozen=True)

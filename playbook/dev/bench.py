@@ -616,7 +616,7 @@ def notebook_seconds(log: str) -> dict[str, float]:
 def _aggregate_engine(data: Path) -> Any:  # a pandas DataFrame (pandas is imported in the child only)
     """The heaviest aggregation of the cycle on the engine: the playbook's DuckDB connection (its
     limits included) scans the Parquet files in place; only the grouped rows reach pandas."""
-    from playbook.data.dataset import connect_duckdb
+    from playbook.data.engines.duckdb import connect_duckdb
 
     con = connect_duckdb()
     lines = con.read_parquet(data / "order_lines.parquet").select("line_id", "order_id", "category", "quantity")
@@ -832,8 +832,8 @@ def load_postgres(folder: Path, url: str, indexes: bool = True) -> dict[str, int
     row counts per table. ``COPY`` through psycopg: ibis's inserts take minutes for 600,000 lines."""
     import ibis
 
-    from playbook.data.dataset import load_tables
     from playbook.data.indexes import create_recommended_indexes
+    from playbook.data.source import load_tables
 
     duck, raw = load_tables(folder)
     pg = ibis.connect(url)
@@ -904,7 +904,7 @@ def measure_postgres(folder: Path, manifest: dict, admin_url: str, week: str, re
     """The whole weekly run on DuckDB (the Parquet folder) and on PostgreSQL (the same shop copied in,
     primary keys and the recommended indexes, the snapshot in a schema), alternated, each in a fresh
     process timed by the parent; per notebook seconds from the runner's log; the ratio of the bests."""
-    from playbook.data.dataset import SNAPSHOT_SCHEMA_ENV
+    from playbook.data.snapshot import SNAPSHOT_SCHEMA_ENV
 
     name = f"playbook_bench_{size_label(manifest['nominal_order_lines']).lower()}"
     url = postgres_database(admin_url, name)

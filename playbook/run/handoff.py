@@ -49,7 +49,9 @@ from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
 from playbook.data import csv_files
 from playbook.data.contract import CLOSE_COLUMNS, EXTENSION_COLUMNS, TABLES, cohorts_overlap
-from playbook.data.dataset import SourceError, is_url, redact, table_file
+from playbook.data.errors import SourceError
+from playbook.data.source import table_file
+from playbook.data.url_secrets import is_url, redact
 from playbook.data.validation import ContractError, KnownMetrics, validate_table
 from playbook.data.validation.quality import closest_column
 from playbook.journal.entry import VERDICT

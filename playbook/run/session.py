@@ -6,7 +6,7 @@ complete week, the scratch folder ``reports/interactive/<week>/``, ``journal/``;
 ``reports/<source name>/interactive/<week>/`` and ``journal/<source name>/``), resolved against the repository root so that
 JupyterLab (kernel in ``notebooks/``) and papermill (kernel in the caller's folder) agree.
 
-The data come from a stored snapshot (``playbook.data.dataset.attach_snapshot``): the weekly runner builds
+The data come from a stored snapshot (``playbook.data.snapshot.attach_snapshot``): the weekly runner builds
 one per run and passes it as the ``snapshot`` parameter; an interactive session (empty
 ``snapshot``) reuses the one in its cache folder (``snapshot_cache_dir``) while the source's
 fingerprint, the week and the code's version match, and builds it otherwise.
@@ -23,22 +23,19 @@ from playbook.config.loader import for_source, load_config
 from playbook.core.paths import DATA_SAMPLES_DIR, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
-from playbook.data.dataset import (
+from playbook.data.dataset import Dataset, Snapshot, open_dataset
+from playbook.data.errors import SourceError
+from playbook.data.facts import line_facts, order_facts
+from playbook.data.snapshot import (
     SNAPSHOT_SCHEMA_ENV,
-    Dataset,
-    Snapshot,
     SnapshotLocation,
-    SourceError,
     attach_snapshot,
     fingerprint,
-    is_url,
-    open_dataset,
     read_snapshot_meta,
-    redact,
     snapshot_version,
     store_snapshot,
 )
-from playbook.data.facts import line_facts, order_facts
+from playbook.data.url_secrets import is_url, redact
 from playbook.metrics.dictionary import known_metrics
 from playbook.report.summary import update_summary
 

@@ -57,17 +57,11 @@ from playbook.core.paths import (
 )
 from playbook.core.settings import ConfigError
 from playbook.core.weeks import IsoWeek
-from playbook.data.dataset import (
-    SNAPSHOT_SCHEMA_ENV,
-    SnapshotLocation,
-    drop_snapshot,
-    fingerprint,
-    is_local_spark,
-    is_url,
-    open_dataset,
-    redact,
-)
-from playbook.data.spark_share import shared_spark
+from playbook.data.dataset import open_dataset
+from playbook.data.engines.spark import is_local_spark
+from playbook.data.engines.spark_share import shared_spark
+from playbook.data.snapshot import SNAPSHOT_SCHEMA_ENV, SnapshotLocation, drop_snapshot, fingerprint
+from playbook.data.url_secrets import is_url, redact
 from playbook.data.validation import ContractError
 from playbook.journal import store as decision_journal
 from playbook.journal.entry import JournalError
@@ -518,7 +512,7 @@ def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> Sn
     when the run ends, or by the next run when it was killed. A local
     Spark session (``pyspark://`` with a local master): Parquet folders beside the reports,
     ``<out>/.<week>.snapshot-<id>/``, read by the kernels through the runner's session, which the run
-    serves to them over Spark Connect (``data.spark_share``).
+    serves to them over Spark Connect (``data.engines.spark_share``).
     """
     if not is_url(data):
         return SnapshotLocation(str(out_dir / f".{iso}.snapshot-{run_id}.duckdb"))

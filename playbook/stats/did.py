@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from scipy import stats
 from playbook.stats.results import Estimate, _clean
 
 __all__ = [
+    "PanelColumns",
     "PreTrendCheck",
     "cohort_week_did",
     "cohort_week_pre_trend",
@@ -77,6 +78,20 @@ MIN_WILD_TREATED_CLUSTERS = 5
 # --------------------------------------------------------------------------------------
 # Panel preparation
 # --------------------------------------------------------------------------------------
+
+
+class PanelColumns(TypedDict, total=False):
+    """The keyword arguments every public function here takes to read the slice panel (defaults: ``_prepare``).
+
+    ``slice_col`` ("slice"), ``week_col`` ("week"), ``treated_col`` ("treated"), ``value_col`` ("value"):
+    column names; ``weight_col`` ("weight"; None: every row weighs 1): the rows' weights.
+    """
+
+    slice_col: str
+    week_col: str
+    treated_col: str
+    value_col: str
+    weight_col: str | None
 
 
 @dataclass
@@ -101,12 +116,13 @@ class _Panel:
 def _prepare(
     df: pd.DataFrame,
     start_week: Any,
-    slice_col: str,
-    week_col: str,
-    treated_col: str,
-    value_col: str,
-    weight_col: str | None,
+    slice_col: str = "slice",
+    week_col: str = "week",
+    treated_col: str = "treated",
+    value_col: str = "value",
+    weight_col: str | None = "weight",
 ) -> _Panel:
+    """The panel of ``df`` kept for the fit, in the columns of ``PanelColumns`` (defaults here), or why it cannot be fitted."""
     data = df[[c for c in (slice_col, week_col, treated_col, value_col, weight_col) if c]].copy()
     y_all = pd.to_numeric(data[value_col], errors="coerce").to_numpy(dtype=float)
     w_all = (np.ones(len(data)) if weight_col is None
@@ -224,6 +240,22 @@ def _bootstrap_weights(kind: str, b: int, g: int, rng: np.random.Generator) -> n
     raise ValueError(f"unknown bootstrap weights {kind!r}")
 
 
+def _residual_maker(x: np.ndarray, sw: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """M: v -> v minus its least-squares projection on the columns of ``x`` scaled by ``sw`` (sqrt of the weights).
+
+    Columns collinear with earlier ones are dropped through the QR decomposition's diagonal, so that M
+    partials out the span of ``x`` whatever its rank (the Frisch-Waugh-Lovell form of both bootstraps).
+    """
+    q, r = np.linalg.qr(x * sw[:, None])
+    keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(np.diag(r)).max())
+    q = q[:, keep]
+
+    def resid(v):
+        return v - q @ (q.T @ v)
+
+    return resid
+
+
 class _WildClusterBootstrap:
     """Restricted wild cluster bootstrap-t for one coefficient (WCR; CGM 2008).
 
@@ -246,14 +278,7 @@ class _WildClusterBootstrap:
 
     def __init__(self, y, d_raw, fe, w, groups, n_groups, k_params, weights_kind, b, seed):
         sw = np.sqrt(w)
-        fe_s = fe * sw[:, None]
-        q, r = np.linalg.qr(fe_s)
-        keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(np.diag(r)).max())
-        q = q[:, keep]
-
-        def resid(v):
-            return v - q @ (q.T @ v)
-
+        resid = _residual_maker(fe, sw)
         self.d = resid(d_raw * sw)
         self.y = resid(y * sw)
         self.dd = float(self.d @ self.d)
@@ -338,14 +363,7 @@ class _WildClusterWald:
     def __init__(self, y, x_test, x_keep, w, groups, n_groups, k_params, weights_kind, b,
                  seed):
         sw = np.sqrt(w)
-        xk = x_keep * sw[:, None]
-        qm, r = np.linalg.qr(xk)
-        keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(np.diag(r)).max())
-        qm = qm[:, keep]
-
-        def resid(v):
-            return v - qm @ (qm.T @ v)
-
+        resid = _residual_maker(x_keep, sw)
         n = y.size
         z = resid(x_test * sw[:, None])
         u = resid(y * sw)
@@ -391,17 +409,13 @@ def difference_in_differences(
     start_week: Any,
     confidence: float = 0.95,
     *,
-    slice_col: str = "slice",
-    week_col: str = "week",
-    treated_col: str = "treated",
-    value_col: str = "value",
-    weight_col: str | None = "weight",
     inference: Literal["auto", "cluster", "wild"] = "auto",
     bootstrap_weights: Literal["auto", "rademacher", "webb"] = "auto",
     n_boot: int = 1999,
     seed: int | None = 0,
     min_clusters: int = MIN_CLUSTERS,
     min_treated_clusters: int = MIN_TREATED_CLUSTERS,
+    **columns: Unpack[PanelColumns],
 ) -> Estimate:
     """TWFE difference-in-differences with slice-clustered inference.
 
@@ -431,7 +445,7 @@ def difference_in_differences(
     method = "did-twfe-cluster"
     if not (0.0 < confidence < 1.0):
         return Estimate.unavailable(method, 0, f"confidence must lie in (0, 1), got {confidence!r}")
-    panel = _prepare(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    panel = _prepare(df, start_week, **columns)
     details = dict(panel.details)
     if panel.error:
         return Estimate.unavailable(method, panel.n_slices, panel.error, **details)
@@ -509,12 +523,7 @@ def event_study(
     df: pd.DataFrame,
     start_week: Any,
     confidence: float = 0.95,
-    *,
-    slice_col: str = "slice",
-    week_col: str = "week",
-    treated_col: str = "treated",
-    value_col: str = "value",
-    weight_col: str | None = "weight",
+    **columns: Unpack[PanelColumns],
 ) -> pd.DataFrame:
     """Dynamic DiD: one treated x week coefficient per week, relative to the last pre week.
 
@@ -533,7 +542,7 @@ def event_study(
     """
     cols_out = ["week", "relative_week", "period", "estimate", "std_error", "ci_low", "ci_high",
                 "p_value", "note"]
-    panel = _prepare(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    panel = _prepare(df, start_week, **columns)
     if panel.error:
         out = pd.DataFrame(columns=cols_out)
         out.attrs.update(error=panel.error, **panel.details)
@@ -605,15 +614,11 @@ def pre_trend_check(
     start_week: Any,
     alpha: float = 0.05,
     *,
-    slice_col: str = "slice",
-    week_col: str = "week",
-    treated_col: str = "treated",
-    value_col: str = "value",
-    weight_col: str | None = "weight",
     inference: Literal["wild", "F"] = "wild",
     bootstrap_weights: Literal["auto", "rademacher", "webb"] = "auto",
     n_boot: int = 999,
     seed: int | None = 0,
+    **columns: Unpack[PanelColumns],
 ) -> PreTrendCheck:
     """Joint test of H0: every pre-period treated x week coefficient is 0.
 
@@ -632,7 +637,7 @@ def pre_trend_check(
     With q > G - 1 the clustered covariance is singular and the test is not run. Returns
     :class:`PreTrendCheck`; ``warning`` is set when p < ``alpha``.
     """
-    panel = _prepare(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    panel = _prepare(df, start_week, **columns)
     method = "wald-cluster-wild-bootstrap" if inference == "wild" else "wald-cluster-F"
     if panel.error:
         return PreTrendCheck(None, None, None, None, 0, alpha, None, method=method,
@@ -704,16 +709,13 @@ class _WeeklyGaps:
     error: str | None = None
 
 
-def _weekly_gaps(
-    df: pd.DataFrame, start_week: Any, slice_col: str, week_col: str, treated_col: str,
-    value_col: str, weight_col: str | None,
-) -> _WeeklyGaps:
+def _weekly_gaps(df: pd.DataFrame, start_week: Any, **columns: Unpack[PanelColumns]) -> _WeeklyGaps:
     """Collapse the slice panel to one value per arm and week (weighted by ``weight``).
 
     The treated (control) value of a week is sum(value x weight) / sum(weight) over its
     slices, i.e. the cohort's own ratio that week when value = num / weight.
     """
-    panel = _prepare(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    panel = _prepare(df, start_week, **columns)
     details = dict(panel.details)
     empty = np.array([])
     if panel.error:
@@ -743,12 +745,7 @@ def cohort_week_did(
     df: pd.DataFrame,
     start_week: Any,
     confidence: float = 0.95,
-    *,
-    slice_col: str = "slice",
-    week_col: str = "week",
-    treated_col: str = "treated",
-    value_col: str = "value",
-    weight_col: str | None = "weight",
+    **columns: Unpack[PanelColumns],
 ) -> Estimate:
     """Difference in differences with inference at the cohort x week level.
 
@@ -779,7 +776,7 @@ def cohort_week_did(
     method = "did-cohort-week-t"
     if not (0.0 < confidence < 1.0):
         return Estimate.unavailable(method, 0, f"confidence must lie in (0, 1), got {confidence!r}")
-    gaps = _weekly_gaps(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    gaps = _weekly_gaps(df, start_week, **columns)
     n_weeks = int(gaps.gap.size)
     if gaps.error:
         return Estimate.unavailable(method, n_weeks, gaps.error, **gaps.details)
@@ -809,12 +806,7 @@ def cohort_week_pre_trend(
     df: pd.DataFrame,
     start_week: Any,
     alpha: float = 0.05,
-    *,
-    slice_col: str = "slice",
-    week_col: str = "week",
-    treated_col: str = "treated",
-    value_col: str = "value",
-    weight_col: str | None = "weight",
+    **columns: Unpack[PanelColumns],
 ) -> PreTrendCheck:
     """Test for a linear drift of the weekly treated-minus-control gap before the start.
 
@@ -827,7 +819,7 @@ def cohort_week_pre_trend(
     (Roth 2022, AER: Insights 4:305).
     """
     method = "gap-linear-trend-F"
-    gaps = _weekly_gaps(df, start_week, slice_col, week_col, treated_col, value_col, weight_col)
+    gaps = _weekly_gaps(df, start_week, **columns)
     pre_weeks = gaps.weeks[~gaps.post] if gaps.weeks.size else gaps.weeks
     pre = gaps.gap[~gaps.post] if gaps.gap.size else gaps.gap
     n = int(pre.size)

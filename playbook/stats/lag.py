@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ __all__ = [
     "MIN_CUSTOMERS_AT_K",
     "WindowReadResult",
     "read_at_window",
+    "UnitColumns",
 ]
 
 DEFAULT_CANDIDATES: tuple[int, ...] = (3, 7, 14, 21, 28, 30, 45, 60, 90)
@@ -61,6 +62,23 @@ _DAY_NS = 86_400 * 10**9
 # --------------------------------------------------------------------------------------
 
 
+class UnitColumns(TypedDict, total=False):
+    """The keyword arguments every public function here takes to read the unit table (defaults: ``_prepare``).
+
+    ``arm`` ("arm"), ``customer`` ("customer_id"), ``delivered`` ("delivered_ts"), ``returned``
+    ("returned_ts"): column names; ``quantity`` (None: every row one unit): the column of whole-number
+    unit weights; ``control``, ``treatment`` ("control", "treatment"): the arm column's labels.
+    """
+
+    arm: str
+    customer: str
+    delivered: str
+    returned: str
+    quantity: str | None
+    control: Any
+    treatment: Any
+
+
 @dataclass
 class _Units:
     arm: np.ndarray       # 0 control, 1 treatment
@@ -72,6 +90,7 @@ class _Units:
     time: np.ndarray      # lag if event else follow (censoring time)
     w: np.ndarray         # unit weights (quantity)
     counts: dict[str, int]
+    weighted: bool        # a quantity column gives the weights (else every unit weighs 1)
 
 
 def _to_utc_ns(values: pd.Series) -> np.ndarray:
@@ -84,14 +103,15 @@ def _to_utc_ns(values: pd.Series) -> np.ndarray:
 def _prepare(
     df: pd.DataFrame,
     as_of: Any,
-    arm: str,
-    customer: str,
-    delivered: str,
-    returned: str,
-    quantity: str | None,
-    control: Any,
-    treatment: Any,
+    arm: str = "arm",
+    customer: str = "customer_id",
+    delivered: str = "delivered_ts",
+    returned: str = "returned_ts",
+    quantity: str | None = None,
+    control: Any = "control",
+    treatment: Any = "treatment",
 ) -> _Units:
+    """The units of ``df`` kept for the analysis, in the columns and arm labels of ``UnitColumns`` (defaults here)."""
     ts = pd.Timestamp(as_of)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -141,7 +161,21 @@ def _prepare(
         time=time,
         w=w[keep],
         counts=counts,
+        weighted=quantity is not None,
     )
+
+
+def _units_in_both_arms(method: str, df: pd.DataFrame, as_of: Any,
+                        columns: UnitColumns) -> tuple[_Units, dict[str, Any], Estimate | None]:
+    """The units, their data-cleaning counts as ``details``, and the refusal of ``method`` when an arm has no
+    unit delivered by ``as_of`` (None when both arms have units)."""
+    u = _prepare(df, as_of, **columns)
+    details: dict[str, Any] = dict(u.counts)
+    for a, name in ((0, "control"), (1, "treatment")):
+        if not np.any(u.arm == a):
+            return u, details, Estimate.unavailable(method, 0, f"empty arm: no {name} unit delivered by as_of",
+                                                    **details)
+    return u, details, None
 
 
 # --------------------------------------------------------------------------------------
@@ -231,14 +265,7 @@ def choose_follow_up_days(
     min_share: float = 0.5,
     candidates: Sequence[int] = DEFAULT_CANDIDATES,
     min_units: int = 100,
-    *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
+    **columns: Unpack[UnitColumns],
 ) -> FollowUpChoice:
     """Largest window k (days) that enough units in *both* arms have fully lived through.
 
@@ -251,7 +278,7 @@ def choose_follow_up_days(
     test, which may differ from later ones (novelty, seasonality). Never raises on data:
     an empty arm or no qualifying candidate gives ``k=None`` with ``error``.
     """
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+    u = _prepare(df, as_of, **columns)
     rows = []
     if u.event.size:
         ut, _, _, _, surv = _km_curve(u.time, u.event, u.w)
@@ -306,14 +333,7 @@ def return_within_k_difference(
     as_of: Any,
     k: float,
     confidence: float = 0.95,
-    *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
+    **columns: Unpack[UnitColumns],
 ) -> Estimate:
     """Difference (treatment - control) in the share of units returned within k days.
 
@@ -339,7 +359,7 @@ def return_within_k_difference(
         return Estimate.unavailable(method, 0, f"confidence must lie in (0, 1), got {confidence!r}")
     if not (isinstance(k, (int, float)) and math.isfinite(k) and k >= 0):
         return Estimate.unavailable(method, 0, f"k must be a number of days >= 0, got {k!r}")
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+    u = _prepare(df, as_of, **columns)
     mature = u.follow >= k
     hit = mature & u.event & (u.lag <= k)
     details: dict[str, Any] = {"k": k, **u.counts}
@@ -465,14 +485,7 @@ def kaplan_meier_by_arm(
     as_of: Any,
     k: float | None = None,
     confidence: float = 0.95,
-    *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
+    **columns: Unpack[UnitColumns],
 ) -> KaplanMeierResult:
     """Kaplan-Meier share of units returned by day t, per arm, censored at ``as_of``.
 
@@ -489,7 +502,7 @@ def kaplan_meier_by_arm(
     give both return shares and the Greenwood (unclustered) standard error for comparison.
     """
     method = "km"
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+    u = _prepare(df, as_of, **columns)
     z = _z(confidence) if 0 < confidence < 1 else float("nan")
     frames = []
     for a, name in ((0, "control"), (1, "treatment")):
@@ -525,9 +538,7 @@ def kaplan_meier_by_arm(
     details: dict[str, Any] = dict(u.counts)
     chosen = None
     if k is None:
-        chosen = choose_follow_up_days(df, as_of, arm=arm, customer=customer,
-                                       delivered=delivered, returned=returned,
-                                       quantity=quantity, control=control, treatment=treatment)
+        chosen = choose_follow_up_days(df, as_of, **columns)
         k = chosen.k
         details["k_choice"] = chosen.reason
     if k is None:
@@ -601,14 +612,7 @@ def log_rank_test(
     df: pd.DataFrame,
     as_of: Any,
     confidence: float = 0.95,
-    *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
+    **columns: Unpack[UnitColumns],
 ) -> Estimate:
     """Log-rank test of equal return-time distributions, with Peto's hazard ratio.
 
@@ -623,18 +627,15 @@ def log_rank_test(
     Method ``"logrank"``, null value 1.
     """
     method = "logrank"
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
-    details: dict[str, Any] = dict(u.counts)
-    for a, name in ((0, "control"), (1, "treatment")):
-        if not np.any(u.arm == a):
-            return Estimate.unavailable(method, 0, f"empty arm: no {name} unit delivered by as_of",
-                                        **details)
+    u, details, refused = _units_in_both_arms(method, df, as_of, columns)
+    if refused is not None:
+        return refused
     n = u.n_customers
     if not np.any(u.event):
         return Estimate.unavailable(method, n, "no return observed by as_of in either arm: "
                                     "nothing to compare", **details)
     o_e, v, o_t, o_c = _logrank_o_e_v(u.time, u.event, u.arm, u.w)
-    if quantity is None:
+    if not u.weighted:
         chisq, p = survdiff(u.time, u.event.astype(float), u.arm)
         chisq, p = float(chisq), float(p)
         details["computed_by"] = "statsmodels survdiff"
@@ -697,14 +698,8 @@ def cox_hazard_ratio(
     as_of: Any,
     confidence: float = 0.95,
     *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
     max_expanded_rows: int = 2_000_000,
+    **columns: Unpack[UnitColumns],
 ) -> Estimate:
     """Hazard ratio of return (treatment vs control), Cox model, customer-clustered errors.
 
@@ -722,12 +717,9 @@ def cox_hazard_ratio(
     and Breslow equals Efron. Method ``"cox-clustered"``, null value 1.
     """
     method = "cox-clustered"
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
-    details: dict[str, Any] = dict(u.counts)
-    for a, name in ((0, "control"), (1, "treatment")):
-        if not np.any(u.arm == a):
-            return Estimate.unavailable(method, 0, f"empty arm: no {name} unit delivered by as_of",
-                                        **details)
+    u, details, refused = _units_in_both_arms(method, df, as_of, columns)
+    if refused is not None:
+        return refused
     n = u.n_customers
     if n < 2:
         return Estimate.unavailable(method, n, "one customer: clustered standard errors are "
@@ -741,7 +733,7 @@ def cox_hazard_ratio(
         return Estimate.unavailable(method, n, "all returns are in one arm: the hazard ratio "
                                     "is 0 or infinite", **details)
     time, event, x, grp = u.time, u.event.astype(float), u.arm.astype(float), u.cust
-    if quantity is not None:
+    if u.weighted:
         reps = np.rint(u.w).astype(np.int64)
         if not np.allclose(u.w, reps):
             return Estimate.unavailable(method, n, "quantity must be whole numbers for the Cox "
@@ -839,14 +831,7 @@ def read_at_window(
     k: int,
     min_customers: int = MIN_CUSTOMERS_AT_K,
     confidence: float = 0.95,
-    *,
-    arm: str = "arm",
-    customer: str = "customer_id",
-    delivered: str = "delivered_ts",
-    returned: str = "returned_ts",
-    quantity: str | None = None,
-    control: Any = "control",
-    treatment: Any = "treatment",
+    **columns: Unpack[UnitColumns],
 ) -> WindowReadResult:
     """The k-day return rate difference read at the pre-registered k, censoring-aware.
 
@@ -857,7 +842,7 @@ def read_at_window(
     says when the read becomes possible. Assumption: the delivery date (censoring) is independent
     of the return lag (early and late deliveries of the test return alike).
     """
-    u = _prepare(df, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+    u = _prepare(df, as_of, **columns)
     as_of_day = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo is None else \
         pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None)
     at_k, ready = {}, []

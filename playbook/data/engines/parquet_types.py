@@ -10,6 +10,9 @@ day, a half float, a UUID, a decimal of more than 38 digits (``spark_unreadable`
 are read by both engines.
 
 Only the schema is read (the footer of the file, or of a folder's first part file), never the rows.
+
+Once an engine has opened a file: a contract column of a type the engine does not know is refused in words
+(``check_types``), and an engine's error is told in one line (``first_line``).
 """
 from __future__ import annotations
 
@@ -17,7 +20,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import pyarrow.parquet as pq
+
+from playbook.data import contract
+from playbook.data.errors import SourceError
 
 #: the widest decimal a Spark column holds
 SPARK_MAX_DECIMAL_DIGITS = 38
@@ -115,3 +122,30 @@ def spark_unreadable(columns: list[ParquetColumn]) -> list[Unreadable]:
             continue
         found.append(Unreadable(c.column, c.type_text(), advice))
     return found
+
+
+def first_line(exc: BaseException) -> str:
+    """An engine's error in one line: its first, without the Java stack trace (the exception's name when empty)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+#: what a contract column of each kind should be written as, when its type cannot be read
+_KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "date": "a date",
+               "timestamp": "a timestamp (date and time)", "isoweek": "text such as 2026-W47"}
+
+
+def check_types(name: str, table: ibis.Table, path: Path, engine: str) -> ibis.Table:
+    """``table``, unless a contract column has a type the engine does not know (DuckDB's TIME_NS, say):
+    then a SourceError naming the table, the column, the type and what to write instead."""
+    spec = contract.TABLES.get(name)
+    if spec is None:
+        return table
+    kinds = {c.name.lower(): c.kind for c in spec.all_columns}
+    bad = [(column, dtype) for column, dtype in table.schema().items()
+           if dtype.is_unknown() and column.strip().lower() in kinds]
+    if bad:
+        raise SourceError(f"table {name}: {engine} cannot read " + "; ".join(
+            f"column {column} of {path} (type {dtype}): write it as {_KIND_WORDS[kinds[column.strip().lower()]]}"
+            for column, dtype in bad))
+    return table

@@ -30,7 +30,8 @@ from typing import Iterator
 
 import ibis
 
-from playbook.data.dataset import PASSWORD_ENV, SourceError
+from playbook.data.errors import SourceError
+from playbook.data.url_secrets import PASSWORD_ENV
 
 _SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService"
 _LOOPBACK = "127.0.0.1"
