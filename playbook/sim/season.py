@@ -40,7 +40,8 @@ from playbook.core.paths import DEFAULT_CONFIG, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
-from playbook.data.dataset import Snapshot, SnapshotLocation, attach_snapshot, drop_snapshot, fingerprint, open_dataset
+from playbook.data.dataset import Snapshot, open_dataset
+from playbook.data.snapshot import SnapshotLocation, attach_snapshot, drop_snapshot, fingerprint
 from playbook.journal import store as decision_journal
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import read_journal
