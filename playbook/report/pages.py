@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 import mistune
 import nbformat
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
@@ -112,11 +112,77 @@ def _plain_link(link: Link | None) -> Link | None:
     return None if link is None else Link(link.label, link.href)
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a table of the index: ``label`` names its cells on a phone (their ``data-label``),
+    ``header`` is its heading when it carries more than the label (a link to the method guide)."""
+
+    label: str
+    header: Markup | str | None = None
+    number: bool = False
+
+    def __post_init__(self) -> None:
+        if self.header is None:
+            object.__setattr__(self, "header", self.label)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the index or the brief (``table.html.j2``): its columns and its rows of cells, each
+    cell text or Markup whose data parts were escaped where they were built."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Markup | str, ...], ...]
+
+
+def _status_word(status: Status | str) -> Markup:
+    """A status as a word with its mark (the mark is the span's, the cell's label is the cell's)."""
+    return Markup('<span class="status {}">{}</span>').format(str(status).replace(" ", "-"), status)
+
+
+def status_table(lines: list[story.StatusLine], full: bool = True) -> Table:
+    """The statuses as a table: with why, action, owner and zone (``full``), or the metric, its status
+    and its value against the usual one (the greens)."""
+    columns = [Column("metric"), Column("status"), Column("this week", number=True), Column("usual", number=True)]
+    if full:
+        columns += [Column("why"), Column("action"), Column("owner"), Column("zone")]
+    rows = []
+    for line in lines:
+        row: tuple = (line.title, _status_word(line.status), line.now, line.usual)
+        rows.append(row + ((line.why, line.action, line.owner, line.zone) if full else ()))
+    return Table(tuple(columns), tuple(rows))
+
+
+def verdict_table(verdicts: list[story.VerdictLine], root: str) -> Table:
+    """The J+7 verdicts: the change tested (its experiment id under it), the decision, the effect against
+    the range expected, the money, the guardrails and the next step with what to check first."""
+    guardrails = Markup('<a href="{}method.html#guardrail">guardrails</a>').format(root)
+    columns = (Column("change tested"), Column("decision"), Column("effect (95 % interval)"), Column("money"),
+               Column("guardrails", guardrails), Column("next step"))
+    rows = []
+    for v in verdicts:
+        change = Markup('{}<br><small class="muted">{}</small>').format(v.change, v.experiment_id)
+        effect = Markup('{}<br><small class="muted">{}</small>').format(v.effect, v.expected) if v.expected else v.effect
+        nxt = Markup(escape(v.next_step))
+        nxt += Markup("").join(Markup("<br><b>Check before rolling out:</b> {}").format(f) for f in v.flags)
+        nxt += Markup("").join(Markup("<br><b>Follow-up:</b> {}").format(f) for f in v.follow_ups)
+        rows.append((change, Markup('<span class="decision">{}</span>').format(v.decision_words), effect, v.money,
+                     "; ".join(v.guardrails), nxt))
+    return Table(columns, tuple(rows))
+
+
+def actions_table(actions: tuple) -> Table:
+    """The open actions: since when, who owns each, what it is."""
+    return Table((Column("since"), Column("owner"), Column("action")),
+                 tuple((a.week, a.owner, a.description) for a in actions))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["css"] = lambda status: str(status).replace(" ", "-")
-    env.globals.update(Status=Status, css=CSS, no_rule=story.NO_RULE)
+    env.globals.update(Status=Status, css=CSS, no_rule=story.NO_RULE, zip=zip, status_table=status_table,
+                       verdict_table=verdict_table, actions_table=actions_table)
     return env
 
 
