@@ -225,6 +225,12 @@ def _week_context(s: Summary, d: Display, config: Config) -> dict[str, Any]:
     }
 
 
+def page_title(text: str, shop: str = "") -> str:
+    """A page's title or heading, the shop's name first when one is known (``shop_name``: the data's
+    ``shop.yaml`` or the configuration): a reader with several shops' reports open tells them apart."""
+    return f"{shop}: {text}" if shop else text
+
+
 def display_for(config: Config) -> Display:
     return Display(config.currency, config.metrics)
 
@@ -249,7 +255,8 @@ def index_page(summary: Summary | dict[str, Any], steps: list[Step], config: Con
     s = _typed(summary)
     d = display_for(config)
     plan = next((f.href for f in files if f.href == "experiments_plan.csv"), None)
-    return _render("index.html.j2", title=f"Returns playbook, week {s.week}", nav=nav_for("index", steps),
+    return _render("index.html.j2", title=page_title(f"Returns playbook, week {s.week}", config.shop_name),
+                   nav=nav_for("index", steps),
                    steps=[Link(st.title, f"{st.stem}.html") for st in steps], data_label=data_label(s.data_source),
                    files=list(files), plan_csv=plan, **_week_context(s, d, config))
 
@@ -259,8 +266,9 @@ def brief_page(summary: Summary | dict[str, Any], steps: list[Step], config: Con
     no code, no paths; the full report one link away."""
     s = _typed(summary)
     d = display_for(config)
-    return _render("brief.html.j2", title=f"Returns, week {s.week}: the brief", nav=nav_for("brief", steps, brief=True),
-                   **_week_context(s, d, config))
+    return _render("brief.html.j2", title=page_title(f"Returns, week {s.week}: the brief", config.shop_name),
+                   heading=page_title(f"Returns: the week {s.week} in brief", config.shop_name),
+                   nav=nav_for("brief", steps, brief=True), **_week_context(s, d, config))
 
 
 def guide_page(page: str, steps: list[Step] = ()) -> str:
@@ -328,7 +336,9 @@ def weeks_page(reports: Path, config: Config) -> str:
             headline = f"summary.json unreadable with this version ({type(exc).__name__}): open the week's report"
         entries.append(WeekEntry(folder.name, headline))
     nav = Nav("", (Link("Past weeks", "index.html", True),), "index.html")
-    return _render("weeks.html.j2", title="Returns playbook: every week", nav=nav, weeks=entries, css=CSS)
+    return _render("weeks.html.j2", title=page_title("Returns playbook: every week", config.shop_name),
+                   heading=page_title("Returns playbook: every week rendered", config.shop_name), nav=nav,
+                   weeks=entries, css=CSS)
 
 
 def write_weeks_index(reports: Path, config: Config) -> Path:
@@ -353,18 +363,20 @@ def _exporter(brief: bool) -> HTMLExporter:
 
 
 def notebook_to_html(notebook: str | os.PathLike | nbformat.NotebookNode, target: str | os.PathLike,
-                     step: Step | None = None, steps: list[Step] = (), week: str = "", brief: bool = False) -> Path:
+                     step: Step | None = None, steps: list[Step] = (), week: str = "", brief: bool = False,
+                     shop: str = "") -> Path:
     """An executed notebook as a step page of the report (or its brief edition, ``brief``).
 
     The injected-parameters cell is removed (papermill prints every parameter there); the brief edition
     also drops the code and the cells tagged ``analyst-only``. Links to the guides (``../docs/*.md``)
-    point to the report's own copies.
+    point to the report's own copies. ``shop``: the shop's name, first in the page's title.
     """
     nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(str(notebook), as_version=4)
     nb = nbformat.from_dict(nb)  # the title below is the page's, not the file's
     step = step or Step(Path(str(target)).stem, Path(str(target)).stem)
     edition = " (brief)" if brief else ""
-    nb.metadata["title"] = f"Week {week} · {step.title}{edition} · Returns playbook" if week else f"{step.title}{edition}"
+    title = f"Week {week} · {step.title}{edition} · Returns playbook" if week else f"{step.title}{edition}"
+    nb.metadata["title"] = page_title(title, shop)
     nav = nav_for(step.stem, list(steps) or [step], brief=brief)
     resources = {"playbook": {"root": nav.root, "css": CSS, "topbar": _render("topbar.html.j2", nav=nav),
                               "prevnext": _render("prevnext.html.j2", nav=nav)}}

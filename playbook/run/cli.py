@@ -36,6 +36,7 @@ from typing import Callable
 
 from playbook.adapters import online_retail
 from playbook.config.loader import for_source, load_config, shop_note
+from playbook.core.formats import date_text
 from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, REPO_ROOT, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config, ConfigError
 from playbook.core.weeks import IsoWeek
@@ -210,7 +211,7 @@ def weeks(data: str, config: str = "") -> int:
         dataset.close()
     week = first
     while week <= last:
-        print(f"{week}  {week.monday:%Y-%m-%d} .. {week.sunday:%Y-%m-%d}")
+        print(f"{week}  {date_text(week.monday)} .. {date_text(week.sunday)}")
         week = week.shift(1)
     print(f"# {note}.", file=sys.stderr)
     return EXIT_OK
