@@ -23,6 +23,10 @@ TRIGGERS = [
 ]
 
 
+#: the metrics' names for people (the metric dictionary's titles), as the alert names them
+TITLES = {"closure_rate": "Action closure rate", "return_rate_14d": "Return rate within 14 days of delivery"}
+
+
 def week_summary(**sections) -> Summary:
     return Summary.from_json(ex.summary(baseline=ex.baseline(triggers=TRIGGERS), **sections))
 
@@ -95,9 +99,22 @@ def smtp_env(port: int, **extra) -> dict[str, str]:
 def test_a_week_alerts_on_each_red_trigger_overdue_review_and_verdict():
     alerts = al.week_alerts(week_summary(), REPORT)
     kinds = [(i.kind, i.subject) for i in alerts.items]
-    assert kinds == [(al.AlertKind.RED_TRIGGER, "closure_rate"), (al.AlertKind.RED_TRIGGER, "return_rate_14d"),
+    assert kinds == [(al.AlertKind.RED_TRIGGER, "Action closure rate"),
+                     (al.AlertKind.RED_TRIGGER, "Return rate within 14 days of delivery"),
                      (al.AlertKind.OVERDUE_REVIEW, "EXP-2026-W41-DRESSES-PHOTOS"), (al.AlertKind.VERDICT, "EXP-1")]
     assert alerts.reds == 2 and alerts.week == "2026-W47"
+
+
+def test_the_alert_speaks_like_the_pages_names_units_currency_and_each_experiment_named_once():
+    text = al.render(al.week_alerts(week_summary(), REPORT))
+    assert "closure_rate" not in text and "return_rate_14d" not in text
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert all(line.count("EXP-") <= 1 for line in lines), lines
+    (verdict,) = [line for line in lines if "EXP-1" in line]
+    assert ("fit/size message block on the product page on knitwear: keep: roll it out (look 1 of 4). "
+            "Return rate within 14 days of delivery: -3.0 points (-5.0 to -1.0); EUR 1,332 per week saved") in verdict
+    (overdue,) = [line for line in lines if "EXP-2026-W41" in line]
+    assert overdue.startswith("- EXP-2026-W41-DRESSES-PHOTOS") and overdue.count("EXP-2026-W41") == 1
 
 
 def test_a_quiet_week_has_no_alert():
@@ -129,7 +146,8 @@ def test_the_email_names_the_week_and_reds_and_lists_each_trigger_with_its_actio
     assert message["Subject"].strip() == "Returns playbook 2026-W47: 2 red triggers, 1 overdue review, 1 verdict"
     body = message.get_content()
     for t in TRIGGERS:
-        assert any(t["metric"] in line and t["action"] in line for line in body.splitlines()), t["metric"]
+        title = TITLES[t["metric"]]
+        assert any(line.startswith(f"- {title}: ") and t["action"] in line for line in body.splitlines()), title
     assert f"Report: {REPORT}" in body
 
 
@@ -210,7 +228,7 @@ def test_data_text_is_escaped_and_kept_on_one_line_in_the_markdown(tmp_path):
 def test_the_plain_text_email_carries_data_text_as_is_on_one_line():
     summary = week_summary(review=[ex.review(experiment_id=HOSTILE)])
     body = al.render(al.week_alerts(summary, REPORT), esc=al.one_line)
-    assert "- EXP-<img src=x onerror=alert(1)> ## Forged heading [click](https://evil.example): keep," in body
+    assert "- EXP-<img src=x onerror=alert(1)> ## Forged heading [click](https://evil.example): keep: roll it out" in body
 
 
 # --- the files -------------------------------------------------------------------------------------

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zlib
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import section_examples as examples
 
+from playbook.config.loader import load_config
 from playbook.dev.browser_check import (
     BrowserReport,
     BrowserUnavailable,
@@ -32,6 +35,7 @@ from playbook.dev.browser_check import (
     latest_week,
     parse_shown_number,
 )
+from playbook.report.pages import CSS, STEP_LABELS, Step, brief_page, index_page, stylesheet
 
 WEEK = "2026-W47"
 STEPS = ["01_baseline", "02_weak_cohort", "03_lever_design", "04_comparison", "05_j7_review"]
@@ -114,6 +118,11 @@ def test_nothing_overflows_a_phone_wide_window_outside_scrollable_containers(sam
 
 
 @pytest.mark.notebooks
+def test_every_cell_of_the_index_and_the_brief_is_seen_whole_on_a_phone_and_a_laptop(sample):
+    no_problems(sample, "cells")
+
+
+@pytest.mark.notebooks
 def test_the_sample_week_requests_nothing_outside_its_folder(sample):
     no_problems(sample, "offline")
 
@@ -158,10 +167,12 @@ CLEAN = """<p id='top'><a href='brief/index.html'>brief</a> <a href='#top'>top</
 <p><span data-summary='baseline.excess_cost' data-scale='1'>EUR 5,161</span>
 <span data-summary='baseline.metrics.return_rate_14d.value' data-scale='100'>14.9 %</span>
 <span data-summary='review.0.estimate' data-scale='100'>&minus;6.5 points</span></p>
-<div style='overflow-x: auto'><table><tr><td style='min-width: 900px'>a wide table that scrolls</td></tr></table></div>
 <a href='#top' style='position: absolute; left: -9999px'>skip link, off screen on purpose</a>
 <span style='position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0)'>
 <b style='display: inline-block; width: 800px'>for screen readers only</b></span>"""
+#: a step page may have a wide table that scrolls in its box (the index and the brief may not: cells check)
+CLEAN_STEP = """<div style='overflow-x: auto'><table><tr><td style='min-width: 900px'>a wide table that scrolls</td></tr>
+</table></div>"""
 FAULTY = """<p><a href='../missing.html'>gone</a> <a href='../index.html#top'>up</a></p>
 <img src='nowhere.png' alt='nowhere'>
 <script>console.error('planted error')</script>
@@ -177,13 +188,15 @@ def planted(browser, tmp_path_factory) -> BrowserReport:
     (week / "dot.png").write_bytes(one_pixel_png())
     (week / "summary.json").write_text(json.dumps(SUMMARY), encoding="utf-8")
     (week / "index.html").write_text(PAGE.format(title="index", body=CLEAN), encoding="utf-8")
+    (week / "01_baseline.html").write_text(PAGE.format(title="step", body=CLEAN_STEP), encoding="utf-8")
     (week / "brief" / "index.html").write_text(PAGE.format(title="brief", body=FAULTY), encoding="utf-8")
     (week.parent / "index.html").write_text(PAGE.format(title="weeks", body="<a href='2026-W01/'>W01</a>"))
     return checked(week)
 
 
-def test_the_clean_page_passes_every_check(planted):
+def test_the_clean_pages_pass_every_check(planted):
     assert planted.page("index.html").problems() == ()
+    assert planted.page("01_baseline.html").problems() == ()
     assert planted.page("index.html").headline_numbers == 3
 
 
@@ -217,6 +230,54 @@ def test_a_script_from_a_cdn_is_caught_as_a_request_and_as_a_link(planted):
 def test_a_headline_number_that_is_not_the_summary_is_caught(planted):
     (problem,) = planted.page("brief/index.html").headline
     assert "15.9" in problem and "14.9" in problem
+
+
+# --------------------------------------------------------------------------- the index's tables fit the window
+
+#: the rule that cut the index off (issue 21): a table as wide as the page's own box, padding not counted
+OLD_WIDE_TABLE = ".playbook table.data.cards { min-width: 62rem; }"
+
+
+def index_week(folder: Path, extra_css: str = "") -> Path:
+    """A week with the index and the brief of the pages' test summary, under the report's stylesheet
+    (plus ``extra_css``); the step pages they link are not there (only the cells are looked at)."""
+    week = folder / "2026-W47"
+    (week / "brief").mkdir(parents=True)
+    steps = [Step(stem, f"Step {label}") for stem, label in STEP_LABELS.items()]
+    summary = examples.summary(review=[examples.review(), examples.review(experiment_id="EXP-2", decision="continue")])
+    (week / CSS).write_text(stylesheet() + extra_css, encoding="utf-8")
+    (week / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    (week / "index.html").write_text(index_page(summary, steps, load_config()), encoding="utf-8")
+    (week / "brief" / "index.html").write_text(brief_page(summary, steps, load_config()), encoding="utf-8")
+    return week
+
+
+@pytest.fixture(scope="module")
+def index_tables(browser, tmp_path_factory) -> tuple[BrowserReport, BrowserReport]:
+    """The same index under today's stylesheet and under today's plus the old wide-table rule."""
+    return (checked(index_week(tmp_path_factory.mktemp("fits"))),
+            checked(index_week(tmp_path_factory.mktemp("cut"), OLD_WIDE_TABLE)))
+
+
+def test_the_index_tables_fit_a_phone_as_cards_and_a_laptop_whole(index_tables):
+    fits, _ = index_tables
+    assert fits.page("index.html").cells == ()
+    assert fits.page("index.html").overflow == ()
+
+
+@pytest.mark.parametrize(("width", "cut_off"), [
+    (390, [r'td "Action closure rate" spans 20 to 991 px, beyond the 390 px window']),  # the whole card
+    # the last columns: the table ends at 160 + 992 = 1152 px, its box at 1280 - 160 px (the page's margin)
+    (1280, [r'th "zone" spans \d+ to 1152 px, clipped by its box div.table-scroll \(160 to 1120 px\)',
+            r'th "next step" spans \d+ to 1152 px, clipped by its box div.table-scroll \(160 to 1120 px\)']),
+])
+def test_the_old_wide_table_rule_is_caught_cutting_cells_off(index_tables, width, cut_off):
+    # the planted 62rem (992 px) makes a phone's card run from its padding to 992 px further; on a laptop the
+    # table runs from the page's box at 160 px to 1152 px, past its scrolling box (the page less its padding)
+    cells = [p for p in index_tables[1].page("index.html").cells if p.startswith(f"at {width} px:")]
+    assert cells, f"nothing caught at {width} px"
+    for problem in cut_off:
+        assert any(re.search(problem, p) for p in cells), f"{problem!r} not in {cells}"
 
 
 def test_no_screenshot_is_taken_unless_asked(planted):

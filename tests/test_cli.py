@@ -37,7 +37,7 @@ def test_a_complete_week_with_reds_exits_0_with_its_alerts_beside_the_report(tin
     assert result.code == cli.EXIT_OK and result.report == tmp_path / "reports" / "2026-W46"
     written = json.loads((result.report / al.ALERTS_JSON).read_text())
     assert written["reds"] == 1 and written["report"] == (result.report / "index.html").as_uri()
-    assert "closure_rate" in (result.report / al.ALERTS_MD).read_text()
+    assert "- Action closure rate: below 80 %" in (result.report / al.ALERTS_MD).read_text()  # its name, not its id
 
 
 def test_reds_exit_3_with_fail_on_red(tiny_shop, tmp_path):

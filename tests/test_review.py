@@ -314,8 +314,9 @@ def test_the_review_script_answers_the_four_questions_from_the_summary(config):
     weak = read("weak_cohort", weak_cohort(return_rate=0.25, expected_rate=0.1, excess_cost=2220.0))
     items = [verdict_for(comparison())]
     nxt = next_action(CANDIDATES, [], config)
-    answers = dict(review_script(week, weak, items, nxt))
+    answers = dict(review_script(week, weak, items, nxt, "GBP"))
     assert list(answers) == ["What moved?", "Why?", "Keep, adjust or stop?", "Next highest-impact action?"]
+    assert "excess cost GBP 2,220" in answers["Why?"]  # the amount carries the shop's currency
     assert "closure_rate" in answers["What moved?"] and "contact_rate" not in answers["What moved?"]
     assert "25.0% returned against 10.0% normally" in answers["Why?"]
     assert answers["Keep, adjust or stop?"].startswith("EXP-1: keep")

@@ -85,7 +85,7 @@ def test_the_index_shows_the_state_of_each_verdict_and_the_overdue_reviews():
                guardrails=guard("safe")),
     ], "overdue": [overdue_json(experiment_id="EXP-OLD", text="EXP-OLD (x on y): review date 2026-11-08 passed")]}
     page = index_page(summary, [], load_config())
-    assert "too early to read (readable on 25 Nov 2026)" in page
+    assert "too early to read (readable on 2026-11-25)" in page
     assert "Contact rate: not shown safe yet" in page and "Contact rate: safe" in page
     assert "<b>Check before rolling out:</b> far outside the registered range" in page
     assert "<b>Follow-up:</b> read contact_rate again on 2026-12-09" in page
@@ -113,7 +113,7 @@ def planned(tmp_path_factory):
 
 def test_a_plan_of_three_looks_is_read_from_two_weeks_before_its_review_date(planned):
     table = due_for_review(planned).set_index("experiment_id")
-    assert table.loc["EXP-3-LOOKS", "due"] == "planned look before the review date of 30 Nov 2026"
+    assert table.loc["EXP-3-LOOKS", "due"] == "planned look before the review date of 2026-11-30"
     assert "EXP-3-LOOKS-LATE" not in table.index  # its looks are W48, W49 and W50
 
 

@@ -2,7 +2,9 @@
 accounts: shops built unit by unit with a known cause, checked through the engine."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -173,6 +175,15 @@ def test_the_conclusion_names_the_slices_the_weak_cohort_explains(correlated):
     text = conclusion(correlated[2])
     assert text.startswith("The weak cohort of the week is category=knitwear x size_too_small")
     assert "channel=app x size_too_small" in text and "without it theirs is within chance" in text
+
+
+def test_the_conclusion_gives_its_money_in_the_shops_currency_and_its_chance_in_words(correlated):
+    analysis = dataclasses.replace(correlated[2], currency="GBP")
+    w = analysis.weak
+    text = conclusion(analysis)
+    assert f"about GBP {w.excess_cost:,.0f} of excess return cost" in text and "q =" not in text
+    assert re.search(r"over the window \((very unlikely to be|unlikely to be|probably not|could well be|likely) chance\)",
+                     text), text
 
 
 def test_explained_slices_are_never_offered_as_the_next_cohort(correlated):

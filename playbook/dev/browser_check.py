@@ -15,6 +15,12 @@ browser session, with a 390-pixel-wide layout viewport (a phone). For each page:
   count, or a page could hide everything in a scrolling body) or a clipped one (``clip``/``clip-path``:
   text for screen readers only), or lies wholly off to the left (a skip link); only the outermost
   overflowing elements are listed;
+* **cells** (the index and the brief, at 390 and at 1280 pixels, every ``<details>`` opened): no cell
+  (``td``, ``th``) of any table lies beyond the window or beyond a box around it that cuts its content
+  (computed ``overflow-x`` other than visible: a scroller shows it only when scrolled to). There a table
+  must fit: cards on a phone, every column on a laptop; the step pages' wide tables may scroll in their
+  box (the overflow check covers them). A header kept for screen readers only (inside a clipped box)
+  is not seen, so not measured;
 * **offline**: no request the page makes (scripts, stylesheets, fonts, images, frames, fetches: every
   ``Network.requestWillBeSent`` of Chrome's performance log) leaves the week's folder;
 * **headline**: every element carrying ``data-summary="<dotted path>"`` shows the value of that path in
@@ -57,7 +63,9 @@ DESKTOP_WIDTH = 1280
 WINDOW_HEIGHT = 900
 #: Chromium refuses textures taller than this: a longer page is cut in its screenshot
 MAX_SCREENSHOT_HEIGHT = 16_000
-CHECKS = ("links", "images", "console", "overflow", "offline", "headline")
+CHECKS = ("links", "images", "console", "overflow", "cells", "offline", "headline")
+#: the widths the cells of the index and the brief are measured at: a phone, a laptop
+TABLE_WIDTHS = (390, 1280)
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -79,6 +87,7 @@ class PageReport:
     images: tuple[str, ...] = ()
     console: tuple[str, ...] = ()
     overflow: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ()
     offline: tuple[str, ...] = ()
     headline: tuple[str, ...] = ()
     headline_numbers: int = 0  # elements carrying data-summary (checked or not)
@@ -266,7 +275,18 @@ def check_link(page: Path, tag: str, attribute: str, raw: str, report_dir: Path,
 
 # --------------------------------------------------------------------------- the browser
 
-_PAGE_FACTS = r"""
+_DESCRIBE = r"""
+const describe = el => {
+  let s = el.tagName.toLowerCase();
+  if (el.id) s += '#' + el.id;
+  if (typeof el.className === 'string' && el.className.trim()) s += '.' + el.className.trim().split(/\s+/).join('.');
+  const text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
+  return text ? s + ' "' + text.slice(0, 40) + '"' : s;
+};
+const clipped = st => (st.clip && st.clip !== 'auto') || (st.clipPath && st.clipPath !== 'none');
+"""
+
+_PAGE_FACTS = _DESCRIBE + r"""
 const width = arguments[0];
 const raw = (el, a) => el.getAttribute(a);
 const links = [];
@@ -276,20 +296,13 @@ for (const [sel, attr] of [['a[href]', 'href'], ['img[src]', 'src'], ['link[href
 }
 const images = [...document.images].map(im => [im.getAttribute('src') || '', im.complete, im.naturalWidth,
                                                 im.getAttribute('alt') || '']);
-const describe = el => {
-  let s = el.tagName.toLowerCase();
-  if (el.id) s += '#' + el.id;
-  if (typeof el.className === 'string' && el.className.trim()) s += '.' + el.className.trim().split(/\s+/).join('.');
-  const text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
-  return text ? s + ' "' + text.slice(0, 40) + '"' : s;
-};
 // inside a scrollable container (the reader scrolls it), or a clipped one (text for screen readers only)
 const excused = el => {
   for (let up = el.parentElement; up && up !== document.body && up !== document.documentElement;
        up = up.parentElement) {
     const st = getComputedStyle(up);
     if (st.overflowX === 'auto' || st.overflowX === 'scroll') return true;
-    if ((st.clip && st.clip !== 'auto') || (st.clipPath && st.clipPath !== 'none')) return true;
+    if (clipped(st)) return true;
   }
   return false;
 };
@@ -311,6 +324,38 @@ const page = document.documentElement.scrollWidth;
 const numbers = [...document.querySelectorAll('[data-summary]')].map(el =>
   [el.getAttribute('data-summary'), el.getAttribute('data-scale'), el.innerText || el.textContent || '']);
 return {links, images, overflow, page_width: page, numbers};
+"""
+
+#: every table cell of the page that a reader cannot see whole without scrolling sideways (details opened)
+_CELL_FACTS = _DESCRIBE + r"""
+const width = arguments[0];
+const closed = [...document.querySelectorAll('details:not([open])')];
+closed.forEach(d => { d.open = true; });
+const where = r => Math.round(r.left) + ' to ' + Math.round(r.right) + ' px';
+const out = [];
+for (const cell of document.querySelectorAll('table td, table th')) {
+  const r = cell.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (getComputedStyle(cell).visibility === 'hidden') continue;
+  const boxes = [];
+  let hidden = false;
+  for (let up = cell.parentElement; up && up !== document.documentElement; up = up.parentElement) {
+    const st = getComputedStyle(up);
+    if (clipped(st)) { hidden = true; break; }  // for screen readers only: not seen, not measured
+    if (st.overflowX !== 'visible') boxes.push(up);
+  }
+  if (hidden) continue;
+  if (r.left < -0.5 || r.right > width + 0.5) {
+    out.push(describe(cell) + ' spans ' + where(r) + ', beyond the ' + width + ' px window');
+    continue;
+  }
+  const box = boxes.find(b => { const br = b.getBoundingClientRect();
+                                return r.left < br.left - 0.5 || r.right > br.right + 0.5; });
+  if (box) out.push(describe(cell) + ' spans ' + where(r) + ', clipped by its box ' + describe(box).split(' "')[0]
+                    + ' (' + where(box.getBoundingClientRect()) + ')');
+}
+closed.forEach(d => { d.open = false; });
+return out;
 """
 
 
@@ -380,6 +425,16 @@ class _Session:
     def facts(self, width: int) -> dict:
         return self.driver.execute_script(_PAGE_FACTS, width)
 
+    def cells(self, widths: tuple[int, ...] = TABLE_WIDTHS) -> list[str]:
+        """The table cells not seen whole at each of ``widths``, each problem prefixed with its width
+        (at most :data:`MAX_PER_CHECK` per width, the rest counted: one width cannot hide the other's)."""
+        problems: list[str] = []
+        for width in widths:
+            self.viewport(width)
+            problems += [f"at {width} px: {p}" for p in _limited(self.driver.execute_script(_CELL_FACTS, width))]
+        self.viewport(PHONE_WIDTH)
+        return problems
+
     def screenshot(self, target: Path, width: int) -> Path:
         """The whole page at ``width`` CSS pixels (as tall as its content, up to a limit)."""
         self.viewport(width)
@@ -436,7 +491,8 @@ def _image_problems(images: list) -> list[str]:
 
 
 def _check_page(session: _Session, page: Path, report_dir: Path, root: Path, summary: Any | None,
-                anchors: dict[Path, set[str]]) -> PageReport:
+                anchors: dict[Path, set[str]], tables: bool = False) -> PageReport:
+    """Every check on one page; ``tables``: its table cells must fit the window too (the index, the brief)."""
     session.viewport(PHONE_WIDTH)
     console, requests = session.open(page.resolve().as_uri())
     facts = session.facts(PHONE_WIDTH)
@@ -445,6 +501,7 @@ def _check_page(session: _Session, page: Path, report_dir: Path, root: Path, sum
     overflow = list(facts["overflow"])
     if not overflow and facts["page_width"] > PHONE_WIDTH:
         overflow.append(f"the page is {facts['page_width']} px wide in a {PHONE_WIDTH} px window")
+    cells = session.cells() if tables else ()
     headline = []
     for path, scale, text in facts["numbers"]:
         if summary is None:
@@ -454,7 +511,7 @@ def _check_page(session: _Session, page: Path, report_dir: Path, root: Path, sum
     return PageReport(
         page=page.relative_to(report_dir).as_posix(),
         links=_limited(links), images=_limited(_image_problems(facts["images"])), console=_limited(console),
-        overflow=_limited(overflow), offline=_limited(_offline_problems(requests, report_dir)),
+        overflow=_limited(overflow), cells=tuple(cells), offline=_limited(_offline_problems(requests, report_dir)),
         headline=_limited(headline), headline_numbers=len(facts["numbers"]))
 
 
@@ -489,7 +546,8 @@ def check_report(report_dir: Path, screenshots: Path | None = None) -> BrowserRe
         session.start()
         results = []
         for page in pages:
-            results.append(_check_page(session, page, report_dir, report_dir.parent, summary, anchors))
+            results.append(_check_page(session, page, report_dir, report_dir.parent, summary, anchors,
+                                       tables=page in (index, brief)))
             if screenshots is not None and page in (index, brief):
                 name = "index" if page == index else "brief"
                 shots.append(session.screenshot(Path(screenshots) / f"{name}.png", DESKTOP_WIDTH))

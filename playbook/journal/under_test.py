@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from playbook.core.formats import date_text
 from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import cohorts_overlap
@@ -62,7 +63,7 @@ class CohortInTest:
     def words(self, cohort: str) -> str:
         if self.state == "kept":
             return f"{cohort or 'the whole shop'} was just kept by {self.experiment_id} (its lever is being rolled out)"
-        return f"{cohort or 'the whole shop'} is being tested by {self.experiment_id}, read on {self.review_date:%Y-%m-%d}"
+        return f"{cohort or 'the whole shop'} is being tested by {self.experiment_id}, read on {date_text(self.review_date)}"
 
 
 def cohorts_in_test(snap: Snapshot, journal_dir: str | os.PathLike | None = None) -> list[CohortInTest]:

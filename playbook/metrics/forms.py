@@ -15,6 +15,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from playbook.core.formats import date_text
 from playbook.core.settings import MetricSettings
 from playbook.core.weeks import IsoWeek
 from playbook.data.dataset import Snapshot
@@ -267,7 +268,7 @@ class LinePanel:
             if not (g["week"] >= inputs.start).any():
                 ready = inputs.start + dt.timedelta(days=6 + k)
                 return Panel(None, f"no post-period delivery week has {k} days of follow-up yet: the first one "
-                                   f"({IsoWeek.of(inputs.start)}) is complete on {ready:%Y-%m-%d}; review again then")
+                                   f"({IsoWeek.of(inputs.start)}) is complete on {date_text(ready)}; review again then")
         return Panel(_finish(g, inputs))
 
 

@@ -66,11 +66,18 @@ class _Context:
         n = self.results.settings.baseline_weeks
         return self.weekly.iloc[-1 - n : -1]
 
-    def fmt(self, v: float | None) -> str:
-        return value_text(v, self.defn.format, self.currency)
+    def fmt(self, v: float | None, *beside: float | None) -> str:
+        """``v`` in the metric's format; amounts of one sentence (``beside``) share their decimals."""
+        return value_text(v, self.defn.format, self.currency, beside)
 
-    def change(self, delta: float, fmt: str | None = None) -> str:
-        return change_text(delta, fmt or self.defn.format, self.currency)
+    def change(self, delta: float, fmt: str | None = None, beside: tuple[float | None, ...] = ()) -> str:
+        return change_text(delta, fmt or self.defn.format, self.currency, beside)
+
+    def versus(self, v: float, other: float, before: str = "", after: str = "") -> str:
+        """"EUR 1,449 vs baseline EUR 645 (+EUR 805)": both values and their difference with one number of
+        decimals; ``before`` and ``after`` name the other value ("baseline ", " the week before")."""
+        change = self.change(v - other, beside=(v, other))
+        return f"{self.fmt(v, other)} vs {before}{self.fmt(other, v)}{after} ({change})"
 
     def worse(self, delta: float) -> float:
         """``delta`` signed so that positive means worse."""
@@ -102,7 +109,7 @@ def rule_week_over_week_rise(ctx: _Context) -> tuple[str, str]:
         return GREEN, "no previous week to compare with"
     p, v = ctx.row.params, ctx.current["value"]
     delta = v - prev["value"]
-    text = f"{ctx.fmt(v)} vs {ctx.fmt(prev['value'])} the week before ({ctx.change(delta)})"
+    text = ctx.versus(v, prev["value"], after=" the week before")
     if delta >= _points(ctx, float(p["red_points"])):
         return RED, f"up {text}: at least {p['red_points']} points in a week"
     if delta >= _points(ctx, float(p.get("amber_points", p["red_points"]))):
@@ -176,7 +183,7 @@ def rule_slice_spike_vs_own_baseline(ctx: _Context) -> tuple[str, str]:
         gap = ctx.worse(v - mu)
         z = gap / sd if sd > 0 else (math.inf if gap > 0 else 0.0)
         if gap >= min_gap and z >= z_red:
-            spikes.append((gap, f"{value} {ctx.fmt(v)} vs its baseline {ctx.fmt(mu)} (z = {z:.1f})"))
+            spikes.append((gap, f"{value} {ctx.fmt(v, mu)} vs its baseline {ctx.fmt(mu, v)} (z = {z:.1f})"))
     if spikes:
         spikes.sort(reverse=True)
         return RED, f"spike in {len(spikes)} {slice_col}(s): " + "; ".join(t for _, t in spikes)
@@ -211,7 +218,7 @@ def rule_baseline_deviation(ctx: _Context) -> tuple[str, str]:
     mu, sd = float(base.mean()), float(base.std(ddof=1))
     gap = ctx.worse(v - mu)
     z = gap / sd if sd > 0 else (math.inf if gap > 0 else 0.0)
-    text = f"{ctx.fmt(v)} vs baseline {ctx.fmt(mu)} ({ctx.change(v - mu)})"
+    text = ctx.versus(v, mu, before="baseline ")
     if z >= float(p.get("red_z", 3.0)):
         return RED, f"{text}: {z:.1f} standard deviations worse than its baseline"
     if z >= float(p.get("amber_z", 2.0)):

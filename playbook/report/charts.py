@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from playbook.core.formats import date_text
 from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import (
     ADJUST,
@@ -547,7 +548,7 @@ def power_finding(plan) -> str:
     if plan.ready:
         opt = _chosen(plan)
         return (f"The {k}-day read reaches {opt.power:.0%} power after {opt.weeks} week(s): "
-                f"review on {plan.review_date:%d %b %Y}")
+                f"review on {date_text(plan.review_date)}")
     planned = plan.options[0] if plan.options else None
     at_max = f"{planned.power:.0%}" if planned is not None and planned.power is not None else "no"
     need = f"it needs {plan.weeks_needed} weeks" if plan.weeks_needed else "it needs more than two years"
@@ -581,14 +582,14 @@ def power_curve(plan, target: float | None = None):
     ax.axhline(target * 100, color=INK, ls="--", lw=1, label=f"target power {target:.0%}", gid="target")
     review_week = (_chosen(plan).weeks if plan.ready else plan.max_weeks)
     ax.axvline(review_week, color=VERMILLION if not plan.ready else TEAL, ls=":", lw=1.6, gid="review")
-    ax.annotate(f"review on {plan.review_date:%d %b %Y}" + ("" if plan.ready else " (not ready)"),
+    ax.annotate(f"review on {date_text(plan.review_date)}" + ("" if plan.ready else " (not ready)"),
                 (review_week, 97), xytext=(-4, 0), textcoords="offset points", fontsize=8, ha="right", va="top",
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.9})
     ax.set_xlim(0.5, plan.max_weeks + 0.5)
     ax.set_xticks(range(1, plan.max_weeks + 1))
     ax.set_ylim(0, 100)
     _percent_axis(ax.yaxis)
-    ax.set_xlabel(f"weeks of running from {plan.start_date:%d %b %Y}")
+    ax.set_xlabel(f"weeks of running from {date_text(plan.start_date)}")
     ax.set_ylabel("power of the review's read")
     ax.set_title(_wrap(plain(power_finding(plan)), 88), loc="left")
     ax.legend(fontsize=7, loc="upper left")

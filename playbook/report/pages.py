@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 import mistune
 import nbformat
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
@@ -112,11 +112,77 @@ def _plain_link(link: Link | None) -> Link | None:
     return None if link is None else Link(link.label, link.href)
 
 
+@dataclass(frozen=True)
+class Column:
+    """A column of a table of the index: ``label`` names its cells on a phone (their ``data-label``),
+    ``header`` is its heading when it carries more than the label (a link to the method guide)."""
+
+    label: str
+    header: Markup | str | None = None
+    number: bool = False
+
+    def __post_init__(self) -> None:
+        if self.header is None:
+            object.__setattr__(self, "header", self.label)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the index or the brief (``table.html.j2``): its columns and its rows of cells, each
+    cell text or Markup whose data parts were escaped where they were built."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Markup | str, ...], ...]
+
+
+def _status_word(status: Status | str) -> Markup:
+    """A status as a word with its mark (the mark is the span's, the cell's label is the cell's)."""
+    return Markup('<span class="status {}">{}</span>').format(str(status).replace(" ", "-"), status)
+
+
+def status_table(lines: list[story.StatusLine], full: bool = True) -> Table:
+    """The statuses as a table: with why, action, owner and zone (``full``), or the metric, its status
+    and its value against the usual one (the greens)."""
+    columns = [Column("metric"), Column("status"), Column("this week", number=True), Column("usual", number=True)]
+    if full:
+        columns += [Column("why"), Column("action"), Column("owner"), Column("zone")]
+    rows = []
+    for line in lines:
+        row: tuple = (line.title, _status_word(line.status), line.now, line.usual)
+        rows.append(row + ((line.why, line.action, line.owner, line.zone) if full else ()))
+    return Table(tuple(columns), tuple(rows))
+
+
+def verdict_table(verdicts: list[story.VerdictLine], root: str) -> Table:
+    """The J+7 verdicts: the change tested (its experiment id under it), the decision, the effect against
+    the range expected, the money, the guardrails and the next step with what to check first."""
+    guardrails = Markup('<a href="{}method.html#guardrail">guardrails</a>').format(root)
+    columns = (Column("change tested"), Column("decision"), Column("effect (95 % interval)"), Column("money"),
+               Column("guardrails", guardrails), Column("next step"))
+    rows = []
+    for v in verdicts:
+        change = Markup('{}<br><small class="muted">{}</small>').format(v.change, v.experiment_id)
+        effect = Markup('{}<br><small class="muted">{}</small>').format(v.effect, v.expected) if v.expected else v.effect
+        nxt = Markup(escape(v.next_step))
+        nxt += Markup("").join(Markup("<br><b>Check before rolling out:</b> {}").format(f) for f in v.flags)
+        nxt += Markup("").join(Markup("<br><b>Follow-up:</b> {}").format(f) for f in v.follow_ups)
+        rows.append((change, Markup('<span class="decision">{}</span>').format(v.decision_words), effect, v.money,
+                     "; ".join(v.guardrails), nxt))
+    return Table(columns, tuple(rows))
+
+
+def actions_table(actions: tuple) -> Table:
+    """The open actions: since when, who owns each, what it is."""
+    return Table((Column("since"), Column("owner"), Column("action")),
+                 tuple((a.week, a.owner, a.description) for a in actions))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["css"] = lambda status: str(status).replace(" ", "-")
-    env.globals.update(Status=Status, css=CSS, no_rule=story.NO_RULE)
+    env.globals.update(Status=Status, css=CSS, no_rule=story.NO_RULE, zip=zip, status_table=status_table,
+                       verdict_table=verdict_table, actions_table=actions_table)
     return env
 
 
@@ -159,6 +225,12 @@ def _week_context(s: Summary, d: Display, config: Config) -> dict[str, Any]:
     }
 
 
+def page_title(text: str, shop: str = "") -> str:
+    """A page's title or heading, the shop's name first when one is known (``shop_name``: the data's
+    ``shop.yaml`` or the configuration): a reader with several shops' reports open tells them apart."""
+    return f"{shop}: {text}" if shop else text
+
+
 def display_for(config: Config) -> Display:
     return Display(config.currency, config.metrics)
 
@@ -183,7 +255,8 @@ def index_page(summary: Summary | dict[str, Any], steps: list[Step], config: Con
     s = _typed(summary)
     d = display_for(config)
     plan = next((f.href for f in files if f.href == "experiments_plan.csv"), None)
-    return _render("index.html.j2", title=f"Returns playbook, week {s.week}", nav=nav_for("index", steps),
+    return _render("index.html.j2", title=page_title(f"Returns playbook, week {s.week}", config.shop_name),
+                   nav=nav_for("index", steps),
                    steps=[Link(st.title, f"{st.stem}.html") for st in steps], data_label=data_label(s.data_source),
                    files=list(files), plan_csv=plan, **_week_context(s, d, config))
 
@@ -193,8 +266,9 @@ def brief_page(summary: Summary | dict[str, Any], steps: list[Step], config: Con
     no code, no paths; the full report one link away."""
     s = _typed(summary)
     d = display_for(config)
-    return _render("brief.html.j2", title=f"Returns, week {s.week}: the brief", nav=nav_for("brief", steps, brief=True),
-                   **_week_context(s, d, config))
+    return _render("brief.html.j2", title=page_title(f"Returns, week {s.week}: the brief", config.shop_name),
+                   heading=page_title(f"Returns: the week {s.week} in brief", config.shop_name),
+                   nav=nav_for("brief", steps, brief=True), **_week_context(s, d, config))
 
 
 def guide_page(page: str, steps: list[Step] = ()) -> str:
@@ -262,7 +336,9 @@ def weeks_page(reports: Path, config: Config) -> str:
             headline = f"summary.json unreadable with this version ({type(exc).__name__}): open the week's report"
         entries.append(WeekEntry(folder.name, headline))
     nav = Nav("", (Link("Past weeks", "index.html", True),), "index.html")
-    return _render("weeks.html.j2", title="Returns playbook: every week", nav=nav, weeks=entries, css=CSS)
+    return _render("weeks.html.j2", title=page_title("Returns playbook: every week", config.shop_name),
+                   heading=page_title("Returns playbook: every week rendered", config.shop_name), nav=nav,
+                   weeks=entries, css=CSS)
 
 
 def write_weeks_index(reports: Path, config: Config) -> Path:
@@ -287,18 +363,20 @@ def _exporter(brief: bool) -> HTMLExporter:
 
 
 def notebook_to_html(notebook: str | os.PathLike | nbformat.NotebookNode, target: str | os.PathLike,
-                     step: Step | None = None, steps: list[Step] = (), week: str = "", brief: bool = False) -> Path:
+                     step: Step | None = None, steps: list[Step] = (), week: str = "", brief: bool = False,
+                     shop: str = "") -> Path:
     """An executed notebook as a step page of the report (or its brief edition, ``brief``).
 
     The injected-parameters cell is removed (papermill prints every parameter there); the brief edition
     also drops the code and the cells tagged ``analyst-only``. Links to the guides (``../docs/*.md``)
-    point to the report's own copies.
+    point to the report's own copies. ``shop``: the shop's name, first in the page's title.
     """
     nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(str(notebook), as_version=4)
     nb = nbformat.from_dict(nb)  # the title below is the page's, not the file's
     step = step or Step(Path(str(target)).stem, Path(str(target)).stem)
     edition = " (brief)" if brief else ""
-    nb.metadata["title"] = f"Week {week} · {step.title}{edition} · Returns playbook" if week else f"{step.title}{edition}"
+    title = f"Week {week} · {step.title}{edition} · Returns playbook" if week else f"{step.title}{edition}"
+    nb.metadata["title"] = page_title(title, shop)
     nav = nav_for(step.stem, list(steps) or [step], brief=brief)
     resources = {"playbook": {"root": nav.root, "css": CSS, "topbar": _render("topbar.html.j2", nav=nav),
                               "prevnext": _render("prevnext.html.j2", nav=nav)}}

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from playbook.core.formats import date_text
 from playbook.steps.experiments import Comparison, state_why
 
 
@@ -86,7 +87,7 @@ def comparison_checks(c: Comparison) -> str:
         items.append(f"Pre-registered window: {escape(c.primary.window.why)}.")
     for g in c.guardrails:
         items.append(f"Guardrail {escape(g.metric)}: {escape(state_why(g))}"
-                     + (f"; read again on {g.follow_up_on:%Y-%m-%d}" if g.follow_up_on else "") + ".")
+                     + (f"; read again on {date_text(g.follow_up_on)}" if g.follow_up_on else "") + ".")
     items += [f"<b>Blocks a keep</b>: {escape(b)}" for b in c.keep_blockers]
     choice = c.views.get("follow_up")
     if choice is not None:

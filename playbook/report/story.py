@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from playbook.core.formats import date_text
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Decision, Design, GuardrailState, Status
 from playbook.data import contract
@@ -189,10 +190,10 @@ def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Displa
     guards = tuple(f"{d.title(g.metric)}: {GuardrailState(g.state).words}" for g in r.guardrails)
     decision = decision_words(r.decision)
     if r.decision == Decision.PROVISIONAL and r.readable_on:
-        decision += f" (readable on {r.readable_on:%d %b %Y})"
+        decision += f" (readable on {date_text(r.readable_on)})"
     elif r.decision == Decision.CONTINUE and r.information_fraction is not None:
         decision += (f" at {r.information_fraction:.0%} of the planned information"
-                     + (f"; next read on {r.readable_on:%d %b %Y}" if r.readable_on else ""))
+                     + (f"; next read on {date_text(r.readable_on)}" if r.readable_on else ""))
     elif r.information_fraction is not None and r.boundary is not None:
         decision += f" (look {r.look}, {min(r.information_fraction, 1):.0%} of the planned information)"
     elif r.look and r.planned_looks:
@@ -220,7 +221,7 @@ def plan_caveat(s: Summary, d: Display) -> str | None:
         return lever.no_row_reason or "No experiment can be planned this week."
     chosen = next((o for o in lever.options if o.kind == lever.chosen_option), None)
     metric = lever.primary_metric
-    text = (f"Planned: {chosen.description if chosen else 'as planned'}, review on {lever.review_date:%d %b %Y}"
+    text = (f"Planned: {chosen.description if chosen else 'as planned'}, review on {date_text(lever.review_date)}"
             + (f" with {lever.power_at_review * 100:.0f} % power" if lever.power_at_review is not None else "") + ".")
     planned = next((o for o in lever.options if o.kind == "as_planned"), None)
     if lever.underpowered and planned is not None and not planned.reaches_power:
@@ -236,7 +237,7 @@ def running_lines(s: Summary, config: Config) -> list[str]:
         return Design(word).words if word in set(Design) else word
 
     return [f"{lever_words(r.lever, config)} on {cohort_words(r.cohort)} ({design(r.design)}), "
-            f"since {r.start_date:%d %b %Y}, review on {r.review_date:%d %b %Y}" for r in s.running or ()]
+            f"since {date_text(r.start_date)}, review on {date_text(r.review_date)}" for r in s.running or ()]
 
 
 def overdue_lines(s: Summary) -> list[str]:

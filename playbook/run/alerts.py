@@ -41,8 +41,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Mapping
 
+from playbook.config.loader import load_config
 from playbook.core.atomic import write_json, write_text
 from playbook.core.jsonmodel import to_json
+from playbook.core.settings import Config
+from playbook.report import story
+from playbook.report.pages import display_for
 from playbook.report.summary import Summary
 
 ALERTS_MD = "alerts.md"
@@ -144,27 +148,28 @@ class Alerts:
 
 # --- what alerts -----------------------------------------------------------------------------------
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.4g}"
-
-
-def week_alerts(summary: Summary, report: str) -> Alerts:
-    """The alerts of a complete week from its typed summary: red triggers, overdue reviews, verdicts.
+def week_alerts(summary: Summary, report: str, config: Config | None = None) -> Alerts:
+    """The alerts of a complete week from its typed summary: red triggers, overdue reviews, verdicts, in
+    the words of the report's pages (metric names, units, the shop's currency from ``config``: the
+    default configuration when None; :mod:`playbook.report.story`).
 
     Sections absent from the summary (their notebook did not run) contribute nothing.
     """
+    config = config if config is not None else load_config()
+    d = display_for(config)
+    metrics = summary.baseline.metrics if summary.baseline else {}
     items: list[AlertItem] = []
     for t in summary.baseline.triggers if summary.baseline else ():
         owner = f", owner: {t.owner}" if t.owner else ""
-        items.append(AlertItem(AlertKind.RED_TRIGGER, t.metric, f"{t.why} (zone: {t.zone}{owner})", t.action))
+        title = metrics[t.metric].title if t.metric in metrics and metrics[t.metric].title else d.title(t.metric)
+        items.append(AlertItem(AlertKind.RED_TRIGGER, title, f"{t.why} (zone: {t.zone}{owner})", t.action))
     for o in summary.overdue or ():
         # the entry's text names the experiment, the date the review was due and what to do
         items.append(AlertItem(AlertKind.OVERDUE_REVIEW, o.experiment_id, o.text, None))
-    for r in summary.review or ():
-        read = "" if r.estimate is None else (
-            f", {_number(r.estimate)} on {r.primary_metric} (interval {_number(r.ci_low)} to {_number(r.ci_high)})")
-        items.append(AlertItem(AlertKind.VERDICT, r.experiment_id, f"{r.decision.value}{read}. Why: {r.why}",
-                               r.next_step or None))
+    for v in story.verdict_lines(summary, d, config):
+        money = f"; {v.money.striptags()}" if v.money else ""
+        text = f"{v.change}: {v.decision_words}. {v.effect.striptags()}{money}"
+        items.append(AlertItem(AlertKind.VERDICT, v.experiment_id, text, v.next_step or None))
     return Alerts(summary.week or "", Outcome.COMPLETE, report, tuple(items))
 
 
@@ -212,7 +217,9 @@ def render(alerts: Alerts, esc: Callable[[str], str] = markdown_text) -> str:
             continue
         lines += ["", f"## {_HEADINGS[kind]} ({len(items)})", ""]
         for i in items:
-            line = f"- {esc(i.subject)}: {_sentence(esc(i.text))}"
+            # a text that already names its subject (an overdue review names its experiment) does not repeat it
+            said = esc(i.text) if i.text.startswith(i.subject) else f"{esc(i.subject)}: {esc(i.text)}"
+            line = f"- {_sentence(said)}"
             lines.append(line + (f" Action: {_sentence(esc(i.action))}" if i.action else ""))
     return "\n".join(lines) + "\n"
 

@@ -36,6 +36,7 @@ from typing import Callable
 
 from playbook.adapters import online_retail
 from playbook.config.loader import for_source, load_config, shop_note
+from playbook.core.formats import date_text
 from playbook.core.paths import DATA_SAMPLES_DIR, DEFAULT_CONFIG, REPO_ROOT, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config, ConfigError
 from playbook.core.weeks import IsoWeek
@@ -156,15 +157,18 @@ def weekly(week: str = "", data: str = "", out: str = "", config: str = "", jour
     progress.total("complete")
     if not week:
         shutil.rmtree(out_dir / f"{LATEST}.failed", ignore_errors=True)  # a run without --week now succeeded
-    alerts = _complete_alerts(report, send, progress)
+    alerts = _complete_alerts(report, send, progress, config, data)
     if alerts is not None and alerts.reds and fail_on_red:
         return WeeklyResult(EXIT_RED, report, alerts)
     return WeeklyResult(EXIT_OK, report, alerts)
 
 
-def _complete_alerts(report: Path, send: bool, log: Callable[[str], None]) -> week_alerts.Alerts | None:
+def _complete_alerts(report: Path, send: bool, log: Callable[[str], None], config: str = "",
+                     data: str = "") -> week_alerts.Alerts | None:
+    """The alerts of a complete week, worded with the run's configuration and its data's shop.yaml (currency)."""
     try:
-        found = week_alerts.week_alerts(load_summary(report), week_alerts.report_link(report))
+        shop = for_source(load_config(config or None), source_text(data or None))
+        found = week_alerts.week_alerts(load_summary(report), week_alerts.report_link(report), shop)
     except Exception as exc:  # the report is complete and published; a summary that does not read is logged
         log(f"Alerts not computed: {report / 'summary.json'} does not read: {type(exc).__name__}: {exc}")
         return None
@@ -210,7 +214,7 @@ def weeks(data: str, config: str = "") -> int:
         dataset.close()
     week = first
     while week <= last:
-        print(f"{week}  {week.monday:%Y-%m-%d} .. {week.sunday:%Y-%m-%d}")
+        print(f"{week}  {date_text(week.monday)} .. {date_text(week.sunday)}")
         week = week.shift(1)
     print(f"# {note}.", file=sys.stderr)
     return EXIT_OK

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playbook.config.loader import for_source, load_config
+from playbook.core.formats import date_text
 from playbook.core.paths import DATA_SAMPLES_DIR, journal_dir_for, reports_dir_for, resolve
 from playbook.core.settings import Config
 from playbook.core.weeks import IsoWeek
@@ -56,7 +57,7 @@ class Run:
     def describe(self) -> str:
         missing = ", ".join(self.dataset.missing_tables) or "none"
         empty = ", ".join(self.dataset.empty_tables)
-        return (f"Week {self.week} ({self.week.monday:%d %b} - {self.week.sunday:%d %b %Y}), data known up to "
+        return (f"Week {self.week} ({date_text(self.week.monday)} to {date_text(self.week.sunday)}), data known up to "
                 f"{self.week.end:%Y-%m-%d %H:%M:%S}, from {self.data_source}. Optional tables missing: {missing}."
                 + (f" Optional tables without a row (treated as missing): {empty}." if empty else ""))
 

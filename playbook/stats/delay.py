@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from playbook.core.formats import date_text
 from playbook.stats.lag import _km_curve, _prepare, _surv_at, _Units
 from playbook.stats.results import _clean
 
@@ -368,7 +369,7 @@ def delay_check(
         why = (f"treated returns come back later: median {mt} days vs {mc} among returns within {k:g} days "
                f"({_format_p(p)}); a delay can lower the {k:g}-day rate without preventing any return, "
                f"so a keep waits for the {confirm:g}-day read"
-               + (f" (readable on {readable_on:%Y-%m-%d})" if readable_on else ""))
+               + (f" (readable on {date_text(readable_on)})" if readable_on else ""))
     else:
         why = (f"no sign of a delay: among returns within {k:g} days, median {mt} days in treatment vs "
                f"{mc} in control ({_format_p(p)})")

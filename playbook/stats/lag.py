@@ -35,6 +35,7 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
+from playbook.core.formats import date_text
 from playbook.stats.results import Estimate, _clean
 
 __all__ = [
@@ -859,7 +860,7 @@ def read_at_window(
     readable_on = None if None in ready else max(ready)
     short = [f"{name}: {n}" for name, n in at_k.items()]
     if min(at_k.values()) < min_customers:
-        when = f"readable on {readable_on:%Y-%m-%d}" if readable_on else \
+        when = f"readable on {date_text(readable_on)}" if readable_on else \
             f"not yet datable (fewer than {min_customers} customers with a delivery in an arm)"
         why = (f"customers with a unit followed for {k} days ({', '.join(short)}) are fewer than {min_customers} "
                f"in an arm; {when}")

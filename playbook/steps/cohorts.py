@@ -27,7 +27,7 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
-from playbook.metrics.display import chance_words
+from playbook.metrics.display import chance_words, money_text
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
@@ -158,6 +158,8 @@ class WeakCohortAnalysis:
     note: str | None = None  # why nothing could be analysed (too little history), in words
     #: flagged slices x reasons (customer level) and those flagged only unit by unit, by excess cost
     candidates: list[Candidate] = field(default_factory=list)
+    #: the shop's currency, for the amounts of the conclusion (set by :func:`analyse` from the configuration)
+    currency: str = ""
 
     def flagged(self) -> pd.DataFrame:
         return self.table[self.table.flagged.astype(bool)].sort_values("rank")
@@ -786,11 +788,13 @@ def conclusion(analysis: WeakCohortAnalysis) -> str:
     if w.also_real:
         tail += f" Also real, independently: {', '.join(w.also_real)} (the next candidate for a lever)."
     return (f"The weak cohort of the week is {w.label}: {w.return_rate:.1%} of {w.units:,} units returned against "
-            f"{w.expected_rate:.1%} normally, about {w.excess_cost:,.0f} of excess return cost over the window "
-            f"(q = {w.q_value:.2g}).{tail}")
+            f"{w.expected_rate:.1%} normally, about {money_text(w.excess_cost, analysis.currency)} of excess return "
+            f"cost over the window ({chance_words(w.q_value)}).{tail}")
 
 
 def analyse(snapshot: Snapshot, config: Config, window_weeks: int = 4, baseline_weeks: int = 8) -> WeakCohortAnalysis:
     """Step 2: the weak cohort of the latest ``window_weeks`` mature delivery weeks against up to
     ``baseline_weeks`` before them (``core.step.StepResult``: its ``sections`` and ``conclusion``)."""
-    return analyse_weak_cohorts(snapshot, config.metrics, window_weeks, baseline_weeks)
+    analysis = analyse_weak_cohorts(snapshot, config.metrics, window_weeks, baseline_weeks)
+    analysis.currency = config.currency
+    return analysis

@@ -28,6 +28,7 @@ import ibis
 import pandas as pd
 from scipy import stats as st
 
+from playbook.core.formats import date_text
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json, omitted_with
 from playbook.core.settings import Config, Guardrail
 from playbook.core.vocabulary import Decision, Design, Direction, GuardrailState
@@ -399,7 +400,7 @@ def due_for_review(snap: Snapshot, journal_dir: str | os.PathLike | None = None)
         elif week == review_week:
             due.append("review date this week")
         elif first_week <= week < review_week:
-            due.append(f"planned look before the review date of {exp['review_date']:%d %b %Y}")
+            due.append(f"planned look before the review date of {date_text(exp['review_date'])}")
         elif week > review_week and seen is not None:
             due.append(f"still open after look {seen[1]} ({seen[0]})")
         else:
@@ -922,12 +923,12 @@ def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
             if m.role == "guardrail":
                 state = m.state.value.replace("_", " ")
                 if m.follow_up_on:
-                    state += f" (read again on {m.follow_up_on:%Y-%m-%d})"
+                    state += f" (read again on {date_text(m.follow_up_on)})"
             else:
                 w = m.window
                 state = "" if w is None else (f"read at {w.k_read} days" if w.readable else
                                               f"not readable at {w.k_registered} days yet" +
-                                              (f" (readable on {w.readable_on:%Y-%m-%d})" if w.readable_on else ""))
+                                              (f" (readable on {date_text(w.readable_on)})" if w.readable_on else ""))
             rows.append({"experiment": c.experiment_id, "role": m.role, "metric": m.metric, "method": e.method,
                          "estimate": e.estimate, "ci_low": e.ci_low, "ci_high": e.ci_high, "p_value": e.p_value,
                          "n": e.n, "expected / tolerance": _expected_text(m), "state": state,
@@ -949,7 +950,7 @@ def conclusion(comparisons: list[Comparison]) -> str:
     for c in comparisons:
         e, w = c.primary.estimate, c.primary.window
         if w is not None and not w.readable:
-            when = f"readable on {w.readable_on:%Y-%m-%d}" if w.readable_on else "not yet datable"
+            when = f"readable on {date_text(w.readable_on)}" if w.readable_on else "not yet datable"
             parts.append(f"{c.experiment_id}: {c.primary.metric} cannot be read at {w.k_registered} days yet ({when})")
         elif e.ok:
             parts.append(f"{c.experiment_id}: {c.primary.metric} {e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}]")
@@ -961,7 +962,7 @@ def conclusion(comparisons: list[Comparison]) -> str:
 def overdue_section(table: pd.DataFrame) -> list[OverdueEntry]:
     """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped."""
     return [OverdueEntry(str(r.experiment_id), dt.date.fromisoformat(r.review_date.isoformat()[:10]),
-                         f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {r.review_date:%Y-%m-%d} passed "
+                         f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {date_text(r.review_date)} passed "
                          "without a verdict; set its review date to this week to read it, or close it")
             for r in table.itertuples(index=False)]
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 from scipy.stats import norm
 
+from playbook.core.formats import money_text
 from playbook.core.jsonmodel import OMIT_IF_NONE, from_json
 from playbook.core.settings import Config
 from playbook.core.vocabulary import (
@@ -309,16 +310,16 @@ def next_action(candidates: list[CandidateEntry], under_way: list[CohortInTest],
 
 
 def review_script(baseline: BaselineSection | None, weak: WeakCohortSection | None, items: list[ExperimentVerdict],
-                  nxt: NextAction | None) -> list[tuple[str, str]]:
+                  nxt: NextAction | None, currency: str = "") -> list[tuple[str, str]]:
     """The weekly review questions, answered from the week's ``baseline`` and ``weak_cohort`` sections."""
     metrics = baseline.metrics if baseline is not None else {}
     moved = [f"{name} ({m.status}: {m.why})" for name, m in metrics.items() if m.status in (Status.RED, Status.AMBER)]
     why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak.filters.items())}: "
            f"{weak.return_rate:.1%} returned against {weak.expected_rate:.1%} normally, "
-           f"excess cost {weak.excess_cost:,.0f}" if weak else "no cohort stands out against its own baseline")
+           f"excess cost {money_text(weak.excess_cost, currency)}" if weak else "no cohort stands out against its own baseline")
     decided = ("; ".join(f"{i.experiment_id}: {i.verdict.decision} ({i.verdict.why})" for i in items)
                or "no experiment was due for review")
-    nxt_text = (f"{nxt.action} on {nxt.cohort} ({nxt.reason_code}), excess cost {nxt.excess_cost:,.0f}"
+    nxt_text = (f"{nxt.action} on {nxt.cohort} ({nxt.reason_code}), excess cost {money_text(nxt.excess_cost, currency)}"
                 if nxt else "no flagged cohort outside the running tests: keep capacity for the running ones")
     return [
         ("What moved?", "; ".join(moved) or "nothing left its usual range"),
@@ -372,4 +373,4 @@ def analyse(snapshot: Snapshot, config: Config, comparisons: list[ComparisonSect
     effect in money per week, the review questions answered, and the next highest-impact action."""
     items = valued(verdicts(comparisons, journal_dir, week), snapshot, config)
     nxt = next_action(candidates or [], cohorts_in_test(snapshot, journal_dir), config, lever)
-    return ReviewResult(items, nxt, review_script(baseline, weak, items, nxt))
+    return ReviewResult(items, nxt, review_script(baseline, weak, items, nxt, config.currency))

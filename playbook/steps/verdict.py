@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
+from playbook.core.formats import date_text
 from playbook.core.vocabulary import ADJUST, CONTINUE, KEEP, PROVISIONAL, STOP, Decision, Direction, GuardrailState
 from playbook.stats.sequential import LookBoundary, look_boundary
 
@@ -198,7 +199,7 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
                 follow_ups.append(f"watch guardrail {g.metric} weekly after the roll-out: not shown safe, and no read "
                                   "within half a year at this volume can show it")
             else:
-                follow_ups.append(f"read guardrail {g.metric} again on {g.follow_up_on:%Y-%m-%d}: not shown safe yet")
+                follow_ups.append(f"read guardrail {g.metric} again on {date_text(g.follow_up_on)}: not shown safe yet")
     if delay is not None and delay.possible_delay and delay.confirmed is not True:
         blocks.append(f"possible delay: {delay.why}" + (
             f"; the {delay.confirm_days}-day read does not hold the gap" if delay.confirmed is False else
@@ -293,7 +294,7 @@ def decide(
         return Verdict(STOP, why, "roll back and rethink the lever; the harm outweighs the gain",
                        reasons=(why, *guard_words), **base)
     if window is not None and not window.readable:
-        when = f"on {window.readable_on:%Y-%m-%d}" if window.readable_on else "once enough units have had the window"
+        when = f"on {date_text(window.readable_on)}" if window.readable_on else "once enough units have had the window"
         why = f"the pre-registered {window.k_registered}-day window cannot be read yet: {window.why}"
         return Verdict(PROVISIONAL, why, f"no keep before the {window.k_registered}-day read: review again {when}",
                        readable_on=window.readable_on, reasons=(why, *guard_words), **(base | {"boundary": None}))
@@ -332,12 +333,12 @@ def decide(
     delay_pending = (shown and delay is not None and delay.possible_delay and delay.confirmed is None
                      and not [b for b in blocks if not b.startswith("possible delay")])
     if delay_pending:
-        when = f"on {delay.readable_on:%Y-%m-%d}" if delay.readable_on else "when it can be read"
+        when = f"on {date_text(delay.readable_on)}" if delay.readable_on else "when it can be read"
         why = f"the primary metric improved ({evidence}), but {blocks[-1]}"
         return Verdict(CONTINUE, why, f"keep the test running; read the {delay.confirm_days}-day window {when}",
                        readable_on=delay.readable_on, reasons=(why, *reasons[1:]), **base)
     if not look.final:
-        when = f"on {next_read:%Y-%m-%d}" if next_read else "at the next weekly review"
+        when = f"on {date_text(next_read)}" if next_read else "at the next weekly review"
         state = "not conclusive yet" if not shown else "improved but not keepable yet: " + "; ".join(blocks)
         why = f"{state} {where}: {evidence}"
         return Verdict(CONTINUE, why, f"keep the test running; next read {when}", readable_on=next_read,
