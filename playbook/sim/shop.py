@@ -6,10 +6,11 @@ start date, number of weeks and size (units a week), its return propensities ste
 shop's own code (``playbook.dev.sample_data``): its building blocks ``draw_catalogue`` (products, sizes, prices,
 costs, SKUs), ``draw_delivery`` (shipping cost, promise, lateness, delivery time), ``stacked_reasons`` (a line's
 return reason from one uniform stacked over its category's propensities) and ``return_delay_days`` (the lag of each
-reason), which ``generate_shop`` calls too, and its parameters (categories and their seasonal shares, the app channel's knitwear, discount levels, the return
-propensities RETURN_PCT by category x reason, costs, contact rates, the time of day), and its writer
-(``write_shop``: byte-reproducible gzip CSV). ``tables(as_of, interventions)`` is the export taken on a week's
-Sunday 23:59:59: nothing time-stamped after it, a delivery after it empty, a return requested after it absent.
+reason), which ``generate_shop`` calls too, and its parameters (categories and their seasonal shares, the app
+channel's knitwear, discount levels, the return propensities RETURN_PCT by category x reason, costs, contact rates,
+the time of day), and its writer (``write_shop``: byte-reproducible gzip CSV). ``tables(as_of, interventions)`` is
+the export taken on a week's Sunday 23:59:59: nothing time-stamped after it, a delivery after it empty, a return
+requested after it absent.
 
 What is not shared (and why): ``generate_shop`` is the sample's 26 dated weeks with their planted story (its
 experiments, promotion, campaign, late-delivery dip, swimwear, odd reason codes, markup texts, and the sessions,
