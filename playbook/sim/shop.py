@@ -1,14 +1,16 @@
 """The season's shop: the sample shop's generator, with the season as its time dimension.
 
-``SeasonShop(seed, start, history_weeks, season_weeks, units_per_week, truth)`` is a fashion shop over any start
-date, number of weeks and size (units a week), drawn with the sample shop's own code (``playbook.dev.sample_data``):
-its building blocks ``draw_catalogue`` (products, sizes, prices, costs, SKUs), ``draw_delivery`` (shipping cost,
-promise, lateness, delivery time), ``stacked_reasons`` (a line's return reason from one uniform stacked over its
-category's propensities) and ``return_delay_days`` (the lag of each reason), which ``generate_shop`` calls too, and
-its parameters (categories and their seasonal shares, the app channel's knitwear, discount levels, the return
-propensities RETURN_PCT by category x reason, costs, contact rates, the time of day), and its writer
-(``write_shop``: byte-reproducible gzip CSV). ``tables(as_of, interventions)`` is the export taken on a week's
-Sunday 23:59:59: nothing time-stamped after it, a delivery after it empty, a return requested after it absent.
+``SeasonShop(seed, start, history_weeks, season_weeks, units_per_week, truth, wobble=0)`` is a fashion shop over any
+start date, number of weeks and size (units a week), its return propensities steady or moving from week to week
+(``wobble``: the standard deviation of a weekly factor of mean 1 per category x reason), drawn with the sample
+shop's own code (``playbook.dev.sample_data``): its building blocks ``draw_catalogue`` (products, sizes, prices,
+costs, SKUs), ``draw_delivery`` (shipping cost, promise, lateness, delivery time), ``stacked_reasons`` (a line's
+return reason from one uniform stacked over its category's propensities) and ``return_delay_days`` (the lag of each
+reason), which ``generate_shop`` calls too, and its parameters (categories and their seasonal shares, the app
+channel's knitwear, discount levels, the return propensities RETURN_PCT by category x reason, costs, contact rates,
+the time of day), and its writer (``write_shop``: byte-reproducible gzip CSV). ``tables(as_of, interventions)`` is
+the export taken on a week's Sunday 23:59:59: nothing time-stamped after it, a delivery after it empty, a return
+requested after it absent.
 
 What is not shared (and why): ``generate_shop`` is the sample's 26 dated weeks with their planted story (its
 experiments, promotion, campaign, late-delivery dip, swimwear, odd reason codes, markup texts, and the sessions,
@@ -79,13 +81,16 @@ class SeasonShop:
     """The shop of a season (module docstring). The draws that do not depend on the team are made once."""
 
     def __init__(self, seed: int, start: dt.date, history_weeks: int, season_weeks: int, units_per_week: float,
-                 truth: Truth):
+                 truth: Truth, wobble: float = 0.0):
         if start.weekday() != 0:
             raise ValueError(f"a shop starts on a Monday, not on {start:%A %Y-%m-%d}")
+        if not 0.0 <= wobble < 1.0:
+            raise ValueError(f"wobble {wobble}: the weekly spread of the return propensities is a share in [0, 1)")
         self.seed, self.start, self.truth = seed, start, truth
         self.history_weeks, self.season_weeks = history_weeks, season_weeks
         self.n_weeks = history_weeks + season_weeks
         self.units_per_week = float(units_per_week)
+        self.wobble = float(wobble)
         self.start_s = _seconds(start)
         self._draw()
 
@@ -156,6 +161,13 @@ class SeasonShop:
         for s in self.truth.spikes:
             on = (l_cat == sd.CATEGORIES.index(s.category)) & (l_day >= 7 * s.from_week)
             rates[on, sd.R_IDX[s.reason]] *= s.factor
+        if self.wobble > 0:
+            # a real shop's propensities move from week to week (weather, batches, campaigns) beyond binomial
+            # noise: a log-normal factor of mean 1 and spread ``wobble`` per order week x category x reason,
+            # from a stream of its own so that a shop without wobble keeps every draw
+            z = _stream(seed, "wobble").standard_normal((T, len(sd.CATEGORIES), len(sd.STACK)))
+            s2 = np.log1p(self.wobble ** 2)  # the log-normal whose factor has standard deviation ``wobble``
+            rates *= np.exp(np.sqrt(s2) * z - s2 / 2)[l_day // 7, l_cat]
         rng_r = _stream(seed, "returns")
         ret_u = rng_r.random(n_l)
         self.reason = sd.stacked_reasons(rates, ret_u)  # len(STACK): no return

@@ -28,12 +28,15 @@ from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
 from playbook.metrics.display import chance_words, money_text
+from playbook.stats.discrete_fdr import attainable_p_values, discrete_bh_adjusted
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
 from playbook.stats.standardized import excess_p_value, standardized_funnel
 
 FDR = 0.05  # false discovery rate over every slice x reason tested in one run
+#: how the q-values control it (``q_values``): "discrete" (Döhler, Durand & Roquain 2018) or "bh"
+FDR_PROCEDURE = "discrete"
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,15 @@ def choose_windows(snap: Snapshot, settings: MetricSettings, window_weeks: int =
     With ``first_week`` (the data's first week), no week before the data is used: early in the
     history the baseline is shorter, or empty when there are not enough mature weeks yet.
     """
-    mondays, week = [], snap.week
+    return windows_of_week(snap.week, settings, window_weeks, baseline_weeks, first_week)
+
+
+def windows_of_week(snap_week: IsoWeek, settings: MetricSettings, window_weeks: int = 4, baseline_weeks: int = 8,
+                    first_week: IsoWeek | None = None) -> Windows:
+    """:func:`choose_windows` of a snapshot taken at ``snap_week`` (what a simulated shop reads without one)."""
+    mondays, week = [], snap_week
     while len(mondays) < window_weeks + baseline_weeks and (first_week is None or week >= first_week):
-        if is_mature(week.monday, Maturity.DELIVERY, snap.week, settings):
+        if is_mature(week.monday, Maturity.DELIVERY, snap_week, settings):
             mondays.append(week.monday)
         week = week.shift(-1)
     mondays.sort()
@@ -212,7 +221,8 @@ def _returns_in_periods(snap: Snapshot, settings: MetricSettings, windows: Windo
     lf = lf.filter(lf.delivered_ts.notnull())
     lf = lf.mutate(period=_period(lf, windows))
     lf = lf.filter(lf.period.notnull())
-    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "period", "customer_id", *columns), k)
+    r = returns_of_lines(snap, lf.select("line_id", "delivered_ts", "delivery_week", "period", "customer_id",
+                                         *columns), k)
     return lf, r.cache()
 
 
@@ -240,14 +250,38 @@ def slice_reason_counts(snap: Snapshot, settings: MetricSettings, windows: Windo
     lf, r = _returns_in_periods(snap, settings, windows, dimensions)
     frames = []
     for dim in dimensions:
-        units = lf.group_by([lf[dim].cast("string").name("slice_value"), "period"]).agg(units=lf.units.sum()).to_pandas()
+        weekly_units = lf.group_by([lf[dim].cast("string").name("slice_value"), "period",
+                                    lf.delivery_week.name("week")]).agg(units=lf.units.sum()).to_pandas()
         ev = _returns_by_customer(r, [r[dim].cast("string").name("slice_value"), r.period, r.reason_code]).to_pandas()
-        grid = units.merge(pd.DataFrame({"reason_code": list(REASON_CODES)}), how="cross")
-        g = grid.merge(ev, on=["slice_value", "period", "reason_code"], how="left").fillna(
-            {"events": 0, "cost": 0.0, "events_sq": 0.0, "customers": 0})
-        g.insert(0, "dimension", dim)
-        frames.append(g)
+        weekly_events = r.group_by([r[dim].cast("string").name("slice_value"), r.period, r.reason_code,
+                                    r.delivery_week.name("week")]).agg(events=r.quantity.sum()).to_pandas()
+        frames.append(counts_frame(dim, weekly_units, ev, weekly_events))
     return pd.concat(frames, ignore_index=True)
+
+
+def counts_frame(dimension: str, weekly_units: pd.DataFrame, events: pd.DataFrame,
+                 weekly_events: pd.DataFrame) -> pd.DataFrame:
+    """One dimension's rows of :func:`slice_reason_counts` from its grouped counts.
+
+    ``weekly_units``: units per slice, period and delivery week; ``events``: per slice, period and reason the
+    returned units, cost, sum of the customers' squared returned units and customers; ``weekly_events``:
+    returned units per slice, period, reason and week. Besides the period's totals, each row has ``weeks``
+    (delivery weeks with units), ``units_sq`` (sum over them of the week's units squared) and ``weekly_sq``
+    (sum over them of the week's returned units squared over its units), what :func:`week_to_week_spread`
+    reads.
+    """
+    per_week = weekly_units.assign(units_sq=weekly_units["units"].astype(float) ** 2)
+    units = per_week.groupby(["slice_value", "period"], as_index=False).agg(
+        units=("units", "sum"), weeks=("units", "size"), units_sq=("units_sq", "sum"))
+    sq = weekly_events.merge(weekly_units, on=["slice_value", "period", "week"])
+    sq = sq.assign(weekly_sq=sq["events"].astype(float) ** 2 / sq["units"].astype(float))
+    sq = sq.groupby(["slice_value", "period", "reason_code"], as_index=False)["weekly_sq"].sum()
+    grid = units.merge(pd.DataFrame({"reason_code": list(REASON_CODES)}), how="cross")
+    g = grid.merge(events, on=["slice_value", "period", "reason_code"], how="left").merge(
+        sq, on=["slice_value", "period", "reason_code"], how="left").fillna(
+        {"events": 0, "cost": 0.0, "events_sq": 0.0, "customers": 0, "weekly_sq": 0.0})
+    g.insert(0, "dimension", dimension)
+    return g
 
 
 def pair_counts(snap: Snapshot, settings: MetricSettings, windows: Windows, dim_a: str, dim_b: str,
@@ -278,47 +312,111 @@ def _design_effect(events: pd.Series, events_sq: pd.Series) -> pd.Series:
     return d.fillna(1.0).clip(lower=1.0)
 
 
-def weak_cohort_table(counts: pd.DataFrame) -> pd.DataFrame:
-    """Window vs baseline per (dimension, slice, reason), through the standardised funnel.
+def slice_tests(counts: pd.DataFrame) -> pd.DataFrame:
+    """Window against baseline per (dimension, slice, reason): the counts each test reads and its divisor.
 
-    Tested at the customer level when ``counts`` has ``events_sq`` (see :func:`slice_reason_counts`):
-    the column ``design_effect`` divides the counts (Rao & Scott 1992). ``flagged_units`` is the same
-    test with every returned unit independent: a slice flagged that way but not at the customer level
-    owes its rise to a few customers.
+    Columns ``units, events, cost, events_sq`` (window), ``baseline_units, baseline_events,
+    baseline_events_sq``, ``cost_per_event``, ``design_effect`` (customer level, Rao & Scott 1992),
+    ``week_to_week`` (tau^2, the variance the weekly wobble of the rates adds to the log of window over
+    baseline, :func:`week_to_week_spread`; 0 without weekly columns), and the divisors of the exact test:
+    ``test_divisor`` = design effect + N pi (1 - pi) tau^2 and ``test_divisor_units`` = 1 + N pi (1 - pi) tau^2
+    (N = O + B, pi = n / (n + m)): the conditional count O | N has variance d N pi (1 - pi) from binomial
+    noise in customer clusters plus (N pi (1 - pi))^2 tau^2 from the rates' wobble (delta method), and
+    dividing the counts by variance / (N pi (1 - pi)) keeps the test's variance right (quasi-likelihood).
     """
     keys = ["dimension", "slice_value", "reason_code"]
     if "events_sq" not in counts:  # counts without customers: every returned unit its own customer
         counts = counts.assign(events_sq=counts["events"].astype(float))
+    weekly = [c for c in WEEKLY_COLUMNS if c in counts]
     w = counts[counts.period == "window"].set_index(keys)
     b = counts[counts.period == "baseline"].set_index(keys)
     t = pd.DataFrame({
         "units": w["units"], "events": w["events"], "cost": w["cost"], "events_sq": w["events_sq"],
-    }).join(b[["units", "events", "events_sq"]].rename(columns={
-        "units": "baseline_units", "events": "baseline_events", "events_sq": "baseline_events_sq"}), how="left")
-    t = t.fillna({"baseline_units": 0, "baseline_events": 0, "baseline_events_sq": 0.0}).reset_index()
+        **{c: w[c] for c in weekly},
+    }).join(b[["units", "events", "events_sq", *weekly]].rename(columns={
+        "units": "baseline_units", "events": "baseline_events", "events_sq": "baseline_events_sq",
+        **{c: f"baseline_{c}" for c in weekly}}), how="left")
+    t = t.fillna({"baseline_units": 0, "baseline_events": 0, "baseline_events_sq": 0.0,
+                  **{f"baseline_{c}": 0 for c in weekly}}).reset_index()
     # cost of one returned unit: the slice's own average, else the reason's shop-wide average
     reason_cost = t.groupby("reason_code")[["cost", "events"]].sum()
     fallback = (reason_cost["cost"] / reason_cost["events"].where(reason_cost["events"] > 0)).fillna(0.0)
     own = t["cost"] / t["events"].where(t["events"] > 0)
     t["cost_per_event"] = own.fillna(t["reason_code"].map(fallback)).fillna(0.0)
     t["design_effect"] = _design_effect(t["events"] + t["baseline_events"], t["events_sq"] + t["baseline_events_sq"])
+    spread = week_to_week_spread(t) if len(weekly) == len(WEEKLY_COLUMNS) else {}
+    sigma2 = t["dimension"].map(spread).fillna(0.0).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = sigma2 * (1 / t.get("weeks", pd.Series(np.inf, index=t.index)).to_numpy(float)
+                         + 1 / t.get("baseline_weeks", pd.Series(np.inf, index=t.index)).to_numpy(float))
+        n, m = t["units"].to_numpy(float), t["baseline_units"].to_numpy(float)
+        pi = np.where((n > 0) & (m > 0), n / (n + m), 0.0)
+    tau2 = np.nan_to_num(tau2, nan=0.0, posinf=0.0)
+    extra = (t["events"] + t["baseline_events"]).to_numpy(float) * pi * (1 - pi) * tau2
+    t["week_to_week"] = tau2
+    t["test_divisor"] = t["design_effect"].to_numpy(float) + extra
+    t["test_divisor_units"] = 1.0 + extra
+    t.attrs["week_to_week_spread"] = spread
+    return t
+
+
+WEEKLY_COLUMNS = ("weeks", "units_sq", "weekly_sq")
+
+
+def week_to_week_spread(t: pd.DataFrame) -> dict[str, float]:
+    """Per dimension, sigma^2: the variance of the weekly factor that moves every slice x reason rate.
+
+    Read from the baseline weeks only (the window may hold the very rise step 2 looks for). Per row with
+    baseline returns, the Pearson statistic of its weekly counts y_w against u_w r (r = B / m, the
+    baseline rate), divided by the design effect d, is X = (sum_w y_w^2 / u_w / r - B) / d; without wobble
+    E[X] = W - 1 (W weeks), with a factor of variance sigma^2 on the rate each week E[X] = W - 1 +
+    sigma^2 r (m - sum_w u_w^2 / m) / d. The method-of-moments estimate pools every row of the dimension,
+    sigma^2 = max(0, sum (X - (W - 1)) / sum r (m - sum u_w^2 / m) / d) (DerSimonian & Laird 1986 for
+    the same moment equation between studies; McCullagh & Nelder 1989, section 4.5, for the Pearson
+    statistic of overdispersed counts). Assumption: the weekly factors are independent from week to week
+    and have one variance within a dimension; a rate that drifts steadily also counts as spread.
+    """
+    b = t[(t["baseline_events"] > 0) & (t["baseline_weeks"] >= 2) & (t["baseline_units"] > 0)]
+    out: dict[str, float] = {}
+    for dim, g in b.groupby("dimension", sort=True):
+        m, events = g["baseline_units"].to_numpy(float), g["baseline_events"].to_numpy(float)
+        r, d = events / m, g["design_effect"].to_numpy(float)
+        pearson = (g["baseline_weekly_sq"].to_numpy(float) / r - events) / d
+        excess = pearson - (g["baseline_weeks"].to_numpy(float) - 1)
+        scale = r * (m - g["baseline_units_sq"].to_numpy(float) / m) / d
+        out[str(dim)] = float(max(0.0, excess.sum() / scale.sum())) if scale.sum() > 0 else 0.0
+    return out
+
+
+def weak_cohort_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Window vs baseline per (dimension, slice, reason), through the standardised funnel.
+
+    Tested at the customer level when ``counts`` has ``events_sq`` (see :func:`slice_reason_counts`):
+    the column ``design_effect`` divides the counts (Rao & Scott 1992), and with the weekly columns of
+    :func:`slice_reason_counts` the rates' week-to-week wobble widens the test too (:func:`slice_tests`).
+    ``flagged_units`` is the same test with every returned unit independent: a slice flagged that way but
+    not at the customer level owes its rise to a few customers.
+    """
+    keys = ["dimension", "slice_value", "reason_code"]
+    t = slice_tests(counts)
     # one funnel per dimension x reason: its slices partition the same units, so their spread measures
     # overdispersion (slices of different dimensions overlap and share one spike); the false discovery
     # rate is then controlled over all of them
     parts, unit_level, phi, applied = [], [], {}, []
     for (dim, reason), g in t.groupby(["dimension", "reason_code"], sort=True):
-        f = standardized_funnel(g)
+        f = standardized_funnel(g, design_effect="test_divisor")
         phi[f"{dim} x {reason}"] = f.attrs["phi"]
         if f.attrs["phi_applied"]:
             applied.append(f"{dim} x {reason}")
         parts.append(f)
-        u = standardized_funnel(g.drop(columns="design_effect"))
-        unit_level.append(u[[*keys, "p_value"]].rename(columns={"p_value": "p_value_units"}))
+        u = standardized_funnel(g, design_effect="test_divisor_units")
+        unit_level.append(u[[*keys, "p_value", "divisor"]].rename(
+            columns={"p_value": "p_value_units", "divisor": "divisor_units"}))
     table = pd.concat(parts, ignore_index=True).merge(pd.concat(unit_level, ignore_index=True), on=keys, how="left")
-    table["q_value"] = _bh(table["p_value"])
+    table["q_value"] = q_values(table)
     above = table["excess_events"].to_numpy(float) > 0
     table["flagged"] = (table["q_value"].to_numpy(float) < FDR) & above
-    table["flagged_units"] = (_bh(table["p_value_units"]).to_numpy(float) < FDR) & above
+    table["flagged_units"] = (q_values(table, "p_value_units", "divisor_units") < FDR) & above
     table["rank"] = table["excess_cost"].where(table["flagged"]).rank(ascending=False, method="first").astype("Int64")
     shrunk = []
     for _, g in table.groupby(["dimension", "reason_code"], sort=False):
@@ -327,7 +425,8 @@ def weak_cohort_table(counts: pd.DataFrame) -> pd.DataFrame:
         shrunk.append(s[["shrunk_rate", "shrunk_ci_low", "shrunk_ci_high"]])
     table = table.join(pd.concat(shrunk))
     table = table.sort_values(["rank", "z_adjusted"], ascending=[True, False], na_position="last").reset_index(drop=True)
-    table.attrs.update(phi=phi, phi_applied=applied, n_slices=int(np.isfinite(table["p_value"].to_numpy(float)).sum()))
+    table.attrs.update(phi=phi, phi_applied=applied, n_slices=int(np.isfinite(table["p_value"].to_numpy(float)).sum()),
+                       week_to_week_spread=t.attrs["week_to_week_spread"])
     return table
 
 
@@ -339,6 +438,28 @@ def _bh(p: pd.Series) -> pd.Series:
     if ok.any():
         q[ok] = multipletests(p[ok], method="fdr_bh")[1]
     return pd.Series(q)
+
+
+def q_values(table: pd.DataFrame, p_column: str = "p_value", divisor_column: str = "divisor",
+             procedure: str | None = None) -> np.ndarray:
+    """The run's q-values over every row with a p-value: the flag rule's one home (flagged: q < FDR and O > E).
+
+    ``procedure`` (default :data:`FDR_PROCEDURE`): "discrete", the discrete Benjamini-Hochberg step-down of
+    Döhler, Durand & Roquain 2018 (``playbook.stats.discrete_fdr``) over the p-values each row's exact test
+    can take given its returns N = O + B (``events``, ``baseline_events``, ``units``, ``baseline_units`` and
+    the row's divisor); "bh", Benjamini-Hochberg as if every p could reach 0.
+    """
+    procedure = procedure or FDR_PROCEDURE
+    p = table[p_column].to_numpy(float)
+    if procedure == "bh":
+        return _bh(pd.Series(p)).to_numpy(float)
+    if procedure != "discrete":
+        raise ValueError(f"FDR procedure {procedure!r}: expected 'discrete' or 'bh'")
+    o, b, n, m = (table[c].to_numpy(float) for c in ("events", "baseline_events", "units", "baseline_units"))
+    d = table[divisor_column].to_numpy(float)
+    total = np.where(np.isfinite(p), o + b, 0.0)
+    supports = attainable_p_values(lambda i, k: excess_p_value(k, n[i], total[i] - k, m[i], d[i]), total)
+    return discrete_bh_adjusted(p, supports)
 
 
 # --- concentration: how many customers carry an excess ------------------------------------------
@@ -410,11 +531,13 @@ def _without(table: pd.DataFrame, index: int, cells: pd.DataFrame) -> _Without:
     if n <= 0 or m <= 0:
         return _Without(float("nan"), 1.0, False)
     divisor = _design_effect(pd.Series([o + bo]), pd.Series([float(cells.events_sq.sum())])).iloc[0]
+    pi = n / (n + m)  # the rates' weekly wobble, as in slice_tests, at the counts without the other slice
+    divisor += (o + bo) * pi * (1 - pi) * float(row.get("week_to_week", 0.0))
     divisor *= _phi_divisor(table, row.dimension, row.reason_code)
     p = float(np.asarray(excess_p_value(o, n, bo, m, divisor)).reshape(-1)[0])
-    p_all = table["p_value"].copy()
-    p_all.loc[index] = p
-    q = float(_bh(p_all.reset_index(drop=True)).iloc[table.index.get_loc(index)])
+    alone = table[["events", "baseline_events", "units", "baseline_units", "divisor", "p_value"]].copy()
+    alone.loc[index] = [o, bo, n, m, divisor, p]
+    q = float(q_values(alone.reset_index(drop=True))[table.index.get_loc(index)])
     return _Without(o / n - bo / m, q, bool(q < FDR and o > n * bo / m))
 
 
