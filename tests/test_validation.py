@@ -369,6 +369,20 @@ def test_not_empty_rule(load):
     assert_single(err, "orders", "customer_id", "not empty", 2, ["O3", "O4"], "order_id")
 
 
+def test_white_space_of_any_kind_counts_as_empty():
+    """Tabs, line breaks, vertical tabs and form feeds are blank as spaces are (what ``strip`` removes);
+    a value with white space around a character is not."""
+    actions = pd.DataFrame({
+        "action_id": ["A1", "A2", "A3", "A4"], "week": ["2024-W01"] * 4,
+        "owner": ["\t \n", "\x0b\x0c\r", " ops ", "x"], "description": ["d"] * 4,
+        "status": ["open"] * 4, "closed_ts": [None] * 4,
+    })
+    with pytest.raises(ContractError) as info:
+        validation.validate_table("actions", actions)
+    (v,) = info.value.violations
+    assert (v.column, v.rule, v.n_rows, v.examples) == ("owner", "not empty", 2, ("A1", "A2"))
+
+
 def test_empty_key_shows_row_values(load):
     err = broken(load, set_value(valid_data(), "contacts", "K2", "contact_id", ""))
     v = assert_single(err, "contacts", "contact_id", "not empty", 1, [])
