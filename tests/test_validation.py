@@ -131,10 +131,10 @@ def duckdb_con() -> ibis.BaseBackend:
     return _CON
 
 
-def load_csvs(folder: Path, prefix: str = "t") -> dict[str, ibis.Table]:
+def load_csvs(folder: Path, prefix: str = "t", con: ibis.BaseBackend | None = None) -> dict[str, ibis.Table]:
     """Read every ``<table>.csv`` with ``con.read_csv`` (DuckDB's auto-typing), then keep it as
     a temporary table as ``playbook.data.dataset`` does (a CSV view is parsed again by every query)."""
-    con = duckdb_con()
+    con = con or duckdb_con()
     tables = {}
     for p in sorted(folder.glob("*.csv")):
         name = p.name[: -len(".csv")]
@@ -369,6 +369,20 @@ def test_not_empty_rule(load):
     assert_single(err, "orders", "customer_id", "not empty", 2, ["O3", "O4"], "order_id")
 
 
+def test_white_space_of_any_kind_counts_as_empty():
+    """Tabs, line breaks, vertical tabs and form feeds are blank as spaces are (what ``strip`` removes);
+    a value with white space around a character is not."""
+    actions = pd.DataFrame({
+        "action_id": ["A1", "A2", "A3", "A4"], "week": ["2024-W01"] * 4,
+        "owner": ["\t \n", "\x0b\x0c\r", " ops ", "x"], "description": ["d"] * 4,
+        "status": ["open"] * 4, "closed_ts": [None] * 4,
+    })
+    with pytest.raises(ContractError) as info:
+        validation.validate_table("actions", actions)
+    (v,) = info.value.violations
+    assert (v.column, v.rule, v.n_rows, v.examples) == ("owner", "not empty", 2, ("A1", "A2"))
+
+
 def test_empty_key_shows_row_values(load):
     err = broken(load, set_value(valid_data(), "contacts", "K2", "contact_id", ""))
     v = assert_single(err, "contacts", "contact_id", "not empty", 1, [])
@@ -466,6 +480,59 @@ def test_assignments_without_experiments_table(load):
     assert_single(err, "assignments", "experiment_id", "references experiments.experiment_id", 3,
                   ["C1", "C2", "C3"], "customer_id")
     assert "the table experiments is missing" in str(err)
+
+
+def test_orphans_sharing_a_missing_key_are_counted_one_by_one(load):
+    """The passes count a reference's orphans per row, though they reduce returns to one row per line,
+    contacts to one per order and assignments to one per experiment and customer."""
+    data = valid_data()
+    set_value(data, "returns", "R1", "line_id", "L9")
+    set_value(data, "returns", "R3", "line_id", "L9")  # two returns of one missing line
+    set_value(data, "contacts", "K1", "order_id", "O9")
+    set_value(data, "contacts", "K3", "order_id", "O9")  # two contacts of one missing order
+    data["assignments"]["rows"][2][0] = "E9"
+    data["assignments"]["rows"].append(["E9", "C3", "treatment", "2024-01-02 00:00:00"])  # twice the same pair
+    err = broken(load, data)
+    got = [(v.table, v.column, v.rule, v.n_rows, v.examples) for v in err.violations]
+    assert got == [
+        ("returns", "line_id", "references order_lines.line_id", 2, ("R1 (L9)", "R3 (L9)")),
+        ("assignments", "experiment_id", "references experiments.experiment_id", 2, ("C3 (E9)", "C3 (E9)")),
+    ]
+    (w,) = [w for w in err.warnings if w.rule == "contact order_id not in orders"]
+    assert (w.n_rows, w.examples) == (2, ("K1 (O9)", "K3 (O9)"))
+
+
+def test_every_rule_between_orders_lines_and_returns_broken_at_once(load):
+    """One pass screens them all; each broken one keeps its own count and examples."""
+    data = valid_data()
+    set_value(data, "order_lines", "L5", "order_id", "O9")  # a line of no order
+    set_value(data, "returns", "R1", "line_id", "L9")  # a return of no line
+    set_value(data, "returns", "R3", "requested_ts", "2024-01-02 00:00:00")  # before O3 (2024-01-03)
+    set_value(data, "returns", "R3", "quantity", "4")  # L4 has 3
+    for rid in ("R4", "R5"):  # with R2, 3 units of L2, which has 2: each return fits, the total does not
+        data["returns"]["rows"].append([rid, "L2", "2024-01-07 10:00:00", "1", "quality", "", "70", "5", "2",
+                                        "refund"])
+    err = broken(load, data)
+    got = [(v.table, v.column, v.rule, v.n_rows, v.examples) for v in err.violations]
+    assert got == [
+        ("order_lines", "order_id", "references orders.order_id", 1, ("L5 (O9)",)),
+        ("returns", "line_id", "references order_lines.line_id", 1, ("R1 (L9)",)),
+        ("returns", "requested_ts", "not before the order's order_ts", 1, ("R3 (2024-01-02)",)),
+        ("returns", "quantity", "at most the line's quantity", 1, ("R3 (4)",)),
+        ("returns", "quantity", "total returned per line at most the line's quantity", 1, ("L2 (3 > 2)",)),
+    ]
+
+
+def test_a_cross_table_count_stays_per_joined_row_when_a_key_is_duplicated(load):
+    """A pass only screens the rules over matched rows: a broken one is counted by its own join, so a
+    duplicated line (reported by its uniqueness rule) counts its too-large return once per copy, as
+    the rule always did."""
+    data = valid_data()
+    data["order_lines"]["rows"].append(["L2", "O2", "SKU-2", "shoes", "2", "80", "10", "35.5"])
+    set_value(data, "returns", "R2", "quantity", "3")  # L2 (both copies) has 2
+    err = broken(load, data)
+    got = [(v.table, v.column, v.rule, v.n_rows) for v in err.violations]
+    assert got == [("order_lines", "line_id", "unique", 2), ("returns", "quantity", "at most the line's quantity", 2)]
 
 
 def test_return_requested_before_its_order(load):
@@ -790,6 +857,21 @@ def test_queries_are_aggregates_and_compile_for_postgres(load, monkeypatch):
     assert len(compiled) > 10
     assert not any("TRY_CAST" in sql.upper() for sql in compiled)
     assert max(n for n, cols in sizes if "cohort" not in cols) <= validation.N_EXAMPLES
+
+
+def test_a_clean_source_is_read_in_one_query_per_table_and_one_per_pass(tmp_path):
+    """Counted by DuckDB itself (its query log): one aggregate per table for its own rules, one pass over
+    orders, lines, returns and contacts, one over assignments and experiments, one fetch of the
+    experiments' filters; no rule runs a query of its own when nothing is broken (18 queries before
+    the passes, 12 now)."""
+    con = ibis.duckdb.connect()
+    tables = load_csvs(write_csvs(tmp_path / "src", valid_data()), con=con)
+    con.raw_sql("CALL enable_logging('QueryLog')")
+    validate(tables)
+    queries = [m for (m,) in con.raw_sql("SELECT message FROM duckdb_logs WHERE type = 'QueryLog'").fetchall()
+               if m.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(tables) == 9
+    assert len(queries) == 9 + 2 + 1, "\n".join(q[:120] for q in queries)
 
 
 def _postgres():

@@ -2,14 +2,17 @@
 
 Every check is an ibis expression aggregated in the backend: one pass per table for the
 single-table rules (types, empties, uniqueness, allowed values, minimums, ordering of
-dates...), one aggregate per cross-table rule (anti-joins, joins), and ``.limit(5)`` queries
-for the example ids of the rules that are broken. Nothing fetches a whole table to the client,
-except three columns of the small experiments table, whose cohort filters are parsed in
-Python with ``contract.parse_cohort``.
+dates...), one pass joining orders, order lines, returns and contacts for the rules between
+them and one over the assignments and experiments (full outer joins: the orphans of each side are
+the references' counts, the other rules screens), and, for the rules that are broken only, their
+own count and ``.limit(5)`` queries for their example ids. Nothing fetches a whole table to the
+client, except four columns of the small experiments table, whose cohort filters are parsed in
+Python with ``contract.parse_cohort`` and whose primary metrics are tested with the caller's
+``KnownMetrics``.
 
 The same code runs on DuckDB (files) and on PostgreSQL / warehouses through ibis: it only
 uses portable operations (casts guarded by a regular expression, ``re_search``,
-``isnull``, ``isin``, anti-joins, group-by/aggregate, ``timezone(zone, timestamptz)``).
+``isnull``, ``isin``, anti-joins, full outer joins, group-by/aggregate, ``timezone(zone, timestamptz)``).
 
 The pieces, one job each:
 

@@ -1,14 +1,18 @@
 """The state of one validation run and its two-phase querying: counts first, examples after.
 
-Every rule contributes a count to a one-row aggregate (one aggregate per table for all its
-single-table rules, one per cross-table rule) with a handler; ``flush`` runs the aggregates and
-hands each count to its handler, and only the rules with a non-zero count run a second, small
-query (``.limit(N_EXAMPLES)``) for their examples. Nothing fetches a whole table to the client.
-Every fetch goes through ``rows`` (one place to watch what is read: see the portability test).
+Every rule contributes a count to a one-row aggregate with a handler: one aggregate per table for
+all its single-table rules, and one per *pass* for the rules between tables (a pass joins the tables
+those rules relate once, and counts each rule as a screen: non-zero exactly when the rule is broken).
+``flush`` runs the aggregates and hands each count to its handler; only a broken rule runs more,
+small queries: its own exact count when its screen is not one, and its examples (``.limit(N_EXAMPLES)``).
+A clean source is therefore read in one query per table and one per pass. Nothing fetches a whole
+table to the client. Every fetch goes through ``rows`` (one place to watch what is read: see the
+portability test).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import ibis
@@ -55,6 +59,36 @@ class Check:
     rule: str
     bad: ibis.BooleanValue
     show: str | None = None  # print next to the id the value "raw" (as given) or "value" (validated)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A rule counted by its own query: ``metric`` aggregated over ``source``; ``report`` records the
+    rule from that count (and reads its examples when it is broken)."""
+
+    source: ibis.Table
+    metric: ibis.Value
+    report: Handler
+
+    @classmethod
+    def rows_of(cls, rows_: ibis.Table, report: Handler) -> "Count":
+        """Every row of ``rows_`` breaks the rule."""
+        return cls(rows_, rows_.count(), report)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A rule counted inside a shared pass: ``metric`` over the pass is non-zero exactly when the rule
+    is broken; when ``exact``, it is the rule's count too, otherwise ``count`` is run for a broken rule.
+
+    (A pass joins several tables at once, so a row of one table may appear once per match in another:
+    an anti-join's orphans appear once, a flag over matched rows may be repeated when a key is
+    duplicated, which the uniqueness rule reports; the rule's own query keeps its count as it was.)
+    """
+
+    metric: ibis.Value
+    count: Count
+    exact: bool = False
 
 
 @dataclass
@@ -138,7 +172,21 @@ class Run:
 
     def add_row_count(self, rows_: ibis.Table, handler: Handler) -> None:
         """Count the rows of ``rows_`` (every one breaks a rule) for ``handler``."""
-        self.add_counts(rows_, [(rows_.count(), handler)])
+        self.add_count(Count.rows_of(rows_, handler))
+
+    def add_count(self, count: Count) -> None:
+        """A rule counted by its own aggregate."""
+        self.add_counts(count.source, [(count.metric, count.report)])
+
+    def add_pass(self, source: ibis.Table, screens: list[Screen]) -> None:
+        """Several rules counted in one aggregate over ``source`` (a join of the tables they relate)."""
+        self.add_counts(source, [(s.metric, s.count.report if s.exact else partial(self._recount, s.count))
+                                 for s in screens])
+
+    def _recount(self, count: Count, screened: int) -> None:
+        """A broken rule's own count (its screen only said it is broken), then its report."""
+        if screened:
+            count.report(int(rows(count.source.aggregate(n_=count.metric))[0]["n_"] or 0))
 
     def flush(self) -> None:
         """Run the registered aggregates (one query each) and hand each count to its handler.
@@ -195,8 +243,8 @@ class Run:
             out.append(f"{ident} ({fmt(row[extra])})" if extra else ident)
         return label, tuple(out)
 
-    def count_rows(self, order: int, table: str, column: str, rule: str, rows_: ibis.Table,
-                   extra: str | None = None, detail: str = "") -> None:
+    def rows_rule(self, order: int, table: str, column: str, rule: str, rows_: ibis.Table,
+                  extra: str | None = None, detail: str = "") -> Count:
         """A rule broken by every row of ``rows_`` (validated columns of ``table``)."""
 
         def handler(n: int) -> None:
@@ -204,4 +252,9 @@ class Run:
                 label, ex = self.examples_of(rows_, table, extra)
                 self.violate(order, Violation(table, column, rule, n, ex, label, detail=detail))
 
-        self.add_row_count(rows_, handler)
+        return Count.rows_of(rows_, handler)
+
+    def count_rows(self, order: int, table: str, column: str, rule: str, rows_: ibis.Table,
+                   extra: str | None = None, detail: str = "") -> None:
+        """:meth:`rows_rule` counted by its own aggregate."""
+        self.add_count(self.rows_rule(order, table, column, rule, rows_, extra, detail))

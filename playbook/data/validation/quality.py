@@ -14,7 +14,7 @@ import ibis
 
 from playbook.data.contract import ALL_TABLES, OPTIONAL_TABLES, TABLES
 from playbook.data.validation import engine
-from playbook.data.validation.engine import Handler, Run, count_flag, scalar_int
+from playbook.data.validation.engine import Count, Handler, Run, count_flag, scalar_int
 from playbook.data.validation.findings import N_EXAMPLES, WarningOrder, count_noun, fmt
 
 #: Unknown reason codes listed one by one in the warnings (the rest are grouped).
@@ -40,10 +40,11 @@ def table_counts(run: Run, name: str) -> list[tuple[ibis.Value, Handler]]:
     return counts
 
 
-def check_contacts(run: Run) -> None:
-    """Contacts whose order_id is not in orders (a warning: the contact still counts)."""
+def contacts_rule(run: Run) -> Count | None:
+    """Contacts whose order_id is not in orders (a warning: the contact still counts); counted in the pass
+    over orders (``cross_rules.check_order_pass``)."""
     if not (run.has("contacts", "order_id") and run.has("orders", "order_id")):
-        return
+        return None
     c = run.view("contacts", "order_id")
     orders = run.view("orders", ref_key_="order_id").select("ref_key_")
     c = c.filter(c.order_id.notnull())
@@ -55,7 +56,7 @@ def check_contacts(run: Run) -> None:
             run.warn(WarningOrder.CONTACT_ORDER, "contacts", "contact order_id not in orders", n,
                      f"{count_noun(n, 'contact')} with an order_id that is not in orders", ex)
 
-    run.add_row_count(orphans, handler)
+    return Count.rows_of(orphans, handler)
 
 
 def closest_column(column: str, candidates: list[str] | tuple[str, ...]) -> str | None:

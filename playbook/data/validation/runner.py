@@ -22,18 +22,15 @@ def _register_rules(run: Run) -> None:
         if name in run.out:
             table_rules.check_single_table(run, name)
     cross_rules.check_foreign_keys(run)
-    cross_rules.check_returns_vs_orders(run)
-    cross_rules.check_returns_vs_lines(run)
-    cross_rules.check_assignments(run)
-    cross_rules.check_experiment_metrics(run)
-    quality.check_contacts(run)
+    cross_rules.check_order_pass(run)
+    cross_rules.check_assignments_pass(run)
+    cross_rules.check_experiments(run)
 
 
 def run_rules(run: Run) -> ValidatedData:
     """Count every rule, read the examples of the broken ones; the validated data or a ContractError."""
     _register_rules(run)
     run.flush()
-    cross_rules.check_experiment_cohorts(run)  # client-side, once the row counts are known
     quality.warn_optional_tables(run)
     violations, warnings = run.sorted_violations(), run.sorted_warnings()
     if violations:
@@ -82,9 +79,8 @@ def validate_table(name: str, table: Any, timezone: str = "UTC",
     table_rules.prepare_table(run, name)
     quality.warn_unknown_columns(run)
     table_rules.check_single_table(run, name)
-    cross_rules.check_experiment_metrics(run)
+    cross_rules.check_experiments(run)
     run.flush()
-    cross_rules.check_experiment_cohorts(run)
     violations, warnings = run.sorted_violations(), run.sorted_warnings()
     if violations:
         raise ContractError(violations, warnings)
