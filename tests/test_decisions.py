@@ -565,4 +565,4 @@ def test_every_reason_that_applies_is_listed_not_only_the_first():
     assert v.decision == ADJUST
     text = " | ".join(v.reasons)
     assert "sample ratio mismatch" in text and "Contact rate is likely harmed" in text
-    assert "net_revenue_per_customer: not shown safe yet" in text and text.startswith("the primary metric improved")
+    assert "Net revenue per assigned customer: not shown safe yet" in text and text.startswith("the primary metric improved")
