@@ -97,7 +97,7 @@ for question, answer in step.script:
 
 # %%
 record = track_record.track_record_with_staged(run.journal_dir, run.week, run.run_dir)
-print(record.summary())
+print(record.summary(run.config.currency))
 display(HTML(html_table(record.table(), float_format="{:.4g}")))
 
 # %%
