@@ -138,10 +138,11 @@ class VerdictLine:
 
 def verdict_lines(s: Summary, d: Display, config: Config) -> list[VerdictLine]:
     compared = {c.experiment_id: c for c in s.comparisons or ()}
-    return [_verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
+    return [verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
 
 
-def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
+def verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
+    """The ``i``-th verdict of the ``review`` section for people (its numbers tagged with their summary path)."""
     metric = r.primary_metric
     change = (f"{lever_words(c.lever, config)} on {cohort_words(c.cohort)}" if c is not None else r.experiment_id)
     effect = (Markup("{}: {} {}").format(d.title(metric), num(d.change(metric, r.estimate), f"review.{i}.estimate",
