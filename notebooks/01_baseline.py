@@ -72,7 +72,7 @@ display(HTML(html_table(warnings, max_rows=100)) if len(warnings) else say("No d
 
 # %%
 step = baseline.analyse(run.snapshot, run.config)
-display(HTML(html_table(baseline.status_table(step.statuses), max_rows=100)))
+display(HTML(html_table(baseline.status_table(step.statuses, run.config.currency), max_rows=100)))
 
 # %% [markdown]
 # ## Trends with their baseline band and thresholds

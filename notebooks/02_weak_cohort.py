@@ -107,11 +107,26 @@ for sentence in cohorts.candidates_in_words(analysis):
 weak = analysis.weak
 if weak is None:
     display(say("No cohort stands out this week: nothing is flagged at a 5 % false discovery rate."))
-else:
+
+# %% tags=["analyst-only"]
+if weak is not None:
     display(HTML(html_table(cohorts.cohort_reason_mix(analysis))))
+
+# %% tags=["brief-only"]
+from playbook.report import brief_tables
+from playbook.report.pages import table_html
+
+if weak is not None:
+    display(HTML(table_html(brief_tables.reason_mix_table(cohorts.cohort_reason_mix(analysis)))))
+
+# %%
+if weak is not None:
     fig = charts.cohort_trend_chart(cohorts.cohort_trend(run.snapshot, run.config.metrics, weak),
                                     charts.cohort_trend_title(weak), weak.expected_rate, analysis.windows.window)
     display(HTML(html_table(cohorts.top_comments(run.snapshot, run.config.metrics, analysis))))
+
+# %% tags=["analyst-only"]
+if weak is not None:
     structural = cohorts.structural_view(analysis)
     display(say(f"Against the shop norm (overdispersion phi = {structural.attrs['phi']:.1f}):"))
     display(HTML(html_table(structural)))

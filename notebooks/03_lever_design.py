@@ -93,12 +93,21 @@ if plan is not None:
 # %% [markdown]
 # ## Guardrails, power and duration
 
-# %%
+# %% tags=["analyst-only"]
 if plan is not None:
     display(HTML(html_table(levers.guardrail_table(plan))))
     display(say(plan.power_message, "Power."))
     display(HTML(html_table(levers.options_table(plan))))
     display(HTML(html_table(levers.experiments_table(plan))))
+
+# %% tags=["brief-only"]
+from playbook.report import brief_tables
+from playbook.report.pages import table_html
+
+if plan is not None:
+    for table in (brief_tables.guardrail_table(plan, run.config), brief_tables.options_table(plan, run.config),
+                  brief_tables.plan_table(plan, run.config)):
+        display(HTML(table_html(table)))
 
 # %%
 from playbook.report import charts

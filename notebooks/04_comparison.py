@@ -26,7 +26,7 @@
 # is read **at the window registered in the plan** (a 14-day metric at 14 days), with the Kaplan-Meier
 # method that uses every unit up to the end of the week. When too few customers have had that many days
 # yet, the metric is **not readable**: the table says when it will be, and a shorter-window view may be
-# shown under its own name (for example `return_rate_3d`), never as the registered metric. Customers, not
+# shown under its own name (for example the return rate within 3 days), never as the registered metric. Customers, not
 # lines, were randomized, so intervals are computed on per-customer sums. *Pre/post* changes, which were
 # not randomized, compare the cohort's weekly change with its [control cohort](../docs/method.md#control-cohort)'s ([difference-in-differences](../docs/method.md#difference-in-differences)).
 #
@@ -74,9 +74,19 @@ print(f"{len(comparisons)} experiment(s) due for review this week.")
 # %% [markdown]
 # ## Estimates and intervals
 
-# %%
+# %% tags=["analyst-only"]
 if comparisons:
     display(HTML(html_table(experiments.comparison_table(comparisons), float_format="{:.4g}")))
+
+# %% tags=["brief-only"]
+from playbook.report import brief_tables
+from playbook.report.pages import table_html
+
+if comparisons:
+    display(HTML(table_html(brief_tables.comparison_table(comparisons, run.config))))
+
+# %%
+if comparisons:
     fig = charts.forest_plot(comparisons, run.config)
 
 # %% [markdown]

@@ -80,9 +80,18 @@ print(run.describe())
 # %% [markdown]
 # ## Verdicts
 
-# %%
+# %% tags=["analyst-only"]
 display(HTML(html_table(review.verdict_table(step.verdicts), float_format="{:.4g}") if step.verdicts
              else "<p>No experiment was due for review this week.</p>"))
+
+# %% tags=["brief-only"]
+from playbook.report import brief_tables
+from playbook.report.pages import table_html
+
+display(HTML(table_html(brief_tables.verdict_table(step.verdicts, comparisons, run.config)) if step.verdicts
+             else "<p>No experiment was due for review this week.</p>"))
+
+# %%
 _ = decision_journal.stage(run.run_dir, run.week, [v.journal_entry(str(run.week)) for v in step.verdicts], kind="verdict")
 
 # %% [markdown]
@@ -97,8 +106,13 @@ for question, answer in step.script:
 
 # %%
 record = track_record.track_record_with_staged(run.journal_dir, run.week, run.run_dir)
-print(record.summary())
+display(say(record.summary(run.config.currency)))
+
+# %% tags=["analyst-only"]
 display(HTML(html_table(record.table(), float_format="{:.4g}")))
+
+# %% tags=["brief-only"]
+display(HTML(table_html(brief_tables.track_record_table(record, run.config))))
 
 # %%
 from playbook.report import charts

@@ -403,7 +403,7 @@ def record(tmp_path):
 def test_the_track_record_title_states_the_kept_levers_saving_with_the_currency(record):
     kept = sum(m for _, _, d, m, _, _ in VERDICTS if d == "keep")
     title = charts.track_record_chart(record, "CHF").axes[0].get_title(loc="left").replace("\n", " ")
-    assert title.startswith(f"Kept levers save about CHF {kept:,.0f} a week")
+    assert title.startswith(f"Kept levers save about CHF {kept:,.0f} a week (CHF ")
     assert "2 kept, 1 adjusted, 1 stopped" in title
 
 
@@ -412,6 +412,15 @@ def test_the_running_total_adds_each_kept_levers_saving_from_its_week(record):
     total = _lines(ax, "kept-total")[0]
     assert list(total.get_ydata()) == pytest.approx([300.0, 300.0, 500.0, 500.0])
     assert ax.yaxis.get_major_formatter()(500.0, 0).startswith("EUR")
+
+
+def test_money_ticks_read_like_the_pages_cents_only_on_an_axis_of_small_amounts(record):
+    ax = charts.track_record_chart(record, "EUR").axes[0]
+    fmt = ax.yaxis.get_major_formatter()
+    ax.set_ylim(-250, 600)  # amounts of hundreds: whole euros, a loss with its minus first
+    assert (fmt(500.0, 0), fmt(-200.0, 0), fmt(2.5, 0)) == ("EUR 500", "-EUR 200", "EUR 2")
+    ax.set_ylim(0, 8)  # a few euros: the cents matter
+    assert (fmt(2.5, 0), fmt(0.0, 0)) == ("EUR 2.50", "EUR 0.00")
 
 
 def test_a_stopped_lever_is_drawn_with_its_own_marker(record):

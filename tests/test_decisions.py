@@ -142,7 +142,7 @@ def test_stop_when_a_guardrail_is_breached_even_with_a_good_primary(direction):
     kw, t = direction
     v = decide(*t(CASES["within"]), **kw, breached_guardrails=["contact_rate"])
     assert v.decision == STOP
-    assert "contact_rate" in v.why
+    assert "Contact rate" in v.why  # the metric by its name, as the pages say it
 
 
 def test_adjust_when_no_interval_could_be_computed(direction):
@@ -461,7 +461,7 @@ EVEN = {"size_too_small": 50, "quality": 50}
 def test_reason_mix_is_amber_when_a_reason_gains_five_points_on_the_baseline_mix():
     s = reason_mix_status(mix_results([EVEN] * 8 + [{"size_too_small": 60, "quality": 40}]))
     assert s.status == AMBER
-    assert s.why == "size_too_small share 60.0 % vs 50.0 % in the baseline"
+    assert s.why == '"size too small" share 60.0 % vs 50.0 % in the baseline'
     assert s.baseline == {"size_too_small": 0.5, "quality": 0.5} and s.baseline_weeks == 8
 
 
@@ -564,5 +564,5 @@ def test_every_reason_that_applies_is_listed_not_only_the_first():
     v = decide(*CASES["within"], **LOWER, srm=True, guardrails=guards)
     assert v.decision == ADJUST
     text = " | ".join(v.reasons)
-    assert "sample ratio mismatch" in text and "contact_rate is likely harmed" in text
-    assert "net_revenue_per_customer: not shown safe yet" in text and text.startswith("the primary metric improved")
+    assert "sample ratio mismatch" in text and "Contact rate is likely harmed" in text
+    assert "Net revenue per assigned customer: not shown safe yet" in text and text.startswith("the primary metric improved")

@@ -399,7 +399,8 @@ def test_the_track_record_adds_the_kept_levers_in_money_per_week_with_their_inte
     assert record.money_per_week == pytest.approx(200.0)
     assert record.money_ci == pytest.approx((100.0, 300.0))
     assert record.kept_without_money == ("E4",)
-    assert "save about 200 a week" in record.summary() and "interval 100 to 300" in record.summary()
+    # the saving and its interval in the shop's currency, whole units beside amounts of 100 or more
+    assert "save about GBP 200 a week (GBP 100 to GBP 300) in return costs" in record.summary("GBP")
 
 
 def test_a_journal_with_look_columns_gains_the_money_columns_and_keeps_its_rows(tmp_path):

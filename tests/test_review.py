@@ -47,7 +47,7 @@ def test_a_breached_guardrail_stops_and_is_named():
     c = comparison()
     c["guardrails"][0].update(breached=True, state="breached")
     v = verdict_for(c).verdict
-    assert v.decision == "stop" and "contact_rate" in v.why and "net_revenue" not in v.why
+    assert v.decision == "stop" and "Contact rate" in v.why and "Net revenue" not in v.why.split("(")[0]
 
 
 def test_a_sample_ratio_mismatch_prevents_keep():
@@ -131,7 +131,7 @@ def with_guardrail(state: str, **extra) -> dict:
 
 def test_a_guardrail_with_harm_likely_blocks_a_keep_and_is_named():
     v = verdict_for(with_guardrail("harm_likely")).verdict
-    assert v.decision == "adjust" and "contact_rate is likely harmed" in v.why
+    assert v.decision == "adjust" and "Contact rate is likely harmed" in v.why
 
 
 def test_a_guardrail_not_shown_safe_allows_a_keep_with_its_dated_follow_up():
@@ -143,12 +143,12 @@ def test_a_guardrail_no_read_can_show_safe_is_watched_after_the_roll_out_not_a_b
     # harm is not shown: blocking on noise would refuse most working levers of a small shop
     kept = verdict_for(with_guardrail("not_shown_safe")).verdict
     assert kept.decision == "keep"
-    assert kept.follow_ups[0].startswith("watch guardrail contact_rate weekly after the roll-out")
+    assert kept.follow_ups[0].startswith("watch guardrail Contact rate weekly after the roll-out")
 
 
 def test_the_follow_up_read_goes_to_the_journal():
     e = verdict_for(with_guardrail("not_shown_safe", follow_up_on="2027-04-07")).journal_entry("2026-W47")
-    assert "contact_rate" in e.follow_ups and "2027-04-07" in e.follow_ups
+    assert "Contact rate" in e.follow_ups and "2027-04-07" in e.follow_ups
 
 
 def test_an_unmeasured_guardrail_blocks_a_keep_unless_the_plan_made_it_optional():
@@ -317,10 +317,11 @@ def test_the_review_script_answers_the_four_questions_from_the_summary(config):
     answers = dict(review_script(week, weak, items, nxt, "GBP"))
     assert list(answers) == ["What moved?", "Why?", "Keep, adjust or stop?", "Next highest-impact action?"]
     assert "excess cost GBP 2,220" in answers["Why?"]  # the amount carries the shop's currency
-    assert "closure_rate" in answers["What moved?"] and "contact_rate" not in answers["What moved?"]
+    assert "Action closure rate" in answers["What moved?"] and "Contact rate" not in answers["What moved?"]
+    assert "closure_rate" not in answers["What moved?"]  # metrics by their names, never their ids
     assert "25.0% returned against 10.0% normally" in answers["Why?"]
     assert answers["Keep, adjust or stop?"].startswith("EXP-1: keep")
-    assert "channel=app" in answers["Next highest-impact action?"]
+    assert " on app" in answers["Next highest-impact action?"] and "=" not in answers["Next highest-impact action?"]
 
 
 def test_the_review_script_of_a_quiet_week_says_so():

@@ -65,9 +65,9 @@ def test_a_kept_or_stopped_experiment_is_never_read_again(snap, tmp_path, decisi
 def test_a_review_date_passed_without_any_verdict_is_overdue(snap, tmp_path):
     late = overdue(snap, tmp_path)
     assert list(late["experiment_id"]) == ["EXP-OLD"]
-    (item,) = overdue_section(late)
+    (item,) = overdue_section(late, load_config())
     assert item.review_date == dt.date(2026, 11, 8)
-    assert item.text.startswith("EXP-OLD (lever EXP-OLD on region=south): review date 2026-11-08 passed without")
+    assert item.text.startswith("EXP-OLD (lever EXP-OLD on south): review date 2026-11-08 passed without")
 
 
 def test_an_experiment_with_a_verdict_is_not_overdue(snap, tmp_path):

@@ -154,7 +154,7 @@ def test_planted_effects_are_not_kept_before_the_window_and_the_guardrails_can_b
     assert promo["estimate"] == pytest.approx(-3.79, abs=0.05) and promo["ci_high"] < 0
     contact = next(g for g in promo["guardrails"] if g["metric"] == "contact_rate")
     assert contact["state"] == "not_shown_safe"
-    assert any(f.startswith("watch guardrail contact_rate") for f in promo["follow_ups"])
+    assert any(f.startswith("watch guardrail Contact rate") for f in promo["follow_ups"])
 
 
 def test_the_size_guide_is_kept_at_its_review_date_and_the_jeans_test_continues(loop):

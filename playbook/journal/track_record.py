@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from playbook.core.formats import money_text
 from playbook.core.jsonmodel import from_json
 from playbook.core.vocabulary import ADJUST, CONTINUE, DECISIONS, KEEP, PROVISIONAL, STOP
 from playbook.core.weeks import IsoWeek
@@ -52,8 +53,20 @@ class TrackRecord:
         """One row per reviewed experiment (newest first), for display in the report."""
         return self.verdicts.loc[:, list(_TABLE_COLUMNS)].reset_index(drop=True)
 
-    def summary(self) -> str:
-        """The record in one sentence."""
+    def money_words(self, currency: str = "") -> str:
+        """What the kept levers save, in the shop's ``currency``: "about EUR 2,152 a week (EUR 1,221 to
+        EUR 3,083)"; empty when no kept lever has a money value."""
+        if self.money_per_week is None:
+            return ""
+        low, high = self.money_ci or (None, None)
+        near = (self.money_per_week, low, high)
+        text = f"about {money_text(self.money_per_week, currency, beside=near)} a week"
+        if low is not None and high is not None:
+            text += f" ({money_text(low, currency, beside=near)} to {money_text(high, currency, beside=near)})"
+        return text
+
+    def summary(self, currency: str = "") -> str:
+        """The record in one sentence, money in the shop's ``currency``."""
         window = f"{self.first_week} to {self.week}"
         if not self.n_reviewed:
             return f"No lever reviewed from {window} yet."
@@ -63,9 +76,7 @@ class TrackRecord:
                 + (f", {c[PROVISIONAL]} provisional (pre-registered window not readable yet)"
                    if c.get(PROVISIONAL) else "") + ".")
         if self.money_per_week is not None:
-            low, high = self.money_ci
-            text += (f" The kept levers save about {self.money_per_week:,.0f} a week in return costs and "
-                     f"discounts (interval {low:,.0f} to {high:,.0f}).")
+            text += f" The kept levers save {self.money_words(currency)} in return costs and discounts."
         if self.kept_without_money:
             text += f" Kept, with no money value (not summed): {', '.join(self.kept_without_money)}."
         return text

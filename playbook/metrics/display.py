@@ -13,11 +13,12 @@ import math
 from dataclasses import dataclass
 
 from playbook.core.formats import NOT_AVAILABLE, date_text, finite, money_text, signed
-from playbook.core.settings import MetricSettings
+from playbook.core.settings import Config, MetricSettings
+from playbook.data.contract import parse_cohort as contract_cohort
 from playbook.metrics.dictionary import metric_named
 
-__all__ = ["NOT_AVAILABLE", "Display", "chance_words", "change_parts", "change_text", "date_text", "money_text",
-           "signed", "value_text"]
+__all__ = ["NOT_AVAILABLE", "Display", "chance_words", "change_parts", "change_text", "cohort_words", "date_text",
+           "lever_words", "method_words", "metric_title", "money_text", "parse_cohort", "plain", "signed", "value_text"]
 
 #: how likely an excess or an effect is to be chance, in words, by its q- or p-value (upper bounds)
 _CHANCE_WORDS = ((0.001, "very unlikely to be chance"), (0.01, "unlikely to be chance"),
@@ -33,6 +34,72 @@ def chance_words(q: float | None) -> str:
     if not finite(q):
         return NOT_AVAILABLE
     return next(w for bound, w in _CHANCE_WORDS if q < bound)
+
+
+def metric_title(metric: str, settings: MetricSettings = MetricSettings()) -> str:
+    """A metric's name for people ("Contact rate", "Return rate within 14 days of delivery"); its id if unknown.
+
+    The titles do not depend on the settings (a return rate's window is in its id), so sentences built
+    without the configuration (the verdict rule's reasons and follow-ups) name metrics the same way.
+    """
+    found = metric_named(metric, settings)
+    return found.title if found is not None else metric
+
+
+#: the comparison methods of ``playbook.stats`` (an :class:`Estimate`'s ``method``) in words, by code prefix
+_METHOD_WORDS = (
+    ("did-cohort-week", "difference in differences, cohort-weeks"),
+    ("did-twfe-wild-bootstrap", "difference in differences, slice-weeks (bootstrap interval)"),
+    ("did-twfe", "difference in differences, slice-weeks"),
+    ("km", "return curves (Kaplan-Meier), per customer"),
+    ("return-within-k", "share returned within the window, per customer"),
+    ("cuped-", "difference per customer, adjusted for their earlier orders"),
+    ("delta", "difference of per-customer totals"),
+    ("welch", "difference of means per customer"),
+    ("logrank", "return curves compared"),
+    ("cox", "return curves compared"),
+)
+
+
+def method_words(code: str | None) -> str:
+    """A comparison method's code ("km", "did-cohort-week-t") in words for a reader who does not know the
+    code; an unknown code reads "see the full page" (the analyst's table names it)."""
+    code = str(code or "")
+    return next((words for prefix, words in _METHOD_WORDS if code.startswith(prefix)), "see the full page")
+
+
+def plain(code: str) -> str:
+    """An id of the data in words: ``size_too_small`` -> "size too small"."""
+    return str(code).replace("_", " ")
+
+
+def parse_cohort(text: str) -> dict[str, str]:
+    """A cohort as filters, from the experiments table's form (``category=knitwear;channel=web``, read by
+    the data contract) or a candidate's label (``channel=app x size_too_small``, its reason after " x ")."""
+    where, _, reason = str(text).partition(" x ")
+    try:
+        filters = contract_cohort(where)
+    except ValueError:  # not a filter: shown as written
+        filters = {"cohort": where.strip()}
+    return {**filters, "reason_code": reason.strip()} if reason.strip() else filters
+
+
+def cohort_words(filters: dict[str, str] | str) -> str:
+    """A cohort in words: {"category": "knitwear", "reason_code": "size_too_small"} -> 'knitwear returned
+    as "size too small"'; a text filter ``category=knitwear`` reads "knitwear"; empty: "the whole shop"."""
+    if isinstance(filters, str):
+        filters = parse_cohort(filters)
+    reason = filters.get("reason_code")
+    where = ", ".join(str(v) for k, v in filters.items() if k != "reason_code") or "the whole shop"
+    return f'{where} returned as "{plain(reason)}"' if reason else where
+
+
+def lever_words(lever: str | None, config: Config) -> str:
+    """A lever id as the configuration describes it ("fit/size message block on the product page")."""
+    for entry in config.levers.values():
+        if entry.get("lever") == lever and entry.get("description"):
+            return entry["description"]
+    return plain(lever or "a change")
 
 
 def value_text(v: float | None, fmt: str, currency: str = "", beside: tuple[float | None, ...] = ()) -> str:
@@ -79,8 +146,7 @@ class Display:
 
     def title(self, metric: str) -> str:
         """The metric's name for people ("Return rate within 14 days of delivery"); its id if unknown."""
-        found = metric_named(metric, self.settings)
-        return found.title if found is not None else metric
+        return metric_title(metric, self.settings)
 
     def format_of(self, metric: str) -> str:
         found = metric_named(metric, self.settings)
@@ -105,6 +171,15 @@ class Display:
             return ""
         fmt, near = self.format_of(metric), (low, high, *beside)
         return f"({change_parts(low, fmt, self.currency, near)[0]} to {change_parts(high, fmt, self.currency, near)[0]})"
+
+    def span(self, metric: str, low: float | None, high: float | None) -> str:
+        """A range of changes of a metric, its unit written once: "-9.4 to -0.8 points", "-EUR 3.62 to +EUR 3.67"
+        (an interval, an expected range); "not available" without both ends."""
+        if not (finite(low) and finite(high)):
+            return NOT_AVAILABLE
+        fmt = self.format_of(metric)
+        (lo, unit), (hi, _) = (change_parts(v, fmt, self.currency, (low, high)) for v in (low, high))
+        return f"{lo} to {hi} {unit}" if unit else f"{lo} to {hi}"
 
     def interval(self, metric: str, estimate: float | None, low: float | None, high: float | None) -> str:
         """An effect and its interval: "-6.5 points (-8.8 to -4.1)"; the unit written once."""

@@ -14,7 +14,7 @@ from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import AMBER, GREEN, RED, UNAVAILABLE, Direction, Status
 from playbook.core.weeks import IsoWeek
 from playbook.metrics.dictionary import SHOP, MetricResults, definitions
-from playbook.metrics.display import change_text, value_text
+from playbook.metrics.display import change_text, plain, value_text
 from playbook.metrics.metric import Metric
 from playbook.stats.results import clean_number
 
@@ -322,7 +322,7 @@ def reason_mix_status(results: MetricResults, amber_points: float = 5.0) -> Metr
     gaps = (now.reindex(base.index.union(now.index), fill_value=0) - base.reindex(now.index.union(base.index), fill_value=0))
     top = gaps.idxmax() if len(gaps) else None
     status = AMBER if top is not None and gaps[top] * 100 >= amber_points else GREEN
-    why = (f"{top} share {now.get(top, 0) * 100:.1f} % vs {base.get(top, 0) * 100:.1f} % in the baseline"
+    why = (f'"{plain(top)}" share {now.get(top, 0) * 100:.1f} % vs {base.get(top, 0) * 100:.1f} % in the baseline'
            if top is not None else "no returns")
     return MetricStatus(
         "reason_mix", "Reason mix", label, {k: float(v) for k, v in now.items()},

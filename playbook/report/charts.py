@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from playbook.core.formats import date_text
+from playbook.core.formats import date_text, money_text
 from playbook.core.settings import Config, DecisionRow
 from playbook.core.vocabulary import (
     ADJUST,
@@ -107,10 +107,10 @@ def _percent_axis(axis) -> None:
 
 
 def _money_axis(axis, currency: str) -> None:
-    """Amounts with the currency; cents only where the axis spans a few units."""
+    """Amounts as every page writes them (``core.formats.money_text``): the currency, and its minor units only
+    on an axis of small amounts (its ends decide, so every tick of one axis has the same decimals)."""
     def label(v: float, _pos) -> str:
-        low, high = axis.get_view_interval()
-        return f"{currency} {v:,.2f}" if abs(high - low) < 10 else f"{currency} {v:,.0f}"
+        return money_text(v, currency, beside=tuple(axis.get_view_interval()))
 
     axis.set_major_formatter(FuncFormatter(label))
 
@@ -791,8 +791,7 @@ def track_record_finding(record, currency: str) -> str:
     text = (f"{record.n_reviewed} lever(s) reviewed from {window}: {c.get(KEEP, 0)} kept, {c.get(ADJUST, 0)} adjusted, "
             f"{c.get(STOP, 0)} stopped")
     if record.money_per_week is not None:
-        text = (f"Kept levers save about {currency} {record.money_per_week:,.0f} a week "
-                f"({record.money_ci[0]:,.0f} to {record.money_ci[1]:,.0f}); " + text)
+        text = f"Kept levers save {record.money_words(currency)}; " + text
     return text
 
 

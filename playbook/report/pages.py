@@ -50,6 +50,8 @@ GUIDES = {
 BRIEF_DIR = "brief"
 #: cells tagged so are the analyst's (checks, candidate tables, run details): left out of the brief edition
 ANALYST_TAG = "analyst-only"
+#: cells tagged so are the brief's (a table in plain words beside the analyst's raw one): left out of the full page
+BRIEF_TAG = "brief-only"
 INJECTED_TAG = "injected-parameters"
 #: the steps' short names in the top bar (a notebook outside the cycle keeps its title)
 STEP_LABELS = {"01_baseline": "1 Baseline", "02_weak_cohort": "2 Weak cohort", "03_lever_design": "3 Lever",
@@ -169,6 +171,11 @@ def verdict_table(verdicts: list[story.VerdictLine], root: str) -> Table:
         rows.append((change, Markup('<span class="decision">{}</span>').format(v.decision_words), effect, v.money,
                      "; ".join(v.guardrails), nxt))
     return Table(columns, tuple(rows))
+
+
+def table_html(table: Table) -> Markup:
+    """A table as the index draws it (``table.html.j2``: a card per row on a phone), for a notebook's cell."""
+    return Markup(_render("table.html.j2", table=table))
 
 
 def actions_table(actions: tuple) -> Table:
@@ -353,7 +360,7 @@ def stylesheet() -> str:
 
 def _exporter(brief: bool) -> HTMLExporter:
     exporter = HTMLExporter(template_name="playbook", extra_template_basedirs=[str(TEMPLATES / "nbconvert")])
-    removed = {INJECTED_TAG, ANALYST_TAG} if brief else {INJECTED_TAG}
+    removed = {INJECTED_TAG, ANALYST_TAG} if brief else {INJECTED_TAG, BRIEF_TAG}
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=removed, enabled=True), enabled=True)
     if brief:
         exporter.exclude_input = True
@@ -368,7 +375,8 @@ def notebook_to_html(notebook: str | os.PathLike | nbformat.NotebookNode, target
     """An executed notebook as a step page of the report (or its brief edition, ``brief``).
 
     The injected-parameters cell is removed (papermill prints every parameter there); the brief edition
-    also drops the code and the cells tagged ``analyst-only``. Links to the guides (``../docs/*.md``)
+    also drops the code and the cells tagged ``analyst-only``, the full page the cells tagged ``brief-only``
+    (the plain-words tables of :mod:`playbook.report.brief_tables`). Links to the guides (``../docs/*.md``)
     point to the report's own copies. ``shop``: the shop's name, first in the page's title.
     """
     nb = notebook if isinstance(notebook, nbformat.NotebookNode) else nbformat.read(str(notebook), as_version=4)

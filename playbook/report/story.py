@@ -15,8 +15,7 @@ from markupsafe import Markup, escape
 from playbook.core.formats import date_text
 from playbook.core.settings import Config
 from playbook.core.vocabulary import Decision, Design, GuardrailState, Status
-from playbook.data import contract
-from playbook.metrics.display import Display, chance_words, value_text
+from playbook.metrics.display import Display, chance_words, cohort_words, lever_words, parse_cohort, plain, value_text
 from playbook.report.summary import Summary
 from playbook.steps.baseline import MetricStatusEntry
 from playbook.steps.experiments import ComparisonSection
@@ -45,32 +44,6 @@ def decision_words(decision: Decision | str, short: bool = False) -> str:
 def num(text: str, path: str, scale: int = 1) -> Markup:
     """A number as shown, tagged with its summary.json path and the factor from stored to shown value."""
     return Markup('<span class="num" data-summary="{}" data-scale="{}">{}</span>').format(path, scale, text)
-
-
-def plain(code: str) -> str:
-    """An id of the data in words: ``size_too_small`` -> "size too small"."""
-    return str(code).replace("_", " ")
-
-
-def parse_cohort(text: str) -> dict[str, str]:
-    """A cohort as filters, from the experiments table's form (``category=knitwear;channel=web``, read by
-    the data contract) or a candidate's label (``channel=app x size_too_small``, its reason after " x ")."""
-    where, _, reason = str(text).partition(" x ")
-    try:
-        filters = contract.parse_cohort(where)
-    except ValueError:  # not a filter: shown as written
-        filters = {"cohort": where.strip()}
-    return {**filters, "reason_code": reason.strip()} if reason.strip() else filters
-
-
-def cohort_words(filters: dict[str, str] | str) -> str:
-    """A cohort in words: {"category": "knitwear", "reason_code": "size_too_small"} -> 'knitwear returned
-    as "size too small"'; a text filter ``category=knitwear`` reads "knitwear"; empty: "the whole shop"."""
-    if isinstance(filters, str):
-        filters = parse_cohort(filters)
-    reason = filters.get("reason_code")
-    where = ", ".join(str(v) for k, v in filters.items() if k != "reason_code") or "the whole shop"
-    return f'{where} returned as "{plain(reason)}"' if reason else where
 
 
 @dataclass(frozen=True)
@@ -165,18 +138,11 @@ class VerdictLine:
 
 def verdict_lines(s: Summary, d: Display, config: Config) -> list[VerdictLine]:
     compared = {c.experiment_id: c for c in s.comparisons or ()}
-    return [_verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
+    return [verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
 
 
-def lever_words(lever: str | None, config: Config) -> str:
-    """A lever id as the configuration describes it ("fit/size message block on the product page")."""
-    for entry in config.levers.values():
-        if entry.get("lever") == lever and entry.get("description"):
-            return entry["description"]
-    return plain(lever or "a change")
-
-
-def _verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
+def verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
+    """The ``i``-th verdict of the ``review`` section for people (its numbers tagged with their summary path)."""
     metric = r.primary_metric
     change = (f"{lever_words(c.lever, config)} on {cohort_words(c.cohort)}" if c is not None else r.experiment_id)
     effect = (Markup("{}: {} {}").format(d.title(metric), num(d.change(metric, r.estimate), f"review.{i}.estimate",

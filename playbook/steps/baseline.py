@@ -21,14 +21,15 @@ def capture_baseline(snap: Snapshot, config: Config) -> tuple[MetricResults, lis
     return results, metric_statuses(results, config)
 
 
-def status_table(statuses: list[MetricStatus]) -> pd.DataFrame:
-    """The statuses as a table a person reads: the metric's title, value and baseline in its unit, who acts."""
+def status_table(statuses: list[MetricStatus], currency: str = "") -> pd.DataFrame:
+    """The statuses as a table a person reads: the metric's title, value and baseline in its unit (money in
+    the shop's ``currency``), who acts."""
     rows = []
     for s in statuses:
         if s.metric == "reason_mix":
             value = baseline = "see the chart"
         else:
-            value, baseline = value_text(s.value, s.format), value_text(s.baseline, s.format)
+            value, baseline = (value_text(v, s.format, currency, (s.value, s.baseline)) for v in (s.value, s.baseline))
         rows.append({"metric": s.title, "week": s.week or "", "value": value, "baseline": baseline,
                      "status": str(s.status), "why": s.why, "action": s.action or "", "owner": s.owner or ""})
     return pd.DataFrame(rows)
@@ -115,12 +116,12 @@ def data_quality_section(dataset: Dataset) -> DataQualitySection:
 
 
 def conclusion(statuses: list[MetricStatus]) -> str:
-    """One sentence the data fill in."""
+    """One sentence the data fill in, metrics by their names."""
     triggered = [s for s in statuses if s.status == Status.RED and s.zone]
-    drifting = [s.metric for s in statuses if s.status == Status.RED and not s.zone]
-    amber = [s.metric for s in statuses if s.status == Status.AMBER]
+    drifting = [s.title for s in statuses if s.status == Status.RED and not s.zone]
+    amber = [s.title for s in statuses if s.status == Status.AMBER]
     text = (f"{len(triggered)} red trigger(s) of the decision table this week"
-            + (": " + "; ".join(f"{s.metric} ({s.zone}: {s.action})" for s in triggered) if triggered else ""))
+            + (": " + "; ".join(f"{s.title} ({s.zone}: {s.action})" for s in triggered) if triggered else ""))
     if drifting:
         text += f"; far from their own baseline: {', '.join(drifting)}"
     if amber:

@@ -47,6 +47,7 @@ from playbook.data.facts import (
 )
 from playbook.journal.under_test import closed, experiments_table, latest_verdicts
 from playbook.metrics.dictionary import computable_in, metric_named
+from playbook.metrics.display import Display, cohort_words, lever_words
 from playbook.metrics.forms import ArmData, PanelInputs, ReturnsWithinWindow, as_units
 from playbook.metrics.metric import Metric
 from playbook.stats import did, lag
@@ -943,27 +944,32 @@ def comparison_table(comparisons: list[Comparison]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def conclusion(comparisons: list[Comparison]) -> str:
+def conclusion(comparisons: list[Comparison], d: Display | None = None) -> str:
+    """The step's finding: each experiment's main metric by its name, its change and interval in its unit
+    (``d``: the shop's display; none: numbers without a currency)."""
     if not comparisons:
         return "No experiment is due for review this week."
+    d = d or Display(currency="")
     parts = []
     for c in comparisons:
-        e, w = c.primary.estimate, c.primary.window
+        e, w, name = c.primary.estimate, c.primary.window, d.title(c.primary.metric)
         if w is not None and not w.readable:
             when = f"readable on {date_text(w.readable_on)}" if w.readable_on else "not yet datable"
-            parts.append(f"{c.experiment_id}: {c.primary.metric} cannot be read at {w.k_registered} days yet ({when})")
+            parts.append(f"{c.experiment_id}: {name} cannot be read at {w.k_registered} days yet ({when})")
         elif e.ok:
-            parts.append(f"{c.experiment_id}: {c.primary.metric} {e.estimate:+.4g} [{e.ci_low:+.4g}, {e.ci_high:+.4g}]")
+            parts.append(f"{c.experiment_id}: {name} {d.interval(c.primary.metric, e.estimate, e.ci_low, e.ci_high)}")
         else:
             parts.append(f"{c.experiment_id}: no interval ({e.error})")
     return f"{len(comparisons)} experiment(s) compared: " + "; ".join(parts) + "."
 
 
-def overdue_section(table: pd.DataFrame) -> list[OverdueEntry]:
-    """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped."""
+def overdue_section(table: pd.DataFrame, config: Config) -> list[OverdueEntry]:
+    """The ``overdue`` section of summary.json: one sentence per experiment whose review was skipped, its
+    change and cohort in words (the configuration's description of the lever)."""
     return [OverdueEntry(str(r.experiment_id), dt.date.fromisoformat(r.review_date.isoformat()[:10]),
-                         f"{r.experiment_id} ({r.lever} on {r.cohort}): review date {date_text(r.review_date)} passed "
-                         "without a verdict; set its review date to this week to read it, or close it")
+                         f"{r.experiment_id} ({lever_words(r.lever, config)} on {cohort_words(r.cohort)}): review date "
+                         f"{date_text(r.review_date)} passed without a verdict; set its review date to this week to "
+                         "read it, or close it")
             for r in table.itertuples(index=False)]
 
 
@@ -976,6 +982,8 @@ class ComparisonResult:
     overdue: list[OverdueEntry] = field(default_factory=list)
     #: the experiments live this week and not yet due: what is being tested
     running: list[RunningEntry] = field(default_factory=list)
+    #: the shop's display (currency, metric names) the conclusion is written in
+    display: Display = field(default_factory=lambda: Display(currency=""))
 
     @property
     def sections(self) -> dict[str, object]:
@@ -984,11 +992,12 @@ class ComparisonResult:
 
     @property
     def conclusion(self) -> str:
-        return conclusion(self.comparisons)
+        return conclusion(self.comparisons, self.display)
 
 
 def analyse(snapshot: Snapshot, config: Config, journal_dir: str | os.PathLike | None = None) -> ComparisonResult:
     """Step 4: compare treatment and control for every experiment due this week, and every open one
     read again; list the overdue ones (both given the journal)."""
-    late = overdue_section(overdue(snapshot, journal_dir)) if journal_dir is not None else []
-    return ComparisonResult(compare_due(snapshot, config, journal_dir), late, running(snapshot))
+    late = overdue_section(overdue(snapshot, journal_dir), config) if journal_dir is not None else []
+    return ComparisonResult(compare_due(snapshot, config, journal_dir), late, running(snapshot),
+                            Display(config.currency, config.metrics))

@@ -46,6 +46,7 @@ from playbook.data.facts import (
 from playbook.journal.entry import JournalEntry
 from playbook.journal.under_test import CohortInTest, holding_test
 from playbook.metrics.dictionary import metric_named, return_rate
+from playbook.metrics.display import cohort_words, metric_title, plain
 from playbook.metrics.forms import ArmData
 from playbook.stats.delay import return_window_from_histogram
 from playbook.stats.power import (
@@ -646,8 +647,9 @@ def journal_entry(plan: LeverPlan, week: str):
 def conclusion(plan: LeverPlan | None) -> str:
     if plan is None:
         return "No weak cohort this week, so no new lever: the team keeps its capacity for the running tests."
-    text = (f"Plan {plan.experiment_id}: {plan.lever} on {plan.cohort or 'the whole shop'} ({plan.design}), expecting "
-            f"{plan.primary_metric} to change by {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points")
+    text = (f"Plan {plan.experiment_id}: {_lever_text(plan)} on {cohort_words(plan.cohort)} ({Design(plan.design).words}), "
+            f"expecting {metric_title(plan.primary_metric)} to change by {plan.expected_low * 100:+.1f} to "
+            f"{plan.expected_high * 100:+.1f} points")
     if not plan.ready:
         return (f"{plan.no_row_reason} As planned it would need "
                 f"{f'about {plan.weeks_needed} weeks' if plan.weeks_needed else 'more than two years'}: "
@@ -656,7 +658,7 @@ def conclusion(plan: LeverPlan | None) -> str:
              f"change, but never keeps one")
     if plan.chosen_option != "as_planned":
         return (f"{text}. As planned it could not reach 80 % power within {plan.max_weeks} weeks, so the ready row takes "
-                f"the alternative '{plan.chosen_option}': review on {plan.review_date}, after {plan.weeks_needed} "
+                f"the alternative '{_chosen_words(plan)}': review on {plan.review_date}, after {plan.weeks_needed} "
                 f"week(s), when the {plan.k_days}-day read has {plan.power_at_review:.0%} power; {first}.")
     return (f"{text}; review on {plan.review_date}, after {plan.weeks_needed} week(s), when the {plan.k_days}-day "
             f"read has {plan.power_at_review:.0%} power; {first}.")
@@ -693,10 +695,11 @@ def describe(plan: LeverPlan) -> list[tuple[str, str]]:
             f"stop a harmful change, never keep one), review on {plan.review_date}" if plan.ready
             else f"not ready to run ({plan.no_row_reason.rstrip('.')})")
     return [
-        ("Lever.", f"{plan.lever}: {plan.lever_description} on {plan.cohort or 'the whole shop'} (dominant reason "
-                   f"{plan.reason_code}), design {plan.design}, {when}."),
-        ("Primary metric.", f"{plan.primary_metric}, base rate {plan.base_rate:.1%} on {plan.weekly_units:,.0f} units a "
-                            f"week; expected change {plan.expected_low * 100:+.1f} to {plan.expected_high * 100:+.1f} points; "
+        ("Lever.", f"{_lever_text(plan)} on {cohort_words(plan.cohort)} (dominant reason \"{plain(plan.reason_code)}\"), "
+                   f"design {Design(plan.design).words}, {when}."),
+        ("Primary metric.", f"{metric_title(plan.primary_metric)}, base rate {plan.base_rate:.1%} on "
+                            f"{plan.weekly_units:,.0f} units a week; expected change {plan.expected_low * 100:+.1f} to "
+                            f"{plan.expected_high * 100:+.1f} points; "
                             f"read at the review on the units delivered at least {plan.k_days} days before it, "
                             f"customers as clusters (design effect {_num(plan.design_effect)})."),
         *([("Looks.", f"{plan.planned_looks} weekly reads, the last on the review date; alpha is spent by the "
@@ -704,10 +707,20 @@ def describe(plan: LeverPlan) -> list[tuple[str, str]]:
                       f"{plan.k_days}-day read at the review), so a strong effect can be kept early and the review "
                       "needs about z >= 2.0.")] if plan.ready and plan.planned_looks > 1 and plan.planned_information
           else []),
-        *([("Guardrails.", "; ".join(f"{g.metric}: {g.note}" for g in plan.guardrail_powers) + ".")]
+        *([("Guardrails.", "; ".join(f"{metric_title(g.metric)}: {g.note}" for g in plan.guardrail_powers) + ".")]
           if plan.guardrail_powers else []),
         *([("Return window.", plan.window_warning + ".")] if plan.window_warning else []),
     ]
+
+
+def _lever_text(plan: LeverPlan) -> str:
+    """The lever as the configuration describes it (its id when it has no description)."""
+    return plan.lever_description or plain(plan.lever)
+
+
+def _chosen_words(plan: LeverPlan) -> str:
+    """The option the ready row takes, by its description ("a bigger lever, powered for the stronger end")."""
+    return next((o.description for o in plan.options if o.kind == plan.chosen_option), plain(plan.chosen_option or ""))
 
 
 def _num(v: float | None) -> str:

@@ -36,6 +36,7 @@ from playbook.journal.entry import JournalEntry
 from playbook.journal.store import EarlierLook, earlier_looks
 from playbook.journal.under_test import CohortInTest, cohorts_in_test, holding_test
 from playbook.metrics.dictionary import cohort_week, metric_named
+from playbook.metrics.display import cohort_words, metric_title, plain
 from playbook.stats.results import jsonable
 from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
@@ -309,17 +310,25 @@ def next_action(candidates: list[CandidateEntry], under_way: list[CohortInTest],
     return None
 
 
+def _next_words(nxt: NextAction) -> str:
+    """The next action as the index says it: the lever's description on the cohort in words."""
+    where = cohort_words({**parse_cohort(nxt.cohort), **({"reason_code": nxt.reason_code} if nxt.reason_code else {})})
+    return f"{nxt.description or plain(nxt.action)} on {where}"
+
+
 def review_script(baseline: BaselineSection | None, weak: WeakCohortSection | None, items: list[ExperimentVerdict],
                   nxt: NextAction | None, currency: str = "") -> list[tuple[str, str]]:
-    """The weekly review questions, answered from the week's ``baseline`` and ``weak_cohort`` sections."""
+    """The weekly review questions, answered from the week's ``baseline`` and ``weak_cohort`` sections in the
+    index's words: metrics by their names, cohorts and levers in words, money in the shop's ``currency``."""
     metrics = baseline.metrics if baseline is not None else {}
-    moved = [f"{name} ({m.status}: {m.why})" for name, m in metrics.items() if m.status in (Status.RED, Status.AMBER)]
-    why = (f"the weak cohort is {', '.join(f'{k}={v}' for k, v in weak.filters.items())}: "
+    moved = [f"{m.title or metric_title(name)} ({m.status}: {m.why})" for name, m in metrics.items()
+             if m.status in (Status.RED, Status.AMBER)]
+    why = (f"the weak cohort is {cohort_words(weak.filters)}: "
            f"{weak.return_rate:.1%} returned against {weak.expected_rate:.1%} normally, "
            f"excess cost {money_text(weak.excess_cost, currency)}" if weak else "no cohort stands out against its own baseline")
-    decided = ("; ".join(f"{i.experiment_id}: {i.verdict.decision} ({i.verdict.why})" for i in items)
+    decided = ("; ".join(f"{i.experiment_id}: {i.verdict.decision}, {i.verdict.next_step}" for i in items)
                or "no experiment was due for review")
-    nxt_text = (f"{nxt.action} on {nxt.cohort} ({nxt.reason_code}), excess cost {money_text(nxt.excess_cost, currency)}"
+    nxt_text = (f"{_next_words(nxt)}, excess cost {money_text(nxt.excess_cost, currency)}"
                 if nxt else "no flagged cohort outside the running tests: keep capacity for the running ones")
     return [
         ("What moved?", "; ".join(moved) or "nothing left its usual range"),
@@ -336,7 +345,7 @@ def conclusion(items: list[ExperimentVerdict], nxt: NextAction | None) -> str:
     flagged = [i.experiment_id for i in items if i.verdict.flags]
     if flagged:
         text += f" ({', '.join(flagged)}: check before rolling out)"
-    return text + (f"; next action: {nxt.action} on {nxt.cohort}." if nxt else "; no new cohort to act on.")
+    return text + (f"; next action: {_next_words(nxt)}." if nxt else "; no new cohort to act on.")
 
 
 def review_section(items: list[ExperimentVerdict]) -> list[ReviewEntry]:

@@ -14,6 +14,7 @@ from scipy import stats
 
 from playbook.core.formats import date_text
 from playbook.core.vocabulary import ADJUST, CONTINUE, KEEP, PROVISIONAL, STOP, Decision, Direction, GuardrailState
+from playbook.metrics.display import metric_title
 from playbook.stats.sequential import LookBoundary, look_boundary
 
 # --- keep / adjust / stop / provisional ----------------------------------------------------
@@ -187,19 +188,20 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
         blocks.append("sample ratio mismatch: the split differs from the plan, the comparison cannot be trusted")
     blocks += list(keep_blockers)
     for g in guardrails:
+        name = metric_title(g.metric)
         if g.state == GuardrailState.HARM_LIKELY:
-            blocks.append(f"guardrail {g.metric} is likely harmed ({g.why})")
+            blocks.append(f"guardrail {name} is likely harmed ({g.why})")
         elif g.state == GuardrailState.NOT_MEASURED and not g.optional:
-            blocks.append(f"guardrail {g.metric} was not measured ({g.why})")
+            blocks.append(f"guardrail {name} was not measured ({g.why})")
         elif g.state == GuardrailState.NOT_SHOWN_SAFE:
             # not a block: harm is not shown (a noisy guardrail would otherwise block most working levers);
             # the keep carries the read that can show it safe, or a watch when no read within half a year can
             # the guardrail's numbers are in its own reason: the follow-up says only what to do and when
             if g.follow_up_on is None:
-                follow_ups.append(f"watch guardrail {g.metric} weekly after the roll-out: not shown safe, and no read "
+                follow_ups.append(f"watch guardrail {name} weekly after the roll-out: not shown safe, and no read "
                                   "within half a year at this volume can show it")
             else:
-                follow_ups.append(f"read guardrail {g.metric} again on {date_text(g.follow_up_on)}: not shown safe yet")
+                follow_ups.append(f"read guardrail {name} again on {date_text(g.follow_up_on)}: not shown safe yet")
     if delay is not None and delay.possible_delay and delay.confirmed is not True:
         blocks.append(f"possible delay: {delay.why}" + (
             f"; the {delay.confirm_days}-day read does not hold the gap" if delay.confirmed is False else
@@ -208,7 +210,7 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
 
 
 def _guardrail_words(guardrails: Sequence[GuardrailRead]) -> list[str]:
-    return [f"guardrail {g.metric}: {g.state.words}" + (f" ({g.why})" if g.why else "") for g in guardrails]
+    return [f"guardrail {metric_title(g.metric)}: {g.state.words}" + (f" ({g.why})" if g.why else "") for g in guardrails]
 
 
 def _smaller_than_planned(estimate: float, expected_low: float | None, expected_high: float | None,
@@ -287,8 +289,8 @@ def decide(
     base = dict(look=look.look, planned_looks=planned_looks, k_read=window.k_read if window else None,
                 information_fraction=info, boundary=look.boundary if math.isfinite(look.boundary) else None)
     guard_words = _guardrail_words(guardrails)
-    breached = list(breached_guardrails) + [g.metric for g in guardrails if g.state == GuardrailState.BREACHED
-                                             and g.metric not in breached_guardrails]
+    breached = [metric_title(m) for m in list(breached_guardrails) + [
+        g.metric for g in guardrails if g.state == GuardrailState.BREACHED and g.metric not in breached_guardrails]]
     if breached:
         why = f"guardrail breached: {', '.join(breached)} (the whole interval is past the tolerance)"
         return Verdict(STOP, why, "roll back and rethink the lever; the harm outweighs the gain",
