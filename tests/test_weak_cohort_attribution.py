@@ -173,8 +173,9 @@ def test_the_excess_without_the_category_is_computed_from_the_other_units(correl
 
 def test_the_conclusion_names_the_slices_the_weak_cohort_explains(correlated):
     text = conclusion(correlated[2])
-    assert text.startswith("The weak cohort of the week is category=knitwear x size_too_small")
-    assert "channel=app x size_too_small" in text and "without it theirs is within chance" in text
+    assert text.startswith('The weak cohort of the week is knitwear returned as "size too small"')
+    assert 'app returned as "size too small"' in text and "without it theirs is within chance" in text
+    assert "=" not in text and "_" not in text  # no filter or reason code: the cohorts in words
 
 
 def test_the_conclusion_gives_its_money_in_the_shops_currency_and_its_chance_in_words(correlated):

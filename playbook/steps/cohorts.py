@@ -27,7 +27,7 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
-from playbook.metrics.display import chance_words, money_text
+from playbook.metrics.display import chance_words, cohort_words, money_text
 from playbook.stats.discrete_fdr import attainable_p_values, discrete_bh_adjusted
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
@@ -906,13 +906,14 @@ def conclusion(analysis: WeakCohortAnalysis) -> str:
                 f"{why} No new lever is warranted by the data.")
     w = analysis.weak
     explains = explained_by(analysis, w)
-    tail = (f" It explains the rise of {', '.join(c.label for c in explains)} (without it theirs is within chance)."
-            if explains else "")
+    tail = (f" It explains the rise of {', '.join(cohort_words(c.filters) for c in explains)} (without it theirs "
+            "is within chance)." if explains else "")
     if w.also_real:
-        tail += f" Also real, independently: {', '.join(w.also_real)} (the next candidate for a lever)."
-    return (f"The weak cohort of the week is {w.label}: {w.return_rate:.1%} of {w.units:,} units returned against "
-            f"{w.expected_rate:.1%} normally, about {money_text(w.excess_cost, analysis.currency)} of excess return "
-            f"cost over the window ({chance_words(w.q_value)}).{tail}")
+        tail += (f" Also real, independently: {', '.join(cohort_words(label) for label in w.also_real)} (the next "
+                 "candidate for a lever).")
+    return (f"The weak cohort of the week is {cohort_words(w.filters)}: {w.return_rate:.1%} of {w.units:,} units "
+            f"returned against {w.expected_rate:.1%} normally, about {money_text(w.excess_cost, analysis.currency)} of "
+            f"excess return cost over the window ({chance_words(w.q_value)}).{tail}")
 
 
 def analyse(snapshot: Snapshot, config: Config, window_weeks: int = 4, baseline_weeks: int = 8) -> WeakCohortAnalysis:
