@@ -84,13 +84,26 @@ def parse_cohort(text: str) -> dict[str, str]:
     return {**filters, "reason_code": reason.strip()} if reason.strip() else filters
 
 
+#: the customer types of the data (``facts.orders_with_weeks``) as a reader says them
+CUSTOMER_TYPE_WORDS = {"first_time": "first-time customers", "repeat": "repeat customers"}
+
+
+def slice_words(dimension: str, value: str) -> str:
+    """One filter in words: a category, channel or region by its value ("knitwear", "app"), a customer type
+    as people say it ("repeat customers"), any other dimension with its name ("size band 38-40")."""
+    if dimension == "customer_type":
+        return CUSTOMER_TYPE_WORDS.get(str(value), plain(value))
+    return plain(value) if dimension in ("category", "channel", "region", "cohort") else f"{plain(dimension)} {value}"
+
+
 def cohort_words(filters: dict[str, str] | str) -> str:
     """A cohort in words: {"category": "knitwear", "reason_code": "size_too_small"} -> 'knitwear returned
-    as "size too small"'; a text filter ``category=knitwear`` reads "knitwear"; empty: "the whole shop"."""
+    as "size too small"'; a text filter ``category=knitwear;channel=app`` reads "knitwear, app";
+    ``customer_type=repeat`` "repeat customers"; empty: "the whole shop"."""
     if isinstance(filters, str):
         filters = parse_cohort(filters)
     reason = filters.get("reason_code")
-    where = ", ".join(str(v) for k, v in filters.items() if k != "reason_code") or "the whole shop"
+    where = ", ".join(slice_words(k, v) for k, v in filters.items() if k != "reason_code") or "the whole shop"
     return f'{where} returned as "{plain(reason)}"' if reason else where
 
 

@@ -25,6 +25,7 @@ from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.journal.entry import VERDICT
 from playbook.journal.store import read_journal
+from playbook.metrics.display import cohort_words, plain
 from playbook.report.pages import TEMPLATES
 from playbook.sim.season import SEASON_FILE, Season, SeasonSettings, make_shop, true_effects
 from playbook.sim.shop import SeasonShop, true_saving_per_week
@@ -34,18 +35,7 @@ TEMPLATE = "season.html.j2"
 
 
 def lever_words(lever: str) -> str:
-    return str(lever).replace("_", " ")
-
-
-CUSTOMER_TYPES = {"first_time": "first-time customers", "repeat": "repeat customers"}
-
-
-def cohort_words(cohort: str) -> str:
-    """A cohort in words: ``category=knitwear;channel=app`` -> "knitwear and app"."""
-    filters = parse_cohort(cohort or "")
-    words = [v if k in ("category", "channel", "region") else CUSTOMER_TYPES.get(v, v) if k == "customer_type"
-             else f"{k} {v}" for k, v in filters.items()]
-    return " and ".join(words) or "the whole shop"
+    return plain(lever)
 
 
 def test_words(lever: str, cohort: str) -> str:
