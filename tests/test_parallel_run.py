@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 
+import pandas as pd
 import pytest
 from conftest import render_sample_week
 
@@ -90,8 +91,8 @@ def test_the_journal_is_that_of_the_sequential_run(sample_week, sequential_week)
 
 
 def rows(frame) -> list[list]:
-    """The journal's rows as lists of cells, an empty cell (NaN) as None."""
-    return [[None if cell != cell else cell for cell in row] for row in frame.itertuples(index=False)]
+    """The journal's rows as lists of cells, an empty cell (NaN, NA) as None."""
+    return [[None if pd.isna(cell) else cell for cell in row] for row in frame.itertuples(index=False)]
 
 
 def test_the_pages_are_those_of_the_sequential_run(sample_week, sequential_week):

@@ -11,7 +11,11 @@ weekly`` calls). The run closes the known traps of papermill and nbconvert:
 * the report is built in a staging folder and swapped in whole: a failing notebook leaves the
   previous complete report of that week untouched, and the run exits non-zero naming the
   notebook and the failing cell;
-* every path is absolute and anchored at the repository, never the working directory.
+* every path is absolute and anchored at the repository, never the working directory;
+* notebooks that read nothing from each other run at the same time (steps 1, 2 and 4; 3 after 2, 5
+  after all), up to ``PLAYBOOK_JOBS`` at once (default: the cores; 1: one after the other), on kernels
+  started and warmed while the source is opened (``run.graph``, ``run.kernels``); the report and the
+  journal are those of a sequential run, and a failing notebook stops the others.
 
 Runs that collide or die (README, "What happens when..."):
 
