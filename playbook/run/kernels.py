@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from typing import Callable, Sequence
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_event_loop, run_sync
 
 from playbook.run.graph import StepNode
 
@@ -110,12 +113,10 @@ class _Step(threading.Thread):
         self._km_lock = threading.Lock()
 
     def run(self) -> None:
-        from jupyter_core.utils import ensure_event_loop, run_sync
-
         km = _Manager(kernel_name=self.kernel_name)
         outcome: BaseException | None = None
         try:
-            self._run(km, run_sync)
+            self._run(km)
         except BaseException as exc:  # reported to the scheduling thread, which decides what it means
             outcome = exc
         # said before the shutdown: the notebooks waiting for this one need not wait for its kernel to end
@@ -127,7 +128,7 @@ class _Step(threading.Thread):
                 run_sync(km.shutdown_kernel)(now=self.stop.is_set() or outcome is not None)
         ensure_event_loop().close()  # this thread's loop (jupyter_core's run_sync made one per thread)
 
-    def _run(self, km, run_sync) -> None:
+    def _run(self, km: _Manager) -> None:
         with self._km_lock:
             if self.stop.is_set():
                 return
@@ -145,13 +146,20 @@ class _Step(threading.Thread):
             self.execute(self.node.path, km)
 
     def kill(self) -> None:
-        """Stop this notebook: it will not start, and a running kernel's process is killed (from any thread)."""
+        """Stop this notebook: it will not start, and a running kernel is killed with whatever it started
+        (its process group: jupyter_client starts each kernel in a session of its own). Safe from any thread:
+        it only sends a signal; the notebook's own thread sees its kernel dead and shuts it down."""
         self.stop.set()
         with self._km_lock:
             km = self._km
-        process = getattr(getattr(km, "provisioner", None), "process", None)
-        if process is not None:
-            with contextlib.suppress(OSError):
+        provisioner = getattr(km, "provisioner", None)
+        process, group = getattr(provisioner, "process", None), getattr(provisioner, "pgid", None)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            if group and hasattr(os, "killpg") and group != os.getpgrp():  # never the runner's own group
+                os.killpg(group, signal.SIGKILL)
+            else:
                 process.kill()
 
 
