@@ -203,9 +203,9 @@ async def _warm(km, modules: list[str], stop: threading.Event) -> None:
 class Kernels:
     """The kernels of one run's notebooks (a context manager: every kernel is shut down when it ends).
 
-    ``jobs``: notebooks executed at once; as many more kernels are started ahead, warming for the
-    next notebooks. ``start()`` begins that (the runner calls it before opening the source);
-    ``run()`` executes the notebooks and starts it if not done.
+    ``jobs``: notebooks executed at once; once they run, as many more kernels are started ahead, warming
+    for the next notebooks. ``start()`` starts the first ``jobs`` (the runner calls it before opening
+    the source); ``run()`` executes the notebooks.
     """
 
     def __init__(self, nodes: Sequence[StepNode], jobs: int, kernel_name: str, extra_arguments: Sequence[str] = ()):
@@ -222,16 +222,21 @@ class Kernels:
         self.close()
 
     def start(self) -> None:
-        """Start the kernels of the first notebooks (up to twice ``jobs``) and warm them, in the background."""
-        self._top_up()
+        """Start the kernels of the first ``jobs`` notebooks and warm them, in the background.
+
+        Only those: the runner is opening the source meanwhile, on the same cores, and its end is when
+        the first notebooks can start (measured on 2 cores: warming four kernels instead of two delayed
+        it by 2-3 s); the next kernels warm while the first notebooks run (``run``)."""
+        self._top_up(self.jobs)
 
     def _live(self) -> list[_Step]:
         return [t for stem, t in self.threads.items() if stem not in self.ended]
 
-    def _top_up(self) -> None:
-        """Start threads, in the numbered order, until ``2 * jobs`` notebooks have a kernel starting or running."""
+    def _top_up(self, limit: int | None = None) -> None:
+        """Start threads, in the numbered order, until ``limit`` (default ``2 * jobs``) notebooks have a kernel
+        starting, waiting or running."""
         for node in self.nodes:
-            if len(self._live()) >= 2 * self.jobs:
+            if len(self._live()) >= (limit or 2 * self.jobs):
                 return
             if node.stem not in self.threads:
                 thread = _Step(node, self.kernel_name, self.extra_arguments, self.events)
