@@ -65,7 +65,8 @@ $(KERNEL_SPEC): | $(VENV)/.installed
 spark: $(VENV)/.installed-spark
 
 # the console script declared in pyproject.toml (installed with the environment); FAIL_ON_RED=1 makes reds exit 3;
-# PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report
+# PARAMS=choices.yaml sets the analyst's choices (lever, design, expected range, windows...), recorded in the report;
+# the notebooks that read nothing from each other run at once, up to PLAYBOOK_JOBS (environment; default the cores, 1: in turn)
 weekly: $(VENV)/.installed $(KERNEL_SPEC)
 	$(VENV)/bin/playbook weekly --week "$(WEEK)" --data "$(DATA)" --out "$(OUT)" --journal "$(JOURNAL)" --config "$(CONFIG)" $(if $(FAIL_ON_RED),--fail-on-red) $(if $(PARAMS),--params "$(PARAMS)")
 

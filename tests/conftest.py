@@ -88,20 +88,29 @@ HISTORY = ("week,kind,experiment_id,lever,cohort,primary_metric,design,expected_
            "adjust,\"inconclusive, kept for the record\",2026-10-12T09:00:00Z\n")
 
 
-@pytest.fixture(scope="session")
-def sample_week(tmp_path_factory) -> dict:
-    """The sample shop's week rendered by the weekly runner into a journal holding HISTORY: the report
-    folder, its summary.json and the journal right after the run (tests must not modify them)."""
+def render_sample_week(base: Path, jobs: int) -> dict:
+    """The sample shop's week rendered by the weekly runner, ``jobs`` notebooks at once, into ``base``, with a
+    journal holding HISTORY: the report folder, its summary.json, the journal right after the run and the
+    run's progress lines."""
     import json
 
     from playbook.core.paths import DATA_SAMPLES_DIR
     from playbook.journal.store import read_journal
     from playbook.run.weekly import run_week
 
-    base = tmp_path_factory.mktemp("sample_week")
     journal = base / "journal"
     journal.mkdir()
     (journal / "decisions.csv").write_text(HISTORY, encoding="utf-8")
-    report = run_week(SAMPLE_WEEK, DATA_SAMPLES_DIR, base / "reports", journal=journal)
+    lines: list[str] = []
+    report = run_week(SAMPLE_WEEK, DATA_SAMPLES_DIR, base / "reports", journal=journal, jobs=jobs, log=lines.append)
     return {"report": report, "summary": json.loads((report / "summary.json").read_text()),
-            "journal_after": read_journal(journal), "journal": journal, "base": base}
+            "journal_after": read_journal(journal), "journal": journal, "base": base, "log": lines}
+
+
+@pytest.fixture(scope="session")
+def sample_week(tmp_path_factory) -> dict:
+    """The sample shop's week rendered by the weekly runner into a journal holding HISTORY (tests must not
+    modify it), two notebooks at once whatever the machine's cores: every test of the report reads a run
+    whose independent steps ran at the same time (``tests/test_parallel_run.py`` compares it with a
+    sequential run)."""
+    return render_sample_week(tmp_path_factory.mktemp("sample_week"), jobs=2)

@@ -189,3 +189,52 @@ def test_a_database_url_with_a_password_is_refused_before_anything_is_written(tm
     err = capsys.readouterr().err
     assert code == 2 and PASSWORD_ENV in err and "Hunter2pw" not in err
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_failing_step_of_a_parallel_run_stops_the_others_and_leaves_the_previous_report(tiny_shop, tmp_path):
+    """Steps 1, 2 and 4 read nothing from each other and run at once: step 2 fails while 1 and 4 run."""
+    import os
+    import time
+
+    import psutil
+
+    out = tmp_path / "reports"
+    report = run_week("2026-W46", tiny_shop, out, journal=tmp_path / "j",
+                      notebooks=[make_notebook(tmp_path / "01_ok.ipynb", WRITE_SUMMARY)])
+    before = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    cycle, pids = tmp_path / "cycle", tmp_path / "pids"
+    cycle.mkdir()
+    pids.mkdir()
+    running = ("import os, pathlib, time\n"
+               "pathlib.Path({pids!r}, {stem!r}).write_text(str(os.getpid()))\n"
+               "time.sleep(600)")
+    notebooks = [make_notebook(cycle / f"{stem}.ipynb", running.format(pids=str(pids), stem=stem))
+                 for stem in ("01_baseline", "03_lever_design", "04_comparison")]
+    # step 2 fails once steps 1 and 4 are running (and step 3, which reads step 2, has not started)
+    failing = ("import pathlib, time\n"
+               f"while len(list(pathlib.Path({str(pids)!r}).iterdir())) < 2:\n"
+               "    time.sleep(0.1)\n"
+               "raise ValueError('planted failure')")
+    notebooks.insert(1, make_notebook(cycle / "02_weak_cohort.ipynb", failing))
+    lines: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(RunError, match=r"02_weak_cohort.ipynb failed at cell .*ValueError: planted failure"):
+        run_week("2026-W46", tiny_shop, out, journal=tmp_path / "j", notebooks=notebooks, jobs=3, timeout=300,
+                 log=lines.append)
+    assert time.monotonic() - started < 200  # the sleeping notebooks were stopped, not waited for
+    assert sorted(p.name for p in pids.iterdir()) == ["01_baseline", "04_comparison"]
+    kernels = [int(p.read_text()) for p in pids.iterdir()]
+    assert not [pid for pid in kernels if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert not [c for c in psutil.Process(os.getpid()).children(recursive=True)
+                if "ipykernel" in " ".join(c.cmdline())]
+    steps = [line for line in lines if line.startswith("[")]
+    assert steps[:3] == ["[1/4] 01_baseline ...", "[2/4] 02_weak_cohort ...", "[4/4] 04_comparison ..."]
+    assert steps[3].startswith("[2/4] 02_weak_cohort FAILED (the failed notebook and the error are in ")
+    assert steps[4:] == ["[1/4] 01_baseline stopped: 02_weak_cohort failed",
+                         "[4/4] 04_comparison stopped: 02_weak_cohort failed"]
+    after = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".2026-W46.") and not p.name.endswith(".lock")]
+    failed = out / "2026-W46.failed"
+    assert [p.name for p in failed.glob("*.ipynb")] == ["02_weak_cohort.ipynb"]
+    assert "02_weak_cohort.ipynb failed at cell" in (failed / "error.txt").read_text()

@@ -18,10 +18,11 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from playbook.core.atomic import write_json
+from playbook.core.atomic import exclusive_lock, write_json
 from playbook.core.jsonmodel import NOT_IN_JSON, OMIT_IF_NONE, FieldError, from_json, json_schema, to_json
+from playbook.core.step import CYCLE
 from playbook.journal.track_record import TrackRecordSection
 from playbook.stats.results import jsonable
 from playbook.steps.baseline import BaselineSection, DataQualitySection
@@ -33,6 +34,8 @@ from playbook.steps.review import NextAction, ReviewEntry
 SUMMARY_NAME = "summary.json"
 #: bumped when a section's fields change in a way a reader of an older file must know about
 SCHEMA_VERSION = 1
+#: seconds a write waits for another notebook's write of the same summary (each takes milliseconds)
+LOCK_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,9 @@ def _section_fields() -> list[dataclasses.Field]:
 _TYPES = {f.name: typing.get_type_hints(Summary)[f.name] for f in _section_fields()}
 
 
-#: the sections and the notebook that writes each (the identity keys are written by every notebook)
-SECTIONS: dict[str, str] = {
-    "baseline": "01_baseline", "data_quality": "01_baseline",
-    "weak_cohort": "02_weak_cohort", "weak_cohort_candidates": "02_weak_cohort",
-    "weak_cohort_set_aside": "02_weak_cohort", "lever": "03_lever_design", "comparisons": "04_comparison",
-    "review": "05_j7_review", "next_action": "05_j7_review", "track_record": "05_j7_review",
-    "overdue": "04_comparison", "running": "04_comparison",
-}
+#: the sections and the notebook that writes each (the identity keys are written by every notebook), from the
+#: cycle's declarations (``core.step.CYCLE``)
+SECTIONS: dict[str, str] = {name: step.notebook for step in CYCLE for name in step.writes}
 
 
 def read_section_value(name: str, value: Any) -> Any:
@@ -125,6 +123,10 @@ def _ordered(summary: dict[str, Any]) -> dict[str, Any]:
 
 def summary_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / SUMMARY_NAME
+
+
+def _lock_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / f".{SUMMARY_NAME}.lock"
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -146,14 +148,39 @@ def update_summary(run_dir: str | os.PathLike, **sections: Any) -> dict[str, Any
     Each value is a section model (or a list of them, or None); a plain dict is accepted only if it
     reads as its model, so what is written always matches ``docs/summary.schema.json``.
     """
-    summary = read_summary(run_dir)
+    written = {}
     for name, value in sections.items():
         data = jsonable(to_json(value))
         read_section_value(name, data)  # the written JSON must read back as the section's model
-        summary[name] = data
-    summary = _ordered(summary)
-    write_json(summary_path(run_dir), summary)
+        written[name] = data
+    # notebooks of one run may write at the same time (the weekly runner runs independent steps together):
+    # one read-modify-write at a time, or a section written by one would be lost by the other's write
+    with exclusive_lock(_lock_path(run_dir), what=f"a write of {SUMMARY_NAME}", wait=LOCK_WAIT):
+        summary = _ordered({**read_summary(run_dir), **written})
+        write_json(summary_path(run_dir), summary)
     return summary
+
+
+def in_cycle_order(run_dir: str | os.PathLike, notebooks: Sequence[str]) -> None:
+    """Put the sections of ``run_dir``'s summary.json in the order a sequential run of ``notebooks`` writes them.
+
+    The file keeps its keys in the order they were written; notebooks that ran at the same time wrote
+    theirs in the order they finished. The run's identity and choices stay first (every run writes them
+    before any section), then each notebook's sections (:data:`SECTIONS`) in the order of ``notebooks``,
+    keeping the order in which that notebook wrote them. Also removes the lock file of the writes: the
+    run's notebooks have ended.
+    """
+    summary = read_summary(run_dir)
+    rank = {stem: i for i, stem in enumerate(notebooks)}
+
+    def place(key: str) -> tuple[int, int]:
+        producer = SECTIONS.get(key)
+        return (1, rank[producer]) if producer in rank else (0, 0)
+
+    ordered = dict(sorted(summary.items(), key=lambda item: place(item[0])))  # sorted() is stable
+    if list(ordered) != list(summary):
+        write_json(summary_path(run_dir), _ordered(ordered))
+    _lock_path(run_dir).unlink(missing_ok=True)
 
 
 def read_section(run_dir: str | os.PathLike, name: str) -> Any:

@@ -11,7 +11,11 @@ weekly`` calls). The run closes the known traps of papermill and nbconvert:
 * the report is built in a staging folder and swapped in whole: a failing notebook leaves the
   previous complete report of that week untouched, and the run exits non-zero naming the
   notebook and the failing cell;
-* every path is absolute and anchored at the repository, never the working directory.
+* every path is absolute and anchored at the repository, never the working directory;
+* notebooks that read nothing from each other run at the same time (steps 1, 2 and 4; 3 after 2, 5
+  after all), up to ``PLAYBOOK_JOBS`` at once (default: the cores; 1: one after the other), on kernels
+  started and warmed while the source is opened (``run.graph``, ``run.kernels``); the report and the
+  journal are those of a sequential run, and a failing notebook stops the others.
 
 Runs that collide or die (README, "What happens when..."):
 
@@ -78,11 +82,16 @@ from playbook.report.pages import (
     write_guides,
     write_weeks_index,
 )
-from playbook.report.summary import ChoiceEntry, read_summary, update_summary
+from playbook.report.summary import ChoiceEntry, in_cycle_order, read_summary, update_summary
 from playbook.run.choices import Choice, for_notebook, resolve_choices
+from playbook.run.graph import JOBS_ENV, StepNode, describe, jobs_from_env, step_graph
+from playbook.run.kernels import Kernels, StepFailed
 from playbook.run.session import store_week
 
 KERNEL = "python3"
+#: the kernel's own start/stop chatter ("running over TCP", "KeyboardInterrupt caught" at shutdown) would read
+#: as errors in a scheduled job's log; cell errors still fail the run
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 #: The parameters the runner passes to every notebook; each must declare all of them.
 COMMON_PARAMETERS = ("week", "data", "config", "run_dir", "journal", "snapshot")
 #: free space the reports folder needs beyond twice the week's previous report (the notebooks, the
@@ -162,14 +171,17 @@ def check_kernel() -> None:
         )
 
 
-def _execute(path: Path, output: Path, parameters: dict, timeout: int) -> None:
+def _execute(path: Path, output: Path, parameters: dict, timeout: int, km: Any = None) -> None:
+    """Run the notebook at ``path`` into ``output`` with papermill; RunError naming the cell when it fails.
+
+    ``km``: a kernel manager whose kernel is already started (``run.kernels``, in the notebook's folder);
+    None starts one here, in the notebook's folder.
+    """
+    where = {"km": km} if km is not None else {"cwd": str(path.parent), "extra_arguments": KERNEL_ARGUMENTS}
     try:
         papermill.execute_notebook(
             str(path), str(output), parameters=parameters, kernel_name=KERNEL, progress_bar=False,
-            cwd=str(path.parent), execution_timeout=timeout, report_mode=False,
-            # the kernel's own start/stop chatter ("running over TCP", "KeyboardInterrupt caught" at
-            # shutdown) would read as errors in a scheduled job's log; cell errors still fail the run
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            execution_timeout=timeout, report_mode=False, **where,
         )
     except papermill.PapermillExecutionError as exc:
         raise RunError(
@@ -373,6 +385,7 @@ def run_week(
     log=lambda text: print(text, flush=True),
     lock_wait: float = 0.0,
     choices: dict[str, Any] | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """Render the whole cycle of ``week`` into ``<out>/<week>/`` and return that folder.
 
@@ -383,6 +396,9 @@ def run_week(
     ``lock_wait``: seconds to wait for another run of the same week to finish before stopping
     with ``RunBusy`` naming it (0: stop at once). ``choices``: the analyst's parameters
     (``run.choices``), passed to the notebooks that declare them and written to summary.json.
+    ``jobs``: notebooks run at once, each once those it reads from have finished (``run.graph``;
+    None: ``PLAYBOOK_JOBS``, else the machine's cores; 1: one after the other, in their numbered order).
+    The report and the journal are the same whatever ``jobs``.
     """
     data_text = source_text(data)
     # by default each source has its own reports and journal (reports/<source>/, journal/<source>/); the sample's
@@ -393,27 +409,33 @@ def run_week(
     # a configuration mistake, or the source's shop.yaml's, stops the run before any notebook (ConfigError);
     # the source's name, currency and time zone win over the configuration's
     cfg = for_source(load_config(config_path), data_text)
-    stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
-    # validation first: a broken input stops before anything is written
-    dataset = open_dataset(data_text, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
-    iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
     check_kernel()
     notebooks = notebooks or cycle_notebooks()
     chosen = resolve_choices(choices or {}, notebooks, COMMON_PARAMETERS)  # an unknown choice stops here
-    _check_writable(out_dir, "reports folder")
-    _check_writable(journal_path, "journal folder")
-    final = out_dir / str(iso)
-    with _week_lock(out_dir, iso, lock_wait, log) as lock:
-        _recover(out_dir, iso, lock, journal_path, log)
-        _check_free_space(out_dir, final)
-        _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, notebooks, timeout, log,
-                chosen)
+    nodes = step_graph(notebooks)
+    with Kernels(nodes, jobs or jobs_from_env(), KERNEL, KERNEL_ARGUMENTS) as kernels:
+        # the kernels start and import the stack while the source is opened and validated; a kernel inherits
+        # the runner's environment when it starts, and a served Spark session puts its token there only later
+        if not is_local_spark(data_text):
+            kernels.start()
+        stamp = fingerprint(data_text)  # before the open: a file changed during the run is seen next time
+        # validation first: a broken input stops before anything is written
+        dataset = open_dataset(data_text, timezone=cfg.timezone, known_metrics=known_metrics(cfg.metrics))
+        iso = dataset.check_week(week) if week else dataset.latest_complete_week()  # ValueError outside the data
+        _check_writable(out_dir, "reports folder")
+        _check_writable(journal_path, "journal folder")
+        final = out_dir / str(iso)
+        with _week_lock(out_dir, iso, lock_wait, log) as lock:
+            _recover(out_dir, iso, lock, journal_path, log)
+            _check_free_space(out_dir, final)
+            _render(dataset, iso, data_text, stamp, cfg, config_path, out_dir, journal_path, kernels, timeout, log,
+                    chosen)
     log(f"Report: {final / 'index.html'}")
     return final
 
 
 def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path, out_dir: Path, journal_path: Path,
-            notebooks: list[Path], timeout: int, log, chosen: list[Choice]) -> None:
+            kernels: Kernels, timeout: int, log, chosen: list[Choice]) -> None:
     """Under the week's lock: notebooks into a staging folder, HTML, swap in, then the journal."""
     final = out_dir / str(iso)
     run_id = uuid.uuid4().hex[:8]
@@ -423,11 +445,11 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         "week": str(iso), "data": data_text, "config": str(config_path),
         "run_dir": str(staging), "journal": str(journal_path), "snapshot": location.text() if location else "",
     }
+    notebooks = [node.path for node in kernels.nodes]
     for nb in notebooks:
         check_parameters(nb, parameters)
     log(f"Week {iso} from {redact(data_text)} -> {final}. {dataset.completeness_note()}.")
     log(f"Shop: {shop_note(cfg)}.")
-    runs: list[NotebookRun] = []
     served = contextlib.ExitStack()  # the run's Spark session served to the kernels, stopped when the run ends
     try:
         staging.mkdir(parents=True)
@@ -450,19 +472,8 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         # while the notebooks run; a served Spark session stays open (its cached tables are released)
         dataset.close(disconnect=not location or not location.folder)
         del dataset
-        for i, nb in enumerate(notebooks, 1):
-            started = time.monotonic()
-            log(f"[{i}/{len(notebooks)}] {nb.stem} ...")
-            executed = staging / "executed" / nb.name
-            executed.parent.mkdir(exist_ok=True)
-            try:
-                _execute(nb, executed, {**parameters, **for_notebook(chosen, nb.stem)}, timeout)
-            except RunError as exc:
-                failed = _keep_failed(executed, out_dir, iso, exc)
-                log(f"[{i}/{len(notebooks)}] {nb.stem} FAILED (the failed notebook and the error are in {failed})")
-                raise
-            runs.append(NotebookRun(nb.stem, notebook_title(nb), time.monotonic() - started))
-            log(f"[{i}/{len(notebooks)}] {nb.stem} ok ({runs[-1].seconds:.1f} s)")
+        runs = _run_notebooks(kernels, staging, {nb.stem: {**parameters, **for_notebook(chosen, nb.stem)}
+                                                 for nb in notebooks}, timeout, out_dir, iso, log)
         steps = [Step(r.name, r.title) for r in runs]
         for step in steps:
             executed = staging / "executed" / f"{step.stem}.ipynb"
@@ -500,6 +511,43 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         raise RunError(f"the report of {iso} is in place, but its plans and verdicts could not be recorded in the "
                        f"journal {journal_path}: {exc}. The journal is unchanged and readable; the entries wait in "
                        f"{final / decision_journal.STAGED_DIR} and the next run records them") from exc
+
+
+def _run_notebooks(kernels: Kernels, staging: Path, parameters: dict[str, dict], timeout: int, out_dir: Path,
+                   iso: IsoWeek, log) -> list[NotebookRun]:
+    """Execute the notebooks into ``staging/executed/`` along their graph; the runs in the numbered order.
+
+    A failing notebook is kept in ``<week>.failed/`` and raised as a RunError naming it and its cell, once
+    the other notebooks have stopped. summary.json ends with its sections in the order a sequential
+    run writes them, whatever order the notebooks finished in.
+    """
+    executed = staging / "executed"
+    executed.mkdir(exist_ok=True)
+    total = len(kernels.nodes)
+    if kernels.jobs > 1 and any(len(n.after) < n.number - 1 for n in kernels.nodes):
+        log(f"Up to {kernels.jobs} notebooks at once ({JOBS_ENV}): {describe(kernels.nodes)}.")
+
+    def execute(nb: Path, km: Any) -> None:
+        _execute(nb, executed / nb.name, parameters[nb.stem], timeout, km)
+
+    def failed(node: StepNode, error: BaseException) -> None:
+        kept = _keep_failed(executed / node.path.name, out_dir, iso, _step_error(node, error))
+        log(f"[{node.number}/{total}] {node.stem} FAILED (the failed notebook and the error are in {kept})")
+
+    try:
+        done = kernels.run(execute, log, failed)
+    except StepFailed as exc:
+        raise _step_error(exc.node, exc.error) from None
+    in_cycle_order(staging, [n.stem for n in kernels.nodes])
+    return [NotebookRun(d.node.stem, notebook_title(d.node.path), d.seconds)
+            for d in sorted(done, key=lambda d: d.node.number)]
+
+
+def _step_error(node: StepNode, error: BaseException) -> RunError:
+    """The error of a notebook as the run says it: a RunError names its cell; a kernel that did not start is said so."""
+    if isinstance(error, RunError):
+        return error
+    return RunError(f"{node.path.name} did not start: its kernel failed ({type(error).__name__}: {error})")
 
 
 def snapshot_location(data: str, out_dir: Path, iso: IsoWeek, run_id: str) -> SnapshotLocation | None:
