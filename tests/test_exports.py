@@ -91,6 +91,10 @@ def test_two_sources_render_into_their_own_folders_and_lists_of_weeks_in_their_o
                                                                 "journal": str(home / "journal")}
     assert "Amounts in GBP." in (mine / "index.html").read_text()
     assert "Amounts in EUR." in (sample / "index.html").read_text()
+    # the step pages, full and brief, carry the shop's name too
+    for page in (mine / "01_seen.html", mine / "brief" / "01_seen.html"):
+        assert re.search(r"<title>Acme Ltd: ", page.read_text()), page
+    assert "<title>Acme Ltd" not in (sample / "01_seen.html").read_text()
     assert f"Shop: Acme Ltd: amounts in GBP, weeks on the Europe/London clock (from {shop / 'shop.yaml'})." in logged
     # each list of weeks has its own shop's weeks only
     listed = lambda folder: re.findall(r'href="(\d{4}-W\d{2})/index.html"', (folder / "index.html").read_text())

@@ -477,8 +477,9 @@ def _render(dataset, iso: IsoWeek, data_text: str, stamp, cfg, config_path: Path
         steps = [Step(r.name, r.title) for r in runs]
         for step in steps:
             executed = staging / "executed" / f"{step.stem}.ipynb"
-            notebook_to_html(executed, staging / f"{step.stem}.html", step, steps, str(iso))
-            notebook_to_html(executed, staging / BRIEF_DIR / f"{step.stem}.html", step, steps, str(iso), brief=True)
+            notebook_to_html(executed, staging / f"{step.stem}.html", step, steps, str(iso), shop=cfg.shop_name)
+            notebook_to_html(executed, staging / BRIEF_DIR / f"{step.stem}.html", step, steps, str(iso), brief=True,
+                             shop=cfg.shop_name)
         summary = read_summary(staging)
         write_text(staging / "index.html", index_page(summary, steps, cfg, report_files(staging)))
         write_text(staging / BRIEF_DIR / "index.html", brief_page(summary, steps, cfg))
