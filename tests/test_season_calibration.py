@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from playbook.sim.calibration import one_season, summarise
+from playbook.sim.calibration import markdown, one_season, read_lines, summarise
 
 
 def _line(nature, decision, power=0.8, by_review=True, claimed=None, true=0.0, in_season=True, ci=(None, None)):
@@ -44,6 +44,20 @@ def test_the_money_interval_counts_as_covering_only_when_it_holds_the_true_savin
         _line("works", "keep", claimed=None, true=30.0)]}]                     # no money value: not counted
     covers = summarise(seasons)["money_interval_covers_truth"]
     assert (covers["hits"], covers["n"]) == (1, 3)
+
+
+def test_the_report_reads_seasons_from_several_files_once_each_and_tables_them(tmp_path):
+    first = {"season": 0, "seconds": 10, "weak_named": [], "tests": [_line("does nothing", "keep", claimed=5.0)]}
+    again = {**first, "tests": [_line("does nothing", "adjust")]}  # season 0 lived again: the later line wins
+    other = {"season": 7, "seconds": 30, "weak_named": [{"real": True}], "tests": [_line("works", "keep", 0.5)]}
+    (tmp_path / "a.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(other) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(again) + "\n")
+    seasons = read_lines([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    assert [s["season"] for s in seasons] == [0, 7]
+    table = markdown(summarise(seasons))
+    assert table.startswith("2 seasons, 2 tests read by their review date, 20 s a season")
+    assert "| null levers kept (no effect, or only a delay) | 0.0% (0/1, " in table
+    assert "| working levers kept by their review date | 100.0% (1/1, " in table and "50.0% on average" in table
 
 
 @pytest.mark.slow

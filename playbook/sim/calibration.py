@@ -141,13 +141,65 @@ def summarise(seasons: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _percent(share: dict[str, Any]) -> str:
+    if not share["n"]:
+        return "no test"
+    low, high = share["ci95"]
+    return (f"{share['share']:.1%} ({share['hits']}/{share['n']}, SE {share['se']:.1%}, "
+            f"exact 95 % {low:.1%}-{high:.1%})")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The calibration's numbers as the table docs/statistics.md carries (copied from here, never typed)."""
+    s = summary
+    money = s["money_claimed_minus_saved_per_season"]
+    gap = (f"{money['mean']:+,.0f} a week per season (SE {money['se']:,.0f}, {money['n']} seasons)"
+           if money["se"] is not None else "too few seasons")
+    power = s["working_mean_stated_power"]
+    rows = [
+        ("working levers kept by their review date", _percent(s["working_kept_by_review"]),
+         f"the plans' stated power, {power:.1%} on average" if power is not None else "no plan stated a power"),
+        ("null levers kept (no effect, or only a delay)", _percent(s["null_kept"]), "at most 2.5 %"),
+        ("harmful levers stopped", _percent(s["harmful_stopped"]), "most"),
+        ("harmful levers kept", _percent(s["harmful_kept"]), "none"),
+        ("weak cohorts named that were not a real spike", _percent(s["weak_named_not_real"]), "few"),
+        ("kept levers whose money interval holds the true saving", _percent(s["money_interval_covers_truth"]),
+         "95 %"),
+        ("money claimed minus truly saved", gap, "about 0"),
+    ]
+    head = (f"{s['seasons']} seasons, {s['tests_read_by_review']} tests read by their review date, "
+            f"{s['seconds_per_season']:.0f} s a season\n\n| measure | measured | promise |\n|---|---|---|\n")
+    return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+
+
+def read_lines(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """The seasons of one or more JSON-lines files (a season seen twice, by its index, counts once)."""
+    seasons: dict[int, dict[str, Any]] = {}
+    for path in paths:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                season = json.loads(line)
+                seasons[int(season["season"])] = season
+    return [seasons[i] for i in sorted(seasons)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m playbook.sim.calibration", description=__doc__.split("\n")[0])
     parser.add_argument("--seasons", type=int, default=200, help="seasons to live (default: 200)")
     parser.add_argument("--first", type=int, default=0, help="index of the first season (to continue a run)")
     parser.add_argument("--weeks", type=int, default=12, help="weeks per season (default: 12)")
     parser.add_argument("--out", default="calibration.jsonl", help="JSON lines, one per season (appended)")
+    parser.add_argument("--report", nargs="+", metavar="JSONL",
+                        help="live nothing: print the summary of these files' seasons and its table for the docs")
     args = parser.parse_args(argv)
+    if args.report:
+        missing = [p for p in args.report if not Path(p).is_file()]
+        if missing:
+            parser.error(f"no such file: {', '.join(missing)}")
+        summary = summarise(read_lines(args.report))
+        print(json.dumps(summary, indent=2))
+        print(markdown(summary))
+        return 0
     out = Path(args.out)
     for i in range(args.first, args.first + args.seasons):
         line = one_season(i, weeks=args.weeks)
