@@ -511,6 +511,16 @@ def test_a_guardrails_power_is_the_one_sided_non_inferiority_power_of_its_read(s
         assert g.powered is (g.power >= 0.8) and ("follow-up" in g.note) is (not g.powered)
 
 
+def test_a_guardrails_note_gives_its_tolerance_in_the_metrics_unit(sample_snap, config):
+    notes = {g.metric: g.note for g in guardrail_powers(sample_snap, config, {"category": "knitwear"},
+                                                        list(SAMPLE_WEAK.baseline_weeks), Design.RANDOMIZED, 3000.0)}
+    tolerances = {g.metric: g.tolerance for g in config.experiments.guardrails[Design.RANDOMIZED]}
+    assert (tolerances, config.currency) == ({"contact_rate": 0.01, "net_revenue_per_customer": 2.0}, "EUR")
+    # a rate's tolerance in percentage points, an amount per customer in the shop's currency
+    assert "within its tolerance (1.0 points)" in notes["contact_rate"]
+    assert "within its tolerance (EUR 2.00)" in notes["net_revenue_per_customer"]
+
+
 def test_a_pre_post_plan_says_its_guardrails_are_not_sized(sample_snap, config):
     out = guardrail_powers(sample_snap, config, {"category": "knitwear"}, list(SAMPLE_WEAK.baseline_weeks),
                            Design.PRE_POST, 1000.0)

@@ -46,7 +46,7 @@ from playbook.data.facts import (
 from playbook.journal.entry import JournalEntry
 from playbook.journal.under_test import CohortInTest, holding_test
 from playbook.metrics.dictionary import metric_named, return_rate
-from playbook.metrics.display import cohort_words, metric_title, plain
+from playbook.metrics.display import Display, cohort_words, metric_title, plain
 from playbook.metrics.forms import ArmData
 from playbook.stats.delay import return_window_from_histogram
 from playbook.stats.power import (
@@ -568,12 +568,14 @@ def _guardrail_power(g: Guardrail, data: ArmData | None, snap: Snapshot, config:
     base = float(data.lines.groupby("arm")["customer_id"].nunique().mean())
     planned_se = float(se) * math.sqrt(base / customers_per_arm)
     p = float(norm.cdf(g.tolerance / planned_se - norm.ppf(0.975)))
+    # the tolerance in the metric's unit ("0.2 points", "EUR 2"), as the brief reads it
+    tolerance = Display(config.currency, config.metrics).change(g.metric, abs(g.tolerance)).lstrip("+")
     if p >= power:
         return GuardrailPower(g.metric, g.tolerance, planned_se, p, True,
-                              f"{p:.0%} power to show it within its tolerance ({g.tolerance:g}) at the review")
+                              f"{p:.0%} power to show it within its tolerance ({tolerance}) at the review")
     needed = base * (float(se) * (norm.ppf(0.975) + norm.ppf(power)) / g.tolerance) ** 2
     return GuardrailPower(g.metric, g.tolerance, planned_se, p, False, (
-        f"only {p:.0%} power to show it within its tolerance ({g.tolerance:g}) at the review (about "
+        f"only {p:.0%} power to show it within its tolerance ({tolerance}) at the review (about "
         f"{needed:,.0f} customers per arm would give {power:.0%}): a keep will carry a dated follow-up read of it; "
         "harm is still blocked when it is shown"))
 
