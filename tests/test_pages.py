@@ -352,3 +352,16 @@ def test_an_unreadable_summary_is_listed_with_a_reason_not_a_crash(tmp_path):
     (tmp_path / "2026-W47").mkdir()
     (tmp_path / "2026-W47" / "summary.json").write_text('{"weak_cohort": {"units": 1}}', encoding="utf-8")
     assert "summary.json unreadable" in text_of(write_weeks_index(tmp_path, CONFIG).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("decision,amount,says", [
+    ("keep", 1332.0, "{} per week saved on the cohort"),
+    ("keep", -40.0, "{} per week lost on the cohort"),
+    ("continue", 1157.0, "{} per week on the cohort if the estimate holds (not decided yet)"),
+    ("provisional", 10.0, "{} per week on the cohort if the estimate holds (not decided yet)"),
+    ("stop", -300.0, "{} per week on the cohort by the estimate (not rolled out)"),
+    ("adjust", 200.0, "{} per week on the cohort by the estimate (not rolled out)"),
+])
+def test_money_is_said_saved_only_for_a_kept_lever(decision, amount, says):
+    from playbook.report.story import money_words
+    assert money_words(decision, amount) == says

@@ -141,6 +141,17 @@ def verdict_lines(s: Summary, d: Display, config: Config) -> list[VerdictLine]:
     return [verdict_line(i, r, compared.get(r.experiment_id), d, config) for i, r in enumerate(s.review or ())]
 
 
+def money_words(decision: Decision | str, amount: float) -> str:
+    """How a verdict's money per week reads ("{}" the amount): saved (or lost) only when the lever is kept; an
+    estimate of a test still running, or of a lever stopped or adjusted, is said to be one."""
+    decision = Decision(decision)
+    if decision == Decision.KEEP:
+        return "{} per week saved on the cohort" if amount >= 0 else "{} per week lost on the cohort"
+    if decision.undecided:
+        return "{} per week on the cohort if the estimate holds (not decided yet)"
+    return "{} per week on the cohort by the estimate (not rolled out)"
+
+
 def verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display, config: Config) -> VerdictLine:
     """The ``i``-th verdict of the ``review`` section for people (its numbers tagged with their summary path)."""
     metric = r.primary_metric
@@ -151,8 +162,8 @@ def verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display
     expected = ""
     if c is not None and c.primary.expected_low is not None and c.primary.expected_high is not None:
         expected = (f"expected {d.change(metric, c.primary.expected_low)} to {d.change(metric, c.primary.expected_high)}")
-    money = (Markup("{} per week saved on the cohort").format(num(d.money(r.money_per_week), f"review.{i}.money_per_week"))
-             if r.money_per_week is not None else Markup(""))
+    money = (Markup(money_words(r.decision, r.money_per_week)).format(
+        num(d.money(r.money_per_week), f"review.{i}.money_per_week")) if r.money_per_week is not None else Markup(""))
     guards = tuple(f"{d.title(g.metric)}: {GuardrailState(g.state).words}" for g in r.guardrails)
     decision = decision_words(r.decision)
     if r.decision == Decision.PROVISIONAL and r.readable_on:
