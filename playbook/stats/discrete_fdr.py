@@ -29,22 +29,37 @@ from typing import Sequence
 
 import numpy as np
 
-
-def attainable_p_values(p_of_count, totals: np.ndarray) -> list[np.ndarray]:
-    """Per test, every p-value its conditional test can return given its total N: ``p_of_count(i, k)`` at
-    k = 0..N (vectorised over k), sorted increasingly. A test with N = 0 can only return 1."""
-    out = []
-    for i, total in enumerate(np.asarray(totals)):
-        k = np.arange(int(round(float(total))) + 1, dtype=float)
-        out.append(np.sort(np.unique(np.concatenate([np.asarray(p_of_count(i, k), dtype=float), [1.0]]))))
-    return out
+#: a test with more returns than this is counted as continuous, F(t) = t (Benjamini-Hochberg's own count of it):
+#: its N + 1 attainable values are so dense that the discreteness gains nothing, while listing them would cost
+#: memory and time in proportion to the shop (a large shop's slices hold hundreds of thousands of returns).
+#: Conservative: for a valid p-value F(t) = P(p <= t) <= t.
+CONTINUOUS_ABOVE = 20_000
 
 
-def _cdf_at(supports: Sequence[np.ndarray], t: np.ndarray) -> np.ndarray:
-    """F_i(t) for every test i (rows) and threshold t (columns): the largest attainable p at or below t."""
+def attainable(p_of_count, total: float) -> np.ndarray | None:
+    """Every p-value a conditional test can return given its total N: ``p_of_count(k)`` at k = 0..N (vectorised
+    over k), sorted increasingly; None above :data:`CONTINUOUS_ABOVE` (counted as continuous). N = 0: only 1."""
+    n = int(round(float(total)))
+    if n > CONTINUOUS_ABOVE:
+        return None
+    k = np.arange(n + 1, dtype=float)
+    return np.sort(np.unique(np.concatenate([np.asarray(p_of_count(k), dtype=float), [1.0]])))
+
+
+def attainable_p_values(p_of_count, totals: np.ndarray) -> list[np.ndarray | None]:
+    """Per test i, :func:`attainable` of ``p_of_count(i, k)`` at its total N."""
+    return [attainable(lambda k, i=i: p_of_count(i, k), total) for i, total in enumerate(np.asarray(totals))]
+
+
+def _cdf_at(supports: Sequence[np.ndarray | None], t: np.ndarray) -> np.ndarray:
+    """F_i(t) for every test i (rows) and threshold t (columns): the largest attainable p at or below t (t itself
+    for a test counted as continuous)."""
     t = np.asarray(t, dtype=float)
     rows = []
     for s in supports:
+        if s is None:
+            rows.append(t)
+            continue
         j = np.searchsorted(s, t * (1 + 1e-12), side="right")  # a p equal to t up to rounding counts as reached
         rows.append(np.where(j > 0, s[np.maximum(j - 1, 0)], 0.0))
     return np.vstack(rows) if rows else np.zeros((0, t.size))

@@ -13,6 +13,7 @@ All counting runs in the engine; pandas receives one row per (slice, reason, per
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from playbook.data.contract import REASON_CODES
 from playbook.data.dataset import Snapshot
 from playbook.data.facts import Maturity, is_mature, line_facts, matches, returns_of_lines
 from playbook.metrics.display import chance_words, cohort_words, money_text
-from playbook.stats.discrete_fdr import attainable_p_values, discrete_bh_adjusted
+from playbook.stats.discrete_fdr import attainable, discrete_bh_adjusted
 from playbook.stats.funnel import funnel_table
 from playbook.stats.results import jsonable
 from playbook.stats.shrinkage import beta_binomial_shrinkage
@@ -458,8 +459,15 @@ def q_values(table: pd.DataFrame, p_column: str = "p_value", divisor_column: str
     o, b, n, m = (table[c].to_numpy(float) for c in ("events", "baseline_events", "units", "baseline_units"))
     d = table[divisor_column].to_numpy(float)
     total = np.where(np.isfinite(p), o + b, 0.0)
-    supports = attainable_p_values(lambda i, k: excess_p_value(k, n[i], total[i] - k, m[i], d[i]), total)
+    supports = [_support(*(float(x[i]) for x in (total, n, m, d))) for i in range(p.size)]
     return discrete_bh_adjusted(p, supports)
+
+
+@functools.lru_cache(maxsize=4096)
+def _support(total: float, units: float, baseline_units: float, divisor: float) -> np.ndarray | None:
+    """The p-values a row's test can take given its returns N (``discrete_fdr.attainable``), kept for the run:
+    the attribution recomputes the q-values once per candidate removed, and most rows keep their counts."""
+    return attainable(lambda k: excess_p_value(k, units, total - k, baseline_units, divisor), total)
 
 
 # --- concentration: how many customers carry an excess ------------------------------------------

@@ -85,3 +85,43 @@ def test_nan_p_values_are_left_out_of_the_family():
     q = discrete_bh_adjusted(p, supports)
     assert np.isnan(q[0])
     np.testing.assert_allclose(q[1:], discrete_bh_adjusted(p[1:], supports[1:]))
+
+
+def test_a_test_with_more_returns_than_the_limit_is_counted_as_continuous_and_lists_no_support():
+    from playbook.stats.discrete_fdr import CONTINUOUS_ABOVE, attainable
+
+    called = []
+    assert attainable(lambda k: called.append(k) or k, CONTINUOUS_ABOVE + 1) is None and not called
+    assert attainable(lambda k: np.ones_like(k), 3).tolist() == [1.0]
+
+
+def test_a_family_of_continuous_tests_is_never_less_conservative_than_benjamini_hochberg():
+    # F(t) = t for every test: the step-down sums t / (1 - t) >= t per test, so each adjusted p is at least
+    # statsmodels' (step-up) Benjamini-Hochberg one
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        p = np.concatenate([rng.uniform(0, 0.002, 5), rng.uniform(0, 1, 40)])
+        q = discrete_bh_adjusted(p, [None] * p.size)
+        assert np.all(q >= multipletests(p, method="fdr_bh")[1] - 1e-12)
+
+
+def test_the_q_values_of_step_2_are_unchanged_when_a_rows_support_comes_from_the_runs_cache():
+    import pandas as pd
+
+    from playbook.steps import cohorts
+
+    table = pd.DataFrame({"events": [9.0, 2.0, 30.0], "baseline_events": [6.0, 4.0, 40.0],
+                          "units": [400.0, 300.0, 2000.0], "baseline_units": [800.0, 600.0, 4000.0],
+                          "divisor": [1.0, 1.0, 1.3]})
+    table["p_value"] = [float(excess_p_value(r.events, r.units, r.baseline_events, r.baseline_units, r.divisor))
+                        for r in table.itertuples()]
+    cohorts._support.cache_clear()
+    first = cohorts.q_values(table, procedure="discrete")
+    again = cohorts.q_values(table, procedure="discrete")  # every support now read from the cache
+    supports = attainable_p_values(lambda i, k: excess_p_value(k, table.units[i], table.events[i]
+                                                               + table.baseline_events[i] - k,
+                                                               table.baseline_units[i], table.divisor[i]),
+                                   (table.events + table.baseline_events).to_numpy())
+    assert cohorts._support.cache_info().hits == 3
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, discrete_bh_adjusted(table.p_value.to_numpy(), supports), rtol=1e-12)
