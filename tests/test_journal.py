@@ -252,7 +252,7 @@ def test_a_crash_during_replace_leaves_the_previous_file_intact_and_no_temp_file
 @pytest.mark.parametrize("text, problem", [
     (HEADER + '2026-W46,plan,E1,"unterminated,x\n', "not a valid CSV file"),
     ("week,kind,experiment_id,lever\n2026-W46,plan,E1,x\n", "lacks the column(s) cohort, primary_metric"),
-    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 24"),
+    (HEADER + "2026-W46,plan,E1,too,few\n", "line 2: 5 fields where the header has 25"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("keep", "maybe") + "\n", "line 2: decision 'maybe'"),
     (LEGACY_HEADER + HAND_BUILT.splitlines()[2].replace("-0.012", "twelve") + "\n", "line 2: estimate 'twelve'"),
     (HEADER + "2026-W46,plan,E1,x,all,m,A/B,,,,,,,,,0,,\n", "line 2: look '0'"),

@@ -352,6 +352,24 @@ def test_a_verdict_is_valued_in_money_per_week_on_its_whole_cohort(tiny_snap, co
     assert item.summary_row()["money_per_week"] == pytest.approx(4.05)
 
 
+def test_a_return_rate_is_valued_on_its_settled_read_not_on_the_k_day_read_that_decides(tiny_snap, config):
+    # the K-day read decides (-5 points); the 28-day read (returns after day 14 counted) says -2 points [-4, 0]
+    c = comparison(estimate=-0.05, ci=(-0.08, -0.02))
+    c["settled"] = {"days": 28, "settled_days": 28, "estimate": -0.02, "ci_low": -0.04, "ci_high": 0.0,
+                    "why": "valued on the returns within 28 days of delivery"}
+    (item,) = valued([verdict_for(c)], tiny_snap, config)
+    assert item.verdict.decision == "keep"  # the decision is still the K-day read's
+    assert item.money == pytest.approx((0.02 * 3 * 27, 0.0, 0.04 * 3 * 27))
+    entry = item.journal_entry("2026-W47")
+    assert entry.money_window_days == 28 and entry.k_read == item.verdict.k_read
+    assert item.summary_row()["money_window_days"] == 28
+
+
+def test_without_a_longer_readable_window_the_money_is_valued_at_k_and_says_so(tiny_snap, config):
+    (item,) = valued([verdict_for(comparison(estimate=-0.05, ci=(-0.08, -0.02)))], tiny_snap, config)
+    assert item.money_window_days == 14  # the return rate's own window
+
+
 def test_a_metric_without_a_money_value_stays_unvalued(tiny_snap, config):
     c = comparison(estimate=0.01, ci=(0.002, 0.02), expected=(0.001, 0.02), good="higher")
     c["primary"]["metric"] = "conversion_rate"

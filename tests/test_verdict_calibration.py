@@ -267,7 +267,7 @@ def test_a_read_with_the_hand_entered_row_or_without_guardrails_is_the_one_compa
 
         def read(row, g):
             return compare_exposed(row, lines, rep.assigned, week.end, config, g, secondary_views=False,
-                                   confirm_days=s.inputs.confirm_days)
+                                   windows=s.inputs.windows)
 
         both = read(s.plan_row, guards.at(days))
         assert dataclasses.replace(both, experiment=s.hand_row).section() == read(s.hand_row, guards.at(days)).section()

@@ -32,7 +32,16 @@ from playbook.journal.store import EarlierLook
 from playbook.stats.delay import historical_return_window
 from playbook.stats.power import KDayPlan, customer_clustering, k_day_read_plan
 from playbook.stats.results import Estimate
-from playbook.steps.experiments import Comparison, ComparisonSection, MetricComparison, compare_exposed, planned_looks
+from playbook.steps.experiments import (
+    CONFIRM_SHARE,
+    SETTLED_SHARE,
+    Comparison,
+    ComparisonSection,
+    MetricComparison,
+    ReturnWindows,
+    compare_exposed,
+    planned_looks,
+)
 from playbook.steps.review import ExperimentVerdict, verdict_for
 from playbook.steps.verdict import _z
 
@@ -190,6 +199,12 @@ class PlanInputs:
     design_effects: tuple[float, ...]  # by weeks of deliveries 1..8
     customers_per_unit: tuple[float, ...]
     confirm_days: int
+    settled_days: int
+
+    @property
+    def windows(self) -> ReturnWindows:
+        """The confirm and settled windows as step 4 takes them (``experiments.return_windows``)."""
+        return ReturnWindows(self.confirm_days, self.settled_days)
 
     @staticmethod
     def _weeks(read_days: float, cap: int) -> int:
@@ -205,7 +220,7 @@ class PlanInputs:
 def measured_inputs(shop: Shop, k: int, seed: int, window_weeks: int = 4, baseline_weeks: int = 8) -> PlanInputs:
     """The plan's inputs measured on a simulated history of the same shop, as the real plan measures them
     (``levers.cohort_volume``, ``levers._design_effect_by_read_length`` with ``stats.power.customer_clustering``,
-    ``experiments.confirm_window`` with ``stats.delay.historical_return_window``), every lag followed to its end."""
+    ``experiments.return_windows`` with ``stats.delay.historical_return_window``), every lag followed to its end."""
     rng = np.random.default_rng(seed)
     weeks = baseline_weeks + window_weeks
     x = shop.lines(rng, -3.0, 7.0 * weeks)  # orders from 3 days before, so that the first week's deliveries are whole
@@ -223,16 +238,18 @@ def measured_inputs(shop: Shop, k: int, seed: int, window_weeks: int = 4, baseli
         effects.append(c.design_effect)
         per_unit.append(c.customers / c.units)
     lags = (x["returned"] - x["delivered"])[np.isfinite(x["returned"])]
-    held = historical_return_window(lags, k, 0.9).days_holding_share or 0
+    held = historical_return_window(lags, k, CONFIRM_SHARE).days_holding_share or 0
+    confirm = int(max(2 * k, held))
+    settled = int(max(confirm, historical_return_window(lags, k, SETTLED_SHARE).days_holding_share or 0))
     return PlanInputs(float(within[window].sum()) / units, units / window_weeks * 0.5, tuple(effects), tuple(per_unit),
-                      int(max(2 * k, held)))
+                      confirm, settled)
 
 
 def exact_inputs(shop: Shop, k: int, baseline_weeks: int = 8) -> PlanInputs:
     """The same inputs computed from the simulation's parameters (for comparison with the measured ones)."""
     n = range(1, baseline_weeks + 1)
     return PlanInputs(shop.base_rate(k), shop.weekly_units_per_arm(), tuple(shop.exact_design_effect(k, w) for w in n),
-                      tuple(shop.exact_customers_per_unit(w) for w in n), 0)
+                      tuple(shop.exact_customers_per_unit(w) for w in n), 0, 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -446,7 +463,7 @@ def replicate_paths(s: Setup, rng: np.random.Generator, config, *, cut: float = 
             as_of_days = week_end_days(week)
             g = guards.at(as_of_days) if guards else []
             comparisons[week] = compare_exposed(s.plan_row, rep.lines(as_of_days), rep.assigned, week.end, config, g,
-                                                secondary_views=False, confirm_days=s.inputs.confirm_days)
+                                                secondary_views=False, windows=s.inputs.windows)
         return comparisons[week]
 
     last_week = IsoWeek.of(s.review_date).shift(weeks_after_review)

@@ -136,14 +136,19 @@ def _order_facts(snap: Snapshot, k: int) -> ibis.Table:
 
 #: The columns of an exposure's order lines, as every per-arm form reads them (``metrics.forms.ArmData``).
 EXPOSURE_COLUMNS = ("line_id", "order_id", "customer_id", "delivered_ts", "returned_ts", "units", "returned_units",
-                    "discount_amount", "gross", "net", "return_cost_k")
+                    "return_reason", "discount_amount", "gross", "net", "return_cost_k")
 
 
 def with_first_return(snap: Snapshot, lines: ibis.Table) -> ibis.Table:
-    """``lines`` (line facts) with each line's first return request and its returned units (step 4's
-    exposure and step 3's A/A reading of the baseline read lines the same way)."""
+    """``lines`` (line facts) with each line's first return request, its returned units and its return reason
+    (step 4's exposure and step 3's A/A reading of the baseline read lines the same way).
+
+    ``return_reason``: the reason code of the line's returns (the smallest code when one line was returned in
+    requests of different reasons, which is rare and must not split a line): the timing check compares lags
+    within each reason, since reasons have their own timing (``stats.delay``)."""
     r = snap.tables["returns"]
-    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum())
+    first = r.group_by("line_id").agg(returned_ts=r.requested_ts.min(), returned_units=r.quantity.sum(),
+                                      return_reason=r.reason_code.min())
     return lines.left_join(first, "line_id").drop("line_id_right")
 
 

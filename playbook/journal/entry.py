@@ -32,11 +32,14 @@ CHOICE_COLUMNS = ("chosen_by_analyst",)
 #: information planned, and the z boundary its look spent alpha at (empty: the look spent nothing, e.g.
 #: a provisional read); the next looks' boundaries are computed from the earlier looks' fractions.
 SPENDING_COLUMNS = ("information_fraction", "boundary")
+#: Column added with the valuation on the settled window: the return window (days) of the read a verdict's
+#: money was valued on (longer than ``k_read`` when a longer window was readable; empty: no money value).
+VALUATION_COLUMNS = ("money_window_days",)
 #: Columns appended after the first version of the journal, in the order they came.
-LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS + CHOICE_COLUMNS + SPENDING_COLUMNS
+LATER_COLUMNS = LOOK_COLUMNS + MONEY_COLUMNS + CHOICE_COLUMNS + SPENDING_COLUMNS + VALUATION_COLUMNS
 COLUMNS = BASE_COLUMNS + LATER_COLUMNS
 NUMBER_COLUMNS = ("expected_low", "expected_high", "estimate", "ci_low", "ci_high") + MONEY_COLUMNS + SPENDING_COLUMNS
-INT_COLUMNS = ("look", "k_read")
+INT_COLUMNS = ("look", "k_read", "money_window_days")
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMBER_COLUMNS + INT_COLUMNS)
 
 _KIND_ORDER = {PLAN: 0, VERDICT: 1}
@@ -122,6 +125,7 @@ class JournalEntry:
     chosen_by_analyst: str = ""
     information_fraction: float | None = None
     boundary: float | None = None
+    money_window_days: int | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -164,6 +164,9 @@ def verdict_line(i: int, r: ReviewEntry, c: ComparisonSection | None, d: Display
         expected = (f"expected {d.change(metric, c.primary.expected_low)} to {d.change(metric, c.primary.expected_high)}")
     money = (Markup(money_words(r.decision, r.money_per_week)).format(
         num(d.money(r.money_per_week), f"review.{i}.money_per_week")) if r.money_per_week is not None else Markup(""))
+    if money and r.money_window_days and r.k_read and r.money_window_days != r.k_read:
+        money += Markup(" (counting the returns within {} days of delivery, not only {})").format(
+            r.money_window_days, r.k_read)
     guards = tuple(f"{d.title(g.metric)}: {GuardrailState(g.state).words}" for g in r.guardrails)
     decision = decision_words(r.decision)
     if r.decision == Decision.PROVISIONAL and r.readable_on:

@@ -207,6 +207,26 @@ class DelayEntry:
 
 
 @dataclass(frozen=True)
+class SettledEntry:
+    """The primary return rate read at the longest window the test can already read, up to the shop's settled
+    window (the days holding 99 % of its historical returns): what the money of a verdict is valued on.
+
+    The K-day read decides (the plan powered it); it does not say how many returns a lever prevents in the
+    end: a lever that only delays returns lowers the K-day rate without preventing any, and a lever that
+    prevents returns also prevents those that would have come after day K. The read closest to "every return
+    counted" tells both apart. ``days``: the window read; ``settled_days``: the window it aims at (equal when
+    the settled window is readable).
+    """
+
+    days: int
+    settled_days: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    why: str
+
+
+@dataclass(frozen=True)
 class GuardrailEntry(MetricEntry):
     """A guardrail of a ``comparisons`` entry with its state as step 4 read it."""
 
@@ -253,6 +273,8 @@ class ComparisonSection:
     read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
     #: a return-rate primary's timing check (delay told from prevention); None for other metrics
     delay: DelayEntry | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: a return-rate primary read at its longest readable window (what its money is valued on); None: only K
+    settled: SettledEntry | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -306,6 +328,7 @@ class Comparison:
 
     read_on: dt.date | None = field(default=None, metadata=OMIT_IF_NONE)
     delay: DelayEntry | None = None
+    settled: SettledEntry | None = None
 
     def to_dict(self) -> dict[str, Any]:
         exposed = self.srm_exposed
@@ -325,6 +348,7 @@ class Comparison:
             "review_date": pd.Timestamp(self.experiment["review_date"]).date().isoformat(),
             "read_on": (self.read_on or pd.Timestamp(self.experiment["review_date"]).date()).isoformat(),
             "delay": dataclasses.asdict(self.delay) if self.delay is not None else None,
+            "settled": dataclasses.asdict(self.settled) if self.settled is not None else None,
             "primary": self.primary.to_dict(),
             "guardrails": [g.to_dict() for g in self.guardrails],
             "warnings": self.warnings,
@@ -486,8 +510,8 @@ def timing_check(units: pd.DataFrame, as_of: Any, k: int, confirm_days: int | No
 
 
 def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
-                      secondary_views: bool = True,
-                      confirm_days: int | None = None) -> tuple[MetricComparison, int | None, dict, list[str]]:
+                      secondary_views: bool = True, windows: ReturnWindows | None = None,
+                      ) -> tuple[MetricComparison, int | None, dict, list[str]]:
     """The primary return rate at its pre-registered window K (Kaplan-Meier at K), or provisional.
 
     No rescaled range and no shorter window under the K-day name: when K cannot be read yet, the
@@ -505,7 +529,9 @@ def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,
     comparison = mc(read.difference)
     comparison.window = window
     if read.readable:
-        views["delay"] = timing_check(units, as_of, k_registered, confirm_days)
+        views["delay"] = timing_check(units, as_of, k_registered, windows.confirm if windows else None)
+        views["settled"] = settled_read(units, as_of, k_registered,
+                                        windows.settled if windows else 2 * k_registered)
     if not read.readable:
         warnings.append(f"{metric} cannot be read at its pre-registered {k_registered} days yet: {read.why}")
         choice = lag.choose_follow_up_days(units, as_of, quantity="quantity")
@@ -538,7 +564,7 @@ def _not_computable(name: str, design: Design, role: str, settings) -> Estimate:
 
 
 def _primary_randomized(data: ArmData, exp: dict, config: Config, secondary_views: bool = True,
-                        confirm_days: int | None = None) -> tuple[MetricComparison, int | None, dict, list[str]]:
+                        windows: ReturnWindows | None = None) -> tuple[MetricComparison, int | None, dict, list[str]]:
     name = str(exp["primary_metric"])
     metric = metric_named(name, config.metrics)
     good = metric.good_direction if metric else Direction.LOWER
@@ -547,7 +573,7 @@ def _primary_randomized(data: ArmData, exp: dict, config: Config, secondary_view
     if metric is None or metric.per_arm is None:
         return mc(_not_computable(name, Design.RANDOMIZED, "primary", config.metrics)), None, {}, []
     if isinstance(metric.per_arm, ReturnsWithinWindow):
-        return _return_rate_read(data, metric.per_arm, name, mc, secondary_views, confirm_days)
+        return _return_rate_read(data, metric.per_arm, name, mc, secondary_views, windows)
     return mc(_arm_estimate(metric, data)), None, {}, []
 
 
@@ -577,12 +603,13 @@ def _guardrails_randomized(data: ArmData, guardrails: list[Guardrail], config: C
 def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str, int], as_of: dt.datetime,
                     config: Config, guardrails: list[MetricComparison] | None = None, *,
                     secondary_views: bool = True, snap: Snapshot | None = None,
-                    confirm_days: int | None = None) -> Comparison:
+                    windows: ReturnWindows | None = None) -> Comparison:
     """The randomized read on the exposed lines: SRM (all assigned and exposed), the primary at its
     pre-registered window, the guardrails' states with their follow-up dates, and the keep blockers.
 
     Without ``snap`` it is pure (no data access), so that a verdict-level simulation can run the path
     without a database; a primary metric whose per-arm form reads another table then has no estimate.
+    ``windows``: the confirm and settled windows of a return-rate primary (``return_windows``; default 2K both).
     """
     split = config.experiments.planned_split
     srm = sample_ratio_mismatch({arm: 0 for arm in split} | dict(assigned), split)
@@ -590,8 +617,8 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
     exposed = {arm: int(exposed_counts.get(arm, 0)) for arm in split}
     srm_exposed = sample_ratio_mismatch(exposed, split)
     data = ArmData(snap, str(exp["experiment_id"]), lines, as_of)
-    primary, follow_up, views, warnings = _primary_randomized(data, exp, config, secondary_views, confirm_days)
-    delay = views.pop("delay", None)
+    primary, follow_up, views, warnings = _primary_randomized(data, exp, config, secondary_views, windows)
+    delay, settled = views.pop("delay", None), views.pop("settled", None)
     guards = list(guardrails or [])
     start, today = exp["start_date"], pd.Timestamp(as_of).date()
     for g in guards:
@@ -613,7 +640,7 @@ def compare_exposed(exp: dict[str, Any], lines: pd.DataFrame, assigned: dict[str
     if delay is not None and delay.possible_delay:
         warnings.append(f"possible delay: {delay.why}")
     return Comparison(exp, Design.RANDOMIZED, primary, guards, srm, follow_up, views, warnings, blockers, srm_exposed,
-                      read_on=pd.Timestamp(as_of).date(), delay=delay)
+                      read_on=pd.Timestamp(as_of).date(), delay=delay, settled=settled)
 
 
 def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> Comparison:
@@ -631,19 +658,59 @@ def compare_randomized(snap: Snapshot, exp: dict[str, Any], config: Config) -> C
     guards = _guardrails_randomized(data, list(config.experiments.guardrails[Design.RANDOMIZED]), config)
     k = _read_window(metric, config.metrics.return_window_days)
     comparison = compare_exposed(exp, lines, assigned, snap.cutoff, config, guards, snap=snap,
-                                 confirm_days=confirm_window(snap, k))
+                                 windows=return_windows(snap, k))
     problem = (_assignment_problem(str(exp["experiment_id"]), assigned, list(config.experiments.planned_split))
                or _cohort_problem(snap, exp, config.metrics.return_window_days))
     return _uncomparable(comparison, problem) if problem else comparison
 
 
-def confirm_window(snap: Snapshot, k: int, share: float = 0.9) -> int:
-    """The longer read that must confirm a gap when the treated returns come later: 2k days, or the days
-    that hold ``share`` of the shop's historical returns when that is longer (measured in the engine,
-    ``facts.return_lag_histogram``)."""
-    window = return_window_from_histogram(return_lag_histogram(snap).to_pandas(), k, share)
-    held = window.days_holding_share if window.error is None and window.days_holding_share else 0
-    return int(max(2 * k, held))
+@dataclass(frozen=True)
+class ReturnWindows:
+    """The windows a K-day return-rate test is read at besides K, from the shop's historical return lags
+    (``facts.return_lag_histogram``, measured in the engine):
+
+    * ``confirm``: the read that must show a gap holds when the treated returns come later (possible delay):
+      2K days, or the days holding ``CONFIRM_SHARE`` of the shop's returns when that is longer;
+    * ``settled``: the days holding ``SETTLED_SHARE`` of the shop's returns, at least ``confirm``: the window in
+      which "returns prevented" means prevented, on which the money is valued (``SettledEntry``).
+    """
+
+    confirm: int
+    settled: int
+
+
+#: the share of the shop's historical returns the confirm read holds (with 2K as a floor)
+CONFIRM_SHARE = 0.9
+#: the share of the shop's historical returns the settled window holds
+SETTLED_SHARE = 0.99
+
+
+def return_windows(snap: Snapshot, k: int) -> ReturnWindows:
+    """The confirm and settled windows of a K-day test on this shop (``ReturnWindows``)."""
+    histogram = return_lag_histogram(snap).to_pandas()
+
+    def holding(share: float) -> int:
+        window = return_window_from_histogram(histogram, k, share)
+        return window.days_holding_share if window.error is None and window.days_holding_share else 0
+    confirm = int(max(2 * k, holding(CONFIRM_SHARE)))
+    return ReturnWindows(confirm, int(max(confirm, holding(SETTLED_SHARE))))
+
+
+def settled_read(units: pd.DataFrame, as_of: Any, k: int, settled_days: int) -> SettledEntry | None:
+    """The return-rate difference at the longest window the test can read, from ``settled_days`` down by weeks
+    to just above K (Kaplan-Meier at that window, customers as clusters: ``stats.lag.read_at_window``'s rule
+    of readability); None when no window longer than K is readable yet (the money is then valued at K)."""
+    days = settled_days
+    while days > k:
+        read = lag.read_at_window(units, as_of, days, quantity="quantity")
+        e = read.difference
+        if read.readable and e.ok:
+            aim = "" if days == settled_days else f" (the settled {settled_days}-day window is not readable yet)"
+            why = (f"valued on the returns within {days} days of delivery{aim}: a return that comes after day {k} "
+                   "counts, so a lever that only delays returns is not counted as preventing them")
+            return SettledEntry(days, settled_days, e.estimate, e.ci_low, e.ci_high, why)
+        days -= 7
+    return None
 
 
 def _assignment_problem(experiment_id: str, assigned: dict[str, int], arms: list[str]) -> str | None:

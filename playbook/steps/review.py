@@ -41,7 +41,7 @@ from playbook.stats.results import jsonable
 from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
-from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry
+from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry, SettledEntry
 from playbook.steps.levers import LeverSection
 from playbook.steps.verdict import DelayRead, GuardrailRead, Verdict, WindowRead, decide, one_sided_bound
 
@@ -62,6 +62,10 @@ class ExperimentVerdict:
     guardrails: tuple[GuardrailRead, ...] = ()
     #: the effect as money saved per week on the whole cohort, with its interval (None: no money value)
     money: tuple[float, float, float] | None = None
+    #: the read the money is valued on when longer than K (step 4's ``settled``); None: the K-day read
+    settled: SettledEntry | None = None
+    #: the return window (days) of the read the money was valued on (None: no money, or not a return rate)
+    money_window_days: int | None = None
 
     def summary_row(self) -> dict[str, Any]:
         v = self.verdict
@@ -74,6 +78,7 @@ class ExperimentVerdict:
                 "flags": list(v.flags), "follow_ups": list(v.follow_ups), "reasons": list(v.reasons),
                 "money_per_week": self.money[0] if self.money else None,
                 "money_ci": list(self.money[1:]) if self.money else None,
+                "money_window_days": self.money_window_days if self.money else None,
                 "guardrails": [{"metric": g.metric, "state": g.state.value, "why": g.why,
                                 "follow_up_on": g.follow_up_on.isoformat() if g.follow_up_on else None}
                                for g in self.guardrails]}
@@ -88,6 +93,7 @@ class ExperimentVerdict:
             decision=v.decision, why=why, look=v.look, k_read=v.k_read, follow_ups="; ".join(v.follow_ups),
             money_per_week=self.money[0] if self.money else None,
             money_ci_low=self.money[1] if self.money else None, money_ci_high=self.money[2] if self.money else None,
+            money_window_days=self.money_window_days if self.money else None,
             information_fraction=v.information_fraction, boundary=v.boundary,
         )
 
@@ -132,6 +138,8 @@ class ReviewEntry:
     reasons: tuple[str, ...]
     information_fraction: float | None = field(default=None, metadata=OMIT_IF_NONE)
     boundary: float | None = field(default=None, metadata=OMIT_IF_NONE)
+    #: the return window (days) the money was valued on (``ExperimentVerdict.money_window_days``)
+    money_window_days: int | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -233,7 +241,7 @@ def verdict_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] | 
     return ExperimentVerdict(
         comparison.experiment_id, comparison.design, comparison.lever or "", comparison.cohort or "",
         p.metric, p.estimate, p.ci_low, p.ci_high, p.expected_low, p.expected_high,
-        v, guards,
+        v, guards, settled=comparison.settled,
     )
 
 
@@ -249,7 +257,10 @@ def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> li
     """Each verdict with its effect in money per week on the whole cohort (``Metric.money_per_week``).
 
     Money is the one unit in which effects on different cohorts and metrics add up in the track record;
-    the interval's ends are the interval of the metric turned into money (a saving is positive).
+    the interval's ends are the interval of the metric turned into money (a saving is positive). A return
+    rate is valued on its longest readable window (step 4's ``settled`` read, up to the days holding 99 % of
+    the shop's returns), not on the K-day read that decides: returns prevented are counted whenever they
+    would have come, and a lever that only delays them is not valued as preventing them.
     """
     out = []
     for item in items:
@@ -259,12 +270,15 @@ def valued(items: list[ExperimentVerdict], snap: Snapshot, config: Config) -> li
         if metric is None or item.estimate is None or other_k:
             out.append(item)
             continue
+        read = item.settled
+        changes = (read.estimate, read.ci_low, read.ci_high) if read else (item.estimate, item.ci_low, item.ci_high)
         week = cohort_week(snap, config.metrics, parse_cohort(item.cohort))
-        values = [metric.money_per_week(x, week) for x in (item.estimate, item.ci_low, item.ci_high)]
+        values = [metric.money_per_week(x, week) for x in changes]
         if any(v is None for v in values):
             out.append(item)
             continue
-        out.append(replace(item, money=(values[0], min(values[1:]), max(values[1:]))))
+        days = read.days if read else item.verdict.k_read or metric.return_window_days
+        out.append(replace(item, money=(values[0], min(values[1:]), max(values[1:])), money_window_days=days))
     return out
 
 
