@@ -36,12 +36,25 @@ ALPHA = 0.01
 CUSTOMERS_PER_ARM = 500
 
 
+#: Return reasons of the simulated shop: share of the returns and median lag (days; lognormal, sigma 0.55),
+#: the lags of the project's season simulator (playbook.dev.sample_data.DELAY). Size is the fastest and
+#: commonest reason.
+REASONS = {"size": (0.35, 6.5), "not_as_described": (0.30, 10.0), "changed_mind": (0.20, 13.0),
+           "quality": (0.15, 14.0)}
+
+
 def simulate(rng: np.random.Generator, n: int = CUSTOMERS_PER_ARM, *, delay: float = 1.0,
-             prevent: float = 1.0, one_parcel: bool = False) -> pd.DataFrame:
+             prevent: float = 1.0, one_parcel: bool = False, reasons: bool = False,
+             prevent_reason: dict[str, float] | None = None,
+             delay_reason: dict[str, float] | None = None) -> pd.DataFrame:
     """One randomized test as the K-day read sees it: one row per unit (quantity 1).
 
     ``one_parcel``: each customer returns all their returned units after one and the same lag (a
     single parcel), the correlation a real shop has and the unit-level test ignores.
+    ``reasons``: each returned unit gets a reason drawn from ``REASONS`` and a lognormal lag of that
+    reason's median (column ``return_reason``, missing for units kept); ``prevent_reason`` keeps that
+    share of the treated returns of a reason (0.5: half of them prevented), ``delay_reason`` multiplies
+    the treated lags of a reason.
     """
     weeks = rng.integers(28, 43)                        # deliveries over 4 to 6 weeks
     arm = np.repeat([0, 1], n)
@@ -50,13 +63,26 @@ def simulate(rng: np.random.Generator, n: int = CUSTOMERS_PER_ARM, *, delay: flo
     delivered = rng.uniform(0, weeks, 2 * n)
     cust = np.repeat(np.arange(2 * n), units)
     returned = rng.random(cust.size) < propensity[cust]
-    lag = rng.gamma(2.0, 5.0, 2 * n)[cust] if one_parcel else rng.gamma(2.0, 5.0, cust.size)
-    lag = lag * np.where(arm[cust] == 1, delay, 1.0)
+    treated = arm[cust] == 1
+    if reasons:
+        names = np.array(list(REASONS))
+        reason = rng.choice(names.size, size=cust.size, p=[share for share, _ in REASONS.values()])
+        median = np.array([m for _, m in REASONS.values()])[reason]
+        kept = np.array([(prevent_reason or {}).get(r, 1.0) for r in names])[reason]
+        returned &= ~treated | (rng.random(cust.size) < kept)
+        lag = median * rng.lognormal(0.0, 0.55, cust.size) * np.where(
+            treated, np.array([(delay_reason or {}).get(r, 1.0) for r in names])[reason], 1.0)
+    else:
+        lag = rng.gamma(2.0, 5.0, 2 * n)[cust] if one_parcel else rng.gamma(2.0, 5.0, cust.size)
+    lag = lag * np.where(treated, delay, 1.0)
     day_ns = 86_400 * 10**9
     d = START.to_datetime64() + (delivered[cust] * day_ns).astype("timedelta64[ns]")
     r = np.where(returned, d + (lag * day_ns).astype("timedelta64[ns]"), np.datetime64("NaT"))
-    return pd.DataFrame({"arm": np.where(arm[cust] == 1, "treatment", "control"), "customer_id": cust,
-                         "delivered_ts": d, "returned_ts": r, "quantity": 1})
+    frame = pd.DataFrame({"arm": np.where(treated, "treatment", "control"), "customer_id": cust,
+                          "delivered_ts": d, "returned_ts": r, "quantity": 1})
+    if reasons:
+        frame["return_reason"] = np.where(returned, names[reason], None)
+    return frame
 
 
 def flag_rate(seed: int, replications: int, **scenario) -> tuple[float, float, list[DelayCheck]]:
