@@ -17,9 +17,9 @@ multiplies every lag by 1.6 and prevents nothing, the 28-day rate falls by about
    (a damaged or wrong item comes back in ~3 days, a wrong size in ~6.5, "not as described" in ~10,
    a changed mind or poor quality in ~13-14). Pooled, that spread between reasons (a) drowns a delay
    that hits one reason (a lever delaying only the "not as described" returns of one category by
-   x1.73: pooled p = 0.14, stratified p = 0.013 in the project's season simulator) and (b) flags a lever that
-   truly *prevents* returns of a fast reason (fewer size returns leave relatively more slow-reason
-   returns in treatment: the pooled treated lags look later though no lag changed). Compared within
+   x1.73: pooled p = 0.14, stratified p = 0.013 in the project's season simulator) and (b) flags a
+   lever that truly *prevents* returns of a fast reason (fewer size returns leave relatively more
+   slow-reason returns in treatment: the pooled treated lags look later though no lag changed). Compared within
    each reason and combined with van Elteren's (1960) weights, the test reads only the timing
    within a reason: a prevention of any reason, with the same lags, passes.
 2. :func:`historical_return_window` and :func:`return_window_from_histogram`: how much of the shop's
@@ -269,11 +269,11 @@ def _units_mann_whitney_p(strata: list[_Stratum]) -> float | None:
     Written without the repetition so that it costs nothing at any quantity.
     """
     num, var = 0.0, 0.0
+    continuity = 0.5 if len(strata) == 1 else 0.0
     for s in strata:
         n_c, n_t = s.returns
         n = n_t + n_c
         var_u = n_t * n_c / 12.0 * ((n + 1) - float(np.sum(s.ties**3 - s.ties)) / (n * (n - 1)))
-        continuity = 0.5 if len(strata) == 1 else 0.0
         num += (s.u_statistic - n_t * n_c / 2.0 - continuity) / (n + 1)
         var += var_u / (n + 1) ** 2
     if not var > 0:
@@ -407,6 +407,7 @@ def delay_check(
     details: dict[str, Any] = {
         "method": "mann-whitney-clustered-one-sided" if stratum is None else "van-elteren-clustered-one-sided",
         "stratified": stratum is not None}
+    noun = "" if stratum is None else stratum.replace("_", " ")   # "return_reason" -> "each return reason"
 
     def fail(why: str, k_: float = k, confirm: float = math.nan, readable: dt.date | None = None,
              **known: Any) -> DelayCheck:
@@ -489,7 +490,7 @@ def delay_check(
                        strata_left_out_labels=comp.left_out[:_LISTED_LEFT_OUT],
                        strata=[s.to_dict(sum(x.weight for x in comp.strata)) for s in comp.strata])
     if not comp.strata:
-        return fail(f"no {stratum.replace('_', ' ')} has returns within {k:g} days in both arms: the timing "
+        return fail(f"no {noun} has returns within {k:g} days in both arms: the timing "
                     "cannot be compared within one, no delay check", **ctx, **known)
     details.update(u_statistic=sum(s.u_statistic for s in comp.strata))
     details["p_value_units"] = _units_mann_whitney_p(comp.strata)
@@ -509,7 +510,6 @@ def delay_check(
     else:
         # the pooled medians mix the reasons (their shares differ when a lever prevents one): say the
         # within-reason comparison the test makes instead
-        noun = stratum.replace("_", " ")
         where = f" within each {noun}"
         timing = f"a treated return is the later of two with the same {noun} {theta:.0%} of the time"
     if flag:
