@@ -196,18 +196,20 @@ def test_a_prevention_of_every_reason_is_flagged_at_most_alpha_within_each_reaso
     (dict(prevent_reason={"size": 0.5}), 900), (dict(), 902), (dict(prevent=0.8), 903),
 ])
 def test_slow_null_scenarios_are_flagged_at_most_alpha_within_each_reason(scenario, seed):
-    # measured (band 1.47 %): size prevention 0 %, no effect 0 %, every reason prevented 0 %
+    # measured at alpha 1 % (band 1.47 %), within each reason: size prevention 0.88 %, no effect 0.95 %,
+    # every reason prevented x 0.8 0.92 %; pooled 14.37 %, 0.95 %, 1.00 %. At alpha 5 % (band 6.03 %): within
+    # each reason 4.73 %, 4.93 %, 5.25 %; pooled 35.93 %, 4.65 %, 4.78 %
     reps = 4000
     pooled, by_reason = pooled_and_by_reason(seed, reps, **scenario)
     assert by_reason <= null_band(reps), by_reason
     if "prevent_reason" in scenario:
-        assert pooled > null_band(reps), pooled   # measured: 0 %
+        assert pooled > null_band(reps), pooled   # measured: 14.37 %
 
 
 @pytest.mark.slow
 def test_slow_a_delay_of_one_reason_is_flagged_more_often_within_each_reason():
     pooled, by_reason = pooled_and_by_reason(901, 4000, delay_reason={"not_as_described": 1.7})
-    assert by_reason > pooled, (by_reason, pooled)   # measured: 0 % vs 0 %
+    assert by_reason > pooled, (by_reason, pooled)   # measured: 52.95 % vs 36.23 % (alpha 5 %: 76.48 % vs 62.38 %)
 
 
 # ----------------------------------------------------------------------------- the test itself, by hand
