@@ -12,6 +12,16 @@ multiplies every lag by 1.6 and prevents nothing, the 28-day rate falls by about
    rank test (Mann-Whitney's P(treated lag > control lag), with customers as clusters). A flag
    (``possible_delay``) blocks a keep until a longer read (``confirm_days``, default 2K) shows that
    the gap holds.
+
+   Stratified by return reason (``stratum="return_reason"``): the lag depends much on the reason
+   (a damaged or wrong item comes back in ~3 days, a wrong size in ~6.5, "not as described" in ~10,
+   a changed mind or poor quality in ~13-14). Pooled, that spread between reasons (a) drowns a delay
+   that hits one reason (a lever delaying only the "not as described" returns of one category by
+   x1.73: pooled p = 0.14, stratified p = 0.013 in the project's season simulator) and (b) flags a
+   lever that truly *prevents* returns of a fast reason (fewer size returns leave relatively more
+   slow-reason returns in treatment: the pooled treated lags look later though no lag changed). Compared within
+   each reason and combined with van Elteren's (1960) weights, the test reads only the timing
+   within a reason: a prevention of any reason, with the same lags, passes.
 2. :func:`historical_return_window` and :func:`return_window_from_histogram`: how much of the shop's
    returns a K-day window holds (the plan's warning "K holds less than 90 % of the shop's historical
    returns"), from the lags of the shop's past returns or from the per-day histogram the database
@@ -20,7 +30,9 @@ multiplies every lag by 1.6 and prevents nothing, the 28-day rate falls by about
 Results are frozen dataclasses carrying an ``error`` on degenerate input (gbstats style): nothing
 here raises on bad data.
 
-References: Mann & Whitney 1947 (Ann. Math. Statist. 18:50); DeLong, DeLong & Clarke-Pearson 1988
+References: Mann & Whitney 1947 (Ann. Math. Statist. 18:50); van Elteren 1960 ("On the combination
+of independent two-sample tests of Wilcoxon", Bull. Int. Stat. Inst. 37:351-361) and Lehmann 1975
+(Nonparametrics, ch. 3), the stratified Wilcoxon test; DeLong, DeLong & Clarke-Pearson 1988
 (Biometrics 44:837), the placement (structural component) variance of the Mann-Whitney statistic;
 Obuchowski 1997 (Biometrics 53:567), the same with clustered observations (here: a customer's
 units); Kaplan & Meier 1958 for the cumulative return shares.
@@ -30,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,6 +65,8 @@ __all__ = [
 #: clustered variance and the normal approximation rest on the number of customers, not of units.
 MIN_RETURNING_CUSTOMERS = 20
 _ARMS = ("control", "treatment")
+#: How many of the strata left out of a stratified check (an arm without return) ``details`` names.
+_LISTED_LEFT_OUT = 20
 
 
 # --------------------------------------------------------------------------------------
@@ -73,7 +87,8 @@ class DelayCheck:
             None with an ``error``).
         alpha: the level of the flag.
         prob_later: P(treated lag > control lag) + P(equal) / 2 among returns within k days (the
-            Mann-Whitney U divided by its maximum; 0.5 = same timing).
+            Mann-Whitney U divided by its maximum; 0.5 = same timing). Stratified: the van Elteren
+            weighted mean of that probability within each stratum (pairs of the same reason).
         returns: returned units within k days per arm (units delivered at least k days before
             ``as_of``).
         returning_customers: customers with such a return per arm (the independent units).
@@ -87,8 +102,12 @@ class DelayCheck:
             covers every exposed unit; None when nothing was delivered.
         why: one sentence in plain words.
         error: why the check could not be made (then ``possible_delay`` is False).
-        details: the U statistic, z, standard error, the unit-level (unclustered) Mann-Whitney
-            p-value for comparison, mature units and data-cleaning counts.
+        details: whether the test is ``stratified``, the U statistic (summed over strata), z,
+            standard error, the unit-level (unclustered) Mann-Whitney p-value for comparison (van
+            Elteren's when stratified), mature units and data-cleaning counts. Stratified besides:
+            the ``stratum_column``, per stratum used (``strata``) its prob_later, U, van Elteren
+            weight and share of the weight, returns and returning customers per arm; the number of
+            strata used and left out (an arm without return there) and the first left-out labels.
     """
 
     k: float
@@ -142,61 +161,145 @@ def _mid_cdf(sorted_x: np.ndarray, cum_w: np.ndarray, at: np.ndarray) -> np.ndar
     return (below + up_to) / (2.0 * total)
 
 
+@dataclass(frozen=True)
+class _Stratum:
+    """One stratum's share of the comparison: its theta and van Elteren's weight."""
+
+    label: str
+    theta: float                    # P(treated lag > control lag) + ties / 2 within the stratum
+    weight: float                   # van Elteren's n_t n_c / (N + 1), returned units weighted by quantity
+    u_statistic: float              # theta n_t n_c, the stratum's Mann-Whitney U
+    returns: tuple[float, float]    # returned units (control, treatment)
+    customers: tuple[int, int]      # customers with such a return (control, treatment)
+    ties: np.ndarray                # units tied at each distinct lag (for the unit-level variance)
+
+    def to_dict(self, total_weight: float) -> dict[str, Any]:
+        return {"stratum": self.label, "prob_later": self.theta, "u_statistic": self.u_statistic,
+                "van_elteren_weight": self.weight, "share_of_weight": self.weight / total_weight,
+                "returns": dict(zip(_ARMS, self.returns)),
+                "returning_customers": dict(zip(_ARMS, self.customers))}
+
+
+@dataclass(frozen=True)
+class _RankComparison:
+    """The (stratified) Mann-Whitney comparison: combined theta, its clustered variance, the strata used."""
+
+    theta: float
+    var: float
+    customers: tuple[int, int]      # G per arm: customers with a return in a stratum used
+    strata: list[_Stratum]
+    left_out: list[str]             # strata where an arm has no return (no information on timing)
+
+
 def _clustered_mann_whitney(
-    lag: np.ndarray, arm: np.ndarray, cust: np.ndarray, w: np.ndarray, n_customers: int
-) -> tuple[float, float, list[int]]:
-    """theta = P(treated lag > control lag) + ties / 2 and its customer-clustered variance.
+    lag: np.ndarray, arm: np.ndarray, cust: np.ndarray, w: np.ndarray, n_customers: int,
+    stratum: np.ndarray | None = None, labels: Sequence[str] = ("all",),
+) -> _RankComparison:
+    """theta = P(treated lag > control lag) + ties / 2, combined over strata, and its customer-clustered variance.
 
-    theta = sum_{i in t} sum_{j in c} w_i w_j H(x_i - x_j) / (W_t W_c), H = 1, 1/2, 0 for >, =, <:
+    Within stratum s (``stratum``: codes into ``labels``; None = one stratum),
+    theta_s = sum_{i in t} sum_{j in c} w_i w_j H(x_i - x_j) / (W_ts W_cs), H = 1, 1/2, 0 for >, =, <:
     the Mann-Whitney U / (n_t n_c) with units repeated by quantity. Its linearisation (Hajek
-    projection) through the placements V_i = F_c(x_i) (treated unit i: control share below it, ties
-    halved) and Q_j = 1 - F_t(x_j) (control unit j: treated share above it) is
+    projection) through the placements V_i = F_cs(x_i) (treated unit i: the stratum's control share
+    below it, ties halved) and Q_j = 1 - F_ts(x_j) (control unit j: treated share above it) is
 
-        theta_hat - theta ~ sum_{i in t} w_i (V_i - theta) / W_t + sum_{j in c} w_j (Q_j - theta) / W_c
+        theta_s_hat - theta_s ~ sum_{i in t} w_i (V_i - theta_s) / W_ts + sum_{j in c} w_j (Q_j - theta_s) / W_cs
 
-    (DeLong et al. 1988). Summed within each customer and squared, with the small-sample factor
-    G / (G - 1) per arm (G = customers with a return in the arm), it gives the variance with
-    customers as independent clusters (Obuchowski 1997; the same construction as
-    ``lag._clustered_ratio_difference``). A customer in both arms adds its covariance term.
-
-    Returns (theta, variance, [G_c, G_t]).
+    (DeLong et al. 1988). The strata are combined with van Elteren's (1960) weights
+    w_s = W_ts W_cs / (W_ts + W_cs + 1): T = sum_s w_s theta_s / sum_s w_s, the weights taken as fixed
+    (conditional on the returns per stratum, as in van Elteren's test). Each unit's influence,
+    multiplied by w_s / sum w, is summed within its customer across strata (a customer may return in
+    several), squared with the small-sample factor G / (G - 1) per arm (G = customers with a return in
+    the arm, in the strata used), giving the variance with customers as independent clusters
+    (Obuchowski 1997; the same construction as ``lag._clustered_ratio_difference``). A customer in
+    both arms adds its covariance term. A stratum where one arm has no return is left out (listed in
+    ``left_out``; one without any return is ignored); with one stratum this is the plain clustered
+    Mann-Whitney statistic.
     """
-    t, c = arm == 1, arm == 0
-    oc, ot = np.argsort(lag[c], kind="stable"), np.argsort(lag[t], kind="stable")
-    xc, cwc = lag[c][oc], np.cumsum(w[c][oc])
-    xt, cwt = lag[t][ot], np.cumsum(w[t][ot])
-    v = _mid_cdf(xc, cwc, lag[t])          # treated placements
-    q = 1.0 - _mid_cdf(xt, cwt, lag[c])    # control placements
-    theta = float(np.sum(w[t] * v) / cwt[-1])
+    codes = np.zeros(lag.size, dtype=np.int64) if stratum is None else stratum
+    pieces = []
+    left_out: list[str] = []
+    for s, label in enumerate(labels):
+        t, c = (codes == s) & (arm == 1), (codes == s) & (arm == 0)
+        if not (np.any(t) and np.any(c)):
+            if np.any(t) or np.any(c):   # a stratum without any return here is no stratum of the comparison
+                left_out.append(label)
+            continue
+        oc, ot = np.argsort(lag[c], kind="stable"), np.argsort(lag[t], kind="stable")
+        xc, cwc = lag[c][oc], np.cumsum(w[c][oc])
+        xt, cwt = lag[t][ot], np.cumsum(w[t][ot])
+        v = _mid_cdf(xc, cwc, lag[t])          # treated placements
+        q = 1.0 - _mid_cdf(xt, cwt, lag[c])    # control placements
+        theta = float(np.sum(w[t] * v) / cwt[-1])
+        n_c, n_t = float(cwc[-1]), float(cwt[-1])
+        ties = np.bincount(np.unique(lag[t | c], return_inverse=True)[1], weights=w[t | c])
+        part = _Stratum(label, theta, n_t * n_c / (n_t + n_c + 1.0), theta * n_t * n_c, (n_c, n_t),
+                        (int(np.unique(cust[c]).size), int(np.unique(cust[t]).size)), ties)
+        pieces.append((part, t, c, v, q))
+    if not pieces:
+        return _RankComparison(math.nan, 0.0, (0, 0), [], left_out)
     psi = np.zeros((n_customers, 2))
-    psi[:, 1] = np.bincount(cust[t], weights=w[t] * (v - theta) / cwt[-1], minlength=n_customers)
-    psi[:, 0] = np.bincount(cust[c], weights=w[c] * (q - theta) / cwc[-1], minlength=n_customers)
     present = np.zeros((n_customers, 2), dtype=bool)
-    present[:, 1] = np.bincount(cust[t], minlength=n_customers) > 0
-    present[:, 0] = np.bincount(cust[c], minlength=n_customers) > 0
+    total = sum(part.weight for part, *_ in pieces)
+    combined = 0.0
+    for part, t, c, v, q in pieces:
+        share = part.weight / total   # exactly 1.0 with one stratum: the pooled statistic unchanged
+        combined += share * part.theta
+        n_c, n_t = part.returns
+        psi[:, 1] += np.bincount(cust[t], weights=w[t] * (v - part.theta) / n_t * share, minlength=n_customers)
+        psi[:, 0] += np.bincount(cust[c], weights=w[c] * (q - part.theta) / n_c * share, minlength=n_customers)
+        present[:, 1] |= np.bincount(cust[t], minlength=n_customers) > 0
+        present[:, 0] |= np.bincount(cust[c], minlength=n_customers) > 0
     g = present.sum(axis=0)
     psi *= np.sqrt(g / np.maximum(g - 1, 1))[None, :]
     var = float(np.sum((psi[:, 0] + psi[:, 1]) ** 2))
-    return theta, var, [int(g[0]), int(g[1])]
+    return _RankComparison(combined, var, (int(g[0]), int(g[1])), [p for p, *_ in pieces], left_out)
 
 
-def _units_mann_whitney_p(theta: float, lag: np.ndarray, w: np.ndarray, n_t: float, n_c: float) -> float | None:
-    """The textbook one-sided Mann-Whitney p-value with units as independent observations (for comparison).
+def _units_mann_whitney_p(strata: list[_Stratum]) -> float | None:
+    """The textbook one-sided (van Elteren) Mann-Whitney p-value with units as independent observations.
 
-    Normal approximation with the tie correction and the continuity correction, as scipy
-    ``mannwhitneyu(method="asymptotic", alternative="greater")`` on the units repeated by quantity:
-    z = (U - n_t n_c / 2 - 1/2) / sqrt(n_t n_c / 12 ((N + 1) - sum(t^3 - t) / (N (N - 1)))), t = units
-    tied at one lag (Mann & Whitney 1947; Lehmann 1975, ch. 1). Written without the repetition so that
-    it costs nothing at any quantity.
+    For comparison with the clustered test. One stratum: the normal approximation with the tie and
+    continuity corrections, as scipy ``mannwhitneyu(method="asymptotic", alternative="greater")`` on
+    the units repeated by quantity: z = (U - n_t n_c / 2 - 1/2) / sqrt(n_t n_c / 12 ((N + 1) -
+    sum(t^3 - t) / (N (N - 1)))), t = units tied at one lag (Mann & Whitney 1947; Lehmann 1975, ch. 1).
+    Several strata: van Elteren's (1960) statistic sum_s U_s / (N_s + 1), its null mean
+    sum_s n_ts n_cs / (2 (N_s + 1)) and variance sum_s var(U_s) / (N_s + 1)^2, var(U_s) as above
+    within the stratum, without continuity correction (the sum is not on a lattice of step 1).
+    Written without the repetition so that it costs nothing at any quantity.
     """
-    n = n_t + n_c
-    _, inv = np.unique(lag, return_inverse=True)
-    ties = np.bincount(inv, weights=w)
-    var = n_t * n_c / 12.0 * ((n + 1) - float(np.sum(ties**3 - ties)) / (n * (n - 1)))
+    num, var = 0.0, 0.0
+    continuity = 0.5 if len(strata) == 1 else 0.0
+    for s in strata:
+        n_c, n_t = s.returns
+        n = n_t + n_c
+        var_u = n_t * n_c / 12.0 * ((n + 1) - float(np.sum(s.ties**3 - s.ties)) / (n * (n - 1)))
+        num += (s.u_statistic - n_t * n_c / 2.0 - continuity) / (n + 1)
+        var += var_u / (n + 1) ** 2
     if not var > 0:
         return None
-    z = (theta * n_t * n_c - n_t * n_c / 2.0 - 0.5) / math.sqrt(var)
-    return float(stats.norm.sf(z))
+    return float(stats.norm.sf(num / math.sqrt(var)))
+
+
+def _prepare_by_stratum(
+    units: pd.DataFrame, column: str, prepare: Callable[[pd.DataFrame], _Units]
+) -> tuple[_Units, np.ndarray, list[str]]:
+    """The units ``prepare`` keeps from ``units``, and each one's stratum (codes into the returned labels).
+
+    A missing value of ``column`` is the stratum "unknown". ``lag._prepare`` keeps or drops each row on
+    that row's values alone and keeps the kept rows in their order, so ``units`` sorted by stratum gives
+    its units grouped by stratum, as many in each group as ``prepare`` keeps from the group alone.
+    """
+    values = units[column].astype(object)
+    codes, labels = pd.factorize(values.where(values.notna(), "unknown").astype(str), sort=True)
+    order = np.argsort(codes, kind="stable")
+    grouped = units.iloc[order]
+    u = prepare(grouped)
+    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+    kept = [prepare(grouped.iloc[a:b]).arm.size for a, b in zip(bounds[:-1], bounds[1:])]
+    if sum(kept) != u.arm.size:   # a broken premise (lag._prepare changed), not bad data: never mislabel units
+        raise RuntimeError(f"the rows kept per {column} ({sum(kept)}) differ from those kept in all ({u.arm.size})")
+    return u, np.repeat(np.arange(len(labels)), kept), [str(x) for x in labels]
 
 
 def _format_p(p: float) -> str:
@@ -238,6 +341,7 @@ def delay_check(
     control: Any = "control",
     treatment: Any = "treatment",
     min_returning_customers: int = MIN_RETURNING_CUSTOMERS,
+    stratum: str | None = None,
 ) -> DelayCheck:
     """Flag a lever that may only delay returns: are the treated returns within k days later?
 
@@ -271,6 +375,23 @@ def delay_check(
     *possible* delay and asks for the longer read, which tells the two apart (a prevention keeps its
     gap at 2k, a delay closes it).
 
+    ``stratum`` (e.g. ``"return_reason"``; default None = pooled): compare the lags within each value of
+    that column (a missing value is the stratum "unknown"; the column missing gives an ``error``).
+    theta_s is the Mann-Whitney probability among the stratum's returns within k days, and the test
+    reads T = sum_s w_s theta_s / sum_s w_s with van Elteren's weights w_s = n_ts n_cs / (N_s + 1)
+    (n = returned units of each arm in the stratum, weighted by quantity; van Elteren 1960, Lehmann
+    1975 ch. 3: the locally most powerful such combination against a shift common to all strata,
+    whatever their sizes). Its variance is customer-clustered: each customer's placement
+    influences summed across the strata (weighted by w_s / sum w) before squaring, a customer may
+    return in several. A stratum where an arm has no return says nothing about timing and is left
+    out (counted in ``details``); ``min_returning_customers`` applies to the totals. Null
+    hypothesis: within each stratum the lag has the same distribution in both arms. A lever that
+    prevents returns of one reason changes the reasons' shares among the treated returns, not the
+    lags within a reason: the pooled test may flag it (fewer fast size returns make the pooled
+    treated lags later), the stratified one passes it; a delay of one reason is not drowned by the
+    spread between reasons. What it cannot tell: a lever that prevents the early returns *within* a
+    reason. With one stratum the result is exactly the pooled one.
+
     Assumptions: customers independent and randomised; the lag does not depend on the delivery date
     within the test; enough returning customers per arm (``min_returning_customers``, default 20;
     fewer gives an ``error`` and no flag) for the normal approximation.
@@ -283,7 +404,10 @@ def delay_check(
     """
     nan_shares: dict[str, float | None] = {a: None for a in _ARMS}
     zeros: dict[str, float] = {a: 0.0 for a in _ARMS}
-    details: dict[str, Any] = {"method": "mann-whitney-clustered-one-sided"}
+    details: dict[str, Any] = {
+        "method": "mann-whitney-clustered-one-sided" if stratum is None else "van-elteren-clustered-one-sided",
+        "stratified": stratum is not None}
+    noun = "" if stratum is None else stratum.replace("_", " ")   # "return_reason" -> "each return reason"
 
     def fail(why: str, k_: float = k, confirm: float = math.nan, readable: dt.date | None = None,
              **known: Any) -> DelayCheck:
@@ -304,14 +428,21 @@ def delay_check(
         return fail(f"confirm_days must be a number of days longer than k = {k:g}, got {confirm_days!r}")
     if not isinstance(units, pd.DataFrame):
         return fail(f"units must be a DataFrame, got {type(units).__name__}", confirm=confirm)
-    needed = [arm, customer, delivered, returned] + ([quantity] if quantity is not None else [])
+    needed = ([arm, customer, delivered, returned] + ([quantity] if quantity is not None else [])
+              + ([stratum] if stratum is not None else []))
     missing = [c for c in needed if c not in units.columns]
     if missing:
         return fail(f"units lacks the column(s) {', '.join(missing)}", confirm=confirm)
     try:
         if pd.isna(as_of) or pd.isna(pd.Timestamp(as_of)):
             return fail(f"as_of must be a date, got {as_of!r}", confirm=confirm)
-        u = _prepare(units, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+        def prepare(frame: pd.DataFrame) -> _Units:
+            return _prepare(frame, as_of, arm, customer, delivered, returned, quantity, control, treatment)
+
+        if stratum is None:
+            u, unit_stratum, labels = prepare(units), None, ["all"]
+        else:
+            u, unit_stratum, labels = _prepare_by_stratum(units, stratum, prepare)
         as_of_ts = pd.Timestamp(as_of)
     except (ValueError, TypeError, OverflowError) as exc:
         return fail(f"units or as_of cannot be read as dates: {exc}", confirm=confirm)
@@ -351,9 +482,18 @@ def delay_check(
                     **ctx, **known)
 
     lag, arm01, cust, w = u.lag[within], u.arm[within].astype(int), u.cust[within], u.w[within]
-    theta, var, g = _clustered_mann_whitney(lag, arm01, cust, w, u.n_customers)
-    details.update(u_statistic=theta * returns["control"] * returns["treatment"])
-    details["p_value_units"] = _units_mann_whitney_p(theta, lag, w, returns["treatment"], returns["control"])
+    comp = _clustered_mann_whitney(lag, arm01, cust, w, u.n_customers,
+                                   None if unit_stratum is None else unit_stratum[within], labels)
+    theta, var = comp.theta, comp.var
+    if stratum is not None:
+        details.update(stratum_column=stratum, strata_used=len(comp.strata), strata_left_out=len(comp.left_out),
+                       strata_left_out_labels=comp.left_out[:_LISTED_LEFT_OUT],
+                       strata=[s.to_dict(sum(x.weight for x in comp.strata)) for s in comp.strata])
+    if not comp.strata:
+        return fail(f"no {noun} has returns within {k:g} days in both arms: the timing "
+                    "cannot be compared within one, no delay check", **ctx, **known)
+    details.update(u_statistic=sum(s.u_statistic for s in comp.strata))
+    details["p_value_units"] = _units_mann_whitney_p(comp.strata)
     if not var > 0:
         why = (f"no spread in the timing of the returns within {k:g} days (median {_days(medians['treatment'])} "
                f"days in treatment vs {_days(medians['control'])} in control, every return of an arm after "
@@ -365,14 +505,22 @@ def delay_check(
     details.update(z=z, std_error=se)
     flag = p <= alpha
     mt, mc = _days(medians["treatment"]), _days(medians["control"])
+    if stratum is None:
+        where, timing = "", f"median {mt} days in treatment vs {mc} in control"
+    else:
+        # the pooled medians mix the reasons (their shares differ when a lever prevents one): say the
+        # within-reason comparison the test makes instead
+        where = f" within each {noun}"
+        timing = f"a treated return is the later of two with the same {noun} {theta:.0%} of the time"
     if flag:
-        why = (f"treated returns come back later: median {mt} days vs {mc} among returns within {k:g} days "
-               f"({_format_p(p)}); a delay can lower the {k:g}-day rate without preventing any return, "
+        lead = (f"treated returns come back later: median {mt} days vs {mc} among returns within {k:g} days"
+                if stratum is None else
+                f"treated returns come back later{where}: {timing}, among returns within {k:g} days")
+        why = (f"{lead} ({_format_p(p)}); a delay can lower the {k:g}-day rate without preventing any return, "
                f"so a keep waits for the {confirm:g}-day read"
                + (f" (readable on {date_text(readable_on)})" if readable_on else ""))
     else:
-        why = (f"no sign of a delay: among returns within {k:g} days, median {mt} days in treatment vs "
-               f"{mc} in control ({_format_p(p)})")
+        why = f"no sign of a delay{where}: among returns within {k:g} days, {timing} ({_format_p(p)})"
     return DelayCheck(k, flag, p, alpha, theta, returns, returning, medians, km_half, km_k, confirm,
                       readable_on, why, None, details)
 

@@ -36,12 +36,25 @@ ALPHA = 0.01
 CUSTOMERS_PER_ARM = 500
 
 
+#: Return reasons of the simulated shop: share of the returns and median lag (days; lognormal, sigma 0.55),
+#: the lags of the project's season simulator (playbook.dev.sample_data.DELAY). Size is the fastest and
+#: commonest reason.
+REASONS = {"size": (0.35, 6.5), "not_as_described": (0.30, 10.0), "changed_mind": (0.20, 13.0),
+           "quality": (0.15, 14.0)}
+
+
 def simulate(rng: np.random.Generator, n: int = CUSTOMERS_PER_ARM, *, delay: float = 1.0,
-             prevent: float = 1.0, one_parcel: bool = False) -> pd.DataFrame:
+             prevent: float = 1.0, one_parcel: bool = False, reasons: bool = False,
+             prevent_reason: dict[str, float] | None = None,
+             delay_reason: dict[str, float] | None = None) -> pd.DataFrame:
     """One randomized test as the K-day read sees it: one row per unit (quantity 1).
 
     ``one_parcel``: each customer returns all their returned units after one and the same lag (a
     single parcel), the correlation a real shop has and the unit-level test ignores.
+    ``reasons``: each returned unit gets a reason drawn from ``REASONS`` and a lognormal lag of that
+    reason's median (column ``return_reason``, missing for units kept); ``prevent_reason`` keeps that
+    share of the treated returns of a reason (0.5: half of them prevented), ``delay_reason`` multiplies
+    the treated lags of a reason.
     """
     weeks = rng.integers(28, 43)                        # deliveries over 4 to 6 weeks
     arm = np.repeat([0, 1], n)
@@ -50,13 +63,26 @@ def simulate(rng: np.random.Generator, n: int = CUSTOMERS_PER_ARM, *, delay: flo
     delivered = rng.uniform(0, weeks, 2 * n)
     cust = np.repeat(np.arange(2 * n), units)
     returned = rng.random(cust.size) < propensity[cust]
-    lag = rng.gamma(2.0, 5.0, 2 * n)[cust] if one_parcel else rng.gamma(2.0, 5.0, cust.size)
-    lag = lag * np.where(arm[cust] == 1, delay, 1.0)
+    treated = arm[cust] == 1
+    if reasons:
+        names = np.array(list(REASONS))
+        reason = rng.choice(names.size, size=cust.size, p=[share for share, _ in REASONS.values()])
+        median = np.array([m for _, m in REASONS.values()])[reason]
+        kept = np.array([(prevent_reason or {}).get(r, 1.0) for r in names])[reason]
+        returned &= ~treated | (rng.random(cust.size) < kept)
+        lag = median * rng.lognormal(0.0, 0.55, cust.size) * np.where(
+            treated, np.array([(delay_reason or {}).get(r, 1.0) for r in names])[reason], 1.0)
+    else:
+        lag = rng.gamma(2.0, 5.0, 2 * n)[cust] if one_parcel else rng.gamma(2.0, 5.0, cust.size)
+    lag = lag * np.where(treated, delay, 1.0)
     day_ns = 86_400 * 10**9
     d = START.to_datetime64() + (delivered[cust] * day_ns).astype("timedelta64[ns]")
     r = np.where(returned, d + (lag * day_ns).astype("timedelta64[ns]"), np.datetime64("NaT"))
-    return pd.DataFrame({"arm": np.where(arm[cust] == 1, "treatment", "control"), "customer_id": cust,
-                         "delivered_ts": d, "returned_ts": r, "quantity": 1})
+    frame = pd.DataFrame({"arm": np.where(treated, "treatment", "control"), "customer_id": cust,
+                          "delivered_ts": d, "returned_ts": r, "quantity": 1})
+    if reasons:
+        frame["return_reason"] = np.where(returned, names[reason], None)
+    return frame
 
 
 def flag_rate(seed: int, replications: int, **scenario) -> tuple[float, float, list[DelayCheck]]:
@@ -119,6 +145,71 @@ def test_slow_null_scenarios_are_flagged_at_most_alpha(scenario, seed):
 def test_slow_a_pure_delay_is_flagged_in_at_least_95_percent():
     rate, se, _ = flag_rate(104, 4000, delay=1.6)
     assert rate >= 0.95, (rate, se)  # measured: 99.62 % (SE 0.10 %)
+
+
+# ----------------------------------------------------------------------------- stratified by return reason
+
+STRATA_REPS = 250   # each replication reads the same simulated test pooled and by reason; slow variants: 4,000
+
+
+def pooled_and_by_reason(seed: int, replications: int, **scenario) -> tuple[float, float]:
+    """Flag rates of the pooled check and of the check within each return reason, on the same simulated tests."""
+    rng = np.random.default_rng(seed)
+    flags = []
+    for _ in range(replications):
+        df = simulate(rng, reasons=True, **scenario)
+        pooled = delay_check(df, AS_OF, K, alpha=ALPHA)
+        by_reason = delay_check(df, AS_OF, K, alpha=ALPHA, stratum="return_reason")
+        assert pooled.error is None and by_reason.error is None, (pooled.error, by_reason.error)
+        flags.append((pooled.possible_delay, by_reason.possible_delay))
+    pooled_rate, by_reason_rate = np.mean(flags, axis=0)
+    return float(pooled_rate), float(by_reason_rate)
+
+
+def test_preventing_only_the_fast_size_returns_is_flagged_pooled_but_not_within_each_reason():
+    # half the treated size returns (median 6.5 days, the fastest reason) prevented, no lag changed: the
+    # treated returns hold relatively more slow reasons, so pooled they look later (composition)
+    pooled, by_reason = pooled_and_by_reason(20260123, STRATA_REPS, prevent_reason={"size": 0.5})
+    assert by_reason <= null_band(STRATA_REPS), by_reason   # measured: 1.6 % (band 2.9 %)
+    assert pooled > null_band(STRATA_REPS), pooled          # measured: 15.2 %
+
+
+def test_a_delay_of_only_the_not_as_described_returns_is_flagged_more_often_within_each_reason():
+    # x1.7 on the lags of one reason holding 30 % of the returns, the others untouched: pooled, the
+    # spread between the reasons' lags drowns it
+    pooled, by_reason = pooled_and_by_reason(20260124, STRATA_REPS, delay_reason={"not_as_described": 1.7})
+    assert by_reason > pooled, (by_reason, pooled)   # measured: 52.8 % within each reason vs 38.0 % pooled
+
+
+def test_no_effect_is_flagged_at_most_alpha_within_each_reason():
+    _, by_reason = pooled_and_by_reason(20260125, STRATA_REPS)
+    assert by_reason <= null_band(STRATA_REPS), by_reason   # measured: 1.6 % (pooled 1.2 %)
+
+
+def test_a_prevention_of_every_reason_is_flagged_at_most_alpha_within_each_reason():
+    _, by_reason = pooled_and_by_reason(20260126, STRATA_REPS, prevent=0.8)
+    assert by_reason <= null_band(STRATA_REPS), by_reason   # measured: 1.2 % (pooled 1.2 %)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario, seed", [
+    (dict(prevent_reason={"size": 0.5}), 900), (dict(), 902), (dict(prevent=0.8), 903),
+])
+def test_slow_null_scenarios_are_flagged_at_most_alpha_within_each_reason(scenario, seed):
+    # measured at alpha 1 % (band 1.47 %), within each reason: size prevention 0.88 %, no effect 0.95 %,
+    # every reason prevented x 0.8 0.92 %; pooled 14.37 %, 0.95 %, 1.00 %. At alpha 5 % (band 6.03 %): within
+    # each reason 4.73 %, 4.93 %, 5.25 %; pooled 35.93 %, 4.65 %, 4.78 %
+    reps = 4000
+    pooled, by_reason = pooled_and_by_reason(seed, reps, **scenario)
+    assert by_reason <= null_band(reps), by_reason
+    if "prevent_reason" in scenario:
+        assert pooled > null_band(reps), pooled   # measured: 14.37 %
+
+
+@pytest.mark.slow
+def test_slow_a_delay_of_one_reason_is_flagged_more_often_within_each_reason():
+    pooled, by_reason = pooled_and_by_reason(901, 4000, delay_reason={"not_as_described": 1.7})
+    assert by_reason > pooled, (by_reason, pooled)   # measured: 52.95 % vs 36.23 % (alpha 5 %: 76.48 % vs 62.38 %)
 
 
 # ----------------------------------------------------------------------------- the test itself, by hand
@@ -238,6 +329,146 @@ def test_kaplan_meier_shares_equal_the_plain_shares_when_every_unit_is_followed_
         assert res.km_return_share_half_k[name] == pytest.approx(float((arm <= K / 2).mean()), rel=1e-12)
 
 
+# ----------------------------------------------------------------------------- the stratified test, by hand
+
+def test_with_a_single_stratum_the_stratified_check_is_exactly_the_pooled_one():
+    df = simulate(np.random.default_rng(12), reasons=True, delay_reason={"not_as_described": 1.7})
+    pooled = delay_check(df, AS_OF, K)
+    for one in (df.assign(return_reason="size"), df.assign(return_reason=None)):   # None: the stratum "unknown"
+        res = delay_check(one, AS_OF, K, stratum="return_reason")
+        assert (res.p_value, res.prob_later, res.possible_delay) == (pooled.p_value, pooled.prob_later,
+                                                                     pooled.possible_delay)
+        assert res.details["z"] == pooled.details["z"] and res.details["std_error"] == pooled.details["std_error"]
+        assert res.details["u_statistic"] == pooled.details["u_statistic"]
+        assert res.details["p_value_units"] == pytest.approx(pooled.details["p_value_units"], rel=1e-12)
+        assert res.details["stratified"] and not pooled.details["stratified"]
+        assert res.details["strata_used"] == 1 and res.details["strata_left_out"] == 0
+
+
+def independent_returns(rng: np.random.Generator, delay: float) -> pd.DataFrame:
+    """One returned unit per customer (independent units), three reasons of different sizes and lags; the
+    treated lags of every reason x ``delay``. Every unit is delivered 40 days before AS_OF."""
+    frames = []
+    for reason, n, median in (("size", 3000, 6.5), ("not_as_described", 1500, 10.0), ("quality", 800, 14.0)):
+        treated = rng.random(n) < 0.5
+        lag = median * rng.lognormal(0.0, 0.55, n) * np.where(treated, delay, 1.0)
+        frames.append(pd.DataFrame({"arm": np.where(treated, "treatment", "control"), "lag": lag,
+                                    "return_reason": reason}))
+    df = pd.concat(frames, ignore_index=True)
+    delivered = AS_OF - pd.Timedelta(days=40)
+    return df.assign(customer_id=np.arange(len(df)), delivered_ts=delivered, quantity=1,
+                     returned_ts=delivered + pd.to_timedelta(df["lag"], unit="D"))
+
+
+def test_with_independent_units_the_stratified_z_is_van_elterens_test_in_large_samples():
+    df = independent_returns(np.random.default_rng(21), delay=1.04)   # a small delay: z about 2
+    res = delay_check(df, AS_OF, K, stratum="return_reason")
+    # van Elteren (1960): V = sum_s U_s / (N_s + 1) over the strata's Mann-Whitney U (treated later), null
+    # mean sum_s m_s n_s / (2 (N_s + 1)), null variance sum_s m_s n_s (N_s + 1) / 12 / (N_s + 1)^2 (no ties)
+    lag = (df.returned_ts - df.delivered_ts).dt.total_seconds() / 86400
+    v = mean = var = 0.0
+    per_reason = {}
+    for reason, g in df.assign(lag=lag)[lag <= K].groupby("return_reason"):
+        x, y = g.lag[g.arm == "treatment"].to_numpy(), g.lag[g.arm == "control"].to_numpy()
+        u = stats.mannwhitneyu(x, y, alternative="greater").statistic
+        m, n = x.size, y.size
+        v, mean, var = v + u / (m + n + 1), mean + m * n / 2 / (m + n + 1), var + m * n * (m + n + 1) / 12 / (m + n + 1) ** 2
+        per_reason[reason] = u / (m * n)
+    z = (v - mean) / math.sqrt(var)
+    assert 1.5 < z < 3.5, z   # the comparison is made where it matters, near the flag's threshold
+    # the customer-clustered variance estimates the same variance as van Elteren's null one
+    assert res.details["z"] == pytest.approx(z, abs=0.02)
+    assert res.prob_later == pytest.approx(v / (2 * mean), rel=1e-12)   # sum w_s theta_s / sum w_s
+    assert res.details["p_value_units"] == pytest.approx(stats.norm.sf(z), rel=1e-9)
+    assert {s["stratum"]: s["prob_later"] for s in res.details["strata"]} == pytest.approx(per_reason, rel=1e-12)
+
+
+def test_a_customer_returning_in_several_reasons_is_one_cluster_across_them():
+    rng = np.random.default_rng(9)
+    medians = {"size": 6.5, "not_as_described": 10.0, "quality": 14.0}
+    rows = []
+    delivered = AS_OF - pd.Timedelta(days=40)
+    for name, scale in (("control", 1.0), ("treatment", 1.15)):
+        for c in range(40):
+            for _ in range(int(rng.integers(1, 5))):   # 1-4 returned lines, often of several reasons
+                reason = str(rng.choice(list(medians)))
+                lag = min(float(np.round(medians[reason] * scale * rng.lognormal(0.0, 0.55), 1)), 28.0)  # ties
+                rows.append((name, f"{name}{c}", delivered, delivered + pd.Timedelta(days=lag),
+                             int(rng.integers(1, 3)), reason))
+    df = pd.DataFrame(rows, columns=["arm", "customer_id", "delivered_ts", "returned_ts", "quantity", "return_reason"])
+    res = delay_check(df, AS_OF, K, stratum="return_reason")
+    # by brute force over the pairs of each reason (units repeated by quantity): theta_s, van Elteren's weight,
+    # and each unit's structural component (DeLong et al. 1988) weighted w_s / sum w, summed per customer over
+    # the reasons, squared with G / (G - 1) per arm (Obuchowski 1997)
+    lag_days = ((df.returned_ts - df.delivered_ts).dt.total_seconds() / 86400).to_numpy()
+    rep = df.loc[df.index.repeat(df.quantity)].assign(lag=np.repeat(lag_days, df.quantity))
+    parts = []
+    for _, g in rep.groupby("return_reason"):
+        t, c = g[g.arm == "treatment"], g[g.arm == "control"]
+        h = (t.lag.to_numpy()[:, None] > c.lag.to_numpy()[None, :]) + 0.5 * (
+            t.lag.to_numpy()[:, None] == c.lag.to_numpy()[None, :])
+        parts.append((t, c, h, len(t) * len(c) / (len(t) + len(c) + 1)))
+    total = sum(w for *_, w in parts)
+    theta = sum(w / total * h.mean() for _, _, h, w in parts)
+    influence = pd.concat([pd.DataFrame({"cust": part.customer_id.to_numpy(),
+                                         "psi": w / total * (comp - h.mean()) / len(part)})
+                           for t, c, h, w in parts for part, comp in ((t, h.mean(axis=1)), (c, h.mean(axis=0)))])
+    var = 0.0
+    for arm_name in ("control", "treatment"):
+        per = influence[influence.cust.str.startswith(arm_name)].groupby("cust")["psi"].sum()
+        var += len(per) / (len(per) - 1) * float(np.sum(per**2))
+    assert res.prob_later == pytest.approx(theta, rel=1e-12)
+    assert res.details["std_error"] == pytest.approx(math.sqrt(var), rel=1e-9)
+    assert res.p_value == pytest.approx(stats.norm.sf((theta - 0.5) / math.sqrt(var)), rel=1e-9)
+
+
+def test_a_reason_returned_in_one_arm_only_is_left_out_and_counted():
+    df = simulate(np.random.default_rng(13), reasons=True)
+    lost = pd.DataFrame({"arm": "control", "customer_id": [-1, -2, 0], "delivered_ts": AS_OF - pd.Timedelta(days=40),
+                         "returned_ts": AS_OF - pd.Timedelta(days=35), "quantity": 1, "return_reason": "lost_parcel"})
+    res = delay_check(pd.concat([df, lost], ignore_index=True), AS_OF, K, stratum="return_reason")
+    without = delay_check(df, AS_OF, K, stratum="return_reason")
+    assert res.details["strata_left_out"] == 1 and res.details["strata_left_out_labels"] == ["lost_parcel"]
+    # the units not returned (no reason) are no stratum of the comparison
+    assert without.details["strata_left_out"] == 0 and without.details["strata_used"] == len(REASONS)
+    assert res.p_value == pytest.approx(without.p_value, rel=1e-12)
+    assert res.prob_later == pytest.approx(without.prob_later, rel=1e-12)
+    assert res.returning_customers["control"] == without.returning_customers["control"] + 2   # totals count them
+
+
+def test_a_missing_reason_is_the_stratum_unknown():
+    df = simulate(np.random.default_rng(14), reasons=True)
+    hidden = df.index[df.return_reason.notna()][::7]
+    res = delay_check(df.assign(return_reason=df.return_reason.where(~df.index.isin(hidden))), AS_OF, K,
+                      stratum="return_reason")
+    named = delay_check(df.assign(return_reason=df.return_reason.where(~df.index.isin(hidden), "unknown")),
+                        AS_OF, K, stratum="return_reason")
+    assert "unknown" in [s["stratum"] for s in res.details["strata"]]
+    assert res.p_value == named.p_value and res.prob_later == named.prob_later
+
+
+def test_a_stratified_check_says_in_words_that_it_compares_within_each_return_reason():
+    late = [x + 6 for x in TREATED_LAGS[:-6]] * 2
+    flagged = delay_check(hand_frame([(x, 1) for x in CONTROL_LAGS], [(x, 1) for x in late])
+                          .assign(return_reason="size"), AS_OF, K, stratum="return_reason")
+    assert flagged.possible_delay
+    assert flagged.why.startswith("treated returns come back later within each return reason: a treated return "
+                                  f"is the later of two with the same return reason {flagged.prob_later:.0%} "
+                                  "of the time, among returns within 28 days")
+    calm = delay_check(hand_frame([(x, 1) for x in CONTROL_LAGS], [(x, 1) for x in CONTROL_LAGS])
+                       .assign(return_reason="size"), AS_OF, K, stratum="return_reason")
+    assert not calm.possible_delay and calm.why.startswith("no sign of a delay within each return reason: ")
+    assert calm.details["method"] == "van-elteren-clustered-one-sided"
+
+
+def test_no_reason_returned_in_both_arms_gives_an_error_and_no_flag():
+    df = hand_frame([(x, 1) for x in CONTROL_LAGS], [(x, 1) for x in TREATED_LAGS])
+    df["return_reason"] = np.where(df.arm == "control", "size", "quality")
+    res = delay_check(df, AS_OF, K, stratum="return_reason")
+    assert_no_check(res, "no return reason has returns within 28 days in both arms")
+    assert res.details["strata_left_out"] == 2
+
+
 # ----------------------------------------------------------------------------- degenerate input
 
 def assert_no_check(res: DelayCheck, words: str) -> None:
@@ -280,6 +511,7 @@ def test_units_not_yet_followed_k_days_give_an_error_and_no_flag():
     (lambda df: delay_check(df, AS_OF, K, alpha=1.5), "alpha must"),
     (lambda df: delay_check(df, AS_OF, K, confirm_days=14), "confirm_days must"),
     (lambda df: delay_check(df.drop(columns="quantity"), AS_OF, K), "lacks the column(s) quantity"),
+    (lambda df: delay_check(df, AS_OF, K, stratum="return_reason"), "lacks the column(s) return_reason"),
     (lambda df: delay_check(df, "not a date", K), "cannot be read as dates"),
     (lambda df: delay_check(df, None, K), "as_of must be a date"),
     (lambda df: delay_check(None, AS_OF, K), "must be a DataFrame"),
