@@ -350,18 +350,13 @@ def test_a_lever_that_only_delays_returns_is_kept_at_most_at_the_one_sided_rate_
     at_most(t.kept / reps, reps, n_se, f"(d) 28-day metric, {row} row, a delay only: kept {describe(s, t)}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "playbook bug (steps/review.py _delay, steps/experiments.py timing_check): a possible delay is confirmed when the "
-    "confirm_days (2K) read shows a gap at the look's boundary, but a delay whose stretched lags reach past 2K "
-    "leaves a true gap at 2K, so the 'confirmation' passes with that read's power against it and a pure delay is "
-    "kept; with lags x 1.6 (issue 19's case d) the residual 56-day gap is -0.15 points and a hand-entered row keeps "
-    "3.2 % instead of 2.5 % (81 of 2,500 replications of case d's default and slow runs; within their bands, not "
-    "below 2.5 %), with lags x 2.5 it is -1.2 points and the keep rate is about 18 %"))
 def test_a_delay_that_reaches_past_the_2k_confirm_read_is_kept_at_most_at_the_one_sided_rate():
     # Gamma lags (shape 2, mean 10 days) x 2.5 in treatment, nothing prevented: the 28-day rate falls by 6.4
     # points (the delay check flags it: p < 0.0001), the 56-day rate by 1.2 (the 56-day window holds 93.8 % of
-    # the treated returns, 100 % of control's): the 56-day read is readable at the review date's read and shows
-    # that residual gap often enough to confirm the keep. Hand-entered row: one read, at the nominal 1.96
+    # the treated returns, 100 % of control's): the 56-day read shows that residual gap often enough to have
+    # confirmed the keep in about 18 % of the tests when the gap alone confirmed it; the catch-up test (the
+    # treated units returned between day 28 and 56 exceed control's, which no prevention can do) blocks it.
+    # Hand-entered row: one read, at the nominal 1.96
     reps = 150
     s = setup(DELAY_SHOP, 28, EXPECTED)
     t = read_many(s, reps, 1904, load_config(), delay=2.5, rows=(HAND_ENTERED,))[(HAND_ENTERED, False)]

@@ -49,6 +49,7 @@ __all__ = [
     "MIN_CUSTOMERS_AT_K",
     "WindowReadResult",
     "read_at_window",
+    "catch_up_difference",
     "UnitColumns",
 ]
 
@@ -462,10 +463,13 @@ def _km_influence(time: np.ndarray, event: np.ndarray, w: np.ndarray, k: float):
     return 1.0 - s_k, -s_k * u_log, greenwood
 
 
-def _clustered_km_at(u: _Units, k: float) -> tuple[list[float], list[float], np.ndarray, float, int]:
+def _clustered_km_at(u: _Units, k: float, since: float | None = None,
+                     ) -> tuple[list[float], list[float], np.ndarray, float, int]:
     """KM return share at day ``k`` per arm, Greenwood variances, customers per arm, and the variance of the
     difference from customer-summed influence values (infinitesimal jackknife, small-sample factor G/(G-1)
-    per arm), and the number of customers."""
+    per arm), and the number of customers. With ``since``: the share returned after day ``since`` and by day
+    ``k``, F(k) - F(since), whose influence is the difference of the two influences (same units, same curve);
+    its Greenwood entries are NaN (no such formula for a difference)."""
     g = u.n_customers
     infl = np.zeros((g, 2))
     present = np.zeros((g, 2), dtype=bool)
@@ -473,6 +477,9 @@ def _clustered_km_at(u: _Units, k: float) -> tuple[list[float], list[float], np.
     for a in (0, 1):
         m = u.arm == a
         shares[a], ifl, greenwood[a] = _km_influence(u.time[m], u.event[m], u.w[m], k)
+        if since is not None:
+            before, ifl_before, _ = _km_influence(u.time[m], u.event[m], u.w[m], since)
+            shares[a], ifl, greenwood[a] = shares[a] - before, ifl - ifl_before, math.nan
         infl[:, a] = np.bincount(u.cust[m], weights=u.w[m] * ifl, minlength=g)
         present[:, a] = np.bincount(u.cust[m], minlength=g) > 0
     g_arm = present.sum(axis=0)
@@ -870,3 +877,50 @@ def read_at_window(
     why = (f"read at the pre-registered k = {k} days (Kaplan-Meier, censored at the end of the week; "
            f"customers followed {k} days: {', '.join(short)})")
     return WindowReadResult(k, True, est, at_k, readable_on, why, min_customers)
+
+
+def catch_up_difference(
+    df: pd.DataFrame,
+    as_of: Any,
+    k: float,
+    longer: float,
+    confidence: float = 0.95,
+    **columns: Unpack[UnitColumns],
+) -> Estimate:
+    """Do the treated returns catch up after day k? The difference (treatment - control) of the share of units
+    returned after day ``k`` and by day ``longer``: [F_t(longer) - F_t(k)] - [F_c(longer) - F_c(k)].
+
+    Why it tells a delay from a prevention: write G(t) = F_c(t) - F_t(t), the returns the lever removed by day t.
+    A lever that prevents returns (whichever returns, early or late) removes more of them as t grows: G is
+    non-decreasing, and this difference, G(k) - G(longer), is <= 0. A lever that only delays returns removes
+    none in the end (G -> 0): the treated returns missing at day k come later, and the difference is > 0. A
+    one-sided test of "> 0" is therefore valid at its level against every pure prevention (the worst case, a
+    lever that prevents no return after day k, sits at 0) and finds delays, whatever the lag distributions.
+
+    Kaplan-Meier shares per arm, every unit censored at ``as_of`` (``read_at_window``'s estimator), the
+    variance from the customer-summed influence of F(longer) - F(k) (infinitesimal jackknife, Therneau &
+    Grambsch 2000 §8): the same customers enter both days, so the two reads' covariance is counted.
+    ``p_value``: one-sided, P(N(0, 1) > z) for "the treated returns catch up". Unavailable (with its reason)
+    when an arm has fewer than ``MIN_CUSTOMERS_AT_K`` customers followed ``longer`` days.
+    """
+    method = "km-catch-up"
+    if not longer > k:
+        return Estimate.unavailable(method, 0, f"the longer read ({longer:g} days) must exceed k = {k:g} days")
+    u = _prepare(df, as_of, **columns)
+    followed = {name: int(np.unique(u.cust[(u.arm == a) & (u.follow >= longer)]).size)
+                for a, name in ((0, "control"), (1, "treatment"))}
+    if min(followed.values()) < MIN_CUSTOMERS_AT_K:
+        return Estimate.unavailable(method, 0, f"customers followed {longer:g} days ({followed}) are fewer than "
+                                    f"{MIN_CUSTOMERS_AT_K} in an arm", **u.counts)
+    shares, _, g_arm, var, n = _clustered_km_at(u, longer, since=k)
+    diff = shares[1] - shares[0]
+    details = {**u.counts, "k": k, "longer": longer, "returned_between_control": shares[0],
+               "returned_between_treatment": shares[1], "customers_control": int(g_arm[0]),
+               "customers_treatment": int(g_arm[1]), "variance": "customer-clustered infinitesimal jackknife"}
+    if not var > 0:
+        return Estimate(diff, None, None, method, n, error="zero variance: no return between the two days in "
+                        "either arm", details=details)
+    se, z = math.sqrt(var), _z(confidence)
+    details["std_error"] = se
+    return Estimate(diff, diff - z * se, diff + z * se, method, n, p_value=float(stats.norm.sf(diff / se)),
+                    confidence=confidence, details=details)

@@ -41,7 +41,7 @@ from playbook.stats.results import jsonable
 from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
-from playbook.steps.experiments import ComparisonSection, GuardrailEntry, PrimaryEntry, SettledEntry
+from playbook.steps.experiments import CATCH_UP_ALPHA, ComparisonSection, GuardrailEntry, PrimaryEntry, SettledEntry
 from playbook.steps.levers import LeverSection
 from playbook.steps.verdict import DelayRead, GuardrailRead, Verdict, WindowRead, decide, one_sided_bound
 
@@ -166,18 +166,27 @@ def _window(p: PrimaryEntry) -> WindowRead | None:
 
 def _delay(comparison: ComparisonSection, look: LookBoundary) -> DelayRead | None:
     """The timing check as the verdict reads it: a longer read confirms the gap when its interval's bound
-    is past no effect at this look's boundary (the same test as the keep; None: not readable yet)."""
+    is past no effect at this look's boundary (the same test as the keep) and the treated returns do not catch
+    up after day K (``stats.lag.catch_up_difference`` at one-sided ``experiments.CATCH_UP_ALPHA``: a prevention
+    never makes them catch up, a delay does, so a delay whose stretched lags reach past the longer read is not
+    confirmed by the gap that remains there); None: not readable yet."""
     d, p = comparison.delay, comparison.primary
     if d is None:
         return None
-    confirmed = None
+    confirmed, caught_up = None, ""
     if d.confirm_estimate is not None and d.confirm_ci_low is not None and d.confirm_ci_high is not None:
         c = look.boundary if math.isfinite(look.boundary) else 1.959964
         side = "upper" if p.good_direction == Direction.LOWER else "lower"
         bound = one_sided_bound(d.confirm_estimate, d.confirm_ci_low, d.confirm_ci_high, side=side,
                                 confidence=p.confidence, alpha=float(norm.sf(c)))
         confirmed = bool(bound < p.null_value if p.good_direction == Direction.LOWER else bound > p.null_value)
-    return DelayRead(d.possible_delay, d.why, d.confirm_days, confirmed, d.readable_on)
+        if d.catch_up_p_value is not None and d.catch_up_p_value <= CATCH_UP_ALPHA:
+            confirmed = False
+            caught_up = (f"the treated returns catch up after day {p.k_registered}: {d.catch_up * 100:.1f} points more "
+                         f"of the treated units than of control's were returned between day {p.k_registered} and day "
+                         f"{d.confirm_days} (p = {d.catch_up_p_value:.2g}): the {p.k_registered}-day gap is at least "
+                         "partly a delay")
+    return DelayRead(d.possible_delay, d.why, d.confirm_days, confirmed, d.readable_on, caught_up)
 
 
 def look_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] = ()) -> LookBoundary:
