@@ -30,10 +30,20 @@ from playbook.dev import sample_data as sd
 from playbook.journal.store import read_journal
 from playbook.sim import team
 from playbook.sim.cli import build_parser
-from playbook.sim.reveal import judge, season_facts, write_reveal
+from playbook.sim.reveal import judge, season_facts, truly, write_reveal
 from playbook.sim.season import SeasonSettings, run_season
-from playbook.sim.shop import Intervention, SeasonShop, true_saving_per_week, write_tables
-from playbook.sim.truth import Effect, Spike, Truth, TruthError, default_truth, dump_truth, load_truth, random_truth
+from playbook.sim.shop import Intervention, SeasonShop, true_contact_rise, true_saving_per_week, write_tables
+from playbook.sim.truth import (
+    Effect,
+    Spike,
+    Truth,
+    TruthEntry,
+    TruthError,
+    default_truth,
+    dump_truth,
+    load_truth,
+    random_truth,
+)
 
 START = dt.date(2026, 5, 25)
 #: a weak cohort strong enough that step 3's plan is ready on a small shop in the season's first week
@@ -141,6 +151,31 @@ def test_a_kept_lever_really_saves_and_a_delay_saves_nothing(shop):
     assert true_saving_per_week(shop, "fit_size_message", "category=knitwear", first, 3) > 0
     assert true_saving_per_week(shop, "promise_recalculation", "category=outerwear", first, 3) == 0
     assert true_saving_per_week(shop, "supplier_review", "category=knitwear", first, 3) < 0  # harms
+
+
+def test_a_levers_contact_rise_is_the_contacts_its_exports_gain_per_order_of_the_cohort(shop):
+    """Sturdier packaging raises knitwear's contacts by 5 % of its orders (default truth): counted on two exports
+    taken after every contact of the first week's orders, with and without the lever on that week."""
+    first = shop.season_week(0)
+    lever = Intervention("packaging_upgrade", "category=knitwear", first, first + dt.timedelta(weeks=1))
+    late = _sunday(shop, 2)
+    with_lever, without = shop.tables(late, [lever]), shop.tables(late)
+    lines = with_lever["order_lines"]
+    week1 = with_lever["orders"].order_ts.between(pd.Timestamp(first), pd.Timestamp(first) + pd.Timedelta(days=7))
+    orders = set(lines.order_id[lines.category == "knitwear"]) & set(with_lever["orders"].order_id[week1])
+    gained = (with_lever["contacts"].order_id.isin(orders).sum() - without["contacts"].order_id.isin(orders).sum())
+    rise = true_contact_rise(shop, "packaging_upgrade", "category=knitwear", first, 1)
+    assert rise == pytest.approx(gained / len(orders))
+    assert 0.03 < rise < 0.05  # 5 % of the orders that had no other contact
+
+
+@pytest.mark.parametrize("rise, nature", [(0.004, "works"), (0.012, "harmful")])
+def test_a_contact_rise_makes_a_lever_harmful_only_beyond_the_guardrails_tolerance(rise, nature):
+    """The plan accepts a guardrail's move within its tolerance (+1 point of contacts): such a lever that saves
+    money works; beyond it, it is harmful whatever it saves."""
+    truth = Truth("t", (TruthEntry("shoes", "size_too_small", "fit_size_message", Effect("works", 0.3)),
+                        TruthEntry("shoes", "size_too_large", "fit_size_message", Effect("contacts", 0.02))))
+    assert truly(truth, "fit_size_message", "category=shoes", 1200.0, rise, 0.01) == nature
 
 
 # --- the team --------------------------------------------------------------------------------------------------

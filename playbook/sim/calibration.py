@@ -4,7 +4,8 @@ Each season (``sim.season.run_season`` with the in-process engine: the steps' ``
 on the same snapshot and configuration, looks numbered from the season's journal) has its own random truth table
 (``truth.random_truth``), a shop of 2,000 to 40,000 units a week (log-uniform) and a team that never forgets a
 review. Per test the team started whose review date falls inside the season, it records the lever's true nature
-on its cohort (``reveal.truly``: works, does nothing, only delays, harmful), the power its plan stated at the
+on its cohort (``reveal.truly``: works, does nothing, only delays, or harmful: more returns, or contacts raised
+beyond the contact guardrail's tolerance, ``sim.shop.true_contact_rise``), the power its plan stated at the
 review, and the verdicts (kept by the review date, stopped, adjusted, still open); per week, whether step 2's weak
 cohort was real (a spike of the truth); per kept lever, the money the verdict claimed and what it really saves.
 
@@ -32,9 +33,9 @@ from playbook.core.vocabulary import Decision
 from playbook.core.weeks import IsoWeek
 from playbook.journal.entry import MONEY_COLUMNS, VERDICT
 from playbook.journal.store import read_journal
-from playbook.sim.reveal import truly
+from playbook.sim.reveal import contact_tolerance, truly
 from playbook.sim.season import SeasonSettings, run_season
-from playbook.sim.shop import true_saving_per_week
+from playbook.sim.shop import true_contact_rise, true_saving_per_week
 from playbook.sim.truth import random_truth
 
 UNITS_RANGE = (2_000.0, 40_000.0)
@@ -59,6 +60,7 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
     verdicts = journal[journal["kind"] == VERDICT]
     last_week = IsoWeek.of(season.shop.season_week(settings.weeks - 1))
     first = season.shop.season_week(0)
+    tolerance = contact_tolerance(settings)
     tests = []
     for eid, plan in season.plans.items():
         review_week = IsoWeek.of(dt.date.fromisoformat(plan["review_date"]))
@@ -67,13 +69,15 @@ def one_season(i: int, base_seed: int = 1000, weeks: int = 12) -> dict[str, Any]
         decided = [(w, d) for w, d in decisions if not Decision(d).undecided]
         final = decided[0] if decided else None
         saving = true_saving_per_week(season.shop, plan["lever"], plan["cohort"], first, settings.weeks)
+        contact_rise = true_contact_rise(season.shop, plan["lever"], plan["cohort"], first, settings.weeks)
         claimed = claimed_low = claimed_high = None
         if final and final[1] == Decision.KEEP:
             row = mine[(mine["decision"] == Decision.KEEP)].iloc[0]
             claimed, claimed_low, claimed_high = (_number(row.get(c)) for c in MONEY_COLUMNS)
         tests.append({
             "experiment_id": eid, "lever": plan["lever"], "cohort": plan["cohort"],
-            "nature": truly(truth, plan["lever"], plan["cohort"], saving),
+            "nature": truly(truth, plan["lever"], plan["cohort"], saving, contact_rise, tolerance),
+            "true_contact_rise": contact_rise,
             "stated_power": plan.get("power_at_review"), "review_week": str(review_week),
             "review_in_season": review_week <= last_week,
             "decision": final[1] if final else None, "decided_week": str(final[0]) if final else None,

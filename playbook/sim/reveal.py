@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import Any
 
 import jinja2
 
+from playbook.config.loader import load_config
 from playbook.core.atomic import write_text
-from playbook.core.vocabulary import Decision
+from playbook.core.paths import DEFAULT_CONFIG, resolve
+from playbook.core.vocabulary import Decision, Design
 from playbook.core.weeks import IsoWeek
 from playbook.data.contract import parse_cohort
 from playbook.journal.entry import VERDICT
@@ -28,7 +31,7 @@ from playbook.journal.store import read_journal
 from playbook.metrics.display import cohort_words, plain
 from playbook.report.pages import TEMPLATES
 from playbook.sim.season import SEASON_FILE, Season, SeasonSettings, make_shop, true_effects
-from playbook.sim.shop import SeasonShop, true_saving_per_week
+from playbook.sim.shop import SeasonShop, true_contact_rise, true_saving_per_week
 from playbook.sim.truth import Truth, truth_from_dict
 
 TEMPLATE = "season.html.j2"
@@ -51,12 +54,22 @@ class Judged:
     words: str
 
 
-def truly(truth: Truth, lever: str, cohort: str, saving: float) -> str:
-    """The lever's true nature on the cohort: harmful (raises contacts or returns and saves nothing), works
-    (really saves money), only delays, or does nothing."""
+def contact_tolerance(settings: SeasonSettings) -> float:
+    """The tolerance of the season configuration's randomized contact-rate guardrail (infinite without one)."""
+    config = load_config(resolve(settings.config or None, DEFAULT_CONFIG))
+    return next((float(g.tolerance) for g in config.experiments.guardrails[Design.RANDOMIZED]
+                 if g.metric == "contact_rate" and g.tolerance is not None), math.inf)
+
+
+def truly(truth: Truth, lever: str, cohort: str, saving: float, contact_rise: float,
+          contact_tolerance: float) -> str:
+    """The lever's true nature on the cohort, by the method's own definitions: harmful when it raises the cohort's
+    contact rate beyond the guardrail's tolerance (``contact_rise``, ``sim.shop.true_contact_rise``) or adds
+    returns and saves nothing; works when it really saves money; only delays; or does nothing. A rise of
+    contacts within the tolerance is what the plan accepts (a guardrail is a non-inferiority margin), so it does
+    not make a lever harmful."""
     effects = true_effects(truth, lever, cohort)
-    if any(e["kind"] == "contacts" and e["share"] > 0 for e in effects) or (saving < 0 and any(
-            e["kind"] == "harms" for e in effects)):
+    if contact_rise > contact_tolerance or (saving < 0 and any(e["kind"] == "harms" for e in effects)):
         return "harmful"
     if saving > 0 and any(e["kind"] == "works" for e in effects):
         return "works"
@@ -98,12 +111,17 @@ def season_facts(out: Path, shop: SeasonShop | None = None) -> dict[str, Any]:
         plans = {eid: {**p, "planned_looks": p.get("planned_looks") or looks.get(eid, "1")} for eid, p in plans.items()}
     first = shop.season_week(0)
     savings: dict[tuple[str, str], float] = {}
+    tolerance = contact_tolerance(settings)
 
     def saving(lever: str, cohort: str) -> float:
         key = (lever, cohort)
         if key not in savings:
             savings[key] = true_saving_per_week(shop, lever, cohort, first, settings.weeks)
         return savings[key]
+
+    def nature(lever: str, cohort: str) -> str:
+        return truly(truth, lever, cohort, saving(lever, cohort),
+                     true_contact_rise(shop, lever, cohort, first, settings.weeks), tolerance)
 
     journal = read_journal(out / "journal")
     verdicts = journal[journal["kind"] == VERDICT].to_dict("records")
@@ -114,7 +132,7 @@ def season_facts(out: Path, shop: SeasonShop | None = None) -> dict[str, Any]:
         lever, cohort = str(v["lever"]), str(v["cohort"])
         plan = plans.get(eid, {})
         s = saving(lever, cohort)
-        j = judge(str(v["decision"]), truly(truth, lever, cohort, s))
+        j = judge(str(v["decision"]), nature(lever, cohort))
         start_week = str(IsoWeek.of(dt.date.fromisoformat(plan["start_date"]))) if plan.get("start_date") else None
         weeks_to = None
         if j.right is not None and eid not in decided_at and start_week:

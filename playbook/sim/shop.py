@@ -331,14 +331,19 @@ class SeasonShop:
             tables["assignments"] = self.assignments(experiments, interventions, cut)
         return tables
 
-    def _contacts(self, cut: int, n_o: int, extra: np.ndarray) -> pd.DataFrame:
-        """Contacts: a base share of orders (sample_data.CONTACT_BASE_P), far more for late or lost parcels
-        (where is my order), and the extra ones a lever causes, a few days after the delivery."""
+    def contact_kinds(self, n_o: int, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which of the first ``n_o`` orders lead to a base contact, a where-is-my-order contact (late or lost
+        parcels) and a contact the levers cause (``extra``: their added probability per order)."""
         late, lost = self.late[:n_o], self.lost[:n_o]
         u = self.contact_u[:n_o]
         base = u < sd.CONTACT_BASE_P
         wismo = ~base & (u < sd.CONTACT_BASE_P + np.where(lost, sd.CONTACT_LOST_P, np.where(late, sd.CONTACT_LATE_P, 0)))
-        lever = ~base & ~wismo & (self.contact_lever_u[:n_o] < extra[:n_o])
+        return base, wismo, ~base & ~wismo & (self.contact_lever_u[:n_o] < extra[:n_o])
+
+    def _contacts(self, cut: int, n_o: int, extra: np.ndarray) -> pd.DataFrame:
+        """Contacts: a base share of orders (sample_data.CONTACT_BASE_P), far more for late or lost parcels
+        (where is my order), and the extra ones a lever causes, a few days after the delivery."""
+        base, wismo, lever = self.contact_kinds(n_o, extra)
         deliv = self.deliv_s[:n_o]
         after = self.contact_after[:n_o]
         promised_s = self.start_s + (self.o_day[:n_o] + self.promise[:n_o]) * DAY
@@ -413,3 +418,16 @@ def true_saving_per_week(shop: SeasonShop, lever: str, cohort: str, first: dt.da
     prevented = delivered & (base < none) & (after == none)
     added = delivered & (base == none) & (after < none)
     return float(cost[prevented].sum() - cost[added].sum()) / weeks
+
+
+def true_contact_rise(shop: SeasonShop, lever: str, cohort: str, first: dt.date, weeks: int) -> float:
+    """How much ``lever`` rolled out to the whole ``cohort`` raises its contact rate (contacts per order of the
+    cohort, the randomized guardrail's unit), over ``weeks`` weeks of orders from ``first``: the contacts it
+    causes on the shop's own draws, divided by the cohort's orders."""
+    iv = Intervention(lever, cohort, first, first + dt.timedelta(weeks=weeks))
+    orders = np.unique(shop.l_order[shop.treated(iv)])
+    if not orders.size:
+        return 0.0
+    _, _, extra = shop.outcomes([iv])
+    _, _, caused = shop.contact_kinds(shop.o_day.size, extra)
+    return float(caused[orders].mean())
