@@ -49,7 +49,7 @@ PostgreSQL beside DuckDB (``--postgres [600000]``, issue 12): a Parquet shop of 
 copied into a fresh database of ``PLAYBOOK_TEST_POSTGRES_URL``'s server (else a throwaway one from
 ``tests/pg_server.py``) with its primary keys and the recommended indexes (``load_postgres``), and the
 whole weekly run on each engine (``measure_postgres``), per notebook and in total, with the ratio against
-the 3x target; ``<out>/postgres-results.json``.
+the 1.5x target; ``<out>/postgres-results.json``.
 
 Output: a plain table on stdout and ``<out>/results.json`` (written atomically) with the
 machine, the versions, the date, every sample and the memory-versus-data ratios between
@@ -706,7 +706,7 @@ def measure_large(folder: Path, manifest: dict, week: str, stages: bool, log=pri
     cycle = measure_cycle("cycle", week, folder)
     out["cycle"] = {"seconds": cycle["seconds"], "peak_rss_mib": cycle["peak_rss_mib"], "html_pages": cycle["html_pages"],
                     "notebooks": notebook_seconds(cycle["log"])}
-    out["cycle"]["runner_seconds"] = round(cycle["seconds"] - sum(out["cycle"]["notebooks"].values()), 2)
+    out["cycle"]["notebooks_summed_seconds"] = round(sum(out["cycle"]["notebooks"].values()), 2)
     log(f"{name} cycle: {cycle['seconds']:.1f} s, peak RSS {cycle['peak_rss_mib']} MiB, notebooks "
         + ", ".join(f"{k} {v:.1f} s" for k, v in out["cycle"]["notebooks"].items()))
     out["stages"] = []
@@ -764,8 +764,8 @@ def format_large(results: list[dict], targets: list[dict]) -> str:
     for r in results:
         n = f"{r['order_lines']:,}"
         c = r["cycle"]
-        out.append(f"{r['size']} | {n} | cycle: runner (start-up, open, validate, snapshot, export) | "
-                   f"{c['runner_seconds']:.1f} | | ")
+        out.append(f"{r['size']} | {n} | cycle: the notebooks' own time, summed (they run side by side) | "
+                   f"{c['notebooks_summed_seconds']:.1f} | | ")
         out += [f"{r['size']} | {n} | cycle: {k} | {v:.1f} | | " for k, v in c["notebooks"].items()]
         out.append(f"{r['size']} | {n} | **whole weekly cycle** | {c['seconds']:.1f} | {c['peak_rss_mib']} | ")
         for s in r["stages"]:
@@ -821,7 +821,7 @@ def run_large(sizes: list[int], week: str, out: Path, stages: bool = True, log=p
 # --- PostgreSQL beside DuckDB (issue 12) --------------------------------------------------------
 
 POSTGRES_ENV = "PLAYBOOK_TEST_POSTGRES_URL"  # a superuser URL of a server the bench may create databases on
-TARGET_POSTGRES_RATIO = 3.0  # issue 12: the weekly run on PostgreSQL within 3x the DuckDB run
+TARGET_POSTGRES_RATIO = 1.5  # issue 22 (issue 12 asked 3x): the weekly run on PostgreSQL within 1.5x DuckDB
 POSTGRES_LINES = 600_000  # issue 12 measured a held-out shop of 620,000 lines; a run of both takes minutes
 #: the primary keys a typical export carries (the only keys a loaded shop has before the recommended indexes)
 PRIMARY_KEYS = {"orders": "order_id", "order_lines": "line_id", "returns": "return_id", "contacts": "contact_id"}
@@ -937,9 +937,11 @@ def format_postgres(r: dict) -> str:
     for nb in d["notebooks"]:
         a, b = d["notebooks"][nb], p["notebooks"].get(nb)
         out.append(f"{nb} | {a:.1f} | {b:.1f} | {b / a:.2f}" if b is not None else f"{nb} | {a:.1f} | | ")
-    runner_d = d["seconds"] - sum(d["notebooks"].values())
-    runner_p = p["seconds"] - sum(p["notebooks"].values())
-    out.append(f"runner (open, validate, snapshot, export) | {runner_d:.1f} | {runner_p:.1f} | {runner_p / runner_d:.2f}")
+    # the notebooks run side by side (issue 22): their times overlap, so the runner's share is not the whole
+    # run minus their sum; the sum is shown as the work the notebooks did
+    sum_d, sum_p = sum(d["notebooks"].values()), sum(p["notebooks"].values())
+    out.append(f"the notebooks' own time, summed (they run side by side) | {sum_d:.1f} | {sum_p:.1f} | "
+               f"{sum_p / sum_d:.2f}")
     out.append(f"**whole weekly run** | {d['seconds']:.1f} | {p['seconds']:.1f} | {r['ratio']:.2f}")
     out.append(f"{'holds' if r['holds'] else 'MISSED'}: PostgreSQL within {r['target']:g}x DuckDB (measured "
                f"{r['ratio']:.2f}x; loading the shop into PostgreSQL, not counted: {r['load_seconds']} s)")
