@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from conftest import TINY_SHOP, write_shop
+from scipy.stats import norm
 from section_examples import baseline, candidate, comparison, read, weak_cohort
 from section_examples import lever as lever_json
 
@@ -334,6 +335,45 @@ def test_the_conclusion_counts_the_decisions():
     items = [verdict_for(comparison()), verdict_for(comparison(0.03, (0.01, 0.05)))]
     assert conclusion(items, None) == (
         "2 experiment(s) reviewed: 1 kept, 0 to adjust, 1 stopped, 0 continuing, 0 provisional; no new cohort to act on.")
+
+
+# --- a possible delay and its longer read ----------------------------------------------------------------
+
+def delayed(catch_up, catch_up_ci, read_on="2026-11-22", complete_on="2026-12-20"):
+    """A 14-day gap of -3 points [-5, -1] flagged as a possible delay, whose 28-day read holds a gap of -2 points
+    [-3.5, -0.5], with the catch-up between day 14 and 28 given (treatment minus control)."""
+    c = comparison()
+    c["primary"].update(k_registered=14, k_read=14, readable=True, readable_on=None, window_why="read at K")
+    c["read_on"], c["review_date"] = read_on, "2026-11-16"
+    c["delay"] = {"possible_delay": True, "why": "treated returns come back later (p = 0.01)", "p_value": 0.01,
+                  "confirm_days": 28, "readable_on": complete_on, "confirm_estimate": -0.02,
+                  "confirm_ci_low": -0.035, "confirm_ci_high": -0.005, "catch_up": catch_up,
+                  "catch_up_ci_low": catch_up_ci[0], "catch_up_ci_high": catch_up_ci[1],
+                  "catch_up_p_value": float(norm.sf(catch_up / ((catch_up_ci[1] - catch_up_ci[0]) / 3.92)))}
+    return c
+
+
+def test_a_gap_that_stays_at_the_longer_read_confirms_the_keep():
+    # catch-up 0.2 points [-0.4, +0.8]: its one-sided upper bound (0.70) is below half the 3-point gap
+    assert verdict_for(delayed(0.002, (-0.004, 0.008))).verdict.decision == "keep"
+
+
+def test_treated_returns_that_catch_up_after_k_block_the_keep_even_with_a_gap_at_the_longer_read():
+    # catch-up +1.2 points [+0.4, +2.0] (p < 0.01): part of the 14-day gap comes back by day 28
+    v = verdict_for(delayed(0.012, (0.004, 0.020))).verdict
+    assert v.decision != "keep" and "catch up after day 14" in v.why and "1.2 points" in v.why
+
+
+def test_a_catch_up_not_known_well_enough_yet_is_read_again_next_week():
+    # catch-up +0.5 points [-1.5, +2.5]: neither shown to stay nor to come back; the next read follows more customers
+    v = verdict_for(delayed(0.005, (-0.015, 0.025))).verdict
+    assert v.decision == "continue" and v.readable_on == dt.date(2026, 11, 29)
+    assert "not known well enough yet" in v.why
+
+
+def test_once_every_exposed_unit_is_followed_that_long_an_unsettled_catch_up_does_not_confirm():
+    v = verdict_for(delayed(0.005, (-0.015, 0.025), read_on="2026-12-20")).verdict
+    assert v.decision != "keep" and "with every exposed unit followed 28 days" in v.why
 
 
 # --- the effect in money --------------------------------------------------------------------------------

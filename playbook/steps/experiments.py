@@ -205,8 +205,10 @@ class DelayEntry:
     confirm_ci_low: float | None = None
     confirm_ci_high: float | None = None
     #: treatment minus control share returned after day K and by the confirm window (> 0: the treated returns
-    #: catch up, ``stats.lag.catch_up_difference``) and its one-sided p-value; None until the confirm read
+    #: catch up, ``stats.lag.catch_up_difference``), its interval and one-sided p-value; None until readable
     catch_up: float | None = None
+    catch_up_ci_low: float | None = None
+    catch_up_ci_high: float | None = None
     catch_up_p_value: float | None = None
 
 
@@ -500,8 +502,10 @@ MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 #: 5 % of preventions and finds 76 % of a x 1.7 delay of one reason at 500 customers per arm (1 %: 53 %;
 #: tests/stats/test_delay.py).
 DELAY_ALPHA = 0.05
-#: The level of the catch-up test that tells a confirmed gap from a delay (one-sided, ``lag.catch_up_difference``)
+#: The level of the catch-up tests that tell a confirmed gap from a delay (one-sided, ``lag.catch_up_difference``)
 CATCH_UP_ALPHA = 0.05
+#: The most of the K-day gap that may come back by the confirm window for a keep: at least half must stay
+CATCH_UP_SHARE = 0.5
 #: The exposure lines' column the timing check compares lags within (``facts.with_first_return``)
 TIMING_STRATUM = "return_reason"
 
@@ -531,8 +535,9 @@ def timing_check(units: pd.DataFrame, as_of: Any, k: int, confirm_days: int | No
     e = longer.difference
     late = lag.catch_up_difference(units, as_of, k, check.confirm_days, quantity="quantity")
     return dataclasses.replace(entry, confirm_estimate=e.estimate, confirm_ci_low=e.ci_low, confirm_ci_high=e.ci_high,
-                               catch_up=late.estimate if late.ok else None,
-                               catch_up_p_value=late.p_value if late.ok else None)
+                               **({"catch_up": late.estimate, "catch_up_ci_low": late.ci_low,
+                                   "catch_up_ci_high": late.ci_high, "catch_up_p_value": late.p_value}
+                                  if late.ok else {}))
 
 
 def _return_rate_read(data: ArmData, form: ReturnsWithinWindow, metric: str, mc,

@@ -41,7 +41,15 @@ from playbook.stats.results import jsonable
 from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
-from playbook.steps.experiments import CATCH_UP_ALPHA, ComparisonSection, GuardrailEntry, PrimaryEntry, SettledEntry
+from playbook.steps.experiments import (
+    CATCH_UP_ALPHA,
+    CATCH_UP_SHARE,
+    ComparisonSection,
+    DelayEntry,
+    GuardrailEntry,
+    PrimaryEntry,
+    SettledEntry,
+)
 from playbook.steps.levers import LeverSection
 from playbook.steps.verdict import DelayRead, GuardrailRead, Verdict, WindowRead, decide, one_sided_bound
 
@@ -165,28 +173,61 @@ def _window(p: PrimaryEntry) -> WindowRead | None:
 
 
 def _delay(comparison: ComparisonSection, look: LookBoundary) -> DelayRead | None:
-    """The timing check as the verdict reads it: a longer read confirms the gap when its interval's bound
-    is past no effect at this look's boundary (the same test as the keep) and the treated returns do not catch
-    up after day K (``stats.lag.catch_up_difference`` at one-sided ``experiments.CATCH_UP_ALPHA``: a prevention
-    never makes them catch up, a delay does, so a delay whose stretched lags reach past the longer read is not
-    confirmed by the gap that remains there); None: not readable yet."""
+    """The timing check as the verdict reads it, once the longer read is readable. A prevention never makes
+    the treated returns catch up after day K, a delay does (``stats.lag.catch_up_difference``); so a possible
+    delay is
+
+    * **confirmed** when the longer read's bound is past no effect at this look's boundary (the keep's own test)
+      and the catch-up's one-sided upper bound (``experiments.CATCH_UP_ALPHA``) shows that at most
+      ``experiments.CATCH_UP_SHARE`` of the K-day gap comes back by the longer day: most of the gap stays;
+    * **not confirmed** when the longer read shows no gap, or when the treated returns are shown to catch up
+      (one-sided p <= ``CATCH_UP_ALPHA``): the K-day gap is at least partly a delay;
+    * **open** (None, read again next week) while neither is shown: more customers reach the longer follow-up
+      every week; not confirmed once every exposed unit has been followed that long (``readable_on`` of the
+      check) and it is still not shown.
+
+    A gap alone at the longer day does not confirm: a delay whose stretched lags reach past that day leaves a
+    real gap there. None: no timing check (too few returns)."""
     d, p = comparison.delay, comparison.primary
     if d is None:
         return None
-    confirmed, caught_up = None, ""
+    confirmed, detail, readable_on = None, "", d.readable_on
     if d.confirm_estimate is not None and d.confirm_ci_low is not None and d.confirm_ci_high is not None:
         c = look.boundary if math.isfinite(look.boundary) else 1.959964
         side = "upper" if p.good_direction == Direction.LOWER else "lower"
         bound = one_sided_bound(d.confirm_estimate, d.confirm_ci_low, d.confirm_ci_high, side=side,
                                 confidence=p.confidence, alpha=float(norm.sf(c)))
-        confirmed = bool(bound < p.null_value if p.good_direction == Direction.LOWER else bound > p.null_value)
+        gap_holds = bool(bound < p.null_value if p.good_direction == Direction.LOWER else bound > p.null_value)
+        confirmed = gap_holds and _most_of_the_gap_stays(d, p)
         if d.catch_up_p_value is not None and d.catch_up_p_value <= CATCH_UP_ALPHA:
             confirmed = False
-            caught_up = (f"the treated returns catch up after day {p.k_registered}: {d.catch_up * 100:.1f} points more "
+            detail = (f"the treated returns catch up after day {p.k_registered}: {d.catch_up * 100:.1f} points more "
                          f"of the treated units than of control's were returned between day {p.k_registered} and day "
                          f"{d.confirm_days} (p = {d.catch_up_p_value:.2g}): the {p.k_registered}-day gap is at least "
                          "partly a delay")
-    return DelayRead(d.possible_delay, d.why, d.confirm_days, confirmed, d.readable_on, caught_up)
+        elif gap_holds and not confirmed:
+            complete = d.readable_on is not None and comparison.read_on is not None and comparison.read_on >= d.readable_on
+            between = f"the returns between day {p.k_registered} and day {d.confirm_days}"
+            if complete:  # every exposed unit followed that long: waiting adds nothing
+                confirmed = False
+                detail = (f"with every exposed unit followed {d.confirm_days} days, {between} do not show that most "
+                          "of the gap stays")
+            else:  # neither shown yet: next week's read follows more customers that long
+                confirmed = None
+                detail = (f"no keep before the {d.confirm_days}-day read shows that most of the gap stays ({between} "
+                          "are not known well enough yet)")
+                readable_on = comparison.read_on + dt.timedelta(days=7) if comparison.read_on else None
+    return DelayRead(d.possible_delay, d.why, d.confirm_days, confirmed, readable_on, detail)
+
+
+def _most_of_the_gap_stays(d: DelayEntry, p: PrimaryEntry) -> bool:
+    """The catch-up's one-sided upper bound is below ``CATCH_UP_SHARE`` of the K-day gap (a return rate: the
+    gap is the estimate's distance below no effect)."""
+    if None in (d.catch_up, d.catch_up_ci_low, d.catch_up_ci_high) or p.estimate is None:
+        return False
+    upper = one_sided_bound(d.catch_up, d.catch_up_ci_low, d.catch_up_ci_high, side="upper", confidence=0.95,
+                            alpha=CATCH_UP_ALPHA)
+    return upper < CATCH_UP_SHARE * abs(p.estimate - p.null_value)
 
 
 def look_for(comparison: ComparisonSection, earlier: Sequence[EarlierLook] = ()) -> LookBoundary:

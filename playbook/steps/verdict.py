@@ -98,15 +98,16 @@ class WindowRead:
 class DelayRead:
     """Whether the treated arm's returns come back later than control's (``stats.delay``), and what a
     longer read says: ``confirmed`` True when the gap holds at ``confirm_days``, False when it does not,
-    None when that read is not readable yet (``readable_on``). ``caught_up``: why the gap does not hold when
-    the treated returns missing at day K come later (the catch-up test), empty otherwise."""
+    None when that read is not readable yet or does not settle it yet (``readable_on``: when to read again).
+    ``detail``: the words of that state when the longer read gave them (the treated returns catch up; most of
+    the gap not yet shown to stay), empty otherwise."""
 
     possible_delay: bool
     why: str
     confirm_days: int | None = None
     confirmed: bool | None = None
     readable_on: dt.date | None = None
-    caught_up: str = ""
+    detail: str = ""
 
 
 #: A row with one review date and nothing else: one look, at the nominal level.
@@ -206,7 +207,7 @@ def _keep_blocks(guardrails: Sequence[GuardrailRead], keep_blockers: Sequence[st
                 follow_ups.append(f"read guardrail {name} again on {date_text(g.follow_up_on)}: not shown safe yet")
     if delay is not None and delay.possible_delay and delay.confirmed is not True:
         blocks.append(f"possible delay: {delay.why}" + (
-            f"; {delay.caught_up}" if delay.confirmed is False and delay.caught_up else
+            f"; {delay.detail}" if delay.detail else
             f"; the {delay.confirm_days}-day read does not hold the gap" if delay.confirmed is False else
             f"; no keep before the {delay.confirm_days}-day read shows the gap holds"))
     return blocks, follow_ups
