@@ -26,7 +26,7 @@
 # plot shows observed / expected returns against the number expected: points outside the dashed curve
 # are beyond what chance explains; the curves are wide on the left, where slices are small. With
 # hundreds of slices tested, some pass by luck: the [q-value](../docs/method.md#q-value) (Benjamini-Hochberg [false discovery rate](../docs/method.md#false-discovery-rate))
-# corrects for that, and *flagged* means q < 5 % and above the 95 % limit. The shrunk rate pulls small
+# corrects for that, and *flagged* means a q-value below the run's false discovery rate (4 %) and above the 95 % limit. The shrunk rate pulls small
 # slices towards their group (empirical Bayes), so a ranking is not led by noise. The *excess cost* is
 # the returns above the slice's norm, valued at its return cost.
 #
@@ -106,7 +106,7 @@ for sentence in cohorts.candidates_in_words(analysis):
 # %%
 weak = analysis.weak
 if weak is None:
-    display(say("No cohort stands out this week: nothing is flagged at a 5 % false discovery rate."))
+    display(say(f"No cohort stands out this week: nothing is flagged at a {cohorts.FDR:.0%} false discovery rate."))
 
 # %% tags=["analyst-only"]
 if weak is not None:

@@ -451,6 +451,7 @@ def funnel_plot(analysis, label_top: int = 4):
     the left, where the funnel is wide: a high ratio there is noise. Only the ``label_top`` flagged
     slices with the largest excess cost are labelled, moved apart so labels never overlap.
     """
+    from playbook.steps.cohorts import FDR  # the flag rule's own rate (the steps import the report, not the reverse)
     t = analysis.table[analysis.table.expected_events.astype(float) > 0]
     fig, ax = plt.subplots(figsize=(9.5, 5.8))
     if t.empty:
@@ -462,7 +463,7 @@ def funnel_plot(analysis, label_top: int = 4):
     ax.scatter(other.expected_events, other.ratio, s=14, color=GREY, alpha=0.7, label="within its usual range")
     flagged = t[t.flagged]
     ax.scatter(flagged.expected_events, flagged.ratio, s=46, marker="D", color=VERMILLION, edgecolor=INK, lw=0.5,
-               label="flagged (q < 5 %, customers counted)")
+               label=f"flagged (q < {FDR:.0%}, customers counted)")
     weak = analysis.weak
     if weak is not None:
         w = t[(t.dimension == weak.dimension) & (t.slice_value == weak.slice_value) & (t.reason_code == weak.reason_code)]
