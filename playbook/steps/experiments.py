@@ -502,10 +502,6 @@ MIN_CUSTOMERS_PER_ARM = lag.MIN_CUSTOMERS_AT_K
 #: 5 % of preventions and finds 76 % of a x 1.7 delay of one reason at 500 customers per arm (1 %: 53 %;
 #: tests/stats/test_delay.py).
 DELAY_ALPHA = 0.05
-#: The level of the catch-up tests that tell a confirmed gap from a delay (one-sided, ``lag.catch_up_difference``)
-CATCH_UP_ALPHA = 0.05
-#: The most of the K-day gap that may come back by the confirm window for a keep: at least half must stay
-CATCH_UP_SHARE = 0.5
 #: The exposure lines' column the timing check compares lags within (``facts.with_first_return``)
 TIMING_STRATUM = "return_reason"
 

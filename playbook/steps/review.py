@@ -42,8 +42,6 @@ from playbook.stats.sequential import LookBoundary, look_boundary
 from playbook.steps.baseline import BaselineSection
 from playbook.steps.cohorts import CandidateEntry, WeakCohortSection
 from playbook.steps.experiments import (
-    CATCH_UP_ALPHA,
-    CATCH_UP_SHARE,
     ComparisonSection,
     DelayEntry,
     GuardrailEntry,
@@ -51,7 +49,16 @@ from playbook.steps.experiments import (
     SettledEntry,
 )
 from playbook.steps.levers import LeverSection
-from playbook.steps.verdict import DelayRead, GuardrailRead, Verdict, WindowRead, decide, one_sided_bound
+from playbook.steps.verdict import (
+    CATCH_UP_ALPHA,
+    CATCH_UP_SHARE,
+    DelayRead,
+    GuardrailRead,
+    Verdict,
+    WindowRead,
+    decide,
+    one_sided_bound,
+)
 
 
 @dataclass(frozen=True)
@@ -178,8 +185,8 @@ def _delay(comparison: ComparisonSection, look: LookBoundary) -> DelayRead | Non
     delay is
 
     * **confirmed** when the longer read's bound is past no effect at this look's boundary (the keep's own test)
-      and the catch-up's one-sided upper bound (``experiments.CATCH_UP_ALPHA``) shows that at most
-      ``experiments.CATCH_UP_SHARE`` of the K-day gap comes back by the longer day: most of the gap stays;
+      and the catch-up's one-sided upper bound (``verdict.CATCH_UP_ALPHA``) shows that at most
+      ``verdict.CATCH_UP_SHARE`` of the K-day gap comes back by the longer day: most of the gap stays;
     * **not confirmed** when the longer read shows no gap, or when the treated returns are shown to catch up
       (one-sided p <= ``CATCH_UP_ALPHA``): the K-day gap is at least partly a delay;
     * **open** (None, read again next week) while neither is shown: more customers reach the longer follow-up

@@ -94,6 +94,12 @@ class WindowRead:
     information: float | None = None
 
 
+#: The level of the catch-up tests that tell a confirmed gap from a delay (one-sided, ``stats.lag.catch_up_difference``)
+CATCH_UP_ALPHA = 0.05
+#: The most of the K-day gap that may come back by the confirm window for a keep: at least half must stay
+CATCH_UP_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class DelayRead:
     """Whether the treated arm's returns come back later than control's (``stats.delay``), and what a
