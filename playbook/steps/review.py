@@ -209,9 +209,9 @@ def _delay(comparison: ComparisonSection, look: LookBoundary) -> DelayRead | Non
         if d.catch_up_p_value is not None and d.catch_up_p_value <= CATCH_UP_ALPHA:
             confirmed = False
             detail = (f"the treated returns catch up after day {p.k_registered}: {d.catch_up * 100:.1f} points more "
-                         f"of the treated units than of control's were returned between day {p.k_registered} and day "
-                         f"{d.confirm_days} (p = {d.catch_up_p_value:.2g}): the {p.k_registered}-day gap is at least "
-                         "partly a delay")
+                      f"of the treated units than of control's were returned between day {p.k_registered} and day "
+                      f"{d.confirm_days} (p = {d.catch_up_p_value:.2g}): the {p.k_registered}-day gap is at least "
+                      "partly a delay")
         elif gap_holds and not confirmed:
             complete = d.readable_on is not None and comparison.read_on is not None and comparison.read_on >= d.readable_on
             between = f"the returns between day {p.k_registered} and day {d.confirm_days}"
