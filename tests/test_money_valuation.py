@@ -90,3 +90,17 @@ def test_before_the_settled_window_is_readable_the_longest_readable_window_is_re
     read = settled_read(units, START + pd.Timedelta(days=27), K, SETTLED)
     assert read is not None and read.days == SETTLED - 14 and read.settled_days == SETTLED
     assert f"settled {SETTLED}-day window is not readable yet" in read.why
+
+
+def test_a_flagged_delay_dates_its_longer_read_as_the_verdict_reads_it_and_drops_the_date_once_read():
+    from playbook.core.formats import date_text
+    from playbook.steps.experiments import timing_check
+
+    units = as_units(simulate(np.random.default_rng(7), delay=1.6))
+    # on day 28.3 only the customers delivered in the first 0.3 days are followed 28 days: too few to read
+    waiting = timing_check(units, START + pd.Timedelta(days=28.3), K, confirm_days=28)
+    assert waiting.possible_delay and waiting.confirm_estimate is None
+    assert f"readable on {date_text(waiting.readable_on)}" in waiting.why and waiting.why.count("readable on") == 1
+    read = timing_check(units, AS_OF, K, confirm_days=28)
+    assert read.possible_delay and read.confirm_estimate is not None and "readable on" not in read.why
+    assert read.catch_up > 0  # the treated returns missing at day 14 come back by day 28

@@ -520,14 +520,14 @@ def timing_check(units: pd.DataFrame, as_of: Any, k: int, confirm_days: int | No
     if not check.possible_delay:
         return entry
     longer = lag.read_at_window(units, as_of, check.confirm_days, quantity="quantity")
+    # the confirm read is made as soon as enough customers are followed that long (the K read's rule), often
+    # before every exposed unit is (the check's own date): the words give that date, or none once it is read
+    own = f" (readable on {date_text(check.readable_on)})" if check.readable_on else None
     if not longer.readable or not longer.difference.ok:
-        # the confirm read is made as soon as enough customers are followed that long (the K read's rule), often
-        # before every exposed unit is (the check's own date): the verdict and its words give that date
         readable = longer.readable_on or check.readable_on
-        why = entry.why
-        if readable and check.readable_on:
-            why = why.replace(f"readable on {date_text(check.readable_on)}", f"readable on {date_text(readable)}")
+        why = entry.why.replace(own, f" (readable on {date_text(readable)})") if own and readable else entry.why
         return dataclasses.replace(entry, why=why, readable_on=readable)
+    entry = dataclasses.replace(entry, why=entry.why.replace(own, "") if own else entry.why)
     e = longer.difference
     late = lag.catch_up_difference(units, as_of, k, check.confirm_days, quantity="quantity")
     return dataclasses.replace(entry, confirm_estimate=e.estimate, confirm_ci_low=e.ci_low, confirm_ci_high=e.ci_high,
