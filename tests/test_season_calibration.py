@@ -76,3 +76,8 @@ def test_many_seasons_measure_the_method():
         # one-sided: kept by the review date at least as often as the plans promised, within three standard errors
         assert works["share"] >= power - 3 * math.sqrt(power * (1 - power) / works["n"]), (works, power)
     assert s["harmful_kept"]["hits"] <= max(1, 0.05 * s["harmful_kept"]["n"]), s["harmful_kept"]
+    covers = s["money_interval_covers_truth"]
+    if covers["n"] >= 20:
+        # one-sided: the track record's 95 % money intervals hold the true saving at their nominal rate or more,
+        # within three binomial standard errors (an interval that misses too often is the failure)
+        assert covers["share"] >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / covers["n"]), covers
